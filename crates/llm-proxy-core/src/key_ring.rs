@@ -1,0 +1,125 @@
+//! The in-memory copy of every virtual key, so authentication never waits for the database.
+//!
+//! A background task polls the store for keys changed since the last poll (creates, revokes) and
+//! swaps in a new map; a lookup is one SHA-256 and one hash-map read. Keys created or revoked by
+//! another process (the CLI, another instance) take effect within one poll interval.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Store, StoreError};
+use crate::virtual_key::{KeyHash, KeyRecord, hash_key};
+
+/// How often the ring asks the store for changes.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(400);
+/// Re-read this far behind the newest change seen, so a row written with a slightly older
+/// timestamp (another machine's clock, a slow transaction) is still picked up.
+const OVERLAP_MS: i64 = 10_000;
+
+pub struct KeyRing {
+    keys: ArcSwap<HashMap<KeyHash, Arc<KeyRecord>>>,
+}
+
+/// Why a presented key was refused; all become 401 with a message saying which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+impl KeyRing {
+    /// Loads every key; fails if the store cannot be read (the server should not start blind).
+    pub async fn load(store: &dyn Store) -> Result<(Self, i64), StoreError> {
+        let all = store.list_keys().await?;
+        let watermark = all.iter().map(|k| k.updated_at).max().unwrap_or(0);
+        let map = all.into_iter().map(|k| (k.hash, Arc::new(k))).collect();
+        Ok((
+            Self {
+                keys: ArcSwap::from_pointee(map),
+            },
+            watermark,
+        ))
+    }
+
+    /// Looks a presented secret up.
+    pub fn authenticate(&self, secret: &str, now_ms: i64) -> Result<Arc<KeyRecord>, KeyRejection> {
+        let hash = hash_key(secret);
+        let keys = self.keys.load();
+        let record = keys.get(&hash).ok_or(KeyRejection::Unknown)?;
+        // The map lookup already matched; the constant-time comparison keeps the final decision
+        // free of data-dependent early exits.
+        if !bool::from(record.hash.ct_eq(&hash)) {
+            return Err(KeyRejection::Unknown);
+        }
+        if record.revoked_at.is_some() {
+            return Err(KeyRejection::Revoked);
+        }
+        if !record.is_active(now_ms) {
+            return Err(KeyRejection::Expired);
+        }
+        Ok(record.clone())
+    }
+
+    /// Merges changed keys into a new map and swaps it in.
+    pub fn apply(&self, changed: Vec<KeyRecord>) {
+        if changed.is_empty() {
+            return;
+        }
+        let mut next = HashMap::clone(&self.keys.load());
+        for k in changed {
+            let unchanged = next.get(&k.hash).is_some_and(|old| **old == k);
+            if !unchanged {
+                next.insert(k.hash, Arc::new(k));
+            }
+        }
+        self.keys.store(Arc::new(next));
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Polls the store until `stop` fires. Errors keep the last good copy and are retried.
+    pub async fn poll(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        mut watermark: i64,
+        stop: CancellationToken,
+    ) {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+            match store.keys_updated_since(watermark - OVERLAP_MS).await {
+                Ok(changed) => {
+                    if failing {
+                        tracing::info!("key store reachable again");
+                        failing = false;
+                    }
+                    if let Some(max) = changed.iter().map(|k| k.updated_at).max() {
+                        watermark = watermark.max(max);
+                    }
+                    self.apply(changed);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot refresh virtual keys; serving the last known set");
+                        failing = true;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! One row of the request log: what a request asked, where it went and what it cost.
+
+use serde::Serialize;
+
+/// Low-cardinality reasons a request did not succeed, shared by the log, metrics and tests.
+pub mod error_kind {
+    pub const INVALID_REQUEST: &str = "invalid_request";
+    pub const AUTHENTICATION: &str = "authentication";
+    pub const PERMISSION: &str = "permission";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const UPSTREAM_STATUS: &str = "upstream_status";
+    pub const UPSTREAM_CONNECT: &str = "upstream_connect";
+    pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
+    pub const UPSTREAM_PROTOCOL: &str = "upstream_protocol";
+    pub const STREAM_INTERRUPTED: &str = "stream_interrupted";
+    pub const CLIENT_DISCONNECT: &str = "client_disconnect";
+    pub const INTERNAL: &str = "internal";
+}
+
+/// The HTTP-ish status recorded for a client that went away before the answer was complete
+/// (nginx's convention; never sent on the wire).
+pub const STATUS_CLIENT_CLOSED: u16 = 499;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RequestLogEntry {
+    /// The `x-request-id` the client saw.
+    pub request_id: String,
+    pub created_at: i64,
+    pub key_id: Option<String>,
+    /// `chat.completions`, `embeddings`, ...
+    pub endpoint: String,
+    /// The model name as the client wrote it.
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    pub status: u16,
+    pub latency_ms: u64,
+    /// Time to the first content chunk of a stream (or to the whole answer when not streaming).
+    pub ttft_ms: Option<u64>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    /// Priced from the registry; `None` until the model has a known price.
+    pub cost_usd: Option<f64>,
+    pub error_kind: Option<String>,
+    /// A short, secret-free description for operators.
+    pub error_message: Option<String>,
+}
+
+/// Which page of the log to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Opaque cursor from the previous page's `next`.
+    pub cursor: Option<LogCursor>,
+    pub limit: u32,
+    pub key_id: Option<String>,
+}
+
+/// Position in the newest-first order: `(created_at, request_id)` of the last row seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor {
+    pub created_at: i64,
+    pub request_id: String,
+}
+
+impl LogCursor {
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.created_at, self.request_id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (ts, id) = s.split_once('_')?;
+        Some(Self {
+            created_at: ts.parse().ok()?,
+            request_id: id.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    pub entries: Vec<RequestLogEntry>,
+    pub next: Option<LogCursor>,
+}

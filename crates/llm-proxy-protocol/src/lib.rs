@@ -1,0 +1,8 @@
+//! Wire types of the protocols llm-proxy speaks, and the SSE codec.
+//!
+//! Pure data and pure functions: no I/O, no async runtime, no HTTP types. Everything here compiles
+//! and tests in seconds, so translation code can be iterated on without linking the server.
+
+pub mod json;
+pub mod openai;
+pub mod sse;
