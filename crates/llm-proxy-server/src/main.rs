@@ -1,1 +1,5 @@
-fn main() {}
+//! `llm-proxy`: see `llm-proxy --help`.
+
+fn main() -> std::process::ExitCode {
+    llm_proxy_server::cli::main()
+}

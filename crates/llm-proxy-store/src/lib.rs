@@ -1,1 +1,139 @@
-//! placeholder
+//! Storage: core's `Store` trait on SQLite (the single-node default) and on PostgreSQL (cluster
+//! mode), each with its own embedded migrations under `migrations/{sqlite,postgres}`.
+//!
+//! Depends on core and sqlx. It must never depend on axum or reqwest: the server plugs it in
+//! through `Arc<dyn Store>`, and nothing here knows about HTTP.
+//!
+//! Errors and log lines never carry the database URL, which may hold a password.
+
+mod postgres;
+mod rows;
+mod sqlite;
+
+use std::sync::Arc;
+
+pub use llm_proxy_core::store::{Store, StoreError};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Opens the database named by `database_url`: `sqlite:...` (a file, created with its directory
+/// if missing, or `sqlite::memory:`) or `postgres://` / `postgresql://`. Does not migrate.
+///
+/// `max_open` caps the pool; `max_idle` connections are kept open while idle.
+pub async fn connect(
+    database_url: &str,
+    max_open: u32,
+    max_idle: u32,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let max_open = max_open.max(1);
+    let min_idle = max_idle.min(max_open);
+    let scheme = database_url
+        .split_once(':')
+        .map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("sqlite") => Ok(Arc::new(
+            SqliteStore::connect(database_url, max_open, min_idle).await?,
+        )),
+        Some("postgres" | "postgresql") => Ok(Arc::new(
+            PostgresStore::connect(database_url, max_open, min_idle).await?,
+        )),
+        // The scheme is not secret, but the rest of the URL may be.
+        _ => Err(StoreError::Other(
+            "unsupported database URL: expected sqlite:... or postgres://...".into(),
+        )),
+    }
+}
+
+/// Maps a sqlx error to what callers act on: retry later (`Unavailable`), a broken uniqueness
+/// rule (`Conflict`), or a bug (`Other`).
+///
+/// `Configuration` errors are summarised rather than shown, because they can quote the URL.
+pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_)
+        | E::Tls(_)
+        | E::Protocol(_)
+        | E::PoolTimedOut
+        | E::PoolClosed
+        | E::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        E::Configuration(_) => StoreError::Other("invalid database URL or options".into()),
+        E::RowNotFound => StoreError::NotFound,
+        E::Database(db) => {
+            if db.is_unique_violation() {
+                StoreError::Conflict(db.message().to_string())
+            } else if is_transient(db.as_ref()) {
+                StoreError::Unavailable(db.message().to_string())
+            } else {
+                StoreError::Other(db.message().to_string())
+            }
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// Database errors that mean "not now" rather than "never": the server is going away, out of
+/// connections or disk, refusing this login, or (SQLite) the file is locked or unreadable.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // Extended result codes carry the primary code in the low byte.
+        const BUSY: i32 = 5;
+        const LOCKED: i32 = 6;
+        const READONLY: i32 = 8;
+        const IOERR: i32 = 10;
+        const FULL: i32 = 13;
+        const CANTOPEN: i32 = 14;
+        return code
+            .parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, BUSY | LOCKED | READONLY | IOERR | FULL | CANTOPEN));
+    }
+    // PostgreSQL SQLSTATE classes: 08 connection, 28 authorization, 53 resources,
+    // 57 operator intervention (shutdown, starting up), 40 serialization/deadlock;
+    // 3D000 is a database that does not exist (yet).
+    ["08", "28", "53", "57", "40"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "3D000"
+}
+
+pub(crate) fn map_migrate(e: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::Execute(e) => map_sqlx(e),
+        M::ExecuteMigration(e, version) => match map_sqlx(e) {
+            StoreError::Unavailable(m) => StoreError::Unavailable(m),
+            other => StoreError::Other(format!("migration {version} failed: {other}")),
+        },
+        other => StoreError::Other(format!("migrations: {other}")),
+    }
+}
+
+/// Shared by both backends' `ready`: which embedded migrations the database has not applied.
+pub(crate) fn missing_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> Result<(), StoreError> {
+    let expected: Vec<i64> = migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .collect();
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|v| !applied.contains(v))
+        .map(i64::to_string)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        // Unavailable rather than Other: during a rolling start another instance may be
+        // migrating right now, so asking again shortly is the right reaction.
+        Err(StoreError::Unavailable(format!(
+            "database migrations not applied: {}",
+            missing.join(", ")
+        )))
+    }
+}

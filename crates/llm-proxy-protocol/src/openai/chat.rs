@@ -70,13 +70,23 @@ pub struct StreamOptions {
 }
 
 /// What the gateway reads from each streamed `chat.completion.chunk` (or a whole completion):
-/// usage and whether the chunk carries any choices. Everything else is skipped unparsed.
+/// usage, whether the chunk carries choices, whether one finished, and an in-band error.
+/// Everything else is skipped unparsed.
 #[derive(Debug, Default, Deserialize)]
 pub struct ChunkScan {
     #[serde(default)]
-    pub choices: Option<Vec<IgnoredAny>>,
+    pub choices: Option<Vec<ChoiceScan>>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// Some servers report a failure inside a 200 stream as `data: {"error": {...}}`.
+    #[serde(default)]
+    pub error: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChoiceScan {
+    #[serde(default)]
+    pub finish_reason: Option<String>,
 }
 
 impl ChunkScan {
@@ -88,6 +98,13 @@ impl ChunkScan {
     /// The usage-only chunk OpenAI sends last when `include_usage` is set: usage and no choices.
     pub fn is_usage_only(&self) -> bool {
         self.usage.is_some() && self.choices.as_ref().is_none_or(|c| c.is_empty())
+    }
+
+    /// Whether some choice reported why it stopped: the answer is complete.
+    pub fn has_finish_reason(&self) -> bool {
+        self.choices
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c.finish_reason.is_some()))
     }
 }
 

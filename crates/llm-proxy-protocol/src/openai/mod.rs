@@ -9,7 +9,7 @@ mod error;
 mod models;
 mod usage;
 
-pub use chat::{ChatCompletionRequest, ChatMessage, ChunkScan, StreamOptions};
+pub use chat::{ChatCompletionRequest, ChatMessage, ChoiceScan, ChunkScan, StreamOptions};
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorDetail};
 pub use models::{ModelList, ModelObject};

@@ -1,0 +1,119 @@
+//! Reading an upstream's error answer into a `ProviderError`, whatever dialect of JSON it uses.
+
+use llm_proxy_core::provider::ProviderError;
+use serde_json::Value;
+
+/// Longest upstream message passed on; longer ones are cut (they are for humans, not parsers).
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Builds the error for an upstream `status` with `body`. Understands OpenAI's
+/// `{"error":{"message","type","code"}}`, `{"error":"text"}`, `{"message":...}` and FastAPI's
+/// `{"detail":...}`; anything else is quoted as text.
+pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<String>) -> ProviderError {
+    let (message, code) = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => {
+            let err = v.get("error").unwrap_or(&Value::Null);
+            let message = err
+                .get("message")
+                .and_then(Value::as_str)
+                .or_else(|| err.as_str())
+                .or_else(|| v.get("message").and_then(Value::as_str))
+                .map(String::from)
+                .or_else(|| {
+                    v.get("detail").map(|d| {
+                        d.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| d.to_string())
+                    })
+                });
+            let code = err
+                .get("code")
+                .and_then(|c| {
+                    c.as_str()
+                        .map(String::from)
+                        .or_else(|| c.as_i64().map(|n| n.to_string()))
+                })
+                .or_else(|| err.get("type").and_then(Value::as_str).map(String::from));
+            (message, code)
+        }
+        Err(_) => (None, None),
+    };
+    let message = message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.is_empty() {
+            "no error message".to_string()
+        } else {
+            text.to_string()
+        }
+    });
+    ProviderError::Status {
+        status,
+        message: truncate(message),
+        code,
+        retry_after,
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if let Some((i, _)) = s.char_indices().nth(MAX_MESSAGE_CHARS) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(e: ProviderError) -> (u16, String, Option<String>) {
+        match e {
+            ProviderError::Status {
+                status,
+                message,
+                code,
+                ..
+            } => (status, message, code),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_common_dialects() {
+        let openai = br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
+        assert_eq!(
+            parts(from_status(429, openai, None)),
+            (
+                429,
+                "Rate limit reached".into(),
+                Some("rate_limit_exceeded".into())
+            )
+        );
+        assert_eq!(
+            parts(from_status(500, br#"{"error":"boom"}"#, None)).1,
+            "boom"
+        );
+        assert_eq!(
+            parts(from_status(400, br#"{"detail":[{"loc":["body"]}]}"#, None)).1,
+            r#"[{"loc":["body"]}]"#
+        );
+        assert_eq!(
+            parts(from_status(502, b"<html>Bad Gateway</html>", None)).1,
+            "<html>Bad Gateway</html>"
+        );
+        assert_eq!(parts(from_status(503, b"", None)).1, "no error message");
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let body = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(2000));
+        assert_eq!(
+            parts(from_status(400, body.as_bytes(), None))
+                .1
+                .chars()
+                .count(),
+            MAX_MESSAGE_CHARS + 1
+        );
+    }
+}

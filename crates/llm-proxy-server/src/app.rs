@@ -1,0 +1,113 @@
+//! The axum application: state, routes and middleware.
+//!
+//! Middleware, outermost first (what each adds):
+//! 1. `request_id` — a fresh UUIDv7 per request, in the handler's extensions and the response's
+//!    `x-request-id` header (client-sent ids are ignored: they key the request log).
+//! 2. `CatchPanicLayer` — a panicking handler becomes an OpenAI-shaped 500, never a dropped connection.
+//! 3. `TraceLayer` — one debug span per request: method, path, status, latency; no headers, no bodies.
+//!
+//! Authentication and the body limit are applied inside the handlers, because their errors must
+//! land in the request log and use the endpoint's error shape.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use llm_proxy_core::config::Config;
+use llm_proxy_core::key_ring::KeyRing;
+use llm_proxy_core::log_writer::LogSink;
+use llm_proxy_core::model_catalog::ModelCatalog;
+use llm_proxy_core::store::Store;
+use llm_proxy_providers::{HttpClient, ProviderClient};
+use secrecy::SecretString;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::routes;
+
+/// What a request needs, shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
+    /// Providers and models; a handler loads one snapshot and keeps it for the whole request, so a
+    /// reload never changes a model under a request in flight.
+    pub live: ArcSwap<Live>,
+    pub keys: Arc<KeyRing>,
+    pub store: Arc<dyn Store>,
+    pub logs: LogSink,
+    pub master_key: Option<SecretString>,
+    pub max_body_bytes: usize,
+}
+
+/// One consistent view of the configured upstreams.
+pub struct Live {
+    pub catalog: ModelCatalog,
+    /// Indexed like `Config::providers` (and `Resolved::provider`).
+    pub providers: Vec<Arc<ProviderClient>>,
+}
+
+impl Live {
+    pub fn build(
+        config: &Config,
+        http: &HttpClient,
+    ) -> Result<Self, llm_proxy_providers::BuildError> {
+        let providers = config
+            .providers
+            .iter()
+            .map(|p| ProviderClient::new(p, http, config.upstream_timeouts).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            catalog: ModelCatalog::new(&config.providers),
+            providers,
+        })
+    }
+}
+
+/// The id of the request being handled, as sent back in `x-request-id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    ApiError::internal().into_response()
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings))
+        .route("/v1/models", get(routes::models::list_models))
+        .route("/health", get(routes::health::health))
+        .route("/api/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .route("/api/logs", get(routes::logs::list_logs))
+        .fallback(|| async { ApiError::not_found_route() })
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(request_id))
+}

@@ -1,0 +1,328 @@
+//! The command line: `serve`, `keys`, `config check`, `migrate`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use llm_proxy_core::config::{Config, Overrides, ProcessEnv};
+use llm_proxy_core::virtual_key::{NewKey, generate_key, parse_duration_ms};
+
+use crate::serve;
+
+/// The file read when `--config` is not given, if it exists.
+const DEFAULT_CONFIG_FILE: &str = "llm-proxy.yaml";
+
+#[derive(Parser)]
+#[command(
+    name = "llm-proxy",
+    version,
+    about = "An LLM gateway: one OpenAI-compatible endpoint in front of every provider."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+struct ConfigArg {
+    /// Config file (default: ./llm-proxy.yaml when present).
+    #[arg(long, short = 'c', env = "LLM_PROXY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Address to listen on (beats LLM_PROXY_HOST and listen_addr).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to listen on (beats LLM_PROXY_PORT and listen_addr).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Manage virtual keys.
+    Keys {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Apply database migrations (serve does this too).
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; the secret is printed once, as the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Models this key may use (comma-separated public names); default: all.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h, 2w.
+        #[arg(long)]
+        expires: Option<String>,
+        /// The user this key belongs to.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (secrets are never shown).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id; takes effect on running servers within a second.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective result, secrets redacted.
+    Check,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, host, port } => {
+            let config = load(&config, &Overrides { host, port })?;
+            init_tracing(&config.log_level);
+            let runtime = runtime(config.workers)?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(config.listen_addr)
+                    .await
+                    .with_context(|| format!("listening on {}", config.listen_addr))?;
+                serve::run(config, listener, serve::shutdown_signal(), |_| {}).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            config,
+            command: ConfigCommand::Check,
+        } => {
+            let path = config_path(&config)?;
+            let text = path.as_deref().map(read_file).transpose()?;
+            match Config::load(text.as_deref(), &ProcessEnv, &Overrides::default()) {
+                Ok((cfg, warnings)) => {
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    match &path {
+                        Some(p) => eprintln!("{}: ok", p.display()),
+                        None => eprintln!("no config file; defaults and environment: ok"),
+                    }
+                    print!("{}", cfg.redacted_yaml());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    let source = path
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "configuration".into());
+                    eprintln!("{source}: {} problem(s)", errors.0.len());
+                    for e in errors.0 {
+                        eprintln!("  {e}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Migrate { config } => {
+            let config = load(&config, &Overrides::default())?;
+            init_tracing(&config.log_level);
+            runtime(Some(1))?.block_on(async { serve::open_store(&config).await.map(|_| ()) })?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { config, command } => {
+            let config = load(&config, &Overrides::default())?;
+            init_tracing("warn");
+            runtime(Some(1))?.block_on(keys(&config, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config_path(arg: &ConfigArg) -> anyhow::Result<Option<PathBuf>> {
+    match &arg.config {
+        Some(p) if !p.exists() => bail!("config file {} does not exist", p.display()),
+        Some(p) => Ok(Some(p.clone())),
+        None => Ok(Path::new(DEFAULT_CONFIG_FILE)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))),
+    }
+}
+
+fn read_file(p: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+}
+
+fn load(arg: &ConfigArg, overrides: &Overrides) -> anyhow::Result<Config> {
+    let path = config_path(arg)?;
+    let text = path.as_deref().map(read_file).transpose()?;
+    match Config::load(text.as_deref(), &ProcessEnv, overrides) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(config)
+        }
+        Err(errors) => {
+            let source = path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "configuration".into());
+            bail!("{source} is invalid (run `llm-proxy config check`):\n{errors}")
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().context("starting the async runtime")
+}
+
+fn format_ms(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = serve::open_store(config).await?;
+    match command {
+        KeysCommand::Create {
+            name,
+            models,
+            expires,
+            user,
+            json,
+        } => {
+            if name.trim().is_empty() {
+                bail!("--name must not be empty");
+            }
+            let expires_at = match expires.as_deref() {
+                None => None,
+                Some(s) => Some(
+                    llm_proxy_core::now_ms()
+                        + parse_duration_ms(s).with_context(|| {
+                            format!(
+                                "--expires {s:?}: use a number and one of s, m, h, d, w (e.g. 30d)"
+                            )
+                        })?,
+                ),
+            };
+            let generated = generate_key();
+            let models: Vec<String> = models
+                .into_iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let record = store
+                .insert_key(&NewKey {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    name,
+                    hash: generated.hash,
+                    display: generated.display,
+                    models,
+                    user,
+                    expires_at,
+                })
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": record.id, "name": record.name, "key": generated.secret, "display": record.display,
+                        "models": record.models, "user": record.user, "expires_at": record.expires_at,
+                    })
+                );
+            } else {
+                println!("Created key {:?} (id {}).", record.name, record.id);
+                println!("Store it now: it is shown only this once.");
+                println!("{}", generated.secret);
+            }
+        }
+        KeysCommand::List { json } => {
+            let keys = store.list_keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(());
+            }
+            println!(
+                "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  MODELS",
+                "ID", "NAME", "KEY", "CREATED", "EXPIRES", "STATUS"
+            );
+            let now = llm_proxy_core::now_ms();
+            for k in keys {
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else if !k.is_active(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let models = if k.models.is_empty() {
+                    "*".to_string()
+                } else {
+                    k.models.join(",")
+                };
+                println!(
+                    "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {}",
+                    k.id,
+                    k.name,
+                    k.display,
+                    format_ms(Some(k.created_at)),
+                    format_ms(k.expires_at),
+                    status,
+                    models
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => match store.revoke_key(&id).await {
+            Ok(k) => println!("Revoked key {:?} ({}).", k.name, k.id),
+            Err(llm_proxy_core::store::StoreError::NotFound) => bail!("no key with id {id}"),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
+}

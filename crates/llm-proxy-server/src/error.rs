@@ -1,0 +1,242 @@
+//! `ApiError`: the only type that becomes an error response.
+//!
+//! Bodies use OpenAI's shape `{"error":{"message","type","param","code"}}`. Messages are for the
+//! API user: 5xx bodies name the failing upstream and what it said where that is safe, and never
+//! anything internal (database errors, stack traces, keys).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
+use llm_proxy_core::request_log::error_kind;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// OpenAI's `type`: `invalid_request_error`, `authentication_error`, ...
+    pub kind: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+    /// Low-cardinality reason for the request log and metrics.
+    pub log_kind: &'static str,
+    pub retry_after: Option<String>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        log_kind: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+            log_kind,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_param(mut self, param: Option<String>) -> Self {
+        self.param = param;
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            error_kind::INVALID_REQUEST,
+            message,
+        )
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            error_kind::AUTHENTICATION,
+            message,
+        )
+        .with_code("invalid_api_key")
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            error_kind::PERMISSION,
+            message,
+        )
+        .with_code("model_not_allowed")
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            error_kind::NOT_FOUND,
+            format!(
+                "The model `{model}` does not exist or is not configured on this gateway. \
+                 GET /v1/models lists the models your key may use; name one as `provider/model` \
+                 (e.g. `openai/gpt-4o`) or by its alias."
+            ),
+        )
+        .with_param(Some("model".into()))
+        .with_code("model_not_found")
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            error_kind::BODY_TOO_LARGE,
+            format!("Request body is larger than the gateway's limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    }
+
+    pub fn not_found_route() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            error_kind::NOT_FOUND,
+            "Unknown path.",
+        )
+    }
+
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            error_kind::INTERNAL,
+            message,
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            error_kind::INTERNAL,
+            "Internal error.",
+        )
+    }
+
+    /// Maps an upstream failure. The upstream's message is passed on for statuses that are the
+    /// client's business (bad request, rate limit, upstream outage); an upstream 401/403 means the
+    /// gateway's own credentials were refused, so its text (which may quote the key) is withheld.
+    pub fn upstream(provider: &str, err: &ProviderError) -> Self {
+        match err {
+            ProviderError::Connect(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                error_kind::UPSTREAM_CONNECT,
+                format!("Could not reach upstream provider `{provider}`."),
+            )
+            .with_code("upstream_unreachable"),
+            ProviderError::Timeout(phase) => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                error_kind::UPSTREAM_TIMEOUT,
+                format!(
+                    "Upstream provider `{provider}` timed out {}.",
+                    match phase {
+                        TimeoutPhase::Connect => "while connecting",
+                        TimeoutPhase::FirstByte => "before answering",
+                        TimeoutPhase::BetweenChunks => "in the middle of its answer",
+                    }
+                ),
+            )
+            .with_code("upstream_timeout"),
+            ProviderError::Status {
+                status,
+                message,
+                code,
+                retry_after,
+            } => {
+                let upstream_code = code.clone().unwrap_or_else(|| format!("upstream_{status}"));
+                match *status {
+                    400 | 404 | 409 | 413 | 422 => Self {
+                        code: Some(upstream_code),
+                        ..Self::new(
+                            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                            "invalid_request_error",
+                            error_kind::UPSTREAM_STATUS,
+                            format!("Upstream provider `{provider}` rejected the request: {message}"),
+                        )
+                    },
+                    401 | 403 => Self::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        error_kind::UPSTREAM_STATUS,
+                        format!("Upstream provider `{provider}` refused the gateway's credentials (HTTP {status}); the operator must check its API key."),
+                    )
+                    .with_code(format!("upstream_{status}")),
+                    429 => Self {
+                        code: Some(upstream_code),
+                        retry_after: retry_after.clone(),
+                        ..Self::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "rate_limit_error",
+                            error_kind::UPSTREAM_STATUS,
+                            format!("Upstream provider `{provider}` is rate limiting: {message}"),
+                        )
+                    },
+                    _ => Self {
+                        code: Some(upstream_code),
+                        ..Self::new(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream_error",
+                            error_kind::UPSTREAM_STATUS,
+                            format!("Upstream provider `{provider}` failed with HTTP {status}: {message}"),
+                        )
+                    },
+                }
+            }
+            ProviderError::Protocol(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                error_kind::UPSTREAM_PROTOCOL,
+                format!("Upstream provider `{provider}` answered with an invalid response."),
+            )
+            .with_code("upstream_invalid_response"),
+            ProviderError::Interrupted(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                error_kind::STREAM_INTERRUPTED,
+                format!("Upstream provider `{provider}` broke off its answer."),
+            )
+            .with_code("upstream_interrupted"),
+        }
+    }
+
+    /// The JSON body, also used for an error event inside a stream.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body())).into_response();
+        if let Some(v) = self
+            .retry_after
+            .as_deref()
+            .and_then(|r| HeaderValue::from_str(r).ok())
+        {
+            resp.headers_mut().insert("retry-after", v);
+        }
+        resp
+    }
+}

@@ -1,0 +1,14 @@
+//! The llm-proxy server: the axum application, the admin API and the command line.
+//!
+//! This is the top layer: it wires `llm-proxy-core` to the provider adapters and the store and
+//! owns everything HTTP. `app::app` builds the router without a socket, so tests can drive it.
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod error;
+pub mod meter;
+pub mod relay;
+pub mod routes;
+pub mod serve;

@@ -1,0 +1,102 @@
+//! `RequestMeter`: collects what the request log needs as a request runs and records exactly one
+//! entry when it ends — on success, on error, or in `Drop` when the client went away (axum drops
+//! the handler future or the response stream), billed for what was received up to then.
+
+use std::time::Instant;
+
+use llm_proxy_core::log_writer::LogSink;
+use llm_proxy_core::model_catalog::Resolved;
+use llm_proxy_core::provider::TokenUsage;
+use llm_proxy_core::request_log::{RequestLogEntry, STATUS_CLIENT_CLOSED, error_kind};
+
+use crate::error::ApiError;
+
+pub struct RequestMeter {
+    sink: LogSink,
+    started: Instant,
+    entry: RequestLogEntry,
+    usage: Option<TokenUsage>,
+    recorded: bool,
+}
+
+impl RequestMeter {
+    pub fn start(sink: LogSink, request_id: &str, endpoint: &str) -> Self {
+        Self {
+            sink,
+            started: Instant::now(),
+            entry: RequestLogEntry {
+                request_id: request_id.to_string(),
+                created_at: llm_proxy_core::now_ms(),
+                endpoint: endpoint.to_string(),
+                ..Default::default()
+            },
+            usage: None,
+            recorded: false,
+        }
+    }
+
+    pub fn set_key(&mut self, key_id: Option<&str>) {
+        self.entry.key_id = key_id.map(String::from);
+    }
+
+    pub fn set_model(&mut self, model: &str, stream: bool) {
+        self.entry.model = Some(model.to_string());
+        self.entry.stream = stream;
+    }
+
+    pub fn set_target(&mut self, target: &Resolved) {
+        self.entry.provider = Some(target.provider_name.clone());
+        self.entry.upstream_model = Some(target.upstream_model.clone());
+    }
+
+    /// Marks the first token as arrived (only the first call counts).
+    pub fn first_token(&mut self) {
+        if self.entry.ttft_ms.is_none() {
+            self.entry.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
+        }
+    }
+
+    /// Upstream usage; later reports replace earlier ones (streams report cumulative totals).
+    pub fn usage(&mut self, usage: TokenUsage) {
+        self.usage = Some(usage);
+    }
+
+    pub fn succeed(mut self, status: u16) {
+        self.record(status, None, None);
+    }
+
+    pub fn fail(mut self, err: &ApiError) {
+        self.record(
+            err.status.as_u16(),
+            Some(err.log_kind),
+            Some(err.message.clone()),
+        );
+    }
+
+    fn record(&mut self, status: u16, kind: Option<&str>, message: Option<String>) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        let mut entry = std::mem::take(&mut self.entry);
+        entry.status = status;
+        entry.latency_ms = self.started.elapsed().as_millis() as u64;
+        entry.prompt_tokens = self.usage.map(|u| u.prompt_tokens);
+        entry.completion_tokens = self.usage.map(|u| u.completion_tokens);
+        entry.error_kind = kind.map(String::from);
+        entry.error_message = message;
+        self.sink.record(entry);
+    }
+}
+
+impl Drop for RequestMeter {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(
+                STATUS_CLIENT_CLOSED,
+                Some(error_kind::CLIENT_DISCONNECT),
+                Some("the client disconnected before the answer was complete".into()),
+            );
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `POST /v1/chat/completions`.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use llm_proxy_core::provider::{ChatResponse, Provider};
+use llm_proxy_protocol::json::decode;
+use llm_proxy_protocol::openai::ChatCompletionRequest;
+
+use crate::app::{AppState, RequestId};
+use crate::body::read_limited;
+use crate::error::ApiError;
+use crate::meter::RequestMeter;
+use crate::relay;
+use crate::routes::{authenticate, route};
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
+    let (provider, provider_name, upstream_model, mut request) =
+        match prepare(&state, &headers, body, &mut meter).await {
+            Ok(p) => p,
+            Err(e) => {
+                meter.fail(&e);
+                return e.into_response();
+            }
+        };
+    let stream = request.is_stream();
+    let client_wants_usage = request.wants_stream_usage();
+    if stream {
+        // The gateway needs the usage chunk to count tokens; `relay` strips it again if the
+        // client did not ask for it.
+        request.request_stream_usage();
+    }
+    match provider.chat(&upstream_model, request).await {
+        Err(e) => {
+            let err = ApiError::upstream(&provider_name, &e);
+            tracing::debug!(provider = %provider_name, error = %e, "upstream call failed");
+            meter.fail(&err);
+            err.into_response()
+        }
+        Ok(ChatResponse::Complete(done)) => {
+            meter.first_token();
+            if let Some(u) = done.usage {
+                meter.usage(u);
+            }
+            meter.succeed(200);
+            relay::json_response(done.body)
+        }
+        Ok(ChatResponse::Stream(chunks)) => {
+            relay::sse_response(chunks, meter, client_wants_usage, &provider_name).await
+        }
+    }
+}
+
+type Prepared = (
+    std::sync::Arc<llm_proxy_providers::ProviderClient>,
+    String,
+    String,
+    ChatCompletionRequest,
+);
+
+async fn prepare(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    meter: &mut RequestMeter,
+) -> Result<Prepared, ApiError> {
+    let principal = authenticate(state, headers, meter)?;
+    let bytes = read_limited(headers, body, state.max_body_bytes).await?;
+    let request: ChatCompletionRequest =
+        decode(&bytes).map_err(|e| ApiError::bad_request(e.to_string()).with_param(e.param))?;
+    meter.set_model(&request.model, request.is_stream());
+    if request.messages.is_empty() {
+        return Err(
+            ApiError::bad_request("`messages` must contain at least one message.")
+                .with_param(Some("messages".into())),
+        );
+    }
+    let live = state.live.load_full();
+    let target = route(&live, &principal, &request.model)?;
+    meter.set_target(&target);
+    let provider = live.providers[target.provider].clone();
+    Ok((
+        provider,
+        target.provider_name,
+        target.upstream_model,
+        request,
+    ))
+}

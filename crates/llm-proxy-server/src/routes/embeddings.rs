@@ -1,0 +1,67 @@
+//! `POST /v1/embeddings`.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use llm_proxy_core::provider::Provider;
+use llm_proxy_protocol::json::decode;
+use llm_proxy_protocol::openai::EmbeddingsRequest;
+use serde_json::Value;
+
+use crate::app::{AppState, RequestId};
+use crate::body::read_limited;
+use crate::error::ApiError;
+use crate::meter::RequestMeter;
+use crate::relay;
+use crate::routes::{authenticate, route};
+
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "embeddings");
+    let result = async {
+        let principal = authenticate(&state, &headers, &mut meter)?;
+        let bytes = read_limited(&headers, body, state.max_body_bytes).await?;
+        let request: EmbeddingsRequest =
+            decode(&bytes).map_err(|e| ApiError::bad_request(e.to_string()).with_param(e.param))?;
+        meter.set_model(&request.model, false);
+        let valid_input = match &request.input {
+            Value::String(_) => true,
+            Value::Array(items) => !items.is_empty(),
+            _ => false,
+        };
+        if !valid_input {
+            return Err(ApiError::bad_request(
+                "`input` must be a string, or a non-empty array of strings or token arrays.",
+            )
+            .with_param(Some("input".into())));
+        }
+        let live = state.live.load_full();
+        let target = route(&live, &principal, &request.model)?;
+        meter.set_target(&target);
+        let provider = live.providers[target.provider].clone();
+        provider
+            .embeddings(&target.upstream_model, request)
+            .await
+            .map_err(|e| ApiError::upstream(&target.provider_name, &e))
+    }
+    .await;
+    match result {
+        Ok(done) => {
+            if let Some(u) = done.usage {
+                meter.usage(u);
+            }
+            meter.succeed(200);
+            relay::json_response(done.body)
+        }
+        Err(e) => {
+            meter.fail(&e);
+            e.into_response()
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The cluster store: PostgreSQL shared by every instance.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use llm_proxy_core::now_ms;
+use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
+use llm_proxy_core::store::{Store, StoreError};
+use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::rows::{self, KeyRow, LogRow};
+use crate::{map_migrate, map_sqlx, missing_migrations};
+
+/// How long a caller waits for a pooled connection (or a new one) before `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLSTATE undefined_table: the migrations table does not exist yet.
+const UNDEFINED_TABLE: &str = "42P01";
+
+fn migrator() -> Migrator {
+    // sqlx's Migrator takes a session-level advisory lock (locking is on by default), so
+    // instances starting together apply each migration once and the rest wait, then see it done.
+    let mut m = sqlx::migrate!("./migrations/postgres");
+    // A newer build may already have added migrations this one does not know; they only add,
+    // so an older instance keeps working during a rolling upgrade or a rollback.
+    m.set_ignore_missing(true);
+    m
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects eagerly, so a wrong URL or a server that is down is reported at start-up.
+    pub async fn connect(url: &str, max_open: u32, min_idle: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Other("invalid PostgreSQL database URL".into()))?
+            .application_name("llm-proxy");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_open)
+            .min_connections(min_idle.min(max_open))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| match map_sqlx(e) {
+                StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {m}"))
+                }
+                other => other,
+            })?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
+        // `run_direct` rather than `run(&mut *conn)`: the latter's `Acquire` bound is not
+        // general enough for the `Send` future `async_trait` needs.
+        let result = migrator().run_direct(&mut *conn).await;
+        if result.is_err() {
+            // The Migrator releases its advisory lock only on success. Closing the session
+            // releases it otherwise; a pooled connection still holding it would make every
+            // later `migrate` wait forever.
+            conn.close_on_drop();
+        }
+        result.map_err(map_migrate)
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        let applied: Vec<i64> = match sqlx::query_scalar(rows::APPLIED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE) => {
+                Vec::new()
+            }
+            Err(e) => return Err(map_sqlx(e)),
+        };
+        missing_migrations(&migrator(), &applied)
+    }
+
+    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+        let now = now_ms();
+        sqlx::query(rows::INSERT_KEY)
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(&key.hash[..])
+            .bind(&key.display)
+            .bind(rows::models_json(key)?)
+            .bind(&key.user)
+            .bind(now)
+            .bind(key.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(rows::inserted_key(key, now))
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows::keys_from_rows(rows)
+    }
+
+    async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
+        let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows::keys_from_rows(rows)
+    }
+
+    async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
+            rows::insert_logs_query(chunk)
+                .build()
+                // Each batch size is a different statement; preparing and caching them would
+                // only evict the statements that are reused.
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)
+    }
+
+    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
+        let limit = rows::page_limit(query.limit);
+        let rows: Vec<LogRow> = rows::list_logs_query(query, limit)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows::log_page(rows, limit)
+    }
+}

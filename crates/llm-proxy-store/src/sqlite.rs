@@ -1,0 +1,195 @@
+//! The single-node store: one SQLite file in WAL mode, next to the binary's working directory.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use llm_proxy_core::now_ms;
+use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
+use llm_proxy_core::store::{Store, StoreError};
+use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::rows::{self, KeyRow, LogRow};
+use crate::{map_migrate, map_sqlx, missing_migrations};
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn migrator() -> Migrator {
+    let mut m = sqlx::migrate!("./migrations/sqlite");
+    // A newer build may already have added migrations this one does not know; they only add,
+    // so an older build keeps working during a rollback.
+    m.set_ignore_missing(true);
+    m
+}
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Serialises `migrate` within this process. SQLite has no advisory lock, so two processes
+    /// migrating at once are handled in `migrate` itself.
+    migrating: tokio::sync::Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database. `sqlite::memory:` gets a single connection that
+    /// is never recycled, because the database lives only as long as its connection.
+    pub async fn connect(url: &str, max_open: u32, min_idle: u32) -> Result<Self, StoreError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Other("invalid SQLite database URL".into()))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            // WAL lets readers (the dashboard) run while the log writer writes; NORMAL is
+            // durable across application crashes, and in WAL mode loses at most the last
+            // transactions on power loss, never corrupts.
+            options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create database directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+            SqlitePoolOptions::new()
+                .max_connections(max_open)
+                .min_connections(min_idle.min(max_open))
+        };
+        let pool = pool
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(Self {
+            pool,
+            migrating: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.migrating.lock().await;
+        match migrator().run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Another process (say, `keys create` while `serve` starts) may have applied the
+                // same migration between our check and our write; that is success, not failure.
+                let err = map_migrate(e);
+                if self.ready().await.is_ok() {
+                    tracing::debug!(error = %err, "migration raced with another process; schema is current");
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        let applied: Vec<i64> = match sqlx::query_scalar(rows::APPLIED_MIGRATIONS)
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            // No migrations table yet: nothing applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(e) => return Err(map_sqlx(e)),
+        };
+        missing_migrations(&migrator(), &applied)
+    }
+
+    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+        let now = now_ms();
+        sqlx::query(rows::INSERT_KEY)
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(&key.hash[..])
+            .bind(&key.display)
+            .bind(rows::models_json(key)?)
+            .bind(&key.user)
+            .bind(now)
+            .bind(key.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(rows::inserted_key(key, now))
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows::keys_from_rows(rows)
+    }
+
+    async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
+        let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows::keys_from_rows(rows)
+    }
+
+    async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
+            rows::insert_logs_query(chunk)
+                .build()
+                // Each batch size is a different statement; caching them would only evict the
+                // statements that are reused.
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)
+    }
+
+    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
+        let limit = rows::page_limit(query.limit);
+        let rows: Vec<LogRow> = rows::list_logs_query(query, limit)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows::log_page(rows, limit)
+    }
+}

@@ -1,0 +1,730 @@
+//! The behavioural contract of `Store`, written once and run against every backend.
+//!
+//! Each case is an `async fn(TestDb)` that gets a fresh, empty, unmigrated database; the
+//! `store_suite!` macro at the bottom turns every case into one test per backend
+//! (`sqlite::<case>` and `postgres::<case>`).
+//!
+//! PostgreSQL cases need `LLM_PROXY_TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`);
+//! each creates its own database through it and drops it afterwards. Without the variable they
+//! are skipped, except on CI (`CI=true`), where skipping would hide a broken backend.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::future::join_all;
+use llm_proxy_core::now_ms;
+use llm_proxy_core::request_log::{LogCursor, LogQuery, RequestLogEntry};
+use llm_proxy_core::store::{Store, StoreError};
+use llm_proxy_core::virtual_key::{KeyRecord, NewKey, hash_key};
+use llm_proxy_store::connect;
+use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's private database. Cheap to clone; the harness owns its clean-up.
+#[derive(Clone)]
+struct TestDb {
+    url: String,
+    backend: Backend,
+}
+
+impl TestDb {
+    async fn store(&self) -> Arc<dyn Store> {
+        connect(&self.url, 4, 1).await.expect("connect")
+    }
+
+    async fn migrated(&self) -> Arc<dyn Store> {
+        let store = self.store().await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// Rows in sqlx's migrations table, read behind the store's back.
+    async fn migration_rows(&self) -> i64 {
+        let sql = "SELECT COUNT(*) FROM _sqlx_migrations";
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = SqliteConnection::connect(&self.url).await.expect("sqlite");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.url).await.expect("postgres");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+        }
+    }
+
+    fn embedded_migrations(&self) -> i64 {
+        let dir = match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let path = format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_dir(path).expect("migrations dir").count() as i64
+    }
+}
+
+async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    case(TestDb {
+        url,
+        backend: Backend::Sqlite,
+    })
+    .await;
+}
+
+/// The server named by `LLM_PROXY_TEST_DATABASE_URL`, or `None` to skip.
+fn postgres_server() -> Option<String> {
+    match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "LLM_PROXY_TEST_DATABASE_URL is not set, but CI=true: the PostgreSQL suite must run on CI \
+             (e.g. LLM_PROXY_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test)"
+        ),
+        _ => {
+            eprintln!("skipping PostgreSQL test: LLM_PROXY_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// `url` pointing at database `name` instead, query string kept.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[host_start..]
+        .find('/')
+        .map_or(base.len(), |i| host_start + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let name = format!("llmp_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&server)
+        .await
+        .expect("connect to LLM_PROXY_TEST_DATABASE_URL");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+    let db = TestDb {
+        url: with_database(&server, &name),
+        backend: Backend::Postgres,
+    };
+    // Catch the failure so the database is dropped either way, then fail the test with it.
+    let outcome = AssertUnwindSafe(case(db)).catch_unwind().await;
+    // FORCE: pools the case dropped may still be closing their connections.
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop test database");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn new_key(id: &str, name: &str) -> NewKey {
+    NewKey {
+        id: id.to_string(),
+        name: name.to_string(),
+        hash: hash_key(&format!("secret-of-{id}")),
+        display: format!("sk-llmp-{id}…"),
+        models: Vec::new(),
+        user: None,
+        expires_at: None,
+    }
+}
+
+fn log(request_id: &str, created_at: i64, key_id: Option<&str>) -> RequestLogEntry {
+    RequestLogEntry {
+        request_id: request_id.to_string(),
+        created_at,
+        key_id: key_id.map(str::to_string),
+        endpoint: "chat.completions".to_string(),
+        status: 200,
+        latency_ms: 12,
+        ..Default::default()
+    }
+}
+
+/// Every row, walking the pages the way a client would.
+async fn all_logs(store: &dyn Store, key_id: Option<&str>) -> Vec<RequestLogEntry> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_logs(&LogQuery {
+                cursor,
+                limit: 1000,
+                key_id: key_id.map(str::to_string),
+            })
+            .await
+            .expect("list_logs");
+        out.extend(page.entries);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// Newest first, ties broken by request id — the order the store promises.
+fn newest_first(mut entries: Vec<RequestLogEntry>) -> Vec<RequestLogEntry> {
+    entries.sort_by(|a, b| (b.created_at, &b.request_id).cmp(&(a.created_at, &a.request_id)));
+    entries
+}
+
+fn ids(entries: &[RequestLogEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.request_id.as_str()).collect()
+}
+
+/// Keys inserted back to back can share a millisecond; the ordering cases need them apart.
+async fn next_ms() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+async fn migrating_twice_is_harmless(db: TestDb) {
+    let store = db.store().await;
+    store.migrate().await.expect("first migrate");
+    store.migrate().await.expect("second migrate");
+    // A second process starting later sees the schema current, too.
+    db.store().await.migrate().await.expect("other instance");
+    store.ready().await.expect("ready");
+    assert_eq!(db.migration_rows().await, db.embedded_migrations());
+}
+
+async fn ready_only_after_migrations(db: TestDb) {
+    let store = db.store().await;
+    let before = store.ready().await;
+    assert!(
+        matches!(before, Err(StoreError::Unavailable(_))),
+        "ready before migrate: {before:?}"
+    );
+    store.migrate().await.expect("migrate");
+    store.ready().await.expect("ready after migrate");
+}
+
+async fn instances_starting_together_migrate_once(db: TestDb) {
+    let stores = join_all((0..4).map(|_| db.store())).await;
+    let results = join_all(stores.iter().map(|s| s.migrate())).await;
+    for r in results {
+        r.expect("concurrent migrate");
+    }
+    for s in &stores {
+        s.ready().await.expect("ready");
+    }
+    assert_eq!(db.migration_rows().await, db.embedded_migrations());
+}
+
+async fn keys_are_created_listed_and_revoked(db: TestDb) {
+    let store = db.migrated().await;
+    assert!(store.list_keys().await.expect("list").is_empty());
+
+    let mut first = new_key("k1", "ci");
+    first.models = vec!["gpt-4o".into(), "smart".into()];
+    first.user = Some("alice".into());
+    first.expires_at = Some(now_ms() + 86_400_000);
+    let before = now_ms();
+    let k1 = store.insert_key(&first).await.expect("insert k1");
+    assert!(k1.created_at >= before && k1.created_at == k1.updated_at);
+    assert_eq!(k1.revoked_at, None);
+    assert_eq!(
+        (
+            &k1.id,
+            &k1.name,
+            k1.hash,
+            &k1.models,
+            &k1.user,
+            k1.expires_at
+        ),
+        (
+            &first.id,
+            &first.name,
+            first.hash,
+            &first.models,
+            &first.user,
+            first.expires_at
+        )
+    );
+    next_ms().await;
+    // Names need not be unique.
+    let k2 = store
+        .insert_key(&new_key("k2", "ci"))
+        .await
+        .expect("insert k2");
+
+    // Everything round-trips exactly, newest first.
+    assert_eq!(
+        store.list_keys().await.expect("list"),
+        vec![k2.clone(), k1.clone()]
+    );
+
+    // One secret, one key: the hash is unique.
+    let mut same_secret = new_key("k3", "other");
+    same_secret.hash = first.hash;
+    let dup = store.insert_key(&same_secret).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let dup_id = store.insert_key(&new_key("k1", "again")).await;
+    assert!(matches!(dup_id, Err(StoreError::Conflict(_))), "{dup_id:?}");
+
+    next_ms().await;
+    let revoked = store.revoke_key("k1").await.expect("revoke");
+    let at = revoked.revoked_at.expect("revoked_at set");
+    assert!(at > k1.created_at);
+    assert_eq!(revoked.updated_at, at);
+    assert_eq!(
+        KeyRecord {
+            revoked_at: None,
+            updated_at: k1.updated_at,
+            ..revoked.clone()
+        },
+        k1,
+        "revoking changes nothing else"
+    );
+
+    // Revoking again is not an error and changes nothing.
+    next_ms().await;
+    let again = store.revoke_key("k1").await.expect("revoke again");
+    assert_eq!(again, revoked);
+
+    let missing = store.revoke_key("no-such-key").await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+
+    assert_eq!(store.list_keys().await.expect("list"), vec![k2, revoked]);
+}
+
+async fn key_changes_are_seen_by_polling(db: TestDb) {
+    let store = db.migrated().await;
+    let a = store
+        .insert_key(&new_key("a", "a"))
+        .await
+        .expect("insert a");
+    let b = store
+        .insert_key(&new_key("b", "b"))
+        .await
+        .expect("insert b");
+
+    let mut all = store.keys_updated_since(0).await.expect("since 0");
+    all.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(all, vec![a.clone(), b.clone()]);
+
+    // `since` is inclusive: the newest change is seen again at its own timestamp.
+    let newest = a.updated_at.max(b.updated_at);
+    assert!(
+        !store
+            .keys_updated_since(newest)
+            .await
+            .expect("since newest")
+            .is_empty()
+    );
+
+    next_ms().await;
+    let mark = now_ms() + 1;
+    next_ms().await;
+    assert!(
+        store
+            .keys_updated_since(mark)
+            .await
+            .expect("since mark")
+            .is_empty()
+    );
+
+    let revoked = store.revoke_key("a").await.expect("revoke");
+    assert_eq!(
+        store.keys_updated_since(mark).await.expect("since mark"),
+        vec![revoked]
+    );
+}
+
+async fn retried_log_batches_never_duplicate(db: TestDb) {
+    let store = db.migrated().await;
+    store.insert_logs(&[]).await.expect("empty batch");
+
+    // Bigger than one multi-row INSERT, so the batch spans several statements.
+    let batch: Vec<_> = (0..1201)
+        .map(|i| log(&format!("req-{i:05}"), 1_000 + i, Some("k")))
+        .collect();
+    store.insert_logs(&batch).await.expect("insert");
+    store.insert_logs(&batch).await.expect("same batch again");
+
+    // A retry that overlaps old rows and carries new ones keeps the new ones.
+    let mut overlapping = batch[1100..].to_vec();
+    overlapping.push(log("req-new", 5_000, None));
+    store
+        .insert_logs(&overlapping)
+        .await
+        .expect("overlapping batch");
+
+    let mut expected = batch;
+    expected.push(log("req-new", 5_000, None));
+    assert_eq!(all_logs(store.as_ref(), None).await, newest_first(expected));
+}
+
+async fn logs_page_newest_first_without_gaps_or_overlap(db: TestDb) {
+    let store = db.migrated().await;
+    // 25 rows, three per millisecond, ids not in time order, inserted in two shuffled batches.
+    let entries: Vec<_> = (0..25i64)
+        .map(|i| log(&format!("r{:02}", (i * 7) % 25), 10_000 + i / 3, None))
+        .collect();
+    let (odd, even): (Vec<_>, Vec<_>) = entries
+        .iter()
+        .cloned()
+        .partition(|e| e.request_id.ends_with(['1', '3', '5', '7', '9']));
+    store.insert_logs(&even).await.expect("insert");
+    store.insert_logs(&odd).await.expect("insert");
+    let expected = newest_first(entries);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<LogCursor> = None;
+    let mut sizes = Vec::new();
+    loop {
+        let page = store
+            .list_logs(&LogQuery {
+                cursor: cursor.clone(),
+                limit: 10,
+                key_id: None,
+            })
+            .await
+            .expect("page");
+        sizes.push(page.entries.len());
+        if let Some(next) = &page.next {
+            let last = page.entries.last().expect("a page with a cursor has rows");
+            assert_eq!(
+                (next.created_at, next.request_id.as_str()),
+                (last.created_at, last.request_id.as_str())
+            );
+            // The cursor survives the trip through the API as text.
+            assert_eq!(LogCursor::decode(&next.encode()).as_ref(), Some(next));
+        }
+        seen.extend(page.entries);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, vec![10, 10, 5]);
+    assert_eq!(ids(&seen), ids(&expected));
+
+    // A limit of 0 means the default page, which holds all 25.
+    let page = store
+        .list_logs(&LogQuery::default())
+        .await
+        .expect("default limit");
+    assert_eq!(page.entries.len(), 25);
+    assert_eq!(page.next, None);
+}
+
+async fn log_page_size_is_clamped(db: TestDb) {
+    let store = db.migrated().await;
+    let entries: Vec<_> = (0..1001)
+        .map(|i| log(&format!("r{i:04}"), i, None))
+        .collect();
+    store.insert_logs(&entries).await.expect("insert");
+
+    let huge = store
+        .list_logs(&LogQuery {
+            limit: 50_000,
+            ..Default::default()
+        })
+        .await
+        .expect("huge limit");
+    assert_eq!(huge.entries.len(), 1000);
+    assert!(huge.next.is_some());
+
+    let default = store
+        .list_logs(&LogQuery::default())
+        .await
+        .expect("default");
+    assert_eq!(default.entries.len(), 100);
+    assert_eq!(default.entries[0].request_id, "r1000");
+
+    let one = store
+        .list_logs(&LogQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("one");
+    assert_eq!(ids(&one.entries), vec!["r1000"]);
+}
+
+async fn logs_filter_by_key(db: TestDb) {
+    let store = db.migrated().await;
+    let entries: Vec<_> = (0..12i64)
+        .map(|i| {
+            let key = match i % 3 {
+                0 => Some("alpha"),
+                1 => Some("beta"),
+                _ => None,
+            };
+            log(&format!("r{i:02}"), 100 + i / 2, key)
+        })
+        .collect();
+    store.insert_logs(&entries).await.expect("insert");
+
+    // Small pages, so the filter and the cursor must work together.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_logs(&LogQuery {
+                cursor,
+                limit: 2,
+                key_id: Some("alpha".into()),
+            })
+            .await
+            .expect("page");
+        seen.extend(page.entries);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let expected = newest_first(
+        entries
+            .iter()
+            .filter(|e| e.key_id.as_deref() == Some("alpha"))
+            .cloned()
+            .collect(),
+    );
+    assert_eq!(seen, expected);
+    assert!(all_logs(store.as_ref(), Some("nobody")).await.is_empty());
+    assert_eq!(all_logs(store.as_ref(), None).await.len(), 12);
+}
+
+async fn log_fields_round_trip_exactly(db: TestDb) {
+    let store = db.migrated().await;
+    let full = RequestLogEntry {
+        request_id: "01J-full".into(),
+        created_at: 1_700_000_000_123,
+        key_id: Some("key-1".into()),
+        endpoint: "messages".into(),
+        model: Some("smart".into()),
+        provider: Some("anthropic".into()),
+        upstream_model: Some("claude-sonnet-4-5".into()),
+        stream: true,
+        status: 499,
+        latency_ms: 98_765,
+        ttft_ms: Some(321),
+        prompt_tokens: Some(4_000_000_000_000),
+        completion_tokens: Some(7),
+        cost_usd: Some(0.1 + 0.2),
+        error_kind: Some("client_disconnect".into()),
+        error_message: Some("client went away — \"mid-stream\" 😶; DROP TABLE x;".into()),
+    };
+    let bare = RequestLogEntry {
+        request_id: "01J-bare".into(),
+        created_at: 1_700_000_000_000,
+        key_id: None,
+        endpoint: "embeddings".into(),
+        model: None,
+        provider: None,
+        upstream_model: None,
+        stream: false,
+        status: 200,
+        latency_ms: 0,
+        ttft_ms: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        cost_usd: None,
+        error_kind: None,
+        error_message: None,
+    };
+    // Zero is a value, not an absence.
+    let zeros = RequestLogEntry {
+        request_id: "01J-zero".into(),
+        created_at: 1_600_000_000_000,
+        ttft_ms: Some(0),
+        prompt_tokens: Some(0),
+        completion_tokens: Some(0),
+        cost_usd: Some(0.0),
+        model: Some(String::new()),
+        ..bare.clone()
+    };
+    store
+        .insert_logs(&[bare.clone(), zeros.clone(), full.clone()])
+        .await
+        .expect("insert");
+    let got = all_logs(store.as_ref(), None).await;
+    assert_eq!(got, vec![full, bare, zeros]);
+    assert_eq!(
+        got[0].cost_usd.map(f64::to_bits),
+        Some((0.1f64 + 0.2).to_bits())
+    );
+}
+
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::on_sqlite(crate::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::on_postgres(crate::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    migrating_twice_is_harmless,
+    ready_only_after_migrations,
+    instances_starting_together_migrate_once,
+    keys_are_created_listed_and_revoked,
+    key_changes_are_seen_by_polling,
+    retried_log_batches_never_duplicate,
+    logs_page_newest_first_without_gaps_or_overlap,
+    log_page_size_is_clamped,
+    logs_filter_by_key,
+    log_fields_round_trip_exactly,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Backend-specific behaviour
+
+#[tokio::test]
+async fn sqlite_creates_a_missing_nested_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a/b/c/llm-proxy.db");
+    let store = connect(&format!("sqlite://{}", file.display()), 2, 1)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    store.ready().await.expect("ready");
+    assert!(file.is_file());
+}
+
+#[tokio::test]
+async fn sqlite_file_uses_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("wal.db").display());
+    let store = connect(&url, 2, 1).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let mut c = SqliteConnection::connect(&url).await.expect("raw");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data() {
+    let store = connect("sqlite::memory:", 8, 2).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store.ready().await.expect("ready");
+    let key = store
+        .insert_key(&new_key("m", "mem"))
+        .await
+        .expect("insert");
+    store
+        .insert_logs(&[log("r1", 1, Some("m"))])
+        .await
+        .expect("logs");
+    // Concurrent callers share the one connection rather than each opening an empty database.
+    let lists = join_all((0..4).map(|_| store.list_keys())).await;
+    for l in lists {
+        assert_eq!(l.expect("list"), vec![key.clone()]);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable_quickly() {
+    let url = "postgres://llmp:hunter2-secret@127.0.0.1:1/nowhere";
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        match connect(url, 2, 1).await {
+            Err(e) => e,
+            Ok(store) => store.list_keys().await.expect_err("no server on port 1"),
+        }
+    })
+    .await
+    .expect("gave up within 10 s");
+    assert!(matches!(outcome, StoreError::Unavailable(_)), "{outcome:?}");
+    let shown = outcome.to_string();
+    assert!(!shown.contains("hunter2"), "password leaked: {shown}");
+    assert!(
+        !shown.contains("127.0.0.1:1/nowhere"),
+        "URL leaked: {shown}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_without_echoing_them() {
+    for url in [
+        "mysql://root:hunter2@db/app",
+        "postgres://root:hunter2@[not-a-host/app",
+        "hunter2",
+    ] {
+        let err = match connect(url, 2, 1).await {
+            Err(e) => e,
+            Ok(_) => panic!("{url} accepted"),
+        };
+        let shown = err.to_string();
+        assert!(!shown.contains("hunter2"), "secret leaked: {shown}");
+    }
+}
+
+#[test]
+fn test_database_url_is_rewritten_to_the_private_database() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgresql://u:p@h/test?sslmode=disable", "x"),
+        "postgresql://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://h:5432", "x"),
+        "postgres://h:5432/x"
+    );
+}
