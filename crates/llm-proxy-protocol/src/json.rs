@@ -31,12 +31,19 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let value = serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
+        if !matches!(inner.classify(), serde_json::error::Category::Data) {
+            // Syntax errors have no field; line and column are what help here.
+            return DecodeError {
+                message: format!("the body is not valid JSON: {inner}"),
+                param: None,
+            };
+        }
         // serde_json appends " at line L column C"; the field path says more to an API user.
         let mut message = inner.to_string();
         if let Some(at) = message.rfind(" at line ") {
             message.truncate(at);
         }
-        let param = (path != "." && !path.is_empty()).then_some(path);
+        let param = (path != "." && path != "?" && !path.is_empty()).then_some(path);
         DecodeError { message, param }
     })?;
     Ok(value)

@@ -45,15 +45,37 @@ impl PostgresStore {
             .max_connections(max_open)
             .min_connections(min_idle.min(max_open))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| match map_sqlx(e) {
+            .connect_with(options.clone())
+            .await;
+        match pool {
+            Ok(pool) => Ok(Self { pool }),
+            Err(sqlx::Error::PoolTimedOut) => Err(StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL within {}s: {}",
+                ACQUIRE_TIMEOUT.as_secs(),
+                last_connect_error(&options).await
+            ))),
+            Err(e) => Err(match map_sqlx(e) {
                 StoreError::Unavailable(m) => {
                     StoreError::Unavailable(format!("cannot connect to PostgreSQL: {m}"))
                 }
                 other => other,
-            })?;
-        Ok(Self { pool })
+            }),
+        }
+    }
+}
+
+/// The pool retries refused connections until its deadline and then reports only that it timed
+/// out; one more direct attempt recovers the cause ("connection refused", a DNS failure...) for
+/// the operator.
+async fn last_connect_error(options: &PgConnectOptions) -> String {
+    use sqlx::ConnectOptions;
+    match tokio::time::timeout(Duration::from_secs(1), options.connect()).await {
+        Ok(Err(e)) => match map_sqlx(e) {
+            StoreError::Unavailable(m) | StoreError::Other(m) | StoreError::Conflict(m) => m,
+            StoreError::NotFound => "not found".into(),
+        },
+        Ok(Ok(_)) => "the server answered only after the deadline".into(),
+        Err(_) => "no answer".into(),
     }
 }
 

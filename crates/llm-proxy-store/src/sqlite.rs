@@ -72,15 +72,38 @@ impl SqliteStore {
                 .max_connections(max_open)
                 .min_connections(min_idle.min(max_open))
         };
-        let pool = pool
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(map_sqlx)?;
+        let pool = pool.acquire_timeout(ACQUIRE_TIMEOUT);
+
+        // Switching a new file to WAL needs an exclusive lock that SQLite will not wait for
+        // (busy_timeout does not apply), so processes opening a fresh database together can get
+        // SQLITE_BUSY here. Once one of them has switched, the others' switch is a no-op.
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let mut backoff = Duration::from_millis(5);
+        let pool = loop {
+            match pool.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(map_sqlx(e)),
+            }
+        };
         Ok(Self {
             pool,
             migrating: tokio::sync::Mutex::new(()),
         })
+    }
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    const BUSY: i32 = 5;
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == BUSY),
+        _ => false,
     }
 }
 

@@ -8,7 +8,7 @@
 //! | `delay-<ms>` | waits before answering |
 //! | `slow-<ms>` | waits between stream chunks |
 //! | `chunks-<n>` | streams `n` content chunks (default 3) |
-//! | `cut-after-<n>` | streams `n` chunks, then breaks the connection |
+//! | `cut-after-<n>` | streams `n` chunks, then breaks the connection (pair it with `slow-` so the chunks are flushed first) |
 //! | `no-usage` | never reports usage |
 //! | `not-json` | answers 200 with a body that is not JSON |
 //!

@@ -1,0 +1,315 @@
+//! A real gateway on a random port in front of the mock upstream, on SQLite or PostgreSQL.
+//!
+//! PostgreSQL runs when `LLM_PROXY_TEST_DATABASE_URL` names a server; each gateway gets a fresh
+//! database there. On CI (`CI=true`) an unset variable fails the test instead of skipping it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llm_proxy_core::config::{Config, Overrides};
+use llm_proxy_core::request_log::{LogQuery, RequestLogEntry};
+use llm_proxy_core::store::Store;
+use llm_proxy_core::virtual_key::{NewKey, generate_key};
+use llm_proxy_testkit::MockUpstream;
+use tokio_util::sync::CancellationToken;
+
+pub const MASTER_KEY: &str = "test-master-key-0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub mock: MockUpstream,
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+    pg_database: Option<(String, String)>,
+}
+
+/// The PostgreSQL server to test against, or `None` to skip (never on CI).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "LLM_PROXY_TEST_DATABASE_URL is not set, but CI=true: the PostgreSQL suite must run on CI"
+            )
+        }
+        _ => {
+            eprintln!("skipping: LLM_PROXY_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map(|(b, q)| (b, Some(q)))
+        .unwrap_or((url, None));
+    let cut = base
+        .rfind('/')
+        .filter(|i| *i > base.find("://").map(|s| s + 2).unwrap_or(0))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..cut], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn admin_exec(server_url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(server_url).await.unwrap();
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+}
+
+impl Gateway {
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, "").await
+    }
+
+    /// `extra` is YAML appended to the config (top-level keys other than `providers`).
+    pub async fn start_with(backend: Backend, extra: &str) -> Option<Self> {
+        let mock = MockUpstream::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut pg_database = None;
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("gw.db").display()),
+            Backend::Postgres => {
+                let server = postgres_url()?;
+                let name = format!("llmp_gw_{}", uuid::Uuid::new_v4().simple());
+                admin_exec(&server, &format!("CREATE DATABASE {name}")).await;
+                pg_database = Some((server.clone(), name.clone()));
+                with_database(&server, &name)
+            }
+        };
+        let yaml = format!(
+            r#"
+listen_addr: 127.0.0.1:0
+database_url: "{database_url}"
+master_key: {MASTER_KEY}
+shutdown_grace_secs: 5
+max_body_bytes: 65536
+upstream_timeouts: {{ connect_secs: 2, first_byte_secs: 2, between_chunks_secs: 2 }}
+providers:
+  mock:
+    protocol: openai
+    base_url: {base}
+    api_key: sk-upstream-canary-0000
+    models:
+      - {{ name: mock-a, alias: default }}
+      - mock-b
+      - mock-slow-200-chunks-50
+      - mock-slow-300
+      - mock-slow-50-cut-after-2
+      - mock-fail-500
+      - mock-fail-429
+      - mock-fail-400
+      - mock-fail-401
+      - mock-delay-5000
+      - mock-not-json
+      - mock-no-usage
+      - text-embedding-mock
+  dead:
+    protocol: openai
+    base_url: http://127.0.0.1:1/v1
+    models: [dead-model]
+{extra}
+"#,
+            base = mock.base_url(),
+        );
+        let env = |_: &str| None::<String>;
+        let (config, _) = Config::load(Some(&yaml), &env, &Overrides::default()).unwrap();
+        Some(Self::launch(config, mock, dir, pg_database).await)
+    }
+
+    async fn launch(
+        config: Config,
+        mock: MockUpstream,
+        dir: tempfile::TempDir,
+        pg_database: Option<(String, String)>,
+    ) -> Self {
+        let store = llm_proxy_server::serve::open_store(&config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(llm_proxy_server::serve::run(
+            config,
+            listener,
+            shutdown.clone().cancelled_owned(),
+            move |_| {
+                let _ = ready_tx.send(());
+            },
+        ));
+        ready_rx.await.unwrap();
+        Self {
+            addr,
+            mock,
+            store,
+            shutdown,
+            task: Some(task),
+            _dir: dir,
+            pg_database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Creates a virtual key in the store, as `llm-proxy keys create` does, and waits until the
+    /// running gateway accepts it.
+    pub async fn create_key(&self, models: &[&str], expires_at: Option<i64>) -> (String, String) {
+        let g = generate_key();
+        let id = uuid::Uuid::now_v7().to_string();
+        self.store
+            .insert_key(&NewKey {
+                id: id.clone(),
+                name: "test".into(),
+                hash: g.hash,
+                display: g.display,
+                models: models.iter().map(|m| m.to_string()).collect(),
+                user: None,
+                expires_at,
+            })
+            .await
+            .unwrap();
+        // Wait until the gateway's key ring has it: any answer but "Invalid API key".
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let resp = reqwest::Client::new()
+                .get(self.url("/v1/models"))
+                .bearer_auth(&g.secret)
+                .send()
+                .await
+                .unwrap();
+            if resp.status() != 401 || !resp.text().await.unwrap().contains("Invalid API key") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a new key was not accepted within 3 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (id, g.secret)
+    }
+
+    pub async fn chat(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 5 s) for the request log row of `request_id`.
+    pub async fn log_entry(&self, request_id: &str) -> RequestLogEntry {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(e) = self
+                .all_logs()
+                .await
+                .into_iter()
+                .find(|e| e.request_id == request_id)
+            {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no request log row for {request_id}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn all_logs(&self) -> Vec<RequestLogEntry> {
+        let mut out = Vec::new();
+        let mut query = LogQuery {
+            limit: 1000,
+            ..Default::default()
+        };
+        loop {
+            let page = self.store.list_logs(&query).await.unwrap();
+            out.extend(page.entries);
+            match page.next {
+                Some(c) => query.cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    /// Sends the shutdown signal and waits for the gateway to drain and flush.
+    pub async fn stop(mut self) -> Vec<RequestLogEntry> {
+        self.shutdown.cancel();
+        self.task.take().unwrap().await.unwrap().unwrap();
+        let logs = self.all_logs().await;
+        if let Some((server, name)) = &self.pg_database {
+            admin_exec(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        }
+        logs
+    }
+
+    pub fn pg_database(&self) -> Option<&(String, String)> {
+        self.pg_database.as_ref()
+    }
+
+    pub async fn drop_database_now(&self) {
+        if let Some((server, name)) = &self.pg_database {
+            admin_exec(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        }
+    }
+}
+
+pub fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs each named test case on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
