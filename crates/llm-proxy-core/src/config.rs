@@ -403,23 +403,67 @@ fn parse_file(text: &str, env: &dyn Env, errors: &mut Vec<ConfigError>) -> RawCo
         return RawConfig::default();
     }
     interpolate(&mut value, env, "", errors);
-    match serde_path_to_error_yaml(value) {
-        Ok(raw) => raw,
-        Err(e) => {
-            errors.push(e);
-            RawConfig::default()
-        }
-    }
+    decode_raw(value, errors)
 }
 
-fn serde_path_to_error_yaml(value: serde_yaml::Value) -> Result<RawConfig, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        ConfigError {
-            path: if path == "." { String::new() } else { path },
-            message: e.into_inner().to_string(),
+/// Decodes the file, collecting every structural error rather than stopping at the first: a
+/// top-level key (or a single provider) that does not decode is reported and left out, and the
+/// rest is decoded and validated as usual.
+fn decode_raw(value: serde_yaml::Value, errors: &mut Vec<ConfigError>) -> RawConfig {
+    use serde_yaml::{Mapping, Value};
+    let Value::Mapping(map) = value else {
+        errors.push(ConfigError {
+            path: String::new(),
+            message: "the config file must be a YAML mapping".into(),
+        });
+        return RawConfig::default();
+    };
+    let mut kept = Mapping::new();
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or("?").to_string();
+        if key == "providers"
+            && let Value::Mapping(providers) = v
+        {
+            let mut good = Mapping::new();
+            for (name, p) in providers {
+                let mut one = Mapping::new();
+                one.insert(name.clone(), p.clone());
+                let mut probe = Mapping::new();
+                probe.insert(k.clone(), Value::Mapping(one));
+                if decode_one(Value::Mapping(probe), errors) {
+                    good.insert(name, p);
+                }
+            }
+            kept.insert(k, Value::Mapping(good));
+            continue;
         }
-    })
+        let mut probe = Mapping::new();
+        probe.insert(k.clone(), v.clone());
+        if decode_one(Value::Mapping(probe), errors) {
+            kept.insert(k, v);
+        }
+    }
+    let mut ignored = Vec::new();
+    decode_into(Value::Mapping(kept), &mut ignored).unwrap_or_default()
+}
+
+fn decode_one(value: serde_yaml::Value, errors: &mut Vec<ConfigError>) -> bool {
+    decode_into(value, errors).is_some()
+}
+
+fn decode_into(value: serde_yaml::Value, errors: &mut Vec<ConfigError>) -> Option<RawConfig> {
+    match serde_path_to_error::deserialize::<_, RawConfig>(value) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            errors.push(ConfigError {
+                path,
+                message: e.into_inner().to_string(),
+            });
+            None
+        }
+    }
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string scalar. Done on parsed values rather than
@@ -1017,6 +1061,22 @@ mod tests {
                 "providers.local.protocol",
                 "providers.other.base_url",
                 "providers.bad.protocol"
+            ]
+        );
+    }
+
+    #[test]
+    fn structural_and_semantic_errors_are_reported_together() {
+        let file = "listen_addr: nope\nlog_level: [1]\nproviders:\n  a: {protocol: openai, base_url: http://a, typo: 1}\n  b: {protocol: nope}\n";
+        let errs = load(Some(file), &[]).unwrap_err();
+        let paths: Vec<_> = errs.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "log_level",
+                "providers.a.typo",
+                "listen_addr",
+                "providers.b.protocol"
             ]
         );
     }

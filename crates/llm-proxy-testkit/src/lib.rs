@@ -4,7 +4,7 @@
 //!
 //! | model contains | behaviour |
 //! |---|---|
-//! | `fail-<status>` | answers `<status>` with an OpenAI error body (`retry-after: 7` on 429) |
+//! | `fail-<status>` | answers `<status>` with an OpenAI error body (`retry-after: 7` on 429; 401 quotes the key, as OpenAI does) |
 //! | `delay-<ms>` | waits before answering |
 //! | `slow-<ms>` | waits between stream chunks |
 //! | `chunks-<n>` | streams `n` content chunks (default 3) |
@@ -15,6 +15,9 @@
 //! Every request is recorded (`/_mock/requests`) and streams the gateway dropped before the end are
 //! counted (`/_mock/stats`), so tests can prove a client disconnect cancelled the upstream call.
 //! Dev-only: never a dependency of the binary.
+
+// The mock runs until its test's runtime ends; there is no shutdown to wait for.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,9 +143,23 @@ fn error(status: u16, message: &str) -> Response {
 }
 
 /// Common fault handling; `Err` is the response to send instead of the normal one.
-async fn faults(model: &str) -> Result<(), Response> {
+async fn faults(model: &str, headers: &HeaderMap) -> Result<(), Response> {
     if let Some(ms) = param(model, "delay") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if param(model, "fail") == Some(401) {
+        // Like OpenAI, quote the key that was refused: the gateway must not pass this on.
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        return Err(error(
+            401,
+            &format!(
+                "Incorrect API key provided: {}",
+                auth.trim_start_matches("Bearer ")
+            ),
+        ));
     }
     if let Some(status) = param(model, "fail") {
         return Err(error(status as u16, &format!("mock failure {status}")));
@@ -184,7 +201,7 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     };
     state.record("/v1/chat/completions", &headers, &body);
     let model = body["model"].as_str().unwrap_or("").to_string();
-    if let Err(resp) = faults(&model).await {
+    if let Err(resp) = faults(&model, &headers).await {
         return resp;
     }
     let prompt_tokens = body["messages"]
@@ -307,7 +324,7 @@ async fn embeddings(
     };
     state.record("/v1/embeddings", &headers, &body);
     let model = body["model"].as_str().unwrap_or("").to_string();
-    if let Err(resp) = faults(&model).await {
+    if let Err(resp) = faults(&model, &headers).await {
         return resp;
     }
     let inputs: Vec<Value> = match &body["input"] {

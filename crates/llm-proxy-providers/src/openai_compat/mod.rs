@@ -36,6 +36,8 @@ pub struct OpenAiCompat {
     embeddings_url: String,
     /// `Bearer <key>`, marked sensitive so it never shows in debug output.
     auth: Option<HeaderValue>,
+    /// The key itself, only to scrub it from upstream error messages that quote it.
+    key: Option<secrecy::SecretString>,
     timeouts: UpstreamTimeouts,
 }
 
@@ -51,6 +53,7 @@ impl OpenAiCompat {
             chat_url: format!("{}/chat/completions", config.base_url),
             embeddings_url: format!("{}/embeddings", config.base_url),
             auth,
+            key: config.api_key.clone(),
             timeouts,
         }
     }
@@ -88,11 +91,15 @@ impl OpenAiCompat {
         let body = read_body(resp, self.timeouts.between_chunks, 64 * 1024)
             .await
             .unwrap_or_default();
-        Err(upstream_error::from_status(
-            status.as_u16(),
-            &body,
-            retry_after,
-        ))
+        let mut err = upstream_error::from_status(status.as_u16(), &body, retry_after);
+        if let (ProviderError::Status { message, .. }, Some(key)) = (&mut err, &self.key) {
+            // Upstreams quote a refused key ("Incorrect API key provided: sk-..."); never pass it on.
+            let key = key.expose_secret();
+            if !key.is_empty() && message.contains(key) {
+                *message = message.replace(key, "[REDACTED]");
+            }
+        }
+        Err(err)
     }
 
     async fn complete(

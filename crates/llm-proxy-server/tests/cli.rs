@@ -1,0 +1,403 @@
+//! The `llm-proxy` binary as a user runs it: keys on the command line, `config check`, and `serve`
+//! from an empty directory, with debug logging on and canary secrets that must never come out.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use llm_proxy_testkit::MockUpstream;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_llm-proxy");
+const PROVIDER_CANARY: &str = "sk-provider-canary-7f3a9c";
+const MASTER_CANARY: &str = "master-canary-0123456789abcdef";
+
+/// The binary with a clean environment: no provider keys or LLM_PROXY_* leaking in from the host.
+fn llm_proxy(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn terminate(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn keys_are_created_once_listed_without_secrets_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(llm_proxy(dir.path()).args([
+        "keys",
+        "create",
+        "--name",
+        "app1",
+        "--models",
+        "default,openai/gpt-4o",
+        "--expires",
+        "30d",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let secret = text.lines().last().unwrap().to_string();
+    assert!(
+        secret.starts_with("sk-llmp-") && secret.len() > 40,
+        "the key is the last line: {text}"
+    );
+    assert!(
+        dir.path().join("data/llm-proxy.db").exists(),
+        "the default SQLite database was created"
+    );
+
+    let out = run(llm_proxy(dir.path()).args(["keys", "create", "--name", "app2", "--json"]));
+    let created: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(created["key"].as_str().unwrap().starts_with("sk-llmp-"));
+    let id2 = created["id"].as_str().unwrap().to_string();
+
+    let out = run(llm_proxy(dir.path()).args(["keys", "list"]));
+    let listing = stdout(&out);
+    assert!(
+        listing.contains("app1")
+            && listing.contains("app2")
+            && listing.contains("default,openai/gpt-4o"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&secret[12..]),
+        "a listing must not show the secret"
+    );
+    assert!(!listing.contains(&created["key"].as_str().unwrap()[12..]));
+
+    let out = run(llm_proxy(dir.path()).args(["keys", "revoke", &id2]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(llm_proxy(dir.path()).args(["keys", "list", "--json"]));
+    let keys: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let revoked = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id2.as_str())
+        .unwrap();
+    assert!(revoked["revoked_at"].is_number());
+    assert!(
+        !stdout(&out).contains(&secret[12..]),
+        "JSON listings carry no secret either"
+    );
+
+    let out = run(llm_proxy(dir.path()).args(["keys", "revoke", "no-such-id"]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no key with id no-such-id"),
+        "{}",
+        stderr(&out)
+    );
+    let out =
+        run(llm_proxy(dir.path()).args(["keys", "create", "--name", "x", "--expires", "soon"]));
+    assert!(
+        !out.status.success() && stderr(&out).contains("--expires"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn config_check_names_every_problem_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "listen_addr: nowhere\nproviders:\n  local:\n    base_url: http://127.0.0.1:9/v1\n  openai:\n    api_key: x\n    modles: []\n",
+    )
+    .unwrap();
+    let out = run(llm_proxy(dir.path()).args(["config", "check", "--config", "bad.yaml"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for path in [
+        "listen_addr:",
+        "providers.local.protocol:",
+        "providers.openai.modles:",
+    ] {
+        assert!(err.contains(path), "missing {path} in:\n{err}");
+    }
+
+    std::fs::write(
+        dir.path().join("llm-proxy.yaml"),
+        format!(
+            "master_key: \"${{MK}}\"\ndatabase_url: postgres://gw:db-password-canary@127.0.0.1/gw\nproviders:\n  openai: {{ api_key: \"${{OPENAI_API_KEY}}\" }}\n  local:\n    protocol: openai\n    base_url: \"${{LOCAL_URL:-http://127.0.0.1:8001/v1}}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = run(llm_proxy(dir.path())
+        .args(["config", "check"])
+        .env("MK", MASTER_CANARY)
+        .env("OPENAI_API_KEY", PROVIDER_CANARY)
+        .env("LLM_PROXY_PORT", "9123"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let effective = stdout(&out);
+    assert!(
+        effective.contains("listen_addr: 0.0.0.0:9123"),
+        "env beats the file and defaults:\n{effective}"
+    );
+    assert!(
+        effective.contains("base_url: http://127.0.0.1:8001/v1"),
+        "${{VAR:-default}}:\n{effective}"
+    );
+    assert!(
+        effective.contains("postgres://gw:***@127.0.0.1/gw"),
+        "{effective}"
+    );
+    for secret in [MASTER_CANARY, PROVIDER_CANARY, "db-password-canary"] {
+        assert!(
+            !effective.contains(secret) && !stderr(&out).contains(secret),
+            "{secret} leaked:\n{effective}"
+        );
+    }
+}
+
+/// `serve` from an empty directory with nothing but environment variables, debug logging on, and
+/// canary secrets; then SIGTERM while a stream is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let key_out = run(llm_proxy(dir.path()).args(["keys", "create", "--name", "canary", "--json"]));
+    let virtual_key = serde_json::from_str::<Value>(&stdout(&key_out)).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    std::fs::write(
+        dir.path().join("gw.yaml"),
+        format!(
+            "providers:\n  mock:\n    protocol: openai\n    base_url: {}\n    api_key: {PROVIDER_CANARY}\n    models: [mock-a, mock-fail-401, mock-fail-500, mock-slow-300]\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    // Everything but the mock's address comes from the environment.
+    let log_path = dir.path().join("gateway.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = llm_proxy(dir.path())
+        .arg("serve")
+        .env("LLM_PROXY_PORT", port.to_string())
+        .env("LLM_PROXY_HOST", "127.0.0.1")
+        .env("LLM_PROXY_LOG_LEVEL", "debug")
+        .env("LLM_PROXY_MASTER_KEY", MASTER_CANARY)
+        .env("LLM_PROXY_CONFIG", dir.path().join("gw.yaml"))
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let chat = |model: &str, stream: bool| {
+        client
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(&virtual_key)
+            .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]}))
+            .send()
+    };
+    let mut bodies = String::new();
+    for (model, status) in [
+        ("mock-a", 200),
+        ("mock-fail-401", 502),
+        ("mock-fail-500", 502),
+        ("unknown", 404),
+    ] {
+        let resp = chat(model, false).await.unwrap();
+        assert_eq!(resp.status(), status, "{model}");
+        bodies.push_str(&resp.text().await.unwrap());
+    }
+    assert!(
+        mock.state
+            .requests()
+            .iter()
+            .any(|r| r.authorization.as_deref() == Some(&format!("Bearer {PROVIDER_CANARY}")))
+    );
+    let bad_key = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-llmp-wrong-canary")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status(), 401);
+    bodies.push_str(&bad_key.text().await.unwrap());
+
+    // SIGTERM with a stream in flight: the stream completes, then the process exits 0.
+    let resp = chat("mock-slow-300", true).await.unwrap();
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    terminate(&child);
+    let mut rest = String::from_utf8_lossy(&first).into_owned();
+    while let Some(chunk) = stream.next().await {
+        rest.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(
+        rest.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream was cut: {rest}"
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        TcpStreamProbe::refused(port),
+        "the port is closed after exit"
+    );
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("DEBUG"), "debug logging was on");
+    assert!(logs.contains("request log flushed"), "{logs}");
+    for secret in [
+        PROVIDER_CANARY,
+        MASTER_CANARY,
+        virtual_key.as_str(),
+        "sk-llmp-wrong-canary",
+    ] {
+        if let Some(i) = logs.find(secret) {
+            let context = &logs[i.saturating_sub(300)..(i + 100).min(logs.len())];
+            panic!("{secret} appeared in the gateway's output: ...{context}...");
+        }
+        assert!(
+            !bodies.contains(secret),
+            "{secret} appeared in a response: {bodies}"
+        );
+    }
+
+    // Every request above is in the log, flushed before exit, and no row carries a secret.
+    let store = llm_proxy_store::connect(
+        &format!(
+            "sqlite://{}",
+            dir.path().join("data/llm-proxy.db").display()
+        ),
+        1,
+        1,
+    )
+    .await
+    .unwrap();
+    let page = store
+        .list_logs(&llm_proxy_core::request_log::LogQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 6, "{:?}", page.entries);
+    let rows = format!("{:?}", page.entries);
+    assert!(!rows.contains(PROVIDER_CANARY) && !rows.contains(&virtual_key));
+    assert!(
+        page.entries
+            .iter()
+            .any(|e| e.stream && e.status == 200 && e.completion_tokens == Some(3))
+    );
+}
+
+struct TcpStreamProbe;
+
+impl TcpStreamProbe {
+    fn refused(port: u16) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    }
+}
+
+/// The README's first command: no config file, a provider key in the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_no_config_creates_its_database_and_serves_env_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = llm_proxy(dir.path())
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .env("OPENAI_API_KEY", PROVIDER_CANARY)
+        .env("GROQ_API_KEY", PROVIDER_CANARY)
+        .env("LLM_PROXY_MASTER_KEY", MASTER_CANARY)
+        .env("LLM_PROXY_PORT", "1") // the flag wins
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    assert!(dir.path().join("data/llm-proxy.db").exists());
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let models: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/models"))
+        .bearer_auth(MASTER_CANARY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"openai/gpt-4o") && ids.contains(&"groq/llama-3.3-70b-versatile"),
+        "{ids:?}"
+    );
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}
