@@ -576,6 +576,44 @@ async fn a_client_disconnect_cancels_the_upstream_call(backend: Backend) {
     gw.stop().await;
 }
 
+async fn a_client_that_gives_up_on_a_non_streamed_answer_is_logged_at_once(backend: Backend) {
+    let Some(gw) = Gateway::start(backend).await else {
+        return;
+    };
+    let (_, key) = gw.create_key(&[], None).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = impatient
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "mock-delay-1500", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let row = loop {
+        if let Some(row) = gw.all_logs().await.into_iter().next() {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "no log row");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Dropped with the client, not answered when the upstream finally replied at 1.5 s.
+    assert_eq!(
+        (row.status, row.error_kind.as_deref()),
+        (499, Some("client_disconnect"))
+    );
+    assert!(
+        row.latency_ms < 1200 && started.elapsed() < Duration::from_millis(1400),
+        "{row:?}"
+    );
+    gw.stop().await;
+}
+
 async fn every_request_leaves_exactly_one_row_and_shutdown_flushes(backend: Backend) {
     let Some(gw) = Gateway::start(backend).await else {
         return;
@@ -735,6 +773,7 @@ on_both_backends!(
     upstream_failures_map_to_honest_statuses,
     a_stream_cut_midway_ends_with_an_error_event,
     a_client_disconnect_cancels_the_upstream_call,
+    a_client_that_gives_up_on_a_non_streamed_answer_is_logged_at_once,
     every_request_leaves_exactly_one_row_and_shutdown_flushes,
     admin_log_api_pages_newest_first,
     health_never_needs_the_database_but_ready_does,

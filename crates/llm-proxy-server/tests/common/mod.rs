@@ -118,6 +118,7 @@ providers:
       - mock-fail-400
       - mock-fail-401
       - mock-delay-5000
+      - mock-delay-1500
       - mock-not-json
       - mock-no-usage
       - text-embedding-mock
