@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End-to-end suite: the official OpenAI Python SDK against the real llm-proxy binary and the mock
+# upstream. Usage: tests/e2e/run.sh [pytest args...]
+#   E2E_VENV          virtualenv to create/reuse (default: <repo>/.venv)
+#   E2E_PYTHON        interpreter for a new venv (default: python3.11, else python3)
+#   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target); the suite looks there too
+#   LLM_PROXY_BIN, LLM_PROXY_MOCK_BIN  use these binaries instead (the build still runs)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+
+venv="${E2E_VENV:-$repo/.venv}"
+python="${E2E_PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "e2e: creating virtualenv $venv with $python" >&2
+    "$python" -m venv "$venv"
+fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+"$venv/bin/python" -m pip install -q -r tests/e2e/requirements.txt
+
+echo "e2e: building llm-proxy and llm-proxy-mock" >&2
+cargo build -p llm-proxy-server -p llm-proxy-testkit --bins
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+exec "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider "$@"
