@@ -51,6 +51,9 @@ impl SseDecoder {
     /// Appends `chunk` and pushes every event it completes onto `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         let mut chunk = chunk;
+        if chunk.is_empty() {
+            return Ok(());
+        }
         if self.pending_cr {
             self.pending_cr = false;
             if chunk.first() == Some(&b'\n') {
@@ -177,6 +180,24 @@ mod tests {
                 },
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// However the network splits a stream, the events are the same, and no input panics.
+        #[test]
+        fn any_split_decodes_like_the_whole(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), cuts in proptest::collection::vec(0usize..512, 0..8)) {
+            let whole = decode_all(&[&bytes]);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for c in cuts {
+                pieces.push(&bytes[start..c]);
+                start = c;
+            }
+            pieces.push(&bytes[start..]);
+            proptest::prop_assert_eq!(decode_all(&pieces), whole);
+        }
     }
 
     #[test]

@@ -177,9 +177,7 @@ fn config_check_names_every_problem_and_redacts_secrets() {
 
     std::fs::write(
         dir.path().join("llm-proxy.yaml"),
-        format!(
-            "master_key: \"${{MK}}\"\ndatabase_url: postgres://gw:db-password-canary@127.0.0.1/gw\nproviders:\n  openai: {{ api_key: \"${{OPENAI_API_KEY}}\" }}\n  local:\n    protocol: openai\n    base_url: \"${{LOCAL_URL:-http://127.0.0.1:8001/v1}}\"\n"
-        ),
+        "master_key: \"${MK}\"\ndatabase_url: postgres://gw:db-password-canary@127.0.0.1/gw\nproviders:\n  openai: { api_key: \"${OPENAI_API_KEY}\" }\n  local:\n    protocol: openai\n    base_url: \"${LOCAL_URL:-http://127.0.0.1:8001/v1}\"\n",
     )
     .unwrap();
     let out = run(llm_proxy(dir.path())
