@@ -66,17 +66,20 @@ impl KeyRing {
         Ok(record.clone())
     }
 
-    /// Merges changed keys into a new map and swaps it in.
+    /// Merges changed keys into a new map and swaps it in; a poll that brings back only rows
+    /// already known (the overlap window) swaps nothing.
     pub fn apply(&self, changed: Vec<KeyRecord>) {
-        if changed.is_empty() {
+        let current = self.keys.load();
+        let fresh: Vec<KeyRecord> = changed
+            .into_iter()
+            .filter(|k| current.get(&k.hash).is_none_or(|old| **old != *k))
+            .collect();
+        if fresh.is_empty() {
             return;
         }
-        let mut next = HashMap::clone(&self.keys.load());
-        for k in changed {
-            let unchanged = next.get(&k.hash).is_some_and(|old| **old == k);
-            if !unchanged {
-                next.insert(k.hash, Arc::new(k));
-            }
+        let mut next = HashMap::clone(&current);
+        for k in fresh {
+            next.insert(k.hash, Arc::new(k));
         }
         self.keys.store(Arc::new(next));
     }

@@ -24,6 +24,8 @@ const BATCH_LINGER: Duration = Duration::from_millis(50);
 
 struct Shared {
     overflow: Mutex<VecDeque<RequestLogEntry>>,
+    /// Wakes the writer when entries land in `overflow` rather than the queue it waits on.
+    overflowed: tokio::sync::Notify,
     dropped: AtomicU64,
     written: AtomicU64,
 }
@@ -59,6 +61,7 @@ impl LogSink {
                 }
             } else {
                 overflow.push_back(entry);
+                self.shared.overflowed.notify_one();
             }
         }
     }
@@ -90,6 +93,7 @@ pub fn log_channel(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let shared = Arc::new(Shared {
         overflow: Mutex::new(VecDeque::new()),
+        overflowed: tokio::sync::Notify::new(),
         dropped: AtomicU64::new(0),
         written: AtomicU64::new(0),
     });
@@ -110,13 +114,19 @@ impl LogWriter {
     pub async fn run(mut self, stop: CancellationToken, flush_deadline: Duration) {
         let mut batch = Vec::with_capacity(BATCH_MAX);
         loop {
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                got = self.rx.recv() => match got {
-                    Some(e) => batch.push(e),
-                    None => break,
-                },
+            if stop.is_cancelled() {
+                break;
+            }
+            if self.overflow_len() == 0 {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = self.shared.overflowed.notified() => {}
+                    got = self.rx.recv() => match got {
+                        Some(e) => batch.push(e),
+                        None => break,
+                    },
+                }
             }
             let linger = tokio::time::sleep(BATCH_LINGER);
             tokio::pin!(linger);
@@ -127,7 +137,9 @@ impl LogWriter {
                 }
             }
             self.take_overflow(&mut batch);
-            self.write_with_retry(&mut batch, &stop).await;
+            if !batch.is_empty() {
+                self.write_with_retry(&mut batch, &stop).await;
+            }
         }
         // Shutdown: everything queued, then everything that overflowed.
         self.rx.close();
@@ -226,5 +238,131 @@ impl LogWriter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test runs the writer as its own task
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicU32;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::request_log::{LogPage, LogQuery};
+    use crate::store::StoreError;
+    use crate::virtual_key::{KeyRecord, NewKey};
+
+    /// A database that fails the next `fail_next` writes (forever if `u32::MAX`), and otherwise
+    /// keeps rows by request id, as the real stores do.
+    #[derive(Default)]
+    struct FlakyStore {
+        fail_next: AtomicU32,
+        rows: Mutex<HashMap<String, RequestLogEntry>>,
+    }
+
+    #[async_trait]
+    impl Store for FlakyStore {
+        async fn migrate(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn ready(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn insert_key(&self, _: &NewKey) -> Result<KeyRecord, StoreError> {
+            Err(StoreError::Other("unused".into()))
+        }
+        async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn revoke_key(&self, _: &str) -> Result<KeyRecord, StoreError> {
+            Err(StoreError::NotFound)
+        }
+        async fn keys_updated_since(&self, _: i64) -> Result<Vec<KeyRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
+            let fail = self.fail_next.load(Ordering::SeqCst);
+            if fail > 0 {
+                if fail != u32::MAX {
+                    self.fail_next.fetch_sub(1, Ordering::SeqCst);
+                }
+                return Err(StoreError::Unavailable("disk full".into()));
+            }
+            let mut rows = self.rows.lock().unwrap();
+            for e in entries {
+                rows.entry(e.request_id.clone())
+                    .or_insert_with(|| e.clone());
+            }
+            Ok(())
+        }
+        async fn list_logs(&self, _: &LogQuery) -> Result<LogPage, StoreError> {
+            Ok(LogPage::default())
+        }
+    }
+
+    fn entry(i: usize) -> RequestLogEntry {
+        RequestLogEntry {
+            request_id: format!("r{i:06}"),
+            status: 200,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_database_delays_rows_but_loses_none() {
+        let store = Arc::new(FlakyStore {
+            fail_next: AtomicU32::new(3),
+            ..Default::default()
+        });
+        let (sink, writer) = log_channel(store.clone());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(writer.run(stop.clone(), Duration::from_secs(5)));
+        for i in 0..20_000 {
+            sink.record(entry(i)); // more than the queue holds: the overflow takes the rest
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.rows.lock().unwrap().len() < 20_000 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rows never reached the store"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!((sink.written(), sink.dropped()), (20_000, 0));
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_everything_queued() {
+        let store = Arc::new(FlakyStore::default());
+        let (sink, writer) = log_channel(store.clone());
+        for i in 0..5_000 {
+            sink.record(entry(i));
+        }
+        let stop = CancellationToken::new();
+        stop.cancel(); // stopped before the writer ever ran: the drain alone must write it all
+        writer.run(stop, Duration::from_secs(5)).await;
+        assert_eq!(store.rows.lock().unwrap().len(), 5_000);
+    }
+
+    #[tokio::test]
+    async fn a_database_down_at_shutdown_is_given_up_on_after_the_deadline_and_counted() {
+        let store = Arc::new(FlakyStore {
+            fail_next: AtomicU32::new(u32::MAX),
+            ..Default::default()
+        });
+        let (sink, writer) = log_channel(store.clone());
+        for i in 0..10 {
+            sink.record(entry(i));
+        }
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let started = std::time::Instant::now();
+        writer.run(stop, Duration::from_millis(600)).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(sink.dropped(), 10);
     }
 }
