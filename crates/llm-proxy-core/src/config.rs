@@ -18,14 +18,8 @@ use crate::known_provider::{KNOWN_PROVIDERS, Protocol, known_provider};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/llm-proxy.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-const LOAD_BALANCE_STRATEGIES: &[&str] = &[
-    "round_robin",
-    "weighted",
-    "least_connections",
-    "latency",
-    "conversation_hash",
-    "semantic",
-];
+const LOAD_BALANCE_STRATEGIES: &[&str] =
+    &["round_robin", "weighted", "least_connections", "latency", "conversation_hash", "semantic"];
 
 /// The effective configuration. Secrets are `SecretString`: redacted in `Debug`, never serialized.
 #[derive(Debug, Clone)]
@@ -119,11 +113,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -232,11 +222,7 @@ pub type Warnings = Vec<String>;
 
 impl Config {
     /// Builds the effective config from an optional YAML file text, the environment and the flags.
-    pub fn load(
-        file: Option<&str>,
-        env: &dyn Env,
-        overrides: &Overrides,
-    ) -> Result<(Config, Warnings), ConfigErrors> {
+    pub fn load(file: Option<&str>, env: &dyn Env, overrides: &Overrides) -> Result<(Config, Warnings), ConfigErrors> {
         let mut errors = Vec::new();
         let raw = match file {
             Some(text) => parse_file(text, env, &mut errors),
@@ -244,11 +230,7 @@ impl Config {
         };
         let mut warnings = Vec::new();
         let config = build(raw, env, overrides, &mut errors, &mut warnings);
-        if errors.is_empty() {
-            Ok((config, warnings))
-        } else {
-            Err(ConfigErrors(errors))
-        }
+        if errors.is_empty() { Ok((config, warnings)) } else { Err(ConfigErrors(errors)) }
     }
 
     /// The effective config as YAML, every secret replaced by `"***"`.
@@ -263,79 +245,32 @@ impl Config {
         let mut m = Mapping::new();
         m.insert("listen_addr".into(), self.listen_addr.to_string().into());
         m.insert("log_level".into(), self.log_level.clone().into());
-        m.insert(
-            "workers".into(),
-            self.workers
-                .map(|w| Value::from(w as u64))
-                .unwrap_or(Value::Null),
-        );
-        m.insert(
-            "database_url".into(),
-            redact_url(self.database_url.expose_secret()).into(),
-        );
-        m.insert(
-            "database_max_open_conns".into(),
-            self.database_max_open_conns.into(),
-        );
-        m.insert(
-            "database_max_idle_conns".into(),
-            self.database_max_idle_conns.into(),
-        );
+        m.insert("workers".into(), self.workers.map(|w| Value::from(w as u64)).unwrap_or(Value::Null));
+        m.insert("database_url".into(), redact_url(self.database_url.expose_secret()).into());
+        m.insert("database_max_open_conns".into(), self.database_max_open_conns.into());
+        m.insert("database_max_idle_conns".into(), self.database_max_idle_conns.into());
         m.insert(
             "redis_url".into(),
-            self.redis_url
-                .as_ref()
-                .map(|u| Value::from(redact_url(u.expose_secret())))
-                .unwrap_or(Value::Null),
+            self.redis_url.as_ref().map(|u| Value::from(redact_url(u.expose_secret()))).unwrap_or(Value::Null),
         );
         m.insert("master_key".into(), secret(&self.master_key));
         m.insert("secret_key".into(), secret(&self.secret_key));
         m.insert("encryption_key".into(), secret(&self.encryption_key));
-        m.insert(
-            "session_expire_hours".into(),
-            self.session_expire_hours.into(),
-        );
-        m.insert(
-            "default_admin_username".into(),
-            self.default_admin_username.clone().into(),
-        );
-        m.insert(
-            "default_admin_password".into(),
-            secret(&self.default_admin_password),
-        );
+        m.insert("session_expire_hours".into(), self.session_expire_hours.into());
+        m.insert("default_admin_username".into(), self.default_admin_username.clone().into());
+        m.insert("default_admin_password".into(), secret(&self.default_admin_password));
         let mut hc = Mapping::new();
         hc.insert("enabled".into(), self.health_check.enabled.into());
-        hc.insert(
-            "interval_secs".into(),
-            self.health_check.interval.as_secs().into(),
-        );
-        hc.insert(
-            "timeout_secs".into(),
-            self.health_check.timeout.as_secs().into(),
-        );
+        hc.insert("interval_secs".into(), self.health_check.interval.as_secs().into());
+        hc.insert("timeout_secs".into(), self.health_check.timeout.as_secs().into());
         m.insert("health_check".into(), Value::Mapping(hc));
-        m.insert(
-            "load_balance_strategy".into(),
-            self.load_balance_strategy.clone().into(),
-        );
+        m.insert("load_balance_strategy".into(), self.load_balance_strategy.clone().into());
         m.insert("max_body_bytes".into(), (self.max_body_bytes as u64).into());
-        m.insert(
-            "shutdown_grace_secs".into(),
-            self.shutdown_grace.as_secs().into(),
-        );
+        m.insert("shutdown_grace_secs".into(), self.shutdown_grace.as_secs().into());
         let mut t = Mapping::new();
-        t.insert(
-            "connect_secs".into(),
-            self.upstream_timeouts.connect.as_secs().into(),
-        );
-        t.insert(
-            "first_byte_secs".into(),
-            self.upstream_timeouts.first_byte.as_secs().into(),
-        );
-        t.insert(
-            "between_chunks_secs".into(),
-            self.upstream_timeouts.between_chunks.as_secs().into(),
-        );
+        t.insert("connect_secs".into(), self.upstream_timeouts.connect.as_secs().into());
+        t.insert("first_byte_secs".into(), self.upstream_timeouts.first_byte.as_secs().into());
+        t.insert("between_chunks_secs".into(), self.upstream_timeouts.between_chunks.as_secs().into());
         m.insert("upstream_timeouts".into(), Value::Mapping(t));
         let mut providers = Mapping::new();
         for p in &self.providers {
@@ -377,11 +312,7 @@ pub fn redact_url(url: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
             format!("{}{}{}", &url[..scheme_end + 3], masked, &rest[at..])
         }
         None => url.to_string(),
@@ -392,10 +323,7 @@ fn parse_file(text: &str, env: &dyn Env, errors: &mut Vec<ConfigError>) -> RawCo
     let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            errors.push(ConfigError {
-                path: String::new(),
-                message: format!("not valid YAML: {e}"),
-            });
+            errors.push(ConfigError { path: String::new(), message: format!("not valid YAML: {e}") });
             return RawConfig::default();
         }
     };
@@ -412,10 +340,7 @@ fn parse_file(text: &str, env: &dyn Env, errors: &mut Vec<ConfigError>) -> RawCo
 fn decode_raw(value: serde_yaml::Value, errors: &mut Vec<ConfigError>) -> RawConfig {
     use serde_yaml::{Mapping, Value};
     let Value::Mapping(map) = value else {
-        errors.push(ConfigError {
-            path: String::new(),
-            message: "the config file must be a YAML mapping".into(),
-        });
+        errors.push(ConfigError { path: String::new(), message: "the config file must be a YAML mapping".into() });
         return RawConfig::default();
     };
     let mut kept = Mapping::new();
@@ -457,10 +382,7 @@ fn decode_into(value: serde_yaml::Value, errors: &mut Vec<ConfigError>) -> Optio
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            errors.push(ConfigError {
-                path,
-                message: e.into_inner().to_string(),
-            });
+            errors.push(ConfigError { path, message: e.into_inner().to_string() });
             None
         }
     }
@@ -468,29 +390,17 @@ fn decode_into(value: serde_yaml::Value, errors: &mut Vec<ConfigError>) -> Optio
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string scalar. Done on parsed values rather than
 /// raw text so a secret containing `:` or `#` cannot change the YAML structure.
-fn interpolate(
-    value: &mut serde_yaml::Value,
-    env: &dyn Env,
-    path: &str,
-    errors: &mut Vec<ConfigError>,
-) {
+fn interpolate(value: &mut serde_yaml::Value, env: &dyn Env, path: &str, errors: &mut Vec<ConfigError>) {
     use serde_yaml::Value;
     match value {
         Value::String(s) if s.contains("${") => match expand(s, env) {
             Ok(expanded) => *s = expanded,
-            Err(message) => errors.push(ConfigError {
-                path: path.to_string(),
-                message,
-            }),
+            Err(message) => errors.push(ConfigError { path: path.to_string(), message }),
         },
         Value::Mapping(m) => {
             for (k, v) in m.iter_mut() {
                 let key = k.as_str().unwrap_or("?");
-                let child = if path.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let child = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
                 interpolate(v, env, &child, errors);
             }
         }
@@ -510,9 +420,7 @@ pub fn expand(s: &str, env: &dyn Env) -> Result<String, String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated `${{` in {s:?}"))?;
+        let end = after.find('}').ok_or_else(|| format!("unterminated `${{` in {s:?}"))?;
         let expr = &after[..end];
         let (name, default) = match expr.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -529,11 +437,7 @@ pub fn expand(s: &str, env: &dyn Env) -> Result<String, String> {
     Ok(out)
 }
 
-fn env_parse<T: std::str::FromStr>(
-    env: &dyn Env,
-    name: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<T>
+fn env_parse<T: std::str::FromStr>(env: &dyn Env, name: &str, errors: &mut Vec<ConfigError>) -> Option<T>
 where
     T::Err: fmt::Display,
 {
@@ -542,18 +446,14 @@ where
     match raw.trim().parse() {
         Ok(v) => Some(v),
         Err(e) => {
-            errors.push(ConfigError {
-                path: var,
-                message: format!("{e} (got {raw:?})"),
-            });
+            errors.push(ConfigError { path: var, message: format!("{e} (got {raw:?})") });
             None
         }
     }
 }
 
 fn env_string(env: &dyn Env, name: &str) -> Option<String> {
-    env.var(&format!("LLM_PROXY_{name}"))
-        .filter(|v| !v.is_empty())
+    env.var(&format!("LLM_PROXY_{name}")).filter(|v| !v.is_empty())
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -593,25 +493,16 @@ fn build(
     if let Some(p) = overrides.port {
         port = p;
     }
-    let host_for_parse = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.clone()
-    };
+    let host_for_parse = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.clone() };
     let listen_addr = match format!("{host_for_parse}:{port}").parse::<SocketAddr>() {
         Ok(a) => a,
         Err(_) => {
-            errors.push(ConfigError {
-                path: "host".into(),
-                message: format!("{host:?} is not an IP address"),
-            });
+            errors.push(ConfigError { path: "host".into(), message: format!("{host:?} is not an IP address") });
             SocketAddr::from(([0, 0, 0, 0], port))
         }
     };
 
-    let log_level = env_string(env, "LOG_LEVEL")
-        .or(raw.log_level)
-        .unwrap_or_else(|| "info".into());
+    let log_level = env_string(env, "LOG_LEVEL").or(raw.log_level).unwrap_or_else(|| "info".into());
     if tracing_level_ok(&log_level).is_err() {
         errors.push(ConfigError {
             path: "log_level".into(),
@@ -620,10 +511,7 @@ fn build(
     }
     let workers = env_parse::<usize>(env, "WORKERS", errors).or(raw.workers);
     if workers == Some(0) {
-        errors.push(ConfigError {
-            path: "workers".into(),
-            message: "must be at least 1".into(),
-        });
+        errors.push(ConfigError { path: "workers".into(), message: "must be at least 1".into() });
     }
 
     let database_url = if let Some(url) = env_string(env, "DATABASE_URL") {
@@ -639,23 +527,15 @@ fn build(
     {
         errors.push(ConfigError {
             path: "database_url".into(),
-            message: format!(
-                "{:?} must start with sqlite:// or postgres://",
-                redact_url(&database_url)
-            ),
+            message: format!("{:?} must start with sqlite:// or postgres://", redact_url(&database_url)),
         });
     }
-    let database_max_open_conns = env_parse(env, "DATABASE_MAX_OPEN_CONNS", errors)
-        .or(raw.database_max_open_conns)
-        .unwrap_or(10);
-    let database_max_idle_conns = env_parse(env, "DATABASE_MAX_IDLE_CONNS", errors)
-        .or(raw.database_max_idle_conns)
-        .unwrap_or(5);
+    let database_max_open_conns =
+        env_parse(env, "DATABASE_MAX_OPEN_CONNS", errors).or(raw.database_max_open_conns).unwrap_or(10);
+    let database_max_idle_conns =
+        env_parse(env, "DATABASE_MAX_IDLE_CONNS", errors).or(raw.database_max_idle_conns).unwrap_or(5);
     if database_max_open_conns == 0 {
-        errors.push(ConfigError {
-            path: "database_max_open_conns".into(),
-            message: "must be at least 1".into(),
-        });
+        errors.push(ConfigError { path: "database_max_open_conns".into(), message: "must be at least 1".into() });
     }
 
     let redis_url = env_string(env, "REDIS_URL").or(non_empty(raw.redis_url));
@@ -666,17 +546,17 @@ fn build(
                 message: "must start with redis:// or rediss://".into(),
             });
         } else {
-            warnings.push("redis_url is set, but this build keeps shared state in process; cluster mode comes with Redis support".into());
+            warnings.push(
+                "redis_url is set, but this build keeps shared state in process; cluster mode comes with Redis support"
+                    .into(),
+            );
         }
     }
     let master_key = env_string(env, "MASTER_KEY").or(non_empty(raw.master_key));
     if let Some(k) = &master_key
         && k.len() < 16
     {
-        errors.push(ConfigError {
-            path: "master_key".into(),
-            message: "must be at least 16 characters".into(),
-        });
+        errors.push(ConfigError { path: "master_key".into(), message: "must be at least 16 characters".into() });
     }
     let secret_key = env_string(env, "SECRET_KEY").or(non_empty(raw.secret_key));
     let encryption_key = env_string(env, "ENCRYPTION_KEY").or(non_empty(raw.encryption_key));
@@ -688,68 +568,40 @@ fn build(
             message: "must be 32 bytes, written as 64 hex digits or base64".into(),
         });
     }
-    let session_expire_hours = env_parse(env, "SESSION_EXPIRE_HOURS", errors)
-        .or(raw.session_expire_hours)
-        .unwrap_or(24);
-    let default_admin_username = env_string(env, "DEFAULT_ADMIN_USERNAME")
-        .or(raw.default_admin_username)
-        .unwrap_or_else(|| "admin".into());
-    let default_admin_password =
-        env_string(env, "DEFAULT_ADMIN_PASSWORD").or(non_empty(raw.default_admin_password));
+    let session_expire_hours =
+        env_parse(env, "SESSION_EXPIRE_HOURS", errors).or(raw.session_expire_hours).unwrap_or(24);
+    let default_admin_username =
+        env_string(env, "DEFAULT_ADMIN_USERNAME").or(raw.default_admin_username).unwrap_or_else(|| "admin".into());
+    let default_admin_password = env_string(env, "DEFAULT_ADMIN_PASSWORD").or(non_empty(raw.default_admin_password));
     let hc = raw.health_check.unwrap_or_default();
     let health_check = HealthCheck {
-        enabled: env_parse(env, "HEALTH_CHECK_ENABLED", errors)
-            .or(hc.enabled)
-            .unwrap_or(true),
+        enabled: env_parse(env, "HEALTH_CHECK_ENABLED", errors).or(hc.enabled).unwrap_or(true),
         interval: Duration::from_secs(
-            env_parse(env, "HEALTH_CHECK_INTERVAL", errors)
-                .or(hc.interval_secs)
-                .unwrap_or(60),
+            env_parse(env, "HEALTH_CHECK_INTERVAL", errors).or(hc.interval_secs).unwrap_or(60),
         ),
-        timeout: Duration::from_secs(
-            env_parse(env, "HEALTH_CHECK_TIMEOUT", errors)
-                .or(hc.timeout_secs)
-                .unwrap_or(10),
-        ),
+        timeout: Duration::from_secs(env_parse(env, "HEALTH_CHECK_TIMEOUT", errors).or(hc.timeout_secs).unwrap_or(10)),
     };
-    let load_balance_strategy = env_string(env, "LOAD_BALANCE_STRATEGY")
-        .or(raw.load_balance_strategy)
-        .unwrap_or_else(|| "round_robin".into());
+    let load_balance_strategy =
+        env_string(env, "LOAD_BALANCE_STRATEGY").or(raw.load_balance_strategy).unwrap_or_else(|| "round_robin".into());
     if !LOAD_BALANCE_STRATEGIES.contains(&load_balance_strategy.as_str()) {
         errors.push(ConfigError {
             path: "load_balance_strategy".into(),
-            message: format!(
-                "{load_balance_strategy:?} is not one of {}",
-                LOAD_BALANCE_STRATEGIES.join(", ")
-            ),
+            message: format!("{load_balance_strategy:?} is not one of {}", LOAD_BALANCE_STRATEGIES.join(", ")),
         });
     }
-    let max_body_bytes = env_parse(env, "MAX_BODY_BYTES", errors)
-        .or(raw.max_body_bytes)
-        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let max_body_bytes =
+        env_parse(env, "MAX_BODY_BYTES", errors).or(raw.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
     if max_body_bytes < 1024 {
-        errors.push(ConfigError {
-            path: "max_body_bytes".into(),
-            message: "must be at least 1024".into(),
-        });
+        errors.push(ConfigError { path: "max_body_bytes".into(), message: "must be at least 1024".into() });
     }
-    let shutdown_grace = Duration::from_secs(
-        env_parse(env, "SHUTDOWN_GRACE_SECS", errors)
-            .or(raw.shutdown_grace_secs)
-            .unwrap_or(30),
-    );
+    let shutdown_grace =
+        Duration::from_secs(env_parse(env, "SHUTDOWN_GRACE_SECS", errors).or(raw.shutdown_grace_secs).unwrap_or(30));
     let t = raw.upstream_timeouts.unwrap_or_default();
     let d = UpstreamTimeouts::default();
     let upstream_timeouts = UpstreamTimeouts {
         connect: t.connect_secs.map(Duration::from_secs).unwrap_or(d.connect),
-        first_byte: t
-            .first_byte_secs
-            .map(Duration::from_secs)
-            .unwrap_or(d.first_byte),
-        between_chunks: t
-            .between_chunks_secs
-            .map(Duration::from_secs)
-            .unwrap_or(d.between_chunks),
+        first_byte: t.first_byte_secs.map(Duration::from_secs).unwrap_or(d.first_byte),
+        between_chunks: t.between_chunks_secs.map(Duration::from_secs).unwrap_or(d.between_chunks),
     };
     for (name, v) in [
         ("connect_secs", t.connect_secs),
@@ -757,10 +609,8 @@ fn build(
         ("between_chunks_secs", t.between_chunks_secs),
     ] {
         if v == Some(0) {
-            errors.push(ConfigError {
-                path: format!("upstream_timeouts.{name}"),
-                message: "must be at least 1".into(),
-            });
+            errors
+                .push(ConfigError { path: format!("upstream_timeouts.{name}"), message: "must be at least 1".into() });
         }
     }
 
@@ -791,16 +641,8 @@ fn build(
 
 fn tracing_level_ok(level: &str) -> Result<(), ()> {
     let ok = level.split(',').all(|part| {
-        let lvl = part
-            .rsplit('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        matches!(
-            lvl.as_str(),
-            "trace" | "debug" | "info" | "warn" | "error" | "off"
-        )
+        let lvl = part.rsplit('=').next().unwrap_or("").trim().to_ascii_lowercase();
+        matches!(lvl.as_str(), "trace" | "debug" | "info" | "warn" | "error" | "off")
     });
     if ok { Ok(()) } else { Err(()) }
 }
@@ -811,11 +653,7 @@ pub fn decode_key32(s: &str) -> Option<[u8; 32]> {
     let bytes = hex::decode(s)
         .ok()
         .or_else(|| base64::engine::general_purpose::STANDARD.decode(s).ok())
-        .or_else(|| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(s)
-                .ok()
-        })?;
+        .or_else(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())?;
     bytes.try_into().ok()
 }
 
@@ -830,10 +668,8 @@ fn build_providers(
     for (name, p) in raw {
         let path = format!("providers.{name}");
         if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-            errors.push(ConfigError {
-                path,
-                message: "a provider name must be non-empty, without '/' or spaces".into(),
-            });
+            errors
+                .push(ConfigError { path, message: "a provider name must be non-empty, without '/' or spaces".into() });
             continue;
         }
         let known = known_provider(&name);
@@ -869,9 +705,7 @@ fn build_providers(
             });
             continue;
         }
-        let base_url = match non_empty(p.base_url)
-            .or_else(|| known.and_then(|k| k.base_url).map(String::from))
-        {
+        let base_url = match non_empty(p.base_url).or_else(|| known.and_then(|k| k.base_url).map(String::from)) {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
                 errors.push(ConfigError {
@@ -889,17 +723,11 @@ fn build_providers(
             continue;
         }
         let api_key = non_empty(p.api_key).or_else(|| {
-            known.and_then(|k| {
-                k.key_vars
-                    .iter()
-                    .find_map(|v| env.var(v).filter(|s| !s.trim().is_empty()))
-            })
+            known.and_then(|k| k.key_vars.iter().find_map(|v| env.var(v).filter(|s| !s.trim().is_empty())))
         });
         let needs_key = known.is_some_and(|k| !k.key_vars.is_empty());
         if needs_key && api_key.is_none() {
-            warnings.push(format!(
-                "{path}: no api_key (and none in the environment); provider disabled"
-            ));
+            warnings.push(format!("{path}: no api_key (and none in the environment); provider disabled"));
             continue;
         }
         let mut models = Vec::new();
@@ -932,34 +760,19 @@ fn build_providers(
             }
             models.push(ModelConfig { name: mname, alias });
         }
-        let canonical = known
-            .map(|k| k.name.to_string())
-            .unwrap_or_else(|| name.clone());
+        let canonical = known.map(|k| k.name.to_string()).unwrap_or_else(|| name.clone());
         if out.iter().any(|o| o.name == canonical) {
-            errors.push(ConfigError {
-                path,
-                message: format!("configured twice (as {canonical:?})"),
-            });
+            errors.push(ConfigError { path, message: format!("configured twice (as {canonical:?})") });
             continue;
         }
-        out.push(ProviderConfig {
-            name: canonical,
-            protocol,
-            base_url,
-            api_key: api_key.map(Into::into),
-            models,
-        });
+        out.push(ProviderConfig { name: canonical, protocol, base_url, api_key: api_key.map(Into::into), models });
     }
     // Providers named nowhere in the file but whose key is in the environment.
     for k in KNOWN_PROVIDERS {
         if out.iter().any(|p| p.name == k.name) || k.key_vars.is_empty() {
             continue;
         }
-        let Some(key) = k
-            .key_vars
-            .iter()
-            .find_map(|v| env.var(v).filter(|s| !s.trim().is_empty()))
-        else {
+        let Some(key) = k.key_vars.iter().find_map(|v| env.var(v).filter(|s| !s.trim().is_empty())) else {
             continue;
         };
         let Some(base_url) = k.base_url else { continue };
@@ -988,10 +801,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k: &str| map.get(k).cloned()
     }
 
@@ -1001,15 +811,7 @@ mod tests {
 
     #[test]
     fn empty_config_serves_providers_from_the_environment() {
-        let c = load(
-            None,
-            &[
-                ("OPENAI_API_KEY", "sk-a"),
-                ("XAI_API_KEY", "xk"),
-                ("ANTHROPIC_API_KEY", "ak"),
-            ],
-        )
-        .unwrap();
+        let c = load(None, &[("OPENAI_API_KEY", "sk-a"), ("XAI_API_KEY", "xk"), ("ANTHROPIC_API_KEY", "ak")]).unwrap();
         let names: Vec<_> = c.providers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["openai", "grok"]);
         assert_eq!(c.listen_addr.to_string(), "0.0.0.0:8000");
@@ -1022,17 +824,10 @@ mod tests {
         let file = "listen_addr: 127.0.0.1:9000\nlog_level: warn\n";
         let c = load(Some(file), &[]).unwrap();
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:9000");
-        let c = load(
-            Some(file),
-            &[("LLM_PROXY_PORT", "9100"), ("LLM_PROXY_LOG_LEVEL", "debug")],
-        )
-        .unwrap();
+        let c = load(Some(file), &[("LLM_PROXY_PORT", "9100"), ("LLM_PROXY_LOG_LEVEL", "debug")]).unwrap();
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:9100");
         assert_eq!(c.log_level, "debug");
-        let flags = Overrides {
-            host: Some("::1".into()),
-            port: Some(9200),
-        };
+        let flags = Overrides { host: Some("::1".into()), port: Some(9200) };
         let (c, _) = Config::load(Some(file), &env(&[("LLM_PROXY_PORT", "9100")]), &flags).unwrap();
         assert_eq!(c.listen_addr.to_string(), "[::1]:9200");
     }
@@ -1042,10 +837,7 @@ mod tests {
         let file = "providers:\n  local:\n    protocol: openai\n    base_url: \"${BASE:-http://127.0.0.1:1/v1}\"\n    api_key: \"${KEY}\"\n";
         let c = load(Some(file), &[("KEY", "a:b #c")]).unwrap();
         assert_eq!(c.providers[0].base_url, "http://127.0.0.1:1/v1");
-        assert_eq!(
-            c.providers[0].api_key.as_ref().unwrap().expose_secret(),
-            "a:b #c"
-        );
+        assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose_secret(), "a:b #c");
     }
 
     #[test]
@@ -1070,43 +862,22 @@ mod tests {
         let file = "listen_addr: nope\nlog_level: [1]\nproviders:\n  a: {protocol: openai, base_url: http://a, typo: 1}\n  b: {protocol: nope}\n";
         let errs = load(Some(file), &[]).unwrap_err();
         let paths: Vec<_> = errs.0.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "log_level",
-                "providers.a.typo",
-                "listen_addr",
-                "providers.b.protocol"
-            ]
-        );
+        assert_eq!(paths, ["log_level", "providers.a.typo", "listen_addr", "providers.b.protocol"]);
     }
 
     #[test]
     fn unknown_keys_are_rejected_with_their_section() {
         let errs = load(Some("providers:\n  openai:\n    apikey: x\n"), &[]).unwrap_err();
         assert_eq!(errs.0[0].path, "providers.openai.apikey");
-        assert!(
-            errs.0[0].message.contains("unknown field `apikey`"),
-            "{}",
-            errs.0[0].message
-        );
+        assert!(errs.0[0].message.contains("unknown field `apikey`"), "{}", errs.0[0].message);
     }
 
     #[test]
     fn redacted_yaml_hides_every_secret() {
         let file = "master_key: master-key-0123456789\ndatabase_url: postgres://u:pw@h/db\nproviders:\n  openai:\n    api_key: sk-canary\n";
-        let c = load(
-            Some(file),
-            &[("LLM_PROXY_ENCRYPTION_KEY", &"ab".repeat(32))],
-        )
-        .unwrap();
+        let c = load(Some(file), &[("LLM_PROXY_ENCRYPTION_KEY", &"ab".repeat(32))]).unwrap();
         let out = c.redacted_yaml();
-        for secret in [
-            "master-key-0123456789",
-            "pw@",
-            "sk-canary",
-            &"ab".repeat(32),
-        ] {
+        for secret in ["master-key-0123456789", "pw@", "sk-canary", &"ab".repeat(32)] {
             assert!(!out.contains(secret), "{secret} leaked in:\n{out}");
         }
         assert!(out.contains("postgres://u:***@h/db"), "{out}");
@@ -1122,12 +893,9 @@ mod tests {
 
     #[test]
     fn known_provider_without_key_is_skipped_with_a_warning() {
-        let (c, w) = Config::load(
-            Some("providers:\n  openai: {api_key: \"${NOPE}\"}\n"),
-            &env(&[]),
-            &Overrides::default(),
-        )
-        .unwrap();
+        let (c, w) =
+            Config::load(Some("providers:\n  openai: {api_key: \"${NOPE}\"}\n"), &env(&[]), &Overrides::default())
+                .unwrap();
         assert!(c.providers.is_empty());
         assert!(w[0].contains("provider disabled"));
     }

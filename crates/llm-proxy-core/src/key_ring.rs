@@ -39,12 +39,7 @@ impl KeyRing {
         let all = store.list_keys().await?;
         let watermark = all.iter().map(|k| k.updated_at).max().unwrap_or(0);
         let map = all.into_iter().map(|k| (k.hash, Arc::new(k))).collect();
-        Ok((
-            Self {
-                keys: ArcSwap::from_pointee(map),
-            },
-            watermark,
-        ))
+        Ok((Self { keys: ArcSwap::from_pointee(map) }, watermark))
     }
 
     /// Looks a presented secret up.
@@ -70,10 +65,8 @@ impl KeyRing {
     /// already known (the overlap window) swaps nothing.
     pub fn apply(&self, changed: Vec<KeyRecord>) {
         let current = self.keys.load();
-        let fresh: Vec<KeyRecord> = changed
-            .into_iter()
-            .filter(|k| current.get(&k.hash).is_none_or(|old| **old != *k))
-            .collect();
+        let fresh: Vec<KeyRecord> =
+            changed.into_iter().filter(|k| current.get(&k.hash).is_none_or(|old| **old != *k)).collect();
         if fresh.is_empty() {
             return;
         }
@@ -93,12 +86,7 @@ impl KeyRing {
     }
 
     /// Polls the store until `stop` fires. Errors keep the last good copy and are retried.
-    pub async fn poll(
-        self: Arc<Self>,
-        store: Arc<dyn Store>,
-        mut watermark: i64,
-        stop: CancellationToken,
-    ) {
+    pub async fn poll(self: Arc<Self>, store: Arc<dyn Store>, mut watermark: i64, stop: CancellationToken) {
         let mut failing = false;
         loop {
             tokio::select! {

@@ -92,11 +92,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Gemini,
         base_url: Some("https://generativelanguage.googleapis.com"),
         key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-        models: &[
-            "gemini-2.5-pro",
-            "gemini-2.5-flash",
-            "gemini-2.5-flash-lite",
-        ],
+        models: &["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"],
     },
     KnownProvider {
         name: "glm",
@@ -112,12 +108,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.groq.com/openai/v1"),
         key_vars: &["GROQ_API_KEY"],
-        models: &[
-            "llama-3.3-70b-versatile",
-            "llama-3.1-8b-instant",
-            "openai/gpt-oss-120b",
-            "openai/gpt-oss-20b",
-        ],
+        models: &["llama-3.3-70b-versatile", "llama-3.1-8b-instant", "openai/gpt-oss-120b", "openai/gpt-oss-20b"],
     },
     KnownProvider {
         name: "grok",
@@ -125,13 +116,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.x.ai/v1"),
         key_vars: &["XAI_API_KEY", "GROK_API_KEY"],
-        models: &[
-            "grok-4",
-            "grok-4-fast",
-            "grok-3",
-            "grok-3-mini",
-            "grok-code-fast-1",
-        ],
+        models: &["grok-4", "grok-4-fast", "grok-3", "grok-3-mini", "grok-code-fast-1"],
     },
     KnownProvider {
         name: "deepseek",
@@ -191,7 +176,5 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
 
 /// Looks a provider up by its name or one of its aliases.
 pub fn known_provider(name: &str) -> Option<&'static KnownProvider> {
-    KNOWN_PROVIDERS
-        .iter()
-        .find(|p| p.name == name || p.aliases.contains(&name))
+    KNOWN_PROVIDERS.iter().find(|p| p.name == name || p.aliases.contains(&name))
 }

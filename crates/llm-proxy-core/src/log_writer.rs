@@ -45,15 +45,10 @@ impl LogSink {
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(Arc::new(entry.clone()));
         }
-        if let Err(
-            mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry),
-        ) = self.tx.try_send(entry)
+        if let Err(mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry)) =
+            self.tx.try_send(entry)
         {
-            let mut overflow = self
-                .shared
-                .overflow
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut overflow = self.shared.overflow.lock().unwrap_or_else(|p| p.into_inner());
             if overflow.len() >= OVERFLOW_CAPACITY {
                 let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
@@ -98,14 +93,7 @@ pub fn log_channel(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
         written: AtomicU64::new(0),
     });
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    (
-        LogSink {
-            tx,
-            shared: shared.clone(),
-            events,
-        },
-        LogWriter { rx, shared, store },
-    )
+    (LogSink { tx, shared: shared.clone(), events }, LogWriter { rx, shared, store })
 }
 
 impl LogWriter {
@@ -157,20 +145,12 @@ impl LogWriter {
             }
             if !self.flush_until(&mut batch, deadline).await {
                 let left = batch.len() + self.rx.len() + self.overflow_len();
-                tracing::error!(
-                    unwritten = left,
-                    "database unavailable at shutdown; request log entries lost"
-                );
-                self.shared
-                    .dropped
-                    .fetch_add(left as u64, Ordering::Relaxed);
+                tracing::error!(unwritten = left, "database unavailable at shutdown; request log entries lost");
+                self.shared.dropped.fetch_add(left as u64, Ordering::Relaxed);
                 return;
             }
         }
-        tracing::info!(
-            written = self.shared.written.load(Ordering::Relaxed),
-            "request log flushed"
-        );
+        tracing::info!(written = self.shared.written.load(Ordering::Relaxed), "request log flushed");
     }
 
     fn overflow_len(&self) -> usize {
@@ -178,11 +158,7 @@ impl LogWriter {
     }
 
     fn take_overflow(&self, batch: &mut Vec<RequestLogEntry>) {
-        let mut overflow = self
-            .shared
-            .overflow
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut overflow = self.shared.overflow.lock().unwrap_or_else(|p| p.into_inner());
         while batch.len() < BATCH_MAX {
             match overflow.pop_front() {
                 Some(e) => batch.push(e),
@@ -197,9 +173,7 @@ impl LogWriter {
         loop {
             match self.store.insert_logs(batch).await {
                 Ok(()) => {
-                    self.shared
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.shared.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     batch.clear();
                     return;
                 }
@@ -215,17 +189,11 @@ impl LogWriter {
         }
     }
 
-    async fn flush_until(
-        &self,
-        batch: &mut Vec<RequestLogEntry>,
-        deadline: tokio::time::Instant,
-    ) -> bool {
+    async fn flush_until(&self, batch: &mut Vec<RequestLogEntry>, deadline: tokio::time::Instant) -> bool {
         loop {
             match self.store.insert_logs(batch).await {
                 Ok(()) => {
-                    self.shared
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.shared.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     batch.clear();
                     return true;
                 }
@@ -292,8 +260,7 @@ mod tests {
             }
             let mut rows = self.rows.lock().unwrap();
             for e in entries {
-                rows.entry(e.request_id.clone())
-                    .or_insert_with(|| e.clone());
+                rows.entry(e.request_id.clone()).or_insert_with(|| e.clone());
             }
             Ok(())
         }
@@ -303,19 +270,12 @@ mod tests {
     }
 
     fn entry(i: usize) -> RequestLogEntry {
-        RequestLogEntry {
-            request_id: format!("r{i:06}"),
-            status: 200,
-            ..Default::default()
-        }
+        RequestLogEntry { request_id: format!("r{i:06}"), status: 200, ..Default::default() }
     }
 
     #[tokio::test]
     async fn a_failing_database_delays_rows_but_loses_none() {
-        let store = Arc::new(FlakyStore {
-            fail_next: AtomicU32::new(3),
-            ..Default::default()
-        });
+        let store = Arc::new(FlakyStore { fail_next: AtomicU32::new(3), ..Default::default() });
         let (sink, writer) = log_channel(store.clone());
         let stop = CancellationToken::new();
         let task = tokio::spawn(writer.run(stop.clone(), Duration::from_secs(5)));
@@ -324,10 +284,7 @@ mod tests {
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while store.rows.lock().unwrap().len() < 20_000 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "rows never reached the store"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "rows never reached the store");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         stop.cancel();
@@ -350,10 +307,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_down_at_shutdown_is_given_up_on_after_the_deadline_and_counted() {
-        let store = Arc::new(FlakyStore {
-            fail_next: AtomicU32::new(u32::MAX),
-            ..Default::default()
-        });
+        let store = Arc::new(FlakyStore { fail_next: AtomicU32::new(u32::MAX), ..Default::default() });
         let (sink, writer) = log_channel(store.clone());
         for i in 0..10 {
             sink.record(entry(i));

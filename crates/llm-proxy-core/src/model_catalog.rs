@@ -68,9 +68,7 @@ impl ModelCatalog {
         for (i, p) in providers.iter().enumerate() {
             let open = p.models.is_empty();
             let models: Vec<String> = if open {
-                known_provider(&p.name)
-                    .map(|k| k.models.iter().map(|m| m.to_string()).collect())
-                    .unwrap_or_default()
+                known_provider(&p.name).map(|k| k.models.iter().map(|m| m.to_string()).collect()).unwrap_or_default()
             } else {
                 p.models.iter().map(|m| m.name.clone()).collect()
             };
@@ -83,18 +81,9 @@ impl ModelCatalog {
             for m in &models {
                 index.entry(m.clone()).or_default().push(i);
             }
-            entries.push(Entry {
-                name: p.name.clone(),
-                models,
-                open,
-            });
+            entries.push(Entry { name: p.name.clone(), models, open });
         }
-        Self {
-            entries,
-            aliases,
-            explicit,
-            defaults,
-        }
+        Self { entries, aliases, explicit, defaults }
     }
 
     pub fn resolve(&self, name: &str) -> Result<Resolved, ResolveError> {
@@ -118,9 +107,7 @@ impl ModelCatalog {
                 Some([i]) => return Ok(self.resolved(*i, name, None)),
                 Some(many) if many.len() > 1 => {
                     return Err(ResolveError::Ambiguous(
-                        many.iter()
-                            .map(|i| format!("{}/{name}", self.entries[*i].name))
-                            .collect(),
+                        many.iter().map(|i| format!("{}/{name}", self.entries[*i].name)).collect(),
                     ));
                 }
                 _ => {}
@@ -130,12 +117,7 @@ impl ModelCatalog {
     }
 
     fn resolved(&self, i: usize, model: &str, alias: Option<String>) -> Resolved {
-        Resolved {
-            provider: i,
-            provider_name: self.entries[i].name.clone(),
-            upstream_model: model.to_string(),
-            alias,
-        }
+        Resolved { provider: i, provider_name: self.entries[i].name.clone(), upstream_model: model.to_string(), alias }
     }
 
     /// Every public name: aliases first, then `provider/model` for each listed model.
@@ -177,10 +159,7 @@ mod tests {
             api_key: None,
             models: models
                 .iter()
-                .map(|(n, a)| ModelConfig {
-                    name: n.to_string(),
-                    alias: a.map(String::from),
-                })
+                .map(|(n, a)| ModelConfig { name: n.to_string(), alias: a.map(String::from) })
                 .collect(),
         }
     }
@@ -193,61 +172,29 @@ mod tests {
             provider("groq", &[]),
         ]);
         let r = c.resolve("default").unwrap();
-        assert_eq!(
-            (r.provider_name.as_str(), r.upstream_model.as_str()),
-            ("local", "llama3")
-        );
-        assert_eq!(
-            c.resolve("openai/gpt-4o-2024-08-06")
-                .unwrap()
-                .upstream_model,
-            "gpt-4o-2024-08-06"
-        );
+        assert_eq!((r.provider_name.as_str(), r.upstream_model.as_str()), ("local", "llama3"));
+        assert_eq!(c.resolve("openai/gpt-4o-2024-08-06").unwrap().upstream_model, "gpt-4o-2024-08-06");
         assert_eq!(c.resolve("gpt-4o").unwrap().provider_name, "openai");
         assert_eq!(c.resolve("qwen").unwrap().provider_name, "local");
         // a configured provider's prefix wins over a bare id that contains '/'
-        assert_eq!(
-            c.resolve("openai/gpt-oss-20b").unwrap().provider_name,
-            "openai"
-        );
-        assert_eq!(
-            c.resolve("groq/openai/gpt-oss-20b").unwrap().upstream_model,
-            "openai/gpt-oss-20b"
-        );
+        assert_eq!(c.resolve("openai/gpt-oss-20b").unwrap().provider_name, "openai");
+        assert_eq!(c.resolve("groq/openai/gpt-oss-20b").unwrap().upstream_model, "openai/gpt-oss-20b");
         assert_eq!(c.resolve("local/not-listed"), Err(ResolveError::Unknown));
         assert_eq!(c.resolve("nope"), Err(ResolveError::Unknown));
-        assert_eq!(
-            c.resolve("xai/grok-4"),
-            Err(ResolveError::Unknown),
-            "grok is not configured"
-        );
+        assert_eq!(c.resolve("xai/grok-4"), Err(ResolveError::Unknown), "grok is not configured");
     }
 
     #[test]
     fn bare_ids_served_twice_are_ambiguous() {
         let c = ModelCatalog::new(&[provider("a", &[("m", None)]), provider("b", &[("m", None)])]);
-        assert_eq!(
-            c.resolve("m"),
-            Err(ResolveError::Ambiguous(vec!["a/m".into(), "b/m".into()]))
-        );
+        assert_eq!(c.resolve("m"), Err(ResolveError::Ambiguous(vec!["a/m".into(), "b/m".into()])));
         assert_eq!(c.resolve("b/m").unwrap().provider, 1);
     }
 
     #[test]
     fn lists_aliases_then_canonical_names() {
-        let c = ModelCatalog::new(&[
-            provider("local", &[("llama3", Some("default"))]),
-            provider("deepseek", &[]),
-        ]);
+        let c = ModelCatalog::new(&[provider("local", &[("llama3", Some("default"))]), provider("deepseek", &[])]);
         let ids: Vec<_> = c.list().into_iter().map(|m| m.id).collect();
-        assert_eq!(
-            ids,
-            [
-                "default",
-                "local/llama3",
-                "deepseek/deepseek-chat",
-                "deepseek/deepseek-reasoner"
-            ]
-        );
+        assert_eq!(ids, ["default", "local/llama3", "deepseek/deepseek-chat", "deepseek/deepseek-reasoner"]);
     }
 }

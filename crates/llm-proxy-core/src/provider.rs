@@ -20,10 +20,7 @@ pub struct TokenUsage {
 
 impl From<llm_proxy_protocol::openai::Usage> for TokenUsage {
     fn from(u: llm_proxy_protocol::openai::Usage) -> Self {
-        Self {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-        }
+        Self { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
     }
 }
 

@@ -15,6 +15,8 @@ pub mod error_kind {
     pub const UPSTREAM_PROTOCOL: &str = "upstream_protocol";
     pub const STREAM_INTERRUPTED: &str = "stream_interrupted";
     pub const CLIENT_DISCONNECT: &str = "client_disconnect";
+    /// Still running when the shutdown grace period ended.
+    pub const SHUTDOWN: &str = "shutdown";
     pub const INTERNAL: &str = "internal";
 }
 
@@ -71,10 +73,7 @@ impl LogCursor {
 
     pub fn decode(s: &str) -> Option<Self> {
         let (ts, id) = s.split_once('_')?;
-        Some(Self {
-            created_at: ts.parse().ok()?,
-            request_id: id.to_string(),
-        })
+        Some(Self { created_at: ts.parse().ok()?, request_id: id.to_string() })
     }
 }
 

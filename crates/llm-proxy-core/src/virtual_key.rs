@@ -32,19 +32,11 @@ pub struct GeneratedKey {
 }
 
 pub fn generate_key() -> GeneratedKey {
-    let random: String = OsRng
-        .sample_iter(&Alphanumeric)
-        .take(KEY_RANDOM_CHARS)
-        .map(char::from)
-        .collect();
+    let random: String = OsRng.sample_iter(&Alphanumeric).take(KEY_RANDOM_CHARS).map(char::from).collect();
     let secret = format!("{KEY_PREFIX}{random}");
     let hash = hash_key(&secret);
     let display = format!("{}…", &secret[..DISPLAY_CHARS]);
-    GeneratedKey {
-        secret,
-        hash,
-        display,
-    }
+    GeneratedKey { secret, hash, display }
 }
 
 /// A virtual key as stored. `Debug` is safe: it holds no secret.
@@ -73,10 +65,7 @@ impl KeyRecord {
 
     /// Whether the key may use a model known under any of `names` (alias, `provider/model`, bare id).
     pub fn allows_model<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
-        self.models.is_empty()
-            || names
-                .into_iter()
-                .any(|n| self.models.iter().any(|m| m == n))
+        self.models.is_empty() || names.into_iter().any(|n| self.models.iter().any(|m| m == n))
     }
 }
 

@@ -33,10 +33,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
         let inner = err.into_inner();
         if !matches!(inner.classify(), serde_json::error::Category::Data) {
             // Syntax errors have no field; line and column are what help here.
-            return DecodeError {
-                message: format!("the body is not valid JSON: {inner}"),
-                param: None,
-            };
+            return DecodeError { message: format!("the body is not valid JSON: {inner}"), param: None };
         }
         // serde_json appends " at line L column C"; the field path says more to an API user.
         let mut message = inner.to_string();
@@ -69,11 +66,7 @@ mod tests {
     fn names_the_nested_field_at_fault() {
         let err = decode::<Outer>(br#"{"items":[{"flag":true},{"flag":"yes"}]}"#).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("items[1].flag"));
-        assert!(
-            err.message.contains("expected a boolean"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("expected a boolean"), "{}", err.message);
     }
 
     #[test]
@@ -84,11 +77,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_rejected_not_overflowed() {
-        let body = format!(
-            "{{\"items\":{}{}}}",
-            "[".repeat(100_000),
-            "]".repeat(100_000)
-        );
+        let body = format!("{{\"items\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(decode::<serde_json::Value>(body.as_bytes()).is_err());
     }
 }

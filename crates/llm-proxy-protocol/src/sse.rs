@@ -122,10 +122,7 @@ impl SseDecoder {
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
         if self.has_data {
-            out.push(SseEvent {
-                event: self.event.take(),
-                data: std::mem::take(&mut self.data),
-            });
+            out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data) });
         }
         self.event = None;
         self.has_data = false;
@@ -153,31 +150,18 @@ mod tests {
             let (a, b) = whole.split_at(split);
             let events = decode_all(&[a, b]);
             let data: Vec<_> = events.iter().map(|e| e.data.as_str()).collect();
-            assert_eq!(
-                data,
-                ["{\"a\":1}", "{\"b\":2}", "[DONE]"],
-                "split at {split}"
-            );
+            assert_eq!(data, ["{\"a\":1}", "{\"b\":2}", "[DONE]"], "split at {split}");
         }
     }
 
     #[test]
     fn handles_crlf_cr_comments_event_names_and_multiline_data() {
-        let events = decode_all(&[
-            b": ping\r\nevent: message_start\r\ndata: x\r",
-            b"\ndata:y\r\rdata: z",
-        ]);
+        let events = decode_all(&[b": ping\r\nevent: message_start\r\ndata: x\r", b"\ndata:y\r\rdata: z"]);
         assert_eq!(
             events,
             vec![
-                SseEvent {
-                    event: Some("message_start".into()),
-                    data: "x\ny".into()
-                },
-                SseEvent {
-                    event: None,
-                    data: "z".into()
-                },
+                SseEvent { event: Some("message_start".into()), data: "x\ny".into() },
+                SseEvent { event: None, data: "z".into() },
             ]
         );
     }

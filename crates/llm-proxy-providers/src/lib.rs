@@ -24,28 +24,14 @@ pub enum ProviderClient {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("provider {provider}: the {protocol} protocol is not supported by this build")]
-    Unsupported {
-        provider: String,
-        protocol: &'static str,
-    },
+    Unsupported { provider: String, protocol: &'static str },
 }
 
 impl ProviderClient {
-    pub fn new(
-        config: &ProviderConfig,
-        http: &HttpClient,
-        timeouts: UpstreamTimeouts,
-    ) -> Result<Self, BuildError> {
+    pub fn new(config: &ProviderConfig, http: &HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
         match config.protocol {
-            Protocol::Openai => Ok(Self::OpenAiCompat(OpenAiCompat::new(
-                config,
-                http.clone(),
-                timeouts,
-            ))),
-            other => Err(BuildError::Unsupported {
-                provider: config.name.clone(),
-                protocol: other.as_str(),
-            }),
+            Protocol::Openai => Ok(Self::OpenAiCompat(OpenAiCompat::new(config, http.clone(), timeouts))),
+            other => Err(BuildError::Unsupported { provider: config.name.clone(), protocol: other.as_str() }),
         }
     }
 }
@@ -60,19 +46,11 @@ macro_rules! dispatch {
 }
 
 impl Provider for ProviderClient {
-    async fn chat(
-        &self,
-        model: &str,
-        request: ChatCompletionRequest,
-    ) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, model: &str, request: ChatCompletionRequest) -> Result<ChatResponse, ProviderError> {
         dispatch!(self, p => p.chat(model, request).await)
     }
 
-    async fn embeddings(
-        &self,
-        model: &str,
-        request: EmbeddingsRequest,
-    ) -> Result<CompleteResponse, ProviderError> {
+    async fn embeddings(&self, model: &str, request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
         dispatch!(self, p => p.embeddings(model, request).await)
     }
 }

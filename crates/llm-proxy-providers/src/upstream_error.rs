@@ -19,20 +19,10 @@ pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<String>)
                 .or_else(|| err.as_str())
                 .or_else(|| v.get("message").and_then(Value::as_str))
                 .map(String::from)
-                .or_else(|| {
-                    v.get("detail").map(|d| {
-                        d.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| d.to_string())
-                    })
-                });
+                .or_else(|| v.get("detail").map(|d| d.as_str().map(String::from).unwrap_or_else(|| d.to_string())));
             let code = err
                 .get("code")
-                .and_then(|c| {
-                    c.as_str()
-                        .map(String::from)
-                        .or_else(|| c.as_i64().map(|n| n.to_string()))
-                })
+                .and_then(|c| c.as_str().map(String::from).or_else(|| c.as_i64().map(|n| n.to_string())))
                 .or_else(|| err.get("type").and_then(Value::as_str).map(String::from));
             (message, code)
         }
@@ -41,18 +31,9 @@ pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<String>)
     let message = message.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        if text.is_empty() {
-            "no error message".to_string()
-        } else {
-            text.to_string()
-        }
+        if text.is_empty() { "no error message".to_string() } else { text.to_string() }
     });
-    ProviderError::Status {
-        status,
-        message: truncate(message),
-        code,
-        retry_after,
-    }
+    ProviderError::Status { status, message: truncate(message), code, retry_after }
 }
 
 fn truncate(mut s: String) -> String {
@@ -69,12 +50,7 @@ mod tests {
 
     fn parts(e: ProviderError) -> (u16, String, Option<String>) {
         match e {
-            ProviderError::Status {
-                status,
-                message,
-                code,
-                ..
-            } => (status, message, code),
+            ProviderError::Status { status, message, code, .. } => (status, message, code),
             other => panic!("{other:?}"),
         }
     }
@@ -84,36 +60,17 @@ mod tests {
         let openai = br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
         assert_eq!(
             parts(from_status(429, openai, None)),
-            (
-                429,
-                "Rate limit reached".into(),
-                Some("rate_limit_exceeded".into())
-            )
+            (429, "Rate limit reached".into(), Some("rate_limit_exceeded".into()))
         );
-        assert_eq!(
-            parts(from_status(500, br#"{"error":"boom"}"#, None)).1,
-            "boom"
-        );
-        assert_eq!(
-            parts(from_status(400, br#"{"detail":[{"loc":["body"]}]}"#, None)).1,
-            r#"[{"loc":["body"]}]"#
-        );
-        assert_eq!(
-            parts(from_status(502, b"<html>Bad Gateway</html>", None)).1,
-            "<html>Bad Gateway</html>"
-        );
+        assert_eq!(parts(from_status(500, br#"{"error":"boom"}"#, None)).1, "boom");
+        assert_eq!(parts(from_status(400, br#"{"detail":[{"loc":["body"]}]}"#, None)).1, r#"[{"loc":["body"]}]"#);
+        assert_eq!(parts(from_status(502, b"<html>Bad Gateway</html>", None)).1, "<html>Bad Gateway</html>");
         assert_eq!(parts(from_status(503, b"", None)).1, "no error message");
     }
 
     #[test]
     fn long_messages_are_cut() {
         let body = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(2000));
-        assert_eq!(
-            parts(from_status(400, body.as_bytes(), None))
-                .1
-                .chars()
-                .count(),
-            MAX_MESSAGE_CHARS + 1
-        );
+        assert_eq!(parts(from_status(400, body.as_bytes(), None)).1.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 }

@@ -9,6 +9,7 @@
 //! Authentication and the body limit are applied inside the handlers, because their errors must
 //! land in the request log and use the endpoint's error shape.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -25,6 +26,7 @@ use llm_proxy_core::model_catalog::ModelCatalog;
 use llm_proxy_core::store::Store;
 use llm_proxy_providers::{HttpClient, ProviderClient};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -51,6 +53,20 @@ pub struct Shared {
     pub logs: LogSink,
     pub master_key: Option<SecretString>,
     pub max_body_bytes: usize,
+    /// Fires when the shutdown grace period is over: requests still running end themselves
+    /// (503 / an error event), so their log rows are written before the final flush.
+    pub cut: CancellationToken,
+}
+
+impl Shared {
+    /// Runs an upstream call unless the shutdown grace period ends first.
+    pub async fn unless_cut<T>(&self, call: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+        tokio::select! {
+            biased;
+            () = self.cut.cancelled() => Err(ApiError::shutting_down()),
+            result = call => result,
+        }
+    }
 }
 
 /// One consistent view of the configured upstreams.
@@ -61,19 +77,13 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn build(
-        config: &Config,
-        http: &HttpClient,
-    ) -> Result<Self, llm_proxy_providers::BuildError> {
+    pub fn build(config: &Config, http: &HttpClient) -> Result<Self, llm_proxy_providers::BuildError> {
         let providers = config
             .providers
             .iter()
             .map(|p| ProviderClient::new(p, http, config.upstream_timeouts).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            catalog: ModelCatalog::new(&config.providers),
-            providers,
-        })
+        Ok(Self { catalog: ModelCatalog::new(&config.providers), providers })
     }
 }
 

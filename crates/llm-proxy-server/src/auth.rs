@@ -35,15 +35,9 @@ impl Principal {
 
 /// The bearer token of `Authorization: Bearer X`.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 impl Shared {
@@ -62,9 +56,7 @@ impl Shared {
         match self.keys.authenticate(secret, llm_proxy_core::now_ms()) {
             Ok(k) => Ok(Principal::Key(k)),
             Err(KeyRejection::Unknown) => Err(ApiError::unauthorized("Invalid API key.")),
-            Err(KeyRejection::Revoked) => {
-                Err(ApiError::unauthorized("This API key has been revoked."))
-            }
+            Err(KeyRejection::Revoked) => Err(ApiError::unauthorized("This API key has been revoked.")),
             Err(KeyRejection::Expired) => Err(ApiError::unauthorized("This API key has expired.")),
         }
     }
@@ -74,8 +66,7 @@ impl Shared {
         match self.authenticate(bearer(headers))? {
             Principal::Master => Ok(()),
             Principal::Key(_) => {
-                Err(ApiError::forbidden("This endpoint needs the master key.")
-                    .with_code("admin_only"))
+                Err(ApiError::forbidden("This endpoint needs the master key.").with_code("admin_only"))
             }
         }
     }

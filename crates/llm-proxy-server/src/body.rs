@@ -8,11 +8,7 @@ use crate::error::ApiError;
 
 /// Reads the whole body, refusing anything over `limit` bytes with 413 — early from
 /// `content-length` when the client sent one, else as soon as the limit is crossed.
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
+pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -23,8 +19,7 @@ pub async fn read_limited(
     match axum::body::to_bytes(body, limit).await {
         Ok(b) => Ok(b),
         Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if too_large {
                 Err(ApiError::body_too_large(limit))
             } else {

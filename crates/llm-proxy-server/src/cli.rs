@@ -124,10 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config {
-            config,
-            command: ConfigCommand::Check,
-        } => {
+        Command::Config { config, command: ConfigCommand::Check } => {
             let path = config_path(&config)?;
             let text = path.as_deref().map(read_file).transpose()?;
             match Config::load(text.as_deref(), &ProcessEnv, &Overrides::default()) {
@@ -143,10 +140,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
-                    let source = path
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "configuration".into());
+                    let source =
+                        path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "configuration".into());
                     eprintln!("{source}: {} problem(s)", errors.0.len());
                     for e in errors.0 {
                         eprintln!("  {e}");
@@ -175,9 +170,7 @@ fn config_path(arg: &ConfigArg) -> anyhow::Result<Option<PathBuf>> {
     match &arg.config {
         Some(p) if !p.exists() => bail!("config file {} does not exist", p.display()),
         Some(p) => Ok(Some(p.clone())),
-        None => Ok(Path::new(DEFAULT_CONFIG_FILE)
-            .exists()
-            .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))),
+        None => Ok(Path::new(DEFAULT_CONFIG_FILE).exists().then(|| PathBuf::from(DEFAULT_CONFIG_FILE))),
     }
 }
 
@@ -196,21 +189,16 @@ fn load(arg: &ConfigArg, overrides: &Overrides) -> anyhow::Result<Config> {
             Ok(config)
         }
         Err(errors) => {
-            let source = path
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "configuration".into());
+            let source = path.map(|p| p.display().to_string()).unwrap_or_else(|| "configuration".into());
             bail!("{source} is invalid (run `llm-proxy config check`):\n{errors}")
         }
     }
 }
 
 fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -230,13 +218,7 @@ fn format_ms(ms: Option<i64>) -> String {
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = serve::open_store(config).await?;
     match command {
-        KeysCommand::Create {
-            name,
-            models,
-            expires,
-            user,
-            json,
-        } => {
+        KeysCommand::Create { name, models, expires, user, json } => {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
@@ -245,18 +227,13 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 Some(s) => Some(
                     llm_proxy_core::now_ms()
                         + parse_duration_ms(s).with_context(|| {
-                            format!(
-                                "--expires {s:?}: use a number and one of s, m, h, d, w (e.g. 30d)"
-                            )
+                            format!("--expires {s:?}: use a number and one of s, m, h, d, w (e.g. 30d)")
                         })?,
                 ),
             };
             let generated = generate_key();
-            let models: Vec<String> = models
-                .into_iter()
-                .map(|m| m.trim().to_string())
-                .filter(|m| !m.is_empty())
-                .collect();
+            let models: Vec<String> =
+                models.into_iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
             let record = store
                 .insert_key(&NewKey {
                     id: uuid::Uuid::now_v7().to_string(),
@@ -301,11 +278,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                let models = if k.models.is_empty() {
-                    "*".to_string()
-                } else {
-                    k.models.join(",")
-                };
+                let models = if k.models.is_empty() { "*".to_string() } else { k.models.join(",") };
                 println!(
                     "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {}",
                     k.id,

@@ -25,21 +25,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        kind: &'static str,
-        log_kind: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-            param: None,
-            code: None,
-            log_kind,
-            retry_after: None,
-        }
+    fn new(status: StatusCode, kind: &'static str, log_kind: &'static str, message: impl Into<String>) -> Self {
+        Self { status, kind, message: message.into(), param: None, code: None, log_kind, retry_after: None }
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
@@ -53,32 +40,17 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            error_kind::INVALID_REQUEST,
-            message,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", error_kind::INVALID_REQUEST, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            error_kind::AUTHENTICATION,
-            message,
-        )
-        .with_code("invalid_api_key")
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", error_kind::AUTHENTICATION, message)
+            .with_code("invalid_api_key")
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            error_kind::PERMISSION,
-            message,
-        )
-        .with_code("model_not_allowed")
+        Self::new(StatusCode::FORBIDDEN, "permission_error", error_kind::PERMISSION, message)
+            .with_code("model_not_allowed")
     }
 
     pub fn model_not_found(model: &str) -> Self {
@@ -107,30 +79,25 @@ impl ApiError {
     }
 
     pub fn not_found_route() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            error_kind::NOT_FOUND,
-            "Unknown path.",
-        )
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", error_kind::NOT_FOUND, "Unknown path.")
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", error_kind::INTERNAL, message)
+    }
+
+    pub fn shutting_down() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
-            error_kind::INTERNAL,
-            message,
+            error_kind::SHUTDOWN,
+            "The gateway is shutting down; retry on another instance.",
         )
+        .with_code("shutting_down")
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            error_kind::INTERNAL,
-            "Internal error.",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", error_kind::INTERNAL, "Internal error.")
     }
 
     /// Maps an upstream failure. The upstream's message is passed on for statuses that are the
@@ -159,12 +126,7 @@ impl ApiError {
                 ),
             )
             .with_code("upstream_timeout"),
-            ProviderError::Status {
-                status,
-                message,
-                code,
-                retry_after,
-            } => {
+            ProviderError::Status { status, message, code, retry_after } => {
                 let upstream_code = code.clone().unwrap_or_else(|| format!("upstream_{status}"));
                 match *status {
                     400 | 404 | 409 | 413 | 422 => Self {
@@ -230,12 +192,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(self.body())).into_response();
-        if let Some(v) = self
-            .retry_after
-            .as_deref()
-            .and_then(|r| HeaderValue::from_str(r).ok())
-        {
+        if let Some(v) = self.retry_after.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
             resp.headers_mut().insert("retry-after", v);
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was never read, so the connection cannot carry another request.
+            resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -66,11 +66,7 @@ impl RequestMeter {
     }
 
     pub fn fail(mut self, err: &ApiError) {
-        self.record(
-            err.status.as_u16(),
-            Some(err.log_kind),
-            Some(err.message.clone()),
-        );
+        self.record(err.status.as_u16(), Some(err.log_kind), Some(err.message.clone()));
     }
 
     fn record(&mut self, status: u16, kind: Option<&str>, message: Option<String>) {

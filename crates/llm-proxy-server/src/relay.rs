@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use llm_proxy_core::provider::{ChatChunk, ChatStream, ProviderError};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
@@ -29,6 +30,24 @@ struct Relay {
     meter: Option<RequestMeter>,
     client_wants_usage: bool,
     provider: String,
+    /// The shutdown grace period is over.
+    cut: CancellationToken,
+}
+
+/// The next upstream chunk, unless shutdown cuts the wait short.
+async fn next_chunk(
+    upstream: &mut ChatStream,
+    cut: &CancellationToken,
+    provider: &str,
+) -> Result<Option<ChatChunk>, ApiError> {
+    tokio::select! {
+        biased;
+        () = cut.cancelled() => Err(ApiError::shutting_down()),
+        next = upstream.next() => next.transpose().map_err(|e| {
+            tracing::debug!(%provider, error = %e, "upstream stream failed");
+            ApiError::upstream(provider, &e)
+        }),
+    }
 }
 
 /// Waits for the first chunk before answering 200, so an upstream that fails at once still gets
@@ -38,15 +57,16 @@ pub async fn sse_response(
     meter: RequestMeter,
     client_wants_usage: bool,
     provider: &str,
+    cut: CancellationToken,
 ) -> Response {
-    let first = match upstream.next().await {
-        Some(Ok(chunk)) => chunk,
-        other => {
-            let e = match other {
-                Some(Err(e)) => e,
-                _ => ProviderError::Interrupted("the upstream stream was empty".into()),
-            };
-            let err = ApiError::upstream(provider, &e);
+    let first = match next_chunk(&mut upstream, &cut, provider).await {
+        Ok(Some(chunk)) => chunk,
+        Ok(None) => {
+            let err = ApiError::upstream(provider, &ProviderError::Interrupted("the upstream stream was empty".into()));
+            meter.fail(&err);
+            return err.into_response();
+        }
+        Err(err) => {
             meter.fail(&err);
             return err.into_response();
         }
@@ -57,49 +77,42 @@ pub async fn sse_response(
         meter: Some(meter),
         client_wants_usage,
         provider: provider.to_string(),
+        cut,
     };
     let events = futures_util::stream::unfold(relay, |mut r| async move {
         loop {
-            let meter = r.meter.as_mut()?;
+            // Once the outcome is recorded the last event has been sent: end the stream.
+            r.meter.as_ref()?;
             let next = match r.first.take() {
-                Some(c) => Some(Ok(c)),
-                None => r.upstream.next().await,
+                Some(chunk) => Ok(Some(chunk)),
+                None => next_chunk(&mut r.upstream, &r.cut, &r.provider).await,
             };
-            match next {
-                Some(Ok(chunk)) => {
+            let meter = r.meter.as_mut()?;
+            let event = match next {
+                Ok(Some(chunk)) => {
                     if let Some(u) = chunk.usage {
                         meter.usage(u);
                     }
-                    if chunk.usage_only {
-                        if !r.client_wants_usage {
-                            continue;
-                        }
-                    } else {
+                    if chunk.usage_only && !r.client_wants_usage {
+                        continue;
+                    }
+                    if !chunk.usage_only {
                         meter.first_token();
                     }
-                    return Some((
-                        Ok::<Event, Infallible>(Event::default().data(chunk.data)),
-                        r,
-                    ));
+                    Event::default().data(chunk.data)
                 }
-                None => {
-                    if let Some(m) = r.meter.take() {
-                        m.succeed(200);
-                    }
-                    return Some((Ok(Event::default().data("[DONE]")), r));
+                Ok(None) => {
+                    r.meter.take()?.succeed(200);
+                    Event::default().data("[DONE]")
                 }
-                Some(Err(e)) => {
-                    tracing::debug!(provider = %r.provider, error = %e, "upstream stream failed");
-                    let err = ApiError::upstream(&r.provider, &e);
-                    if let Some(m) = r.meter.take() {
-                        m.fail(&err);
-                    }
-                    return Some((Ok(Event::default().data(err.body().to_string())), r));
+                Err(err) => {
+                    // Headers are sent: the failure travels as one last event, OpenAI's way.
+                    r.meter.take()?.fail(&err);
+                    Event::default().data(err.body().to_string())
                 }
-            }
+            };
+            return Some((Ok::<Event, Infallible>(event), r));
         }
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response()
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
 }

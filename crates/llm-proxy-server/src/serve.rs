@@ -24,6 +24,8 @@ use crate::app::{AppState, Live, Shared, app};
 
 /// How long the log writer keeps retrying a failing database at shutdown.
 const LOG_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+/// How long requests get to wind down once the grace period is over.
+const CUT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Opens the configured store and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -34,10 +36,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     )
     .await
     .context("opening the database")?;
-    store
-        .migrate()
-        .await
-        .context("applying database migrations")?;
+    store.migrate().await.context("applying database migrations")?;
     Ok(store)
 }
 
@@ -50,9 +49,7 @@ pub async fn run(
     on_ready: impl FnOnce(LogSink) + Send,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let (keys, watermark) = KeyRing::load(store.as_ref())
-        .await
-        .context("loading virtual keys")?;
+    let (keys, watermark) = KeyRing::load(store.as_ref()).await.context("loading virtual keys")?;
     let keys = Arc::new(keys);
 
     let tracker = TaskTracker::new();
@@ -62,6 +59,7 @@ pub async fn run(
     let writer_stop = CancellationToken::new();
     tracker.spawn(writer.run(writer_stop.clone(), LOG_FLUSH_DEADLINE));
 
+    let cut = CancellationToken::new();
     let http = HttpClient::new(&config.upstream_timeouts).context("building the HTTP client")?;
     let live = Live::build(&config, &http)?;
     let state = AppState(Arc::new(Shared {
@@ -71,6 +69,7 @@ pub async fn run(
         logs: logs.clone(),
         master_key: config.master_key.clone(),
         max_body_bytes: config.max_body_bytes,
+        cut: cut.clone(),
     }));
 
     let addr = listener.local_addr()?;
@@ -78,8 +77,7 @@ pub async fn run(
     on_ready(logs.clone());
 
     let graceful = CancellationToken::new();
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(graceful.clone().cancelled_owned());
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(graceful.clone().cancelled_owned());
     let mut server = tracker.spawn(async move { server.await });
     tokio::select! {
         result = &mut server => {
@@ -100,8 +98,13 @@ pub async fn run(
     match tokio::time::timeout(config.shutdown_grace, &mut server).await {
         Ok(_) => tracing::info!("in-flight requests finished"),
         Err(_) => {
-            tracing::warn!("grace period over; cutting the remaining requests");
-            server.abort();
+            // Requests still running end themselves (503 or a final error event) and record
+            // their log rows; only a connection that will not close after that is dropped.
+            tracing::warn!("grace period over; ending the remaining requests");
+            cut.cancel();
+            if tokio::time::timeout(CUT_DEADLINE, &mut server).await.is_err() {
+                server.abort();
+            }
         }
     }
     stop.cancel();
@@ -109,10 +112,7 @@ pub async fn run(
     tracker.close();
     tracker.wait().await;
     if logs.dropped() > 0 {
-        tracing::error!(
-            dropped = logs.dropped(),
-            "request log entries could not be written"
-        );
+        tracing::error!(dropped = logs.dropped(), "request log entries could not be written");
     }
     tracing::info!("stopped");
     Ok(())

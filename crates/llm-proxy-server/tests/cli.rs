@@ -17,9 +17,7 @@ const MASTER_CANARY: &str = "master-canary-0123456789abcdef";
 /// The binary with a clean environment: no provider keys or LLM_PROXY_* leaking in from the host.
 fn llm_proxy(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd
 }
 
@@ -36,18 +34,11 @@ fn stderr(o: &Output) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn terminate(child: &Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
 }
 
 async fn wait_healthy(port: u16) {
@@ -58,10 +49,7 @@ async fn wait_healthy(port: u16) {
         {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not become healthy"
-        );
+        assert!(Instant::now() < deadline, "the gateway did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -96,14 +84,8 @@ fn keys_are_created_once_listed_without_secrets_and_revoked() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let secret = text.lines().last().unwrap().to_string();
-    assert!(
-        secret.starts_with("sk-llmp-") && secret.len() > 40,
-        "the key is the last line: {text}"
-    );
-    assert!(
-        dir.path().join("data/llm-proxy.db").exists(),
-        "the default SQLite database was created"
-    );
+    assert!(secret.starts_with("sk-llmp-") && secret.len() > 40, "the key is the last line: {text}");
+    assert!(dir.path().join("data/llm-proxy.db").exists(), "the default SQLite database was created");
 
     let out = run(llm_proxy(dir.path()).args(["keys", "create", "--name", "app2", "--json"]));
     let created: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -113,47 +95,25 @@ fn keys_are_created_once_listed_without_secrets_and_revoked() {
     let out = run(llm_proxy(dir.path()).args(["keys", "list"]));
     let listing = stdout(&out);
     assert!(
-        listing.contains("app1")
-            && listing.contains("app2")
-            && listing.contains("default,openai/gpt-4o"),
+        listing.contains("app1") && listing.contains("app2") && listing.contains("default,openai/gpt-4o"),
         "{listing}"
     );
-    assert!(
-        !listing.contains(&secret[12..]),
-        "a listing must not show the secret"
-    );
+    assert!(!listing.contains(&secret[12..]), "a listing must not show the secret");
     assert!(!listing.contains(&created["key"].as_str().unwrap()[12..]));
 
     let out = run(llm_proxy(dir.path()).args(["keys", "revoke", &id2]));
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(llm_proxy(dir.path()).args(["keys", "list", "--json"]));
     let keys: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let revoked = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == id2.as_str())
-        .unwrap();
+    let revoked = keys.as_array().unwrap().iter().find(|k| k["id"] == id2.as_str()).unwrap();
     assert!(revoked["revoked_at"].is_number());
-    assert!(
-        !stdout(&out).contains(&secret[12..]),
-        "JSON listings carry no secret either"
-    );
+    assert!(!stdout(&out).contains(&secret[12..]), "JSON listings carry no secret either");
 
     let out = run(llm_proxy(dir.path()).args(["keys", "revoke", "no-such-id"]));
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("no key with id no-such-id"),
-        "{}",
-        stderr(&out)
-    );
-    let out =
-        run(llm_proxy(dir.path()).args(["keys", "create", "--name", "x", "--expires", "soon"]));
-    assert!(
-        !out.status.success() && stderr(&out).contains("--expires"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("no key with id no-such-id"), "{}", stderr(&out));
+    let out = run(llm_proxy(dir.path()).args(["keys", "create", "--name", "x", "--expires", "soon"]));
+    assert!(!out.status.success() && stderr(&out).contains("--expires"), "{}", stderr(&out));
 }
 
 #[test]
@@ -167,11 +127,7 @@ fn config_check_names_every_problem_and_redacts_secrets() {
     let out = run(llm_proxy(dir.path()).args(["config", "check", "--config", "bad.yaml"]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    for path in [
-        "listen_addr:",
-        "providers.local.protocol:",
-        "providers.openai.modles:",
-    ] {
+    for path in ["listen_addr:", "providers.local.protocol:", "providers.openai.modles:"] {
         assert!(err.contains(path), "missing {path} in:\n{err}");
     }
 
@@ -187,23 +143,11 @@ fn config_check_names_every_problem_and_redacts_secrets() {
         .env("LLM_PROXY_PORT", "9123"));
     assert!(out.status.success(), "{}", stderr(&out));
     let effective = stdout(&out);
-    assert!(
-        effective.contains("listen_addr: 0.0.0.0:9123"),
-        "env beats the file and defaults:\n{effective}"
-    );
-    assert!(
-        effective.contains("base_url: http://127.0.0.1:8001/v1"),
-        "${{VAR:-default}}:\n{effective}"
-    );
-    assert!(
-        effective.contains("postgres://gw:***@127.0.0.1/gw"),
-        "{effective}"
-    );
+    assert!(effective.contains("listen_addr: 0.0.0.0:9123"), "env beats the file and defaults:\n{effective}");
+    assert!(effective.contains("base_url: http://127.0.0.1:8001/v1"), "${{VAR:-default}}:\n{effective}");
+    assert!(effective.contains("postgres://gw:***@127.0.0.1/gw"), "{effective}");
     for secret in [MASTER_CANARY, PROVIDER_CANARY, "db-password-canary"] {
-        assert!(
-            !effective.contains(secret) && !stderr(&out).contains(secret),
-            "{secret} leaked:\n{effective}"
-        );
+        assert!(!effective.contains(secret) && !stderr(&out).contains(secret), "{secret} leaked:\n{effective}");
     }
 }
 
@@ -215,10 +159,7 @@ async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let key_out = run(llm_proxy(dir.path()).args(["keys", "create", "--name", "canary", "--json"]));
-    let virtual_key = serde_json::from_str::<Value>(&stdout(&key_out)).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let virtual_key = serde_json::from_str::<Value>(&stdout(&key_out)).unwrap()["key"].as_str().unwrap().to_string();
 
     std::fs::write(
         dir.path().join("gw.yaml"),
@@ -254,21 +195,13 @@ async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
             .send()
     };
     let mut bodies = String::new();
-    for (model, status) in [
-        ("mock-a", 200),
-        ("mock-fail-401", 502),
-        ("mock-fail-500", 502),
-        ("unknown", 404),
-    ] {
+    for (model, status) in [("mock-a", 200), ("mock-fail-401", 502), ("mock-fail-500", 502), ("unknown", 404)] {
         let resp = chat(model, false).await.unwrap();
         assert_eq!(resp.status(), status, "{model}");
         bodies.push_str(&resp.text().await.unwrap());
     }
     assert!(
-        mock.state
-            .requests()
-            .iter()
-            .any(|r| r.authorization.as_deref() == Some(&format!("Bearer {PROVIDER_CANARY}")))
+        mock.state.requests().iter().any(|r| r.authorization.as_deref() == Some(&format!("Bearer {PROVIDER_CANARY}")))
     );
     let bad_key = client
         .post(format!("{base}/v1/chat/completions"))
@@ -289,62 +222,32 @@ async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
     while let Some(chunk) = stream.next().await {
         rest.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
     }
-    assert!(
-        rest.ends_with("data: [DONE]\n\n"),
-        "the in-flight stream was cut: {rest}"
-    );
+    assert!(rest.ends_with("data: [DONE]\n\n"), "the in-flight stream was cut: {rest}");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
-    assert!(
-        TcpStreamProbe::refused(port),
-        "the port is closed after exit"
-    );
+    assert!(TcpStreamProbe::refused(port), "the port is closed after exit");
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.contains("DEBUG"), "debug logging was on");
     assert!(logs.contains("request log flushed"), "{logs}");
-    for secret in [
-        PROVIDER_CANARY,
-        MASTER_CANARY,
-        virtual_key.as_str(),
-        "sk-llmp-wrong-canary",
-    ] {
+    for secret in [PROVIDER_CANARY, MASTER_CANARY, virtual_key.as_str(), "sk-llmp-wrong-canary"] {
         if let Some(i) = logs.find(secret) {
             let context = &logs[i.saturating_sub(300)..(i + 100).min(logs.len())];
             panic!("{secret} appeared in the gateway's output: ...{context}...");
         }
-        assert!(
-            !bodies.contains(secret),
-            "{secret} appeared in a response: {bodies}"
-        );
+        assert!(!bodies.contains(secret), "{secret} appeared in a response: {bodies}");
     }
 
     // Every request above is in the log, flushed before exit, and no row carries a secret.
-    let store = llm_proxy_store::connect(
-        &format!(
-            "sqlite://{}",
-            dir.path().join("data/llm-proxy.db").display()
-        ),
-        1,
-        1,
-    )
-    .await
-    .unwrap();
-    let page = store
-        .list_logs(&llm_proxy_core::request_log::LogQuery {
-            limit: 100,
-            ..Default::default()
-        })
+    let store = llm_proxy_store::connect(&format!("sqlite://{}", dir.path().join("data/llm-proxy.db").display()), 1, 1)
         .await
         .unwrap();
+    let page =
+        store.list_logs(&llm_proxy_core::request_log::LogQuery { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(page.entries.len(), 6, "{:?}", page.entries);
     let rows = format!("{:?}", page.entries);
     assert!(!rows.contains(PROVIDER_CANARY) && !rows.contains(&virtual_key));
-    assert!(
-        page.entries
-            .iter()
-            .any(|e| e.stream && e.status == 200 && e.completion_tokens == Some(3))
-    );
+    assert!(page.entries.iter().any(|e| e.stream && e.status == 200 && e.completion_tokens == Some(3)));
 }
 
 struct TcpStreamProbe;
@@ -373,9 +276,7 @@ async fn serve_with_no_config_creates_its_database_and_serves_env_providers() {
         .unwrap();
     wait_healthy(port).await;
     assert!(dir.path().join("data/llm-proxy.db").exists());
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
-        .await
-        .unwrap();
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
     let models: Value = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/v1/models"))
@@ -386,16 +287,8 @@ async fn serve_with_no_config_creates_its_database_and_serves_env_providers() {
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert!(
-        ids.contains(&"openai/gpt-4o") && ids.contains(&"groq/llama-3.3-70b-versatile"),
-        "{ids:?}"
-    );
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"openai/gpt-4o") && ids.contains(&"groq/llama-3.3-70b-versatile"), "{ids:?}");
     terminate(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }

@@ -14,11 +14,8 @@ use serde_json::{Value, json};
 fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|event| {
-            let lines: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|l| l.trim_start())
-                .collect();
+            let lines: Vec<&str> =
+                event.lines().filter_map(|l| l.strip_prefix("data:")).map(|l| l.trim_start()).collect();
             (!lines.is_empty()).then(|| lines.join("\n"))
         })
         .collect()
@@ -51,29 +48,16 @@ async fn passthrough_keeps_every_field_and_rewrites_only_the_model(backend: Back
     let sent = &gw.mock.state.requests()[0];
     let mut expected = body;
     expected["model"] = json!("mock-a");
-    assert_eq!(
-        sent.body, expected,
-        "only `model` may change on the way upstream"
-    );
-    assert_eq!(
-        sent.authorization.as_deref(),
-        Some("Bearer sk-upstream-canary-0000")
-    );
+    assert_eq!(sent.body, expected, "only `model` may change on the way upstream");
+    assert_eq!(sent.authorization.as_deref(), Some("Bearer sk-upstream-canary-0000"));
 
     let row = gw.log_entry(&rid).await;
     assert_eq!(row.key_id.as_deref(), Some(key_id.as_str()));
     assert_eq!(
-        (
-            row.model.as_deref(),
-            row.provider.as_deref(),
-            row.upstream_model.as_deref()
-        ),
+        (row.model.as_deref(), row.provider.as_deref(), row.upstream_model.as_deref()),
         (Some("default"), Some("mock"), Some("mock-a"))
     );
-    assert_eq!(
-        (row.status, row.prompt_tokens, row.completion_tokens),
-        (200, Some(5), Some(3))
-    );
+    assert_eq!((row.status, row.prompt_tokens, row.completion_tokens), (200, Some(5), Some(3)));
     assert!(!row.stream && row.error_kind.is_none() && row.ttft_ms.is_some());
     gw.stop().await;
 }
@@ -83,45 +67,26 @@ async fn streams_end_with_done_and_hide_the_usage_chunk_unless_asked(backend: Ba
         return;
     };
     let (_, key) = gw.create_key(&[], None).await;
-    let resp = gw.chat(&key, json!({"model": "mock/mock-b", "stream": true, "messages": [{"role": "user", "content": "one two"}]})).await;
+    let resp = gw
+        .chat(
+            &key,
+            json!({"model": "mock/mock-b", "stream": true, "messages": [{"role": "user", "content": "one two"}]}),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let rid = request_id(&resp);
     let events = sse_data(&resp.text().await.unwrap());
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    assert_eq!(
-        chunks.len(),
-        4,
-        "3 content chunks and the finish chunk: {events:?}"
-    );
-    assert!(
-        chunks.iter().all(|c| c.get("usage").is_none()),
-        "the client did not ask for usage"
-    );
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert_eq!(chunks.len(), 4, "3 content chunks and the finish chunk: {events:?}");
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "the client did not ask for usage");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "Hello w1 w2");
     // ...but the gateway asked upstream for it, to count tokens.
-    assert_eq!(
-        gw.mock.state.requests()[0].body["stream_options"]["include_usage"],
-        true
-    );
+    assert_eq!(gw.mock.state.requests()[0].body["stream_options"]["include_usage"], true);
     let row = gw.log_entry(&rid).await;
-    assert_eq!(
-        (
-            row.status,
-            row.stream,
-            row.prompt_tokens,
-            row.completion_tokens
-        ),
-        (200, true, Some(2), Some(3))
-    );
+    assert_eq!((row.status, row.stream, row.prompt_tokens, row.completion_tokens), (200, true, Some(2), Some(3)));
     assert!(row.ttft_ms.is_some());
 
     let resp = gw
@@ -140,7 +105,9 @@ async fn stream_chunks_arrive_as_upstream_sends_them(backend: Backend) {
     };
     let (_, key) = gw.create_key(&[], None).await;
     let started = Instant::now();
-    let resp = gw.chat(&key, json!({"model": "mock-slow-300", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let resp = gw
+        .chat(&key, json!({"model": "mock-slow-300", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     let first_at = started.elapsed();
@@ -149,10 +116,7 @@ async fn stream_chunks_arrive_as_upstream_sends_them(backend: Backend) {
     let total = started.elapsed();
     // The mock waits 300 ms between its 5 events; buffering would deliver everything at the end.
     assert!(total >= Duration::from_millis(1200), "{total:?}");
-    assert!(
-        total - first_at >= Duration::from_millis(900),
-        "first chunk at {first_at:?}, end at {total:?}"
-    );
+    assert!(total - first_at >= Duration::from_millis(900), "first chunk at {first_at:?}, end at {total:?}");
     gw.stop().await;
 }
 
@@ -174,10 +138,7 @@ async fn embeddings_pass_through_and_are_logged(backend: Backend) {
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     assert_eq!(gw.mock.state.requests()[0].body["encoding_format"], "float");
     let row = gw.log_entry(&rid).await;
-    assert_eq!(
-        (row.endpoint.as_str(), row.prompt_tokens, row.status),
-        ("embeddings", Some(4), 200)
-    );
+    assert_eq!((row.endpoint.as_str(), row.prompt_tokens, row.status), ("embeddings", Some(4), 200));
 
     let resp = reqwest::Client::new()
         .post(gw.url("/v1/embeddings"))
@@ -187,10 +148,7 @@ async fn embeddings_pass_through_and_are_logged(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"]["param"],
-        "input"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["param"], "input");
     gw.stop().await;
 }
 
@@ -203,55 +161,25 @@ async fn models_list_only_what_the_key_may_use(backend: Backend) {
     let list = |key: String| {
         let url = gw.url("/v1/models");
         async move {
-            let body: Value = reqwest::Client::new()
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: Value =
+                reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap();
             assert_eq!(body["object"], "list");
-            body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["id"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
+            body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
         }
     };
     let everything = list(all).await;
-    assert!(
-        everything.contains(&"default".to_string())
-            && everything.contains(&"dead/dead-model".to_string())
-    );
+    assert!(everything.contains(&"default".to_string()) && everything.contains(&"dead/dead-model".to_string()));
     // Allowing an alias allows that name only, not the deployment's other names.
     assert_eq!(list(limited.clone()).await, ["default", "mock/mock-b"]);
 
-    let resp = gw
-        .chat(
-            &limited,
-            json!({"model": "mock-fail-500", "messages": [{"role": "user", "content": "x"}]}),
-        )
-        .await;
+    let resp =
+        gw.chat(&limited, json!({"model": "mock-fail-500", "messages": [{"role": "user", "content": "x"}]})).await;
     assert_eq!(resp.status(), 403);
     let rid = request_id(&resp);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["type"], "permission_error");
+    assert_eq!(gw.log_entry(&rid).await.error_kind.as_deref(), Some("permission"));
     assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"]["type"],
-        "permission_error"
-    );
-    assert_eq!(
-        gw.log_entry(&rid).await.error_kind.as_deref(),
-        Some("permission")
-    );
-    assert_eq!(
-        gw.chat(
-            &limited,
-            json!({"model": "mock-b", "messages": [{"role": "user", "content": "x"}]})
-        )
-        .await
-        .status(),
+        gw.chat(&limited, json!({"model": "mock-b", "messages": [{"role": "user", "content": "x"}]})).await.status(),
         200
     );
     gw.stop().await;
@@ -264,72 +192,40 @@ async fn bad_requests_get_openai_errors_and_a_log_row(backend: Backend) {
     let (_, key) = gw.create_key(&[], None).await;
     let client = reqwest::Client::new();
     let post = |body: &'static str, auth: Option<&str>| {
-        let mut req = client
-            .post(gw.url("/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(body);
+        let mut req = client.post(gw.url("/v1/chat/completions")).header("content-type", "application/json").body(body);
         if let Some(a) = auth {
             req = req.bearer_auth(a);
         }
         req.send()
     };
     let cases: Vec<(reqwest::Response, u16, &str, Option<&str>)> = vec![
+        (post("{not json", Some(&key)).await.unwrap(), 400, "invalid_request_error", None),
         (
-            post("{not json", Some(&key)).await.unwrap(),
-            400,
-            "invalid_request_error",
-            None,
-        ),
-        (
-            post(
-                r#"{"model":"default","messages":[],"stream":"yes"}"#,
-                Some(&key),
-            )
-            .await
-            .unwrap(),
+            post(r#"{"model":"default","messages":[],"stream":"yes"}"#, Some(&key)).await.unwrap(),
             400,
             "invalid_request_error",
             Some("stream"),
         ),
         (
-            post(r#"{"model":"default","messages":[{"role":7}]}"#, Some(&key))
-                .await
-                .unwrap(),
+            post(r#"{"model":"default","messages":[{"role":7}]}"#, Some(&key)).await.unwrap(),
             400,
             "invalid_request_error",
             Some("messages[0].role"),
         ),
         (
-            post(r#"{"model":"default","messages":[]}"#, Some(&key))
-                .await
-                .unwrap(),
+            post(r#"{"model":"default","messages":[]}"#, Some(&key)).await.unwrap(),
             400,
             "invalid_request_error",
             Some("messages"),
         ),
         (
-            post(
-                r#"{"model":"gpt-nope","messages":[{"role":"user","content":"x"}]}"#,
-                Some(&key),
-            )
-            .await
-            .unwrap(),
+            post(r#"{"model":"gpt-nope","messages":[{"role":"user","content":"x"}]}"#, Some(&key)).await.unwrap(),
             404,
             "invalid_request_error",
             Some("model"),
         ),
-        (
-            post("{}", None).await.unwrap(),
-            401,
-            "authentication_error",
-            None,
-        ),
-        (
-            post("{}", Some("sk-llmp-not-a-real-key")).await.unwrap(),
-            401,
-            "authentication_error",
-            None,
-        ),
+        (post("{}", None).await.unwrap(), 401, "authentication_error", None),
+        (post("{}", Some("sk-llmp-not-a-real-key")).await.unwrap(), 401, "authentication_error", None),
     ];
     let mut ids = Vec::new();
     for (resp, status, kind, param) in cases {
@@ -340,38 +236,19 @@ async fn bad_requests_get_openai_errors_and_a_log_row(backend: Backend) {
         assert_eq!(body["error"]["param"].as_str(), param, "{body}");
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
-    let huge = format!(
-        r#"{{"model":"default","messages":[{{"role":"user","content":"{}"}}]}}"#,
-        "x".repeat(70_000)
-    );
-    let resp = client
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let huge = format!(r#"{{"model":"default","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(70_000));
+    let resp = client.post(gw.url("/v1/chat/completions")).bearer_auth(&key).body(huge).send().await.unwrap();
     assert_eq!(resp.status(), 413);
     ids.push(request_id(&resp));
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let resp = client
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .body(deep)
-        .send()
-        .await
-        .unwrap();
+    let resp = client.post(gw.url("/v1/chat/completions")).bearer_auth(&key).body(deep).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     ids.push(request_id(&resp));
     for id in &ids {
         let row = gw.log_entry(id).await;
         assert!(row.status >= 400 && row.error_kind.is_some(), "{row:?}");
     }
-    assert_eq!(
-        gw.mock.state.requests().len(),
-        0,
-        "nothing invalid reached the upstream"
-    );
+    assert_eq!(gw.mock.state.requests().len(), 0, "nothing invalid reached the upstream");
     let unknown_path = client.get(gw.url("/v1/nope")).send().await.unwrap();
     assert_eq!(unknown_path.status(), 404);
     assert!(unknown_path.headers().contains_key("x-request-id"));
@@ -390,30 +267,18 @@ async fn revoked_and_expired_keys_stop_working(backend: Backend) {
     loop {
         let resp = gw.chat(&key, body.clone()).await;
         if resp.status() == 401 {
-            let msg = resp.json::<Value>().await.unwrap()["error"]["message"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let msg = resp.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_string();
             assert!(msg.contains("revoked"), "{msg}");
             break;
         }
-        assert!(
-            revoked_at.elapsed() < Duration::from_secs(1),
-            "revoke took more than a second to take effect"
-        );
+        assert!(revoked_at.elapsed() < Duration::from_secs(1), "revoke took more than a second to take effect");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (_, expired) = gw
-        .create_key(&[], Some(llm_proxy_core::now_ms() - 1000))
-        .await;
+    let (_, expired) = gw.create_key(&[], Some(llm_proxy_core::now_ms() - 1000)).await;
     let resp = gw.chat(&expired, body.clone()).await;
     assert_eq!(resp.status(), 401);
     assert!(resp.text().await.unwrap().contains("expired"));
-    assert_eq!(
-        gw.chat(MASTER_KEY, body).await.status(),
-        200,
-        "the master key is accepted on /v1"
-    );
+    assert_eq!(gw.chat(MASTER_KEY, body).await.status(), 200, "the master key is accepted on /v1");
     gw.stop().await;
 }
 
@@ -424,20 +289,8 @@ async fn upstream_failures_map_to_honest_statuses(backend: Backend) {
     let (_, key) = gw.create_key(&[], None).await;
     let ask = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
     let cases = [
-        (
-            "mock-fail-500",
-            502,
-            "upstream_error",
-            "upstream_status",
-            Some("HTTP 500: mock failure 500"),
-        ),
-        (
-            "mock-fail-429",
-            429,
-            "rate_limit_error",
-            "upstream_status",
-            Some("mock failure 429"),
-        ),
+        ("mock-fail-500", 502, "upstream_error", "upstream_status", Some("HTTP 500: mock failure 500")),
+        ("mock-fail-429", 429, "rate_limit_error", "upstream_status", Some("mock failure 429")),
         (
             "mock-fail-400",
             400,
@@ -445,34 +298,10 @@ async fn upstream_failures_map_to_honest_statuses(backend: Backend) {
             "upstream_status",
             Some("rejected the request: mock failure 400"),
         ),
-        (
-            "mock-fail-401",
-            502,
-            "upstream_error",
-            "upstream_status",
-            Some("refused the gateway's credentials"),
-        ),
-        (
-            "mock-delay-5000",
-            504,
-            "upstream_error",
-            "upstream_timeout",
-            None,
-        ),
-        (
-            "dead-model",
-            502,
-            "upstream_error",
-            "upstream_connect",
-            None,
-        ),
-        (
-            "mock-not-json",
-            502,
-            "upstream_error",
-            "upstream_protocol",
-            None,
-        ),
+        ("mock-fail-401", 502, "upstream_error", "upstream_status", Some("refused the gateway's credentials")),
+        ("mock-delay-5000", 504, "upstream_error", "upstream_timeout", None),
+        ("dead-model", 502, "upstream_error", "upstream_connect", None),
+        ("mock-not-json", 502, "upstream_error", "upstream_protocol", None),
     ];
     for (model, status, kind, log_kind, message) in cases {
         let resp = gw.chat(&key, ask(model)).await;
@@ -484,32 +313,17 @@ async fn upstream_failures_map_to_honest_statuses(backend: Backend) {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["type"], kind, "{model}: {body}");
         if let Some(m) = message {
-            assert!(
-                body["error"]["message"].as_str().unwrap().contains(m),
-                "{model}: {body}"
-            );
+            assert!(body["error"]["message"].as_str().unwrap().contains(m), "{model}: {body}");
         }
-        assert!(
-            !body.to_string().contains("canary"),
-            "the provider key leaked: {body}"
-        );
+        assert!(!body.to_string().contains("canary"), "the provider key leaked: {body}");
         let row = gw.log_entry(&rid).await;
-        assert_eq!(
-            (row.status, row.error_kind.as_deref()),
-            (status, Some(log_kind)),
-            "{model}"
-        );
-        assert_eq!(
-            row.provider.as_deref(),
-            Some(if model == "dead-model" {
-                "dead"
-            } else {
-                "mock"
-            })
-        );
+        assert_eq!((row.status, row.error_kind.as_deref()), (status, Some(log_kind)), "{model}");
+        assert_eq!(row.provider.as_deref(), Some(if model == "dead-model" { "dead" } else { "mock" }));
     }
     // A stream that fails before its first chunk still gets a real status code.
-    let resp = gw.chat(&key, json!({"model": "mock-fail-500", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let resp = gw
+        .chat(&key, json!({"model": "mock-fail-500", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
     assert_eq!(resp.status(), 502);
     gw.stop().await;
 }
@@ -528,10 +342,7 @@ async fn a_stream_cut_midway_ends_with_an_error_event(backend: Backend) {
     assert_eq!(err["error"]["type"], "upstream_error");
     assert!(!events.contains(&"[DONE]".to_string()));
     let row = gw.log_entry(&rid).await;
-    assert_eq!(
-        (row.status, row.error_kind.as_deref()),
-        (502, Some("stream_interrupted"))
-    );
+    assert_eq!((row.status, row.error_kind.as_deref()), (502, Some("stream_interrupted")));
     gw.stop().await;
 }
 
@@ -541,20 +352,17 @@ async fn a_client_disconnect_cancels_the_upstream_call(backend: Backend) {
     };
     let (_, key) = gw.create_key(&[], None).await;
     let resp = gw
-        .chat(&key, json!({"model": "mock-slow-200-chunks-50", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .chat(
+            &key,
+            json!({"model": "mock-slow-200-chunks-50", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
         .await;
     let rid = request_id(&resp);
     let mut body = resp.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
     let dropped_at = Instant::now();
-    while gw
-        .mock
-        .state
-        .streams_cancelled
-        .load(std::sync::atomic::Ordering::SeqCst)
-        == 0
-    {
+    while gw.mock.state.streams_cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(
             dropped_at.elapsed() < Duration::from_secs(1),
             "the upstream stream was still running 1 s after the client left"
@@ -562,17 +370,8 @@ async fn a_client_disconnect_cancels_the_upstream_call(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let row = gw.log_entry(&rid).await;
-    assert_eq!(
-        (row.status, row.error_kind.as_deref()),
-        (499, Some("client_disconnect"))
-    );
-    assert_eq!(
-        gw.mock
-            .state
-            .streams_completed
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!((row.status, row.error_kind.as_deref()), (499, Some("client_disconnect")));
+    assert_eq!(gw.mock.state.streams_completed.load(std::sync::atomic::Ordering::SeqCst), 0);
     gw.stop().await;
 }
 
@@ -581,10 +380,7 @@ async fn a_client_that_gives_up_on_a_non_streamed_answer_is_logged_at_once(backe
         return;
     };
     let (_, key) = gw.create_key(&[], None).await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
     let started = Instant::now();
     let err = impatient
         .post(gw.url("/v1/chat/completions"))
@@ -603,14 +399,8 @@ async fn a_client_that_gives_up_on_a_non_streamed_answer_is_logged_at_once(backe
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // Dropped with the client, not answered when the upstream finally replied at 1.5 s.
-    assert_eq!(
-        (row.status, row.error_kind.as_deref()),
-        (499, Some("client_disconnect"))
-    );
-    assert!(
-        row.latency_ms < 1200 && started.elapsed() < Duration::from_millis(1400),
-        "{row:?}"
-    );
+    assert_eq!((row.status, row.error_kind.as_deref()), (499, Some("client_disconnect")));
+    assert!(row.latency_ms < 1200 && started.elapsed() < Duration::from_millis(1400), "{row:?}");
     gw.stop().await;
 }
 
@@ -623,25 +413,64 @@ async fn every_request_leaves_exactly_one_row_and_shutdown_flushes(backend: Back
     for i in 0..30 {
         let model = ["default", "mock-fail-500", "nope", "mock-b"][i % 4];
         let stream = i % 3 == 0;
-        let resp = gw.chat(&key, json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "x"}]})).await;
+        let resp = gw
+            .chat(&key, json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "x"}]}))
+            .await;
         ids.push(request_id(&resp));
         let _ = resp.bytes().await;
     }
     // A slow stream in flight when shutdown starts is allowed to finish.
-    let resp = gw.chat(&key, json!({"model": "mock-slow-300", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let resp = gw
+        .chat(&key, json!({"model": "mock-slow-300", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
     ids.push(request_id(&resp));
     let reader = tokio::spawn(async move { resp.text().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let rows = gw.stop().await;
     let streamed = reader.await.unwrap();
-    assert!(
-        streamed.contains("[DONE]"),
-        "the in-flight stream was cut: {streamed}"
-    );
+    assert!(streamed.contains("[DONE]"), "the in-flight stream was cut: {streamed}");
     let mut logged: Vec<String> = rows.iter().map(|r| r.request_id.clone()).collect();
     logged.sort();
     ids.sort();
     assert_eq!(logged, ids, "one row per request, no more, no less");
+}
+
+async fn requests_still_running_when_the_grace_period_ends_are_ended_and_logged(backend: Backend) {
+    let Some(gw) = Gateway::start_with(backend, "shutdown_grace_secs: 1").await else { return };
+    let (_, key) = gw.create_key(&[], None).await;
+    let resp = gw
+        .chat(
+            &key,
+            json!({"model": "mock-slow-200-chunks-50", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    let stream_id = request_id(&resp);
+    let stream_reader = tokio::spawn(async move { resp.text().await.unwrap() });
+    let url = gw.url("/v1/chat/completions");
+    let plain_key = key.clone();
+    let plain = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(plain_key)
+            .json(&json!({"model": "mock-delay-1500", "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await
+            .unwrap();
+        (request_id(&resp), resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    let rows = gw.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(4), "shutdown took {:?}", started.elapsed());
+
+    let streamed = stream_reader.await.unwrap();
+    assert!(streamed.contains("shutting_down") && !streamed.contains("[DONE]"), "{streamed}");
+    let (plain_id, status, body) = plain.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    for id in [stream_id, plain_id] {
+        let row = rows.iter().find(|r| r.request_id == id).expect("the cut request was logged before exit");
+        assert_eq!((row.status, row.error_kind.as_deref()), (503, Some("shutdown")));
+    }
 }
 
 async fn admin_log_api_pages_newest_first(backend: Backend) {
@@ -651,47 +480,17 @@ async fn admin_log_api_pages_newest_first(backend: Backend) {
     let (_, key) = gw.create_key(&[], None).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let resp = gw
-            .chat(
-                &key,
-                json!({"model": "default", "messages": [{"role": "user", "content": "x"}]}),
-            )
-            .await;
+        let resp = gw.chat(&key, json!({"model": "default", "messages": [{"role": "user", "content": "x"}]})).await;
         ids.push(request_id(&resp));
     }
     gw.log_entry(ids.last().unwrap()).await;
     let client = reqwest::Client::new();
-    assert_eq!(
-        client
-            .get(gw.url("/api/logs"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        client
-            .get(gw.url("/api/logs"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(client.get(gw.url("/api/logs")).send().await.unwrap().status(), 401);
+    assert_eq!(client.get(gw.url("/api/logs")).bearer_auth(&key).send().await.unwrap().status(), 403);
     let mut seen = Vec::new();
     let mut url = gw.url("/api/logs?limit=2");
     loop {
-        let page: Value = client
-            .get(&url)
-            .bearer_auth(MASTER_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = client.get(&url).bearer_auth(MASTER_KEY).send().await.unwrap().json().await.unwrap();
         for e in page["data"].as_array().unwrap() {
             assert!(e["cost_usd"].is_null() || e["cost_usd"].is_number());
             assert!(e["time"].as_str().unwrap().contains('T'));
@@ -705,13 +504,7 @@ async fn admin_log_api_pages_newest_first(backend: Backend) {
     ids.reverse();
     assert_eq!(seen, ids, "newest first, every row once");
     assert_eq!(
-        client
-            .get(gw.url("/api/logs?cursor=garbage"))
-            .bearer_auth(MASTER_KEY)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(gw.url("/api/logs?cursor=garbage")).bearer_auth(MASTER_KEY).send().await.unwrap().status(),
         400
     );
     gw.stop().await;
@@ -722,40 +515,16 @@ async fn health_never_needs_the_database_but_ready_does(backend: Backend) {
         return;
     };
     let client = reqwest::Client::new();
-    assert_eq!(
-        client.get(gw.url("/health")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(gw.url("/api/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client.get(gw.url("/ready")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(client.get(gw.url("/health")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(gw.url("/api/health")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(gw.url("/ready")).send().await.unwrap().status(), 200);
     if backend == Backend::Postgres {
         gw.drop_database_now().await;
-        assert_eq!(
-            client.get(gw.url("/ready")).send().await.unwrap().status(),
-            503
-        );
-        assert_eq!(
-            client.get(gw.url("/health")).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(client.get(gw.url("/ready")).send().await.unwrap().status(), 503);
+        assert_eq!(client.get(gw.url("/health")).send().await.unwrap().status(), 200);
         // Requests keep flowing: authentication and logging do not wait for the database.
-        let resp = gw
-            .chat(
-                MASTER_KEY,
-                json!({"model": "default", "messages": [{"role": "user", "content": "x"}]}),
-            )
-            .await;
+        let resp =
+            gw.chat(MASTER_KEY, json!({"model": "default", "messages": [{"role": "user", "content": "x"}]})).await;
         assert_eq!(resp.status(), 200);
         return; // the database is gone; nothing to flush into
     }
@@ -775,6 +544,7 @@ on_both_backends!(
     a_client_disconnect_cancels_the_upstream_call,
     a_client_that_gives_up_on_a_non_streamed_answer_is_logged_at_once,
     every_request_leaves_exactly_one_row_and_shutdown_flushes,
+    requests_still_running_when_the_grace_period_ends_are_ended_and_logged,
     admin_log_api_pages_newest_first,
     health_never_needs_the_database_but_ready_does,
 );

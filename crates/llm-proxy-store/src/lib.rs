@@ -20,27 +20,17 @@ pub use sqlite::SqliteStore;
 /// if missing, or `sqlite::memory:`) or `postgres://` / `postgresql://`. Does not migrate.
 ///
 /// `max_open` caps the pool; `max_idle` connections are kept open while idle.
-pub async fn connect(
-    database_url: &str,
-    max_open: u32,
-    max_idle: u32,
-) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn connect(database_url: &str, max_open: u32, max_idle: u32) -> Result<Arc<dyn Store>, StoreError> {
     let max_open = max_open.max(1);
     let min_idle = max_idle.min(max_open);
-    let scheme = database_url
-        .split_once(':')
-        .map(|(s, _)| s.to_ascii_lowercase());
+    let scheme = database_url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("sqlite") => Ok(Arc::new(
-            SqliteStore::connect(database_url, max_open, min_idle).await?,
-        )),
-        Some("postgres" | "postgresql") => Ok(Arc::new(
-            PostgresStore::connect(database_url, max_open, min_idle).await?,
-        )),
+        Some("sqlite") => Ok(Arc::new(SqliteStore::connect(database_url, max_open, min_idle).await?)),
+        Some("postgres" | "postgresql") => {
+            Ok(Arc::new(PostgresStore::connect(database_url, max_open, min_idle).await?))
+        }
         // The scheme is not secret, but the rest of the URL may be.
-        _ => Err(StoreError::Other(
-            "unsupported database URL: expected sqlite:... or postgres://...".into(),
-        )),
+        _ => Err(StoreError::Other("unsupported database URL: expected sqlite:... or postgres://...".into())),
     }
 }
 
@@ -51,12 +41,9 @@ pub async fn connect(
 pub(crate) fn map_sqlx(e: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match e {
-        E::Io(_)
-        | E::Tls(_)
-        | E::Protocol(_)
-        | E::PoolTimedOut
-        | E::PoolClosed
-        | E::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            StoreError::Unavailable(e.to_string())
+        }
         E::Configuration(_) => StoreError::Other("invalid database URL or options".into()),
         E::RowNotFound => StoreError::NotFound,
         E::Database(db) => {
@@ -93,10 +80,7 @@ fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
     // PostgreSQL SQLSTATE classes: 08 connection, 28 authorization, 53 resources,
     // 57 operator intervention (shutdown, starting up), 40 serialization/deadlock;
     // 3D000 is a database that does not exist (yet).
-    ["08", "28", "53", "57", "40"]
-        .iter()
-        .any(|class| code.starts_with(class))
-        || code == "3D000"
+    ["08", "28", "53", "57", "40"].iter().any(|class| code.starts_with(class)) || code == "3D000"
 }
 
 pub(crate) fn map_migrate(e: sqlx::migrate::MigrateError) -> StoreError {
@@ -112,28 +96,15 @@ pub(crate) fn map_migrate(e: sqlx::migrate::MigrateError) -> StoreError {
 }
 
 /// Shared by both backends' `ready`: which embedded migrations the database has not applied.
-pub(crate) fn missing_migrations(
-    migrator: &sqlx::migrate::Migrator,
-    applied: &[i64],
-) -> Result<(), StoreError> {
-    let expected: Vec<i64> = migrator
-        .iter()
-        .filter(|m| m.migration_type.is_up_migration())
-        .map(|m| m.version)
-        .collect();
-    let missing: Vec<String> = expected
-        .iter()
-        .filter(|v| !applied.contains(v))
-        .map(i64::to_string)
-        .collect();
+pub(crate) fn missing_migrations(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
+    let expected: Vec<i64> =
+        migrator.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+    let missing: Vec<String> = expected.iter().filter(|v| !applied.contains(v)).map(i64::to_string).collect();
     if missing.is_empty() {
         Ok(())
     } else {
         // Unavailable rather than Other: during a rolling start another instance may be
         // migrating right now, so asking again shortly is the right reaction.
-        Err(StoreError::Unavailable(format!(
-            "database migrations not applied: {}",
-            missing.join(", ")
-        )))
+        Err(StoreError::Unavailable(format!("database migrations not applied: {}", missing.join(", "))))
     }
 }

@@ -55,9 +55,7 @@ impl PostgresStore {
                 last_connect_error(&options).await
             ))),
             Err(e) => Err(match map_sqlx(e) {
-                StoreError::Unavailable(m) => {
-                    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {m}"))
-                }
+                StoreError::Unavailable(m) => StoreError::Unavailable(format!("cannot connect to PostgreSQL: {m}")),
                 other => other,
             }),
         }
@@ -96,18 +94,10 @@ impl Store for PostgresStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        let applied: Vec<i64> = match sqlx::query_scalar(rows::APPLIED_MIGRATIONS)
-            .fetch_all(&self.pool)
-            .await
-        {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_sqlx)?;
+        let applied: Vec<i64> = match sqlx::query_scalar(rows::APPLIED_MIGRATIONS).fetch_all(&self.pool).await {
             Ok(v) => v,
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE) => {
-                Vec::new()
-            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE) => Vec::new(),
             Err(e) => return Err(map_sqlx(e)),
         };
         missing_migrations(&migrator(), &applied)
@@ -131,10 +121,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS).fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows::keys_from_rows(rows)
     }
 
@@ -149,11 +136,8 @@ impl Store for PostgresStore {
     }
 
     async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let rows: Vec<KeyRow> =
+            sqlx::query_as(rows::KEYS_UPDATED_SINCE).bind(since_ms).fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows::keys_from_rows(rows)
     }
 
@@ -177,11 +161,8 @@ impl Store for PostgresStore {
 
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
         let limit = rows::page_limit(query.limit);
-        let rows: Vec<LogRow> = rows::list_logs_query(query, limit)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let rows: Vec<LogRow> =
+            rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows::log_page(rows, limit)
     }
 }

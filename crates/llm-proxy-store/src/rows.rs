@@ -37,24 +37,15 @@ macro_rules! log_columns {
     };
 }
 
-pub(crate) const INSERT_KEY: &str = concat!(
-    "INSERT INTO api_keys (",
-    key_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, NULL)"
-);
+pub(crate) const INSERT_KEY: &str =
+    concat!("INSERT INTO api_keys (", key_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, NULL)");
 
 /// Newest first; `id` breaks ties so the order is total.
-pub(crate) const LIST_KEYS: &str = concat!(
-    "SELECT ",
-    key_columns!(),
-    " FROM api_keys ORDER BY created_at DESC, id DESC"
-);
+pub(crate) const LIST_KEYS: &str =
+    concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at DESC, id DESC");
 
-pub(crate) const KEYS_UPDATED_SINCE: &str = concat!(
-    "SELECT ",
-    key_columns!(),
-    " FROM api_keys WHERE updated_at >= $1 ORDER BY updated_at, id"
-);
+pub(crate) const KEYS_UPDATED_SINCE: &str =
+    concat!("SELECT ", key_columns!(), " FROM api_keys WHERE updated_at >= $1 ORDER BY updated_at, id");
 
 /// One statement, so a concurrent revoke cannot interleave: the first `revoked_at` wins and a
 /// repeated revoke changes nothing, not even `updated_at` (the key ring has nothing new to see).
@@ -87,12 +78,9 @@ impl TryFrom<KeyRow> for KeyRecord {
     type Error = StoreError;
 
     fn try_from(row: KeyRow) -> Result<Self, StoreError> {
-        let hash = row
-            .key_hash
-            .try_into()
-            .map_err(|_| corrupt("api_keys.key_hash is not 32 bytes"))?;
-        let models = serde_json::from_str(&row.models)
-            .map_err(|_| corrupt("api_keys.models is not a JSON array of strings"))?;
+        let hash = row.key_hash.try_into().map_err(|_| corrupt("api_keys.key_hash is not 32 bytes"))?;
+        let models =
+            serde_json::from_str(&row.models).map_err(|_| corrupt("api_keys.models is not a JSON array of strings"))?;
         Ok(KeyRecord {
             id: row.id,
             name: row.name,
@@ -157,10 +145,8 @@ impl TryFrom<LogRow> for RequestLogEntry {
     type Error = StoreError;
 
     fn try_from(row: LogRow) -> Result<Self, StoreError> {
-        let count = |v: Option<i64>, column: &'static str| {
-            v.map(|v| u64::try_from(v).map_err(|_| corrupt(column)))
-                .transpose()
-        };
+        let count =
+            |v: Option<i64>, column: &'static str| v.map(|v| u64::try_from(v).map_err(|_| corrupt(column))).transpose();
         Ok(RequestLogEntry {
             request_id: row.request_id,
             created_at: row.created_at,
@@ -170,16 +156,11 @@ impl TryFrom<LogRow> for RequestLogEntry {
             provider: row.provider,
             upstream_model: row.upstream_model,
             stream: row.stream,
-            status: u16::try_from(row.status)
-                .map_err(|_| corrupt("request_logs.status out of range"))?,
-            latency_ms: u64::try_from(row.latency_ms)
-                .map_err(|_| corrupt("request_logs.latency_ms is negative"))?,
+            status: u16::try_from(row.status).map_err(|_| corrupt("request_logs.status out of range"))?,
+            latency_ms: u64::try_from(row.latency_ms).map_err(|_| corrupt("request_logs.latency_ms is negative"))?,
             ttft_ms: count(row.ttft_ms, "request_logs.ttft_ms is negative")?,
             prompt_tokens: count(row.prompt_tokens, "request_logs.prompt_tokens is negative")?,
-            completion_tokens: count(
-                row.completion_tokens,
-                "request_logs.completion_tokens is negative",
-            )?,
+            completion_tokens: count(row.completion_tokens, "request_logs.completion_tokens is negative")?,
             cost_usd: row.cost_usd,
             error_kind: row.error_kind,
             error_message: row.error_message,
@@ -199,11 +180,7 @@ fn to_i64(v: u64) -> i64 {
 
 /// The limit actually used: 0 means the default, anything else is kept within 1..=1000.
 pub(crate) fn page_limit(requested: u32) -> u32 {
-    if requested == 0 {
-        DEFAULT_PAGE
-    } else {
-        requested.min(MAX_PAGE)
-    }
+    if requested == 0 { DEFAULT_PAGE } else { requested.min(MAX_PAGE) }
 }
 
 /// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries. Rows whose `request_id` is
@@ -252,11 +229,7 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
 {
-    let mut qb = QueryBuilder::new(concat!(
-        "SELECT ",
-        log_columns!(),
-        " FROM request_logs WHERE 1 = 1"
-    ));
+    let mut qb = QueryBuilder::new(concat!("SELECT ", log_columns!(), " FROM request_logs WHERE 1 = 1"));
     if let Some(key_id) = &query.key_id {
         qb.push(" AND key_id = ").push_bind(key_id.as_str());
     }
@@ -267,22 +240,15 @@ where
             .push_bind(cursor.request_id.as_str())
             .push(")");
     }
-    qb.push(" ORDER BY created_at DESC, request_id DESC LIMIT ")
-        .push_bind(i64::from(limit));
+    qb.push(" ORDER BY created_at DESC, request_id DESC LIMIT ").push_bind(i64::from(limit));
     qb
 }
 
 pub(crate) fn log_page(rows: Vec<LogRow>, limit: u32) -> Result<LogPage, StoreError> {
-    let entries = rows
-        .into_iter()
-        .map(RequestLogEntry::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+    let entries = rows.into_iter().map(RequestLogEntry::try_from).collect::<Result<Vec<_>, _>>()?;
     // A full page may have more behind it; a short one is the end.
     let next = if entries.len() == limit as usize {
-        entries.last().map(|e| LogCursor {
-            created_at: e.created_at,
-            request_id: e.request_id.clone(),
-        })
+        entries.last().map(|e| LogCursor { created_at: e.created_at, request_id: e.request_id.clone() })
     } else {
         None
     };

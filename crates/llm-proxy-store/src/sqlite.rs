@@ -46,31 +46,20 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
 
         let pool = if in_memory {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else {
             // WAL lets readers (the dashboard) run while the log writer writes; NORMAL is
             // durable across application crashes, and in WAL mode loses at most the last
             // transactions on power loss, never corrupts.
-            options = options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+            options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
             if let Some(dir) = options.get_filename().parent()
                 && !dir.as_os_str().is_empty()
             {
                 tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                    StoreError::Unavailable(format!(
-                        "cannot create database directory {}: {e}",
-                        dir.display()
-                    ))
+                    StoreError::Unavailable(format!("cannot create database directory {}: {e}", dir.display()))
                 })?;
             }
-            SqlitePoolOptions::new()
-                .max_connections(max_open)
-                .min_connections(min_idle.min(max_open))
+            SqlitePoolOptions::new().max_connections(max_open).min_connections(min_idle.min(max_open))
         };
         let pool = pool.acquire_timeout(ACQUIRE_TIMEOUT);
 
@@ -89,20 +78,14 @@ impl SqliteStore {
                 Err(e) => return Err(map_sqlx(e)),
             }
         };
-        Ok(Self {
-            pool,
-            migrating: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { pool, migrating: tokio::sync::Mutex::new(()) })
     }
 }
 
 fn is_busy(e: &sqlx::Error) -> bool {
     const BUSY: i32 = 5;
     match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|c| c.parse::<i32>().ok())
-            .is_some_and(|c| c & 0xff == BUSY),
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == BUSY),
         _ => false,
     }
 }
@@ -128,14 +111,8 @@ impl Store for SqliteStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        let applied: Vec<i64> = match sqlx::query_scalar(rows::APPLIED_MIGRATIONS)
-            .fetch_all(&self.pool)
-            .await
-        {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_sqlx)?;
+        let applied: Vec<i64> = match sqlx::query_scalar(rows::APPLIED_MIGRATIONS).fetch_all(&self.pool).await {
             Ok(v) => v,
             // No migrations table yet: nothing applied.
             Err(sqlx::Error::Database(_)) => Vec::new(),
@@ -162,10 +139,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS).fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows::keys_from_rows(rows)
     }
 
@@ -180,11 +154,8 @@ impl Store for SqliteStore {
     }
 
     async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let rows: Vec<KeyRow> =
+            sqlx::query_as(rows::KEYS_UPDATED_SINCE).bind(since_ms).fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows::keys_from_rows(rows)
     }
 
@@ -208,11 +179,8 @@ impl Store for SqliteStore {
 
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
         let limit = rows::page_limit(query.limit);
-        let rows: Vec<LogRow> = rows::list_logs_query(query, limit)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let rows: Vec<LogRow> =
+            rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows::log_page(rows, limit)
     }
 }

@@ -55,17 +55,11 @@ impl TestDb {
         match self.backend {
             Backend::Sqlite => {
                 let mut c = SqliteConnection::connect(&self.url).await.expect("sqlite");
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.expect("count")
             }
             Backend::Postgres => {
                 let mut c = PgConnection::connect(&self.url).await.expect("postgres");
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.expect("count")
             }
         }
     }
@@ -87,11 +81,7 @@ where
 {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    case(TestDb {
-        url,
-        backend: Backend::Sqlite,
-    })
-    .await;
+    case(TestDb { url, backend: Backend::Sqlite }).await;
 }
 
 /// The server named by `LLM_PROXY_TEST_DATABASE_URL`, or `None` to skip.
@@ -116,9 +106,7 @@ fn with_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let host_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[host_start..]
-        .find('/')
-        .map_or(base.len(), |i| host_start + i);
+    let path_start = base[host_start..].find('/').map_or(base.len(), |i| host_start + i);
     let mut out = format!("{}/{name}", &base[..path_start]);
     if let Some(q) = query {
         out.push('?');
@@ -136,24 +124,13 @@ where
         return;
     };
     let name = format!("llmp_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&server)
-        .await
-        .expect("connect to LLM_PROXY_TEST_DATABASE_URL");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let db = TestDb {
-        url: with_database(&server, &name),
-        backend: Backend::Postgres,
-    };
+    let mut admin = PgConnection::connect(&server).await.expect("connect to LLM_PROXY_TEST_DATABASE_URL");
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+    let db = TestDb { url: with_database(&server, &name), backend: Backend::Postgres };
     // Catch the failure so the database is dropped either way, then fail the test with it.
     let outcome = AssertUnwindSafe(case(db)).catch_unwind().await;
     // FORCE: pools the case dropped may still be closing their connections.
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop test database");
+    admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.expect("drop test database");
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -189,11 +166,7 @@ async fn all_logs(store: &dyn Store, key_id: Option<&str>) -> Vec<RequestLogEntr
     let mut cursor = None;
     loop {
         let page = store
-            .list_logs(&LogQuery {
-                cursor,
-                limit: 1000,
-                key_id: key_id.map(str::to_string),
-            })
+            .list_logs(&LogQuery { cursor, limit: 1000, key_id: key_id.map(str::to_string) })
             .await
             .expect("list_logs");
         out.extend(page.entries);
@@ -235,10 +208,7 @@ async fn migrating_twice_is_harmless(db: TestDb) {
 async fn ready_only_after_migrations(db: TestDb) {
     let store = db.store().await;
     let before = store.ready().await;
-    assert!(
-        matches!(before, Err(StoreError::Unavailable(_))),
-        "ready before migrate: {before:?}"
-    );
+    assert!(matches!(before, Err(StoreError::Unavailable(_))), "ready before migrate: {before:?}");
     store.migrate().await.expect("migrate");
     store.ready().await.expect("ready after migrate");
 }
@@ -268,35 +238,15 @@ async fn keys_are_created_listed_and_revoked(db: TestDb) {
     assert!(k1.created_at >= before && k1.created_at == k1.updated_at);
     assert_eq!(k1.revoked_at, None);
     assert_eq!(
-        (
-            &k1.id,
-            &k1.name,
-            k1.hash,
-            &k1.models,
-            &k1.user,
-            k1.expires_at
-        ),
-        (
-            &first.id,
-            &first.name,
-            first.hash,
-            &first.models,
-            &first.user,
-            first.expires_at
-        )
+        (&k1.id, &k1.name, k1.hash, &k1.models, &k1.user, k1.expires_at),
+        (&first.id, &first.name, first.hash, &first.models, &first.user, first.expires_at)
     );
     next_ms().await;
     // Names need not be unique.
-    let k2 = store
-        .insert_key(&new_key("k2", "ci"))
-        .await
-        .expect("insert k2");
+    let k2 = store.insert_key(&new_key("k2", "ci")).await.expect("insert k2");
 
     // Everything round-trips exactly, newest first.
-    assert_eq!(
-        store.list_keys().await.expect("list"),
-        vec![k2.clone(), k1.clone()]
-    );
+    assert_eq!(store.list_keys().await.expect("list"), vec![k2.clone(), k1.clone()]);
 
     // One secret, one key: the hash is unique.
     let mut same_secret = new_key("k3", "other");
@@ -312,11 +262,7 @@ async fn keys_are_created_listed_and_revoked(db: TestDb) {
     assert!(at > k1.created_at);
     assert_eq!(revoked.updated_at, at);
     assert_eq!(
-        KeyRecord {
-            revoked_at: None,
-            updated_at: k1.updated_at,
-            ..revoked.clone()
-        },
+        KeyRecord { revoked_at: None, updated_at: k1.updated_at, ..revoked.clone() },
         k1,
         "revoking changes nothing else"
     );
@@ -334,14 +280,8 @@ async fn keys_are_created_listed_and_revoked(db: TestDb) {
 
 async fn key_changes_are_seen_by_polling(db: TestDb) {
     let store = db.migrated().await;
-    let a = store
-        .insert_key(&new_key("a", "a"))
-        .await
-        .expect("insert a");
-    let b = store
-        .insert_key(&new_key("b", "b"))
-        .await
-        .expect("insert b");
+    let a = store.insert_key(&new_key("a", "a")).await.expect("insert a");
+    let b = store.insert_key(&new_key("b", "b")).await.expect("insert b");
 
     let mut all = store.keys_updated_since(0).await.expect("since 0");
     all.sort_by(|x, y| x.id.cmp(&y.id));
@@ -349,30 +289,15 @@ async fn key_changes_are_seen_by_polling(db: TestDb) {
 
     // `since` is inclusive: the newest change is seen again at its own timestamp.
     let newest = a.updated_at.max(b.updated_at);
-    assert!(
-        !store
-            .keys_updated_since(newest)
-            .await
-            .expect("since newest")
-            .is_empty()
-    );
+    assert!(!store.keys_updated_since(newest).await.expect("since newest").is_empty());
 
     next_ms().await;
     let mark = now_ms() + 1;
     next_ms().await;
-    assert!(
-        store
-            .keys_updated_since(mark)
-            .await
-            .expect("since mark")
-            .is_empty()
-    );
+    assert!(store.keys_updated_since(mark).await.expect("since mark").is_empty());
 
     let revoked = store.revoke_key("a").await.expect("revoke");
-    assert_eq!(
-        store.keys_updated_since(mark).await.expect("since mark"),
-        vec![revoked]
-    );
+    assert_eq!(store.keys_updated_since(mark).await.expect("since mark"), vec![revoked]);
 }
 
 async fn retried_log_batches_never_duplicate(db: TestDb) {
@@ -380,19 +305,14 @@ async fn retried_log_batches_never_duplicate(db: TestDb) {
     store.insert_logs(&[]).await.expect("empty batch");
 
     // Bigger than one multi-row INSERT, so the batch spans several statements.
-    let batch: Vec<_> = (0..1201)
-        .map(|i| log(&format!("req-{i:05}"), 1_000 + i, Some("k")))
-        .collect();
+    let batch: Vec<_> = (0..1201).map(|i| log(&format!("req-{i:05}"), 1_000 + i, Some("k"))).collect();
     store.insert_logs(&batch).await.expect("insert");
     store.insert_logs(&batch).await.expect("same batch again");
 
     // A retry that overlaps old rows and carries new ones keeps the new ones.
     let mut overlapping = batch[1100..].to_vec();
     overlapping.push(log("req-new", 5_000, None));
-    store
-        .insert_logs(&overlapping)
-        .await
-        .expect("overlapping batch");
+    store.insert_logs(&overlapping).await.expect("overlapping batch");
 
     let mut expected = batch;
     expected.push(log("req-new", 5_000, None));
@@ -402,13 +322,9 @@ async fn retried_log_batches_never_duplicate(db: TestDb) {
 async fn logs_page_newest_first_without_gaps_or_overlap(db: TestDb) {
     let store = db.migrated().await;
     // 25 rows, three per millisecond, ids not in time order, inserted in two shuffled batches.
-    let entries: Vec<_> = (0..25i64)
-        .map(|i| log(&format!("r{:02}", (i * 7) % 25), 10_000 + i / 3, None))
-        .collect();
-    let (odd, even): (Vec<_>, Vec<_>) = entries
-        .iter()
-        .cloned()
-        .partition(|e| e.request_id.ends_with(['1', '3', '5', '7', '9']));
+    let entries: Vec<_> = (0..25i64).map(|i| log(&format!("r{:02}", (i * 7) % 25), 10_000 + i / 3, None)).collect();
+    let (odd, even): (Vec<_>, Vec<_>) =
+        entries.iter().cloned().partition(|e| e.request_id.ends_with(['1', '3', '5', '7', '9']));
     store.insert_logs(&even).await.expect("insert");
     store.insert_logs(&odd).await.expect("insert");
     let expected = newest_first(entries);
@@ -417,21 +333,11 @@ async fn logs_page_newest_first_without_gaps_or_overlap(db: TestDb) {
     let mut cursor: Option<LogCursor> = None;
     let mut sizes = Vec::new();
     loop {
-        let page = store
-            .list_logs(&LogQuery {
-                cursor: cursor.clone(),
-                limit: 10,
-                key_id: None,
-            })
-            .await
-            .expect("page");
+        let page = store.list_logs(&LogQuery { cursor: cursor.clone(), limit: 10, key_id: None }).await.expect("page");
         sizes.push(page.entries.len());
         if let Some(next) = &page.next {
             let last = page.entries.last().expect("a page with a cursor has rows");
-            assert_eq!(
-                (next.created_at, next.request_id.as_str()),
-                (last.created_at, last.request_id.as_str())
-            );
+            assert_eq!((next.created_at, next.request_id.as_str()), (last.created_at, last.request_id.as_str()));
             // The cursor survives the trip through the API as text.
             assert_eq!(LogCursor::decode(&next.encode()).as_ref(), Some(next));
         }
@@ -445,45 +351,25 @@ async fn logs_page_newest_first_without_gaps_or_overlap(db: TestDb) {
     assert_eq!(ids(&seen), ids(&expected));
 
     // A limit of 0 means the default page, which holds all 25.
-    let page = store
-        .list_logs(&LogQuery::default())
-        .await
-        .expect("default limit");
+    let page = store.list_logs(&LogQuery::default()).await.expect("default limit");
     assert_eq!(page.entries.len(), 25);
     assert_eq!(page.next, None);
 }
 
 async fn log_page_size_is_clamped(db: TestDb) {
     let store = db.migrated().await;
-    let entries: Vec<_> = (0..1001)
-        .map(|i| log(&format!("r{i:04}"), i, None))
-        .collect();
+    let entries: Vec<_> = (0..1001).map(|i| log(&format!("r{i:04}"), i, None)).collect();
     store.insert_logs(&entries).await.expect("insert");
 
-    let huge = store
-        .list_logs(&LogQuery {
-            limit: 50_000,
-            ..Default::default()
-        })
-        .await
-        .expect("huge limit");
+    let huge = store.list_logs(&LogQuery { limit: 50_000, ..Default::default() }).await.expect("huge limit");
     assert_eq!(huge.entries.len(), 1000);
     assert!(huge.next.is_some());
 
-    let default = store
-        .list_logs(&LogQuery::default())
-        .await
-        .expect("default");
+    let default = store.list_logs(&LogQuery::default()).await.expect("default");
     assert_eq!(default.entries.len(), 100);
     assert_eq!(default.entries[0].request_id, "r1000");
 
-    let one = store
-        .list_logs(&LogQuery {
-            limit: 1,
-            ..Default::default()
-        })
-        .await
-        .expect("one");
+    let one = store.list_logs(&LogQuery { limit: 1, ..Default::default() }).await.expect("one");
     assert_eq!(ids(&one.entries), vec!["r1000"]);
 }
 
@@ -505,27 +391,14 @@ async fn logs_filter_by_key(db: TestDb) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store
-            .list_logs(&LogQuery {
-                cursor,
-                limit: 2,
-                key_id: Some("alpha".into()),
-            })
-            .await
-            .expect("page");
+        let page = store.list_logs(&LogQuery { cursor, limit: 2, key_id: Some("alpha".into()) }).await.expect("page");
         seen.extend(page.entries);
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    let expected = newest_first(
-        entries
-            .iter()
-            .filter(|e| e.key_id.as_deref() == Some("alpha"))
-            .cloned()
-            .collect(),
-    );
+    let expected = newest_first(entries.iter().filter(|e| e.key_id.as_deref() == Some("alpha")).cloned().collect());
     assert_eq!(seen, expected);
     assert!(all_logs(store.as_ref(), Some("nobody")).await.is_empty());
     assert_eq!(all_logs(store.as_ref(), None).await.len(), 12);
@@ -580,16 +453,10 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         model: Some(String::new()),
         ..bare.clone()
     };
-    store
-        .insert_logs(&[bare.clone(), zeros.clone(), full.clone()])
-        .await
-        .expect("insert");
+    store.insert_logs(&[bare.clone(), zeros.clone(), full.clone()]).await.expect("insert");
     let got = all_logs(store.as_ref(), None).await;
     assert_eq!(got, vec![full, bare, zeros]);
-    assert_eq!(
-        got[0].cost_usd.map(f64::to_bits),
-        Some((0.1f64 + 0.2).to_bits())
-    );
+    assert_eq!(got[0].cost_usd.map(f64::to_bits), Some((0.1f64 + 0.2).to_bits()));
 }
 
 macro_rules! store_suite {
@@ -633,9 +500,7 @@ store_suite!(
 async fn sqlite_creates_a_missing_nested_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("a/b/c/llm-proxy.db");
-    let store = connect(&format!("sqlite://{}", file.display()), 2, 1)
-        .await
-        .expect("connect");
+    let store = connect(&format!("sqlite://{}", file.display()), 2, 1).await.expect("connect");
     store.migrate().await.expect("migrate");
     store.ready().await.expect("ready");
     assert!(file.is_file());
@@ -648,10 +513,7 @@ async fn sqlite_file_uses_wal() {
     let store = connect(&url, 2, 1).await.expect("connect");
     store.migrate().await.expect("migrate");
     let mut c = SqliteConnection::connect(&url).await.expect("raw");
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut c)
-        .await
-        .expect("pragma");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut c).await.expect("pragma");
     assert_eq!(mode, "wal");
 }
 
@@ -660,14 +522,8 @@ async fn sqlite_in_memory_keeps_its_data() {
     let store = connect("sqlite::memory:", 8, 2).await.expect("connect");
     store.migrate().await.expect("migrate");
     store.ready().await.expect("ready");
-    let key = store
-        .insert_key(&new_key("m", "mem"))
-        .await
-        .expect("insert");
-    store
-        .insert_logs(&[log("r1", 1, Some("m"))])
-        .await
-        .expect("logs");
+    let key = store.insert_key(&new_key("m", "mem")).await.expect("insert");
+    store.insert_logs(&[log("r1", 1, Some("m"))]).await.expect("logs");
     // Concurrent callers share the one connection rather than each opening an empty database.
     let lists = join_all((0..4).map(|_| store.list_keys())).await;
     for l in lists {
@@ -690,20 +546,13 @@ async fn unreachable_postgres_is_unavailable_quickly() {
     assert!(matches!(outcome, StoreError::Unavailable(_)), "{outcome:?}");
     let shown = outcome.to_string();
     assert!(!shown.contains("hunter2"), "password leaked: {shown}");
-    assert!(
-        !shown.contains("127.0.0.1:1/nowhere"),
-        "URL leaked: {shown}"
-    );
+    assert!(!shown.contains("127.0.0.1:1/nowhere"), "URL leaked: {shown}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
 async fn bad_urls_are_refused_without_echoing_them() {
-    for url in [
-        "mysql://root:hunter2@db/app",
-        "postgres://root:hunter2@[not-a-host/app",
-        "hunter2",
-    ] {
+    for url in ["mysql://root:hunter2@db/app", "postgres://root:hunter2@[not-a-host/app", "hunter2"] {
         let err = match connect(url, 2, 1).await {
             Err(e) => e,
             Ok(_) => panic!("{url} accepted"),
@@ -715,16 +564,7 @@ async fn bad_urls_are_refused_without_echoing_them() {
 
 #[test]
 fn test_database_url_is_rewritten_to_the_private_database() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-        "postgres://postgres@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        with_database("postgresql://u:p@h/test?sslmode=disable", "x"),
-        "postgresql://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "x"),
-        "postgres://h:5432/x"
-    );
+    assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
+    assert_eq!(with_database("postgresql://u:p@h/test?sslmode=disable", "x"), "postgresql://u:p@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
 }

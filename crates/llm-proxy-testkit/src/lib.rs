@@ -58,16 +58,9 @@ impl MockState {
     }
 
     fn record(&self, path: &str, headers: &HeaderMap, body: &Value) {
-        let authorization = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
+        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
         if let Ok(mut r) = self.requests.lock() {
-            r.push(Recorded {
-                path: path.into(),
-                authorization,
-                body: body.clone(),
-            });
+            r.push(Recorded { path: path.into(), authorization, body: body.clone() });
         }
     }
 }
@@ -114,10 +107,7 @@ pub fn router(state: Arc<MockState>) -> Router {
 /// The number after `key-` in the model name, if any.
 fn param(model: &str, key: &str) -> Option<u64> {
     let start = model.find(&format!("{key}-"))? + key.len() + 1;
-    let digits: String = model[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let digits: String = model[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 
@@ -130,14 +120,10 @@ fn error(status: u16, message: &str) -> Response {
     } else {
         "invalid_request_error"
     };
-    let mut resp = (
-        code,
-        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})),
-    )
-        .into_response();
+    let mut resp =
+        (code, Json(json!({"error": {"message": message, "type": kind, "param": null, "code": kind}}))).into_response();
     if status == 429 {
-        resp.headers_mut()
-            .insert("retry-after", axum::http::HeaderValue::from_static("7"));
+        resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("7"));
     }
     resp
 }
@@ -149,17 +135,8 @@ async fn faults(model: &str, headers: &HeaderMap) -> Result<(), Response> {
     }
     if param(model, "fail") == Some(401) {
         // Like OpenAI, quote the key that was refused: the gateway must not pass this on.
-        let auth = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        return Err(error(
-            401,
-            &format!(
-                "Incorrect API key provided: {}",
-                auth.trim_start_matches("Bearer ")
-            ),
-        ));
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        return Err(error(401, &format!("Incorrect API key provided: {}", auth.trim_start_matches("Bearer "))));
     }
     if let Some(status) = param(model, "fail") {
         return Err(error(status as u16, &format!("mock failure {status}")));
@@ -174,11 +151,7 @@ fn words(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.split_whitespace().count() as u64,
         Value::Array(items) => items.iter().map(words).sum(),
-        Value::Object(m) => m
-            .get("text")
-            .or_else(|| m.get("content"))
-            .map(words)
-            .unwrap_or(0),
+        Value::Object(m) => m.get("text").or_else(|| m.get("content")).map(words).unwrap_or(0),
         _ => 0,
     }
 }
@@ -204,20 +177,10 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     if let Err(resp) = faults(&model, &headers).await {
         return resp;
     }
-    let prompt_tokens = body["messages"]
-        .as_array()
-        .map(|m| m.iter().map(words).sum())
-        .unwrap_or(0);
+    let prompt_tokens = body["messages"].as_array().map(|m| m.iter().map(words).sum()).unwrap_or(0);
     let n_chunks = param(&model, "chunks").unwrap_or(3);
-    let pieces: Vec<String> = (0..n_chunks)
-        .map(|i| {
-            if i == 0 {
-                "Hello".to_string()
-            } else {
-                format!(" w{i}")
-            }
-        })
-        .collect();
+    let pieces: Vec<String> =
+        (0..n_chunks).map(|i| if i == 0 { "Hello".to_string() } else { format!(" w{i}") }).collect();
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n_chunks, "total_tokens": prompt_tokens + n_chunks});
     let with_usage = !model.contains("no-usage");
     if body["stream"] != true {
@@ -248,11 +211,8 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     };
     let mut events: Vec<String> = Vec::new();
     for (i, p) in pieces.iter().enumerate() {
-        let delta = if i == 0 {
-            json!({"role": "assistant", "content": p, "refusal": null})
-        } else {
-            json!({"content": p})
-        };
+        let delta =
+            if i == 0 { json!({"role": "assistant", "content": p, "refusal": null}) } else { json!({"content": p}) };
         events.push(chunk(delta, Value::Null).to_string());
     }
     events.push(chunk(json!({}), json!("stop")).to_string());
@@ -265,32 +225,21 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     }
     events.push("[DONE]".into());
     state.streams_started.fetch_add(1, Ordering::SeqCst);
-    let guard = StreamGuard {
-        state: state.clone(),
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(
-        (events.into_iter().enumerate(), guard),
-        move |(mut it, mut guard)| async move {
+    let guard = StreamGuard { state: state.clone(), done: false };
+    let stream =
+        futures_util::stream::unfold((events.into_iter().enumerate(), guard), move |(mut it, mut guard)| async move {
             let (i, event) = it.next()?;
             if i > 0 && !slow.is_zero() {
                 tokio::time::sleep(slow).await;
             }
             if cut_after.is_some_and(|n| i as u64 >= n) {
-                return Some((
-                    Err(std::io::Error::other("mock cut the stream")),
-                    (it, guard),
-                ));
+                return Some((Err(std::io::Error::other("mock cut the stream")), (it, guard)));
             }
             if event == "[DONE]" {
                 guard.done = true;
             }
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(format!("data: {event}\n\n"))),
-                (it, guard),
-            ))
-        },
-    );
+            Some((Ok::<_, std::io::Error>(Bytes::from(format!("data: {event}\n\n"))), (it, guard)))
+        });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
@@ -304,20 +253,12 @@ struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let counter = if self.done {
-            &self.state.streams_completed
-        } else {
-            &self.state.streams_cancelled
-        };
+        let counter = if self.done { &self.state.streams_completed } else { &self.state.streams_cancelled };
         counter.fetch_add(1, Ordering::SeqCst);
     }
 }
 
-async fn embeddings(
-    State(state): State<Arc<MockState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn embeddings(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(400, &format!("mock could not parse body: {e}")),

@@ -37,18 +37,13 @@ impl ChatCompletionRequest {
 
     /// Whether the client asked for the final usage chunk of a stream.
     pub fn wants_stream_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false)
+        self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false)
     }
 
     /// Asks upstream for the usage chunk, which the gateway needs to count tokens; the caller strips
     /// it again if the client did not ask for it.
     pub fn request_stream_usage(&mut self) {
-        self.stream_options
-            .get_or_insert_with(StreamOptions::default)
-            .include_usage = Some(true);
+        self.stream_options.get_or_insert_with(StreamOptions::default).include_usage = Some(true);
     }
 }
 
@@ -102,9 +97,7 @@ impl ChunkScan {
 
     /// Whether some choice reported why it stopped: the answer is complete.
     pub fn has_finish_reason(&self) -> bool {
-        self.choices
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c.finish_reason.is_some()))
+        self.choices.as_ref().is_some_and(|c| c.iter().any(|c| c.finish_reason.is_some()))
     }
 }
 
@@ -127,37 +120,29 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        let err = decode::<ChatCompletionRequest>(br#"{"model":"m","messages":[],"stream":"yes"}"#)
-            .unwrap_err();
+        let err = decode::<ChatCompletionRequest>(br#"{"model":"m","messages":[],"stream":"yes"}"#).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("stream"));
-        let err = decode::<ChatCompletionRequest>(br#"{"model":"m","messages":[{"role":1}]}"#)
-            .unwrap_err();
+        let err = decode::<ChatCompletionRequest>(br#"{"model":"m","messages":[{"role":1}]}"#).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("messages[0].role"));
         let err = decode::<ChatCompletionRequest>(br#"{"messages":[]}"#).unwrap_err();
-        assert!(
-            err.message.contains("missing field `model`"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("missing field `model`"), "{}", err.message);
     }
 
     #[test]
     fn usage_request_keeps_other_stream_options() {
         let mut req: ChatCompletionRequest =
-            decode(br#"{"model":"m","messages":[],"stream":true,"stream_options":{"x":1}}"#)
-                .unwrap();
+            decode(br#"{"model":"m","messages":[],"stream":true,"stream_options":{"x":1}}"#).unwrap();
         assert!(!req.wants_stream_usage());
         req.request_stream_usage();
         let out = serde_json::to_value(&req).unwrap();
-        assert_eq!(
-            out["stream_options"],
-            serde_json::json!({"include_usage": true, "x": 1})
-        );
+        assert_eq!(out["stream_options"], serde_json::json!({"include_usage": true, "x": 1}));
     }
 
     #[test]
     fn scans_usage_only_chunk() {
-        let s = ChunkScan::of(br#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#);
+        let s = ChunkScan::of(
+            br#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#,
+        );
         assert!(s.is_usage_only());
         assert_eq!(s.usage.unwrap().completion_tokens, 5);
         let s = ChunkScan::of(br#"{"id":"x","choices":[{"delta":{}}],"usage":null}"#);

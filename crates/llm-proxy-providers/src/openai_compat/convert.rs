@@ -23,11 +23,7 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
         return Err(ProviderError::Interrupted(in_band_error_message(&data)));
     }
     let finished = scan.has_finish_reason();
-    let chunk = ChatChunk {
-        usage_only: scan.is_usage_only(),
-        usage: scan.usage.map(TokenUsage::from),
-        data,
-    };
+    let chunk = ChatChunk { usage_only: scan.is_usage_only(), usage: scan.usage.map(TokenUsage::from), data };
     Ok(StreamItem::Chunk { chunk, finished })
 }
 
@@ -41,10 +37,7 @@ fn in_band_error_message(data: &str) -> String {
         .ok()
         .and_then(|v| {
             let e = v.get("error")?;
-            e.get("message")
-                .and_then(|m| m.as_str())
-                .or_else(|| e.as_str())
-                .map(String::from)
+            e.get("message").and_then(|m| m.as_str()).or_else(|| e.as_str()).map(String::from)
         })
         .unwrap_or_else(|| "upstream reported an error mid-stream".into())
 }
@@ -56,9 +49,7 @@ mod tests {
     #[test]
     fn content_chunk() {
         let data = r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
-        let StreamItem::Chunk { chunk, finished } = stream_item(data.into()).unwrap() else {
-            panic!()
-        };
+        let StreamItem::Chunk { chunk, finished } = stream_item(data.into()).unwrap() else { panic!() };
         assert!(!finished && !chunk.usage_only && chunk.usage.is_none());
         assert_eq!(chunk.data, data, "the chunk is forwarded byte for byte");
     }
@@ -66,53 +57,27 @@ mod tests {
     #[test]
     fn final_chunks() {
         let data = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
-        assert!(matches!(
-            stream_item(data.into()).unwrap(),
-            StreamItem::Chunk { finished: true, .. }
-        ));
+        assert!(matches!(stream_item(data.into()).unwrap(), StreamItem::Chunk { finished: true, .. }));
         let data = r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#;
-        let StreamItem::Chunk { chunk, .. } = stream_item(data.into()).unwrap() else {
-            panic!()
-        };
+        let StreamItem::Chunk { chunk, .. } = stream_item(data.into()).unwrap() else { panic!() };
         assert!(chunk.usage_only);
-        assert_eq!(
-            chunk.usage,
-            Some(TokenUsage {
-                prompt_tokens: 9,
-                completion_tokens: 12
-            })
-        );
-        assert!(matches!(
-            stream_item("[DONE]".into()).unwrap(),
-            StreamItem::Done
-        ));
+        assert_eq!(chunk.usage, Some(TokenUsage { prompt_tokens: 9, completion_tokens: 12 }));
+        assert!(matches!(stream_item("[DONE]".into()).unwrap(), StreamItem::Done));
     }
 
     #[test]
     fn in_band_error() {
-        let err = stream_item(r#"{"error":{"message":"overloaded","type":"server_error"}}"#.into())
-            .unwrap_err();
+        let err = stream_item(r#"{"error":{"message":"overloaded","type":"server_error"}}"#.into()).unwrap_err();
         assert!(matches!(err, ProviderError::Interrupted(m) if m == "overloaded"));
     }
 
     #[test]
     fn usage_of_complete_body() {
         let body = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+        assert_eq!(complete_usage(body), Some(TokenUsage { prompt_tokens: 5, completion_tokens: 1 }));
         assert_eq!(
-            complete_usage(body),
-            Some(TokenUsage {
-                prompt_tokens: 5,
-                completion_tokens: 1
-            })
-        );
-        assert_eq!(
-            complete_usage(
-                br#"{"object":"list","data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#
-            ),
-            Some(TokenUsage {
-                prompt_tokens: 4,
-                completion_tokens: 0
-            })
+            complete_usage(br#"{"object":"list","data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#),
+            Some(TokenUsage { prompt_tokens: 4, completion_tokens: 0 })
         );
     }
 }

@@ -14,9 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
-use llm_proxy_core::provider::{
-    ChatChunk, ChatResponse, CompleteResponse, Provider, ProviderError, TimeoutPhase,
-};
+use llm_proxy_core::provider::{ChatChunk, ChatResponse, CompleteResponse, Provider, ProviderError, TimeoutPhase};
 use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
 use llm_proxy_protocol::sse::{SseDecoder, SseEvent};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -59,18 +57,9 @@ impl OpenAiCompat {
     }
 
     /// Sends `body` and waits for the response head, mapping every failure to a `ProviderError`.
-    async fn send(
-        &self,
-        url: &str,
-        body: &impl Serialize,
-    ) -> Result<reqwest::Response, ProviderError> {
+    async fn send(&self, url: &str, body: &impl Serialize) -> Result<reqwest::Response, ProviderError> {
         let body = serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?;
-        let mut req = self
-            .http
-            .inner
-            .post(url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut req = self.http.inner.post(url).header(CONTENT_TYPE, "application/json").body(body);
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
@@ -83,14 +72,8 @@ impl OpenAiCompat {
         if status.is_success() {
             return Ok(resp);
         }
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let body = read_body(resp, self.timeouts.between_chunks, 64 * 1024)
-            .await
-            .unwrap_or_default();
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
+        let body = read_body(resp, self.timeouts.between_chunks, 64 * 1024).await.unwrap_or_default();
         let mut err = upstream_error::from_status(status.as_u16(), &body, retry_after);
         if let (ProviderError::Status { message, .. }, Some(key)) = (&mut err, &self.key) {
             // Upstreams quote a refused key ("Incorrect API key provided: sk-..."); never pass it on.
@@ -102,61 +85,34 @@ impl OpenAiCompat {
         Err(err)
     }
 
-    async fn complete(
-        &self,
-        url: &str,
-        body: &impl Serialize,
-    ) -> Result<CompleteResponse, ProviderError> {
+    async fn complete(&self, url: &str, body: &impl Serialize) -> Result<CompleteResponse, ProviderError> {
         let resp = self.send(url, body).await?;
         let body = read_body(resp, self.timeouts.between_chunks, MAX_RESPONSE_BYTES).await?;
         if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-            return Err(ProviderError::Protocol(
-                "the upstream answer is not JSON".into(),
-            ));
+            return Err(ProviderError::Protocol("the upstream answer is not JSON".into()));
         }
-        Ok(CompleteResponse {
-            usage: convert::complete_usage(&body),
-            body,
-        })
+        Ok(CompleteResponse { usage: convert::complete_usage(&body), body })
     }
 }
 
 impl Provider for OpenAiCompat {
-    async fn chat(
-        &self,
-        model: &str,
-        mut request: ChatCompletionRequest,
-    ) -> Result<ChatResponse, ProviderError> {
+    async fn chat(&self, model: &str, mut request: ChatCompletionRequest) -> Result<ChatResponse, ProviderError> {
         request.model = model.to_string();
         if !request.is_stream() {
-            return self
-                .complete(&self.chat_url, &request)
-                .await
-                .map(ChatResponse::Complete);
+            return self.complete(&self.chat_url, &request).await.map(ChatResponse::Complete);
         }
         let resp = self.send(&self.chat_url, &request).await?;
-        Ok(ChatResponse::Stream(chunk_stream(
-            resp.bytes_stream().boxed(),
-            self.timeouts.between_chunks,
-        )))
+        Ok(ChatResponse::Stream(chunk_stream(resp.bytes_stream().boxed(), self.timeouts.between_chunks)))
     }
 
-    async fn embeddings(
-        &self,
-        model: &str,
-        mut request: EmbeddingsRequest,
-    ) -> Result<CompleteResponse, ProviderError> {
+    async fn embeddings(&self, model: &str, mut request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
         request.model = model.to_string();
         self.complete(&self.embeddings_url, &request).await
     }
 }
 
 /// Reads a whole body, with the between-chunks limit on each read and a cap on the total.
-async fn read_body(
-    resp: reqwest::Response,
-    idle: Duration,
-    max: usize,
-) -> Result<Bytes, ProviderError> {
+async fn read_body(resp: reqwest::Response, idle: Duration, max: usize) -> Result<Bytes, ProviderError> {
     let mut stream = resp.bytes_stream();
     let mut buf = BytesMut::new();
     loop {
@@ -168,9 +124,7 @@ async fn read_body(
             }
             Ok(Some(Ok(bytes))) => {
                 if buf.len() + bytes.len() > max {
-                    return Err(ProviderError::Protocol(format!(
-                        "upstream answer larger than {max} bytes"
-                    )));
+                    return Err(ProviderError::Protocol(format!("upstream answer larger than {max} bytes")));
                 }
                 buf.extend_from_slice(&bytes);
             }
@@ -181,11 +135,7 @@ async fn read_body(
 fn transport_error(e: reqwest::Error) -> ProviderError {
     let e = e.without_url();
     if e.is_timeout() {
-        ProviderError::Timeout(if e.is_connect() {
-            TimeoutPhase::Connect
-        } else {
-            TimeoutPhase::FirstByte
-        })
+        ProviderError::Timeout(if e.is_connect() { TimeoutPhase::Connect } else { TimeoutPhase::FirstByte })
     } else if e.is_connect() {
         ProviderError::Connect(source_chain(&e))
     } else {
@@ -262,10 +212,7 @@ fn chunk_stream(
                 }
                 Ok(Some(Err(e))) => {
                     st.done = true;
-                    return Some((
-                        Err(ProviderError::Interrupted(source_chain(&e.without_url()))),
-                        st,
-                    ));
+                    return Some((Err(ProviderError::Interrupted(source_chain(&e.without_url()))), st));
                 }
                 Ok(None) => {
                     st.decoder.finish(&mut st.events);
@@ -274,9 +221,8 @@ fn chunk_stream(
                         if st.finished {
                             return None;
                         }
-                        let err = ProviderError::Interrupted(
-                            "the upstream closed the stream before it finished".into(),
-                        );
+                        let err =
+                            ProviderError::Interrupted("the upstream closed the stream before it finished".into());
                         return Some((Err(err), st));
                     }
                     st.pending.extend(st.events.drain(..));

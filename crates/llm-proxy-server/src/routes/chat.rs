@@ -23,14 +23,14 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
-    let (provider, provider_name, upstream_model, mut request) =
-        match prepare(&state, &headers, body, &mut meter).await {
-            Ok(p) => p,
-            Err(e) => {
-                meter.fail(&e);
-                return e.into_response();
-            }
-        };
+    let (provider, provider_name, upstream_model, mut request) = match prepare(&state, &headers, body, &mut meter).await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            meter.fail(&e);
+            return e.into_response();
+        }
+    };
     let stream = request.is_stream();
     let client_wants_usage = request.wants_stream_usage();
     if stream {
@@ -38,10 +38,14 @@ pub async fn chat_completions(
         // client did not ask for it.
         request.request_stream_usage();
     }
-    match provider.chat(&upstream_model, request).await {
-        Err(e) => {
-            let err = ApiError::upstream(&provider_name, &e);
+    let call = async {
+        provider.chat(&upstream_model, request).await.map_err(|e| {
             tracing::debug!(provider = %provider_name, error = %e, "upstream call failed");
+            ApiError::upstream(&provider_name, &e)
+        })
+    };
+    match state.unless_cut(call).await {
+        Err(err) => {
             meter.fail(&err);
             err.into_response()
         }
@@ -54,17 +58,12 @@ pub async fn chat_completions(
             relay::json_response(done.body)
         }
         Ok(ChatResponse::Stream(chunks)) => {
-            relay::sse_response(chunks, meter, client_wants_usage, &provider_name).await
+            relay::sse_response(chunks, meter, client_wants_usage, &provider_name, state.cut.clone()).await
         }
     }
 }
 
-type Prepared = (
-    std::sync::Arc<llm_proxy_providers::ProviderClient>,
-    String,
-    String,
-    ChatCompletionRequest,
-);
+type Prepared = (std::sync::Arc<llm_proxy_providers::ProviderClient>, String, String, ChatCompletionRequest);
 
 async fn prepare(
     state: &AppState,
@@ -79,18 +78,12 @@ async fn prepare(
     meter.set_model(&request.model, request.is_stream());
     if request.messages.is_empty() {
         return Err(
-            ApiError::bad_request("`messages` must contain at least one message.")
-                .with_param(Some("messages".into())),
+            ApiError::bad_request("`messages` must contain at least one message.").with_param(Some("messages".into()))
         );
     }
     let live = state.live.load_full();
     let target = route(&live, &principal, &request.model)?;
     meter.set_target(&target);
     let provider = live.providers[target.provider].clone();
-    Ok((
-        provider,
-        target.provider_name,
-        target.upstream_model,
-        request,
-    ))
+    Ok((provider, target.provider_name, target.upstream_model, request))
 }

@@ -45,10 +45,13 @@ pub async fn embeddings(
         let target = route(&live, &principal, &request.model)?;
         meter.set_target(&target);
         let provider = live.providers[target.provider].clone();
-        provider
-            .embeddings(&target.upstream_model, request)
-            .await
-            .map_err(|e| ApiError::upstream(&target.provider_name, &e))
+        let call = async {
+            provider
+                .embeddings(&target.upstream_model, request)
+                .await
+                .map_err(|e| ApiError::upstream(&target.provider_name, &e))
+        };
+        state.unless_cut(call).await
     }
     .await;
     match result {

@@ -21,16 +21,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Ok(Ok(())) => Json(json!({"status": "ready"})).into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "database not ready"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database not ready"})))
                 .into_response()
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": "database timed out"})),
-        )
-            .into_response(),
+        Err(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database timed out"})))
+                .into_response()
+        }
     }
 }

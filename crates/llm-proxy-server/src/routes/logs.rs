@@ -35,27 +35,18 @@ pub async fn list_logs(
         return e.into_response();
     }
     let Ok(Query(params)) = params else {
-        return ApiError::bad_request(
-            "Query parameters are `cursor`, `limit` (1-1000) and `key_id`.",
-        )
-        .into_response();
+        return ApiError::bad_request("Query parameters are `cursor`, `limit` (1-1000) and `key_id`.").into_response();
     };
     let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => match LogCursor::decode(c) {
             Some(c) => Some(c),
             None => {
-                return ApiError::bad_request("Invalid `cursor`.")
-                    .with_param(Some("cursor".into()))
-                    .into_response();
+                return ApiError::bad_request("Invalid `cursor`.").with_param(Some("cursor".into())).into_response();
             }
         },
     };
-    let query = LogQuery {
-        cursor,
-        limit: params.limit.unwrap_or(100).clamp(1, 1000),
-        key_id: params.key_id,
-    };
+    let query = LogQuery { cursor, limit: params.limit.unwrap_or(100).clamp(1, 1000), key_id: params.key_id };
     match state.store.list_logs(&query).await {
         Ok(page) => {
             let data: Vec<LogView> = page
@@ -68,13 +59,11 @@ pub async fn list_logs(
                     entry,
                 })
                 .collect();
-            Json(serde_json::json!({"data": data, "next": page.next.map(|c| c.encode())}))
-                .into_response()
+            Json(serde_json::json!({"data": data, "next": page.next.map(|c| c.encode())})).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "reading the request log failed");
-            ApiError::service_unavailable("The request log is unavailable right now.")
-                .into_response()
+            ApiError::service_unavailable("The request log is unavailable right now.").into_response()
         }
     }
 }

@@ -28,11 +28,7 @@ pub(crate) fn authenticate(
 }
 
 /// Resolves the model the client named and checks the key may use it.
-pub(crate) fn route(
-    live: &Arc<Live>,
-    principal: &Principal,
-    model: &str,
-) -> Result<Resolved, ApiError> {
+pub(crate) fn route(live: &Arc<Live>, principal: &Principal, model: &str) -> Result<Resolved, ApiError> {
     let target = match live.catalog.resolve(model) {
         Ok(t) => t,
         Err(ResolveError::Unknown) => return Err(ApiError::model_not_found(model)),
@@ -46,14 +42,8 @@ pub(crate) fn route(
         }
     };
     let canonical = target.canonical();
-    if !principal.allows_model(
-        [model, canonical.as_str()]
-            .into_iter()
-            .chain(target.alias.as_deref()),
-    ) {
-        return Err(ApiError::forbidden(format!(
-            "This API key may not use the model `{model}`."
-        )));
+    if !principal.allows_model([model, canonical.as_str()].into_iter().chain(target.alias.as_deref())) {
+        return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
     }
     Ok(target)
 }

@@ -21,22 +21,9 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
         .into_iter()
         .filter(|m| {
             let canonical = m.resolved.canonical();
-            principal.allows_model(
-                [m.id.as_str(), canonical.as_str()]
-                    .into_iter()
-                    .chain(m.resolved.alias.as_deref()),
-            )
+            principal.allows_model([m.id.as_str(), canonical.as_str()].into_iter().chain(m.resolved.alias.as_deref()))
         })
-        .map(|m| ModelObject {
-            id: m.id,
-            object: "model".into(),
-            created: 0,
-            owned_by: m.owned_by,
-        })
+        .map(|m| ModelObject { id: m.id, object: "model".into(), created: 0, owned_by: m.owned_by })
         .collect();
-    Json(ModelList {
-        object: "list".into(),
-        data,
-    })
-    .into_response()
+    Json(ModelList { object: "list".into(), data }).into_response()
 }

@@ -39,9 +39,7 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!(
-                "LLM_PROXY_TEST_DATABASE_URL is not set, but CI=true: the PostgreSQL suite must run on CI"
-            )
+            panic!("LLM_PROXY_TEST_DATABASE_URL is not set, but CI=true: the PostgreSQL suite must run on CI")
         }
         _ => {
             eprintln!("skipping: LLM_PROXY_TEST_DATABASE_URL is not set");
@@ -52,14 +50,8 @@ pub fn postgres_url() -> Option<String> {
 
 /// `url` with its database name replaced.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map(|(b, q)| (b, Some(q)))
-        .unwrap_or((url, None));
-    let cut = base
-        .rfind('/')
-        .filter(|i| *i > base.find("://").map(|s| s + 2).unwrap_or(0))
-        .unwrap_or(base.len());
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
+    let cut = base.rfind('/').filter(|i| *i > base.find("://").map(|s| s + 2).unwrap_or(0)).unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..cut], name);
     if let Some(q) = query {
         out.push('?');
@@ -81,6 +73,11 @@ impl Gateway {
 
     /// `extra` is YAML appended to the config (top-level keys other than `providers`).
     pub async fn start_with(backend: Backend, extra: &str) -> Option<Self> {
+        let extra = if extra.contains("shutdown_grace_secs") {
+            extra.to_string()
+        } else {
+            format!("{extra}\nshutdown_grace_secs: 5")
+        };
         let mock = MockUpstream::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut pg_database = None;
@@ -99,7 +96,6 @@ impl Gateway {
 listen_addr: 127.0.0.1:0
 database_url: "{database_url}"
 master_key: {MASTER_KEY}
-shutdown_grace_secs: 5
 max_body_bytes: 65536
 upstream_timeouts: {{ connect_secs: 2, first_byte_secs: 2, between_chunks_secs: 2 }}
 providers:
@@ -155,15 +151,7 @@ providers:
             },
         ));
         ready_rx.await.unwrap();
-        Self {
-            addr,
-            mock,
-            store,
-            shutdown,
-            task: Some(task),
-            _dir: dir,
-            pg_database,
-        }
+        Self { addr, mock, store, shutdown, task: Some(task), _dir: dir, pg_database }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -190,60 +178,35 @@ providers:
         // Wait until the gateway's key ring has it: any answer but "Invalid API key".
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
-            let resp = reqwest::Client::new()
-                .get(self.url("/v1/models"))
-                .bearer_auth(&g.secret)
-                .send()
-                .await
-                .unwrap();
+            let resp = reqwest::Client::new().get(self.url("/v1/models")).bearer_auth(&g.secret).send().await.unwrap();
             if resp.status() != 401 || !resp.text().await.unwrap().contains("Invalid API key") {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "a new key was not accepted within 3 s"
-            );
+            assert!(Instant::now() < deadline, "a new key was not accepted within 3 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (id, g.secret)
     }
 
     pub async fn chat(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
-        reqwest::Client::new()
-            .post(self.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        reqwest::Client::new().post(self.url("/v1/chat/completions")).bearer_auth(key).json(&body).send().await.unwrap()
     }
 
     /// Waits (up to 5 s) for the request log row of `request_id`.
     pub async fn log_entry(&self, request_id: &str) -> RequestLogEntry {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(e) = self
-                .all_logs()
-                .await
-                .into_iter()
-                .find(|e| e.request_id == request_id)
-            {
+            if let Some(e) = self.all_logs().await.into_iter().find(|e| e.request_id == request_id) {
                 return e;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no request log row for {request_id}"
-            );
+            assert!(Instant::now() < deadline, "no request log row for {request_id}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn all_logs(&self) -> Vec<RequestLogEntry> {
         let mut out = Vec::new();
-        let mut query = LogQuery {
-            limit: 1000,
-            ..Default::default()
-        };
+        let mut query = LogQuery { limit: 1000, ..Default::default() };
         loop {
             let page = self.store.list_logs(&query).await.unwrap();
             out.extend(page.entries);
@@ -260,11 +223,7 @@ providers:
         self.task.take().unwrap().await.unwrap().unwrap();
         let logs = self.all_logs().await;
         if let Some((server, name)) = &self.pg_database {
-            admin_exec(
-                server,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await;
+            admin_exec(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
         logs
     }
@@ -275,22 +234,13 @@ providers:
 
     pub async fn drop_database_now(&self) {
         if let Some((server, name)) = &self.pg_database {
-            admin_exec(
-                server,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await;
+            admin_exec(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
     }
 }
 
 pub fn request_id(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("x-request-id")
-        .expect("x-request-id header")
-        .to_str()
-        .unwrap()
-        .to_string()
+    resp.headers().get("x-request-id").expect("x-request-id header").to_str().unwrap().to_string()
 }
 
 /// Runs each named test case on SQLite and on PostgreSQL.
