@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::{ChatResponse, Provider};
-use llm_proxy_protocol::json::decode;
 use llm_proxy_protocol::openai::ChatCompletionRequest;
 
 use crate::app::{AppState, RequestId};
@@ -14,7 +13,7 @@ use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 use crate::relay;
-use crate::routes::{authenticate, route};
+use crate::routes::{Target, authenticate, decode_body, route};
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -23,8 +22,7 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
-    let (provider, provider_name, upstream_model, mut request) = match prepare(&state, &headers, body, &mut meter).await
-    {
+    let (target, mut request) = match prepare(&state, &headers, body, &mut meter).await {
         Ok(p) => p,
         Err(e) => {
             meter.fail(&e);
@@ -38,8 +36,9 @@ pub async fn chat_completions(
         // client did not ask for it.
         request.request_stream_usage();
     }
+    let Target { client, provider_name, upstream_model } = target;
     let call = async {
-        provider.chat(&upstream_model, request).await.map_err(|e| {
+        client.chat(&upstream_model, request).await.map_err(|e| {
             tracing::debug!(provider = %provider_name, error = %e, "upstream call failed");
             ApiError::upstream(&provider_name, &e)
         })
@@ -63,27 +62,21 @@ pub async fn chat_completions(
     }
 }
 
-type Prepared = (std::sync::Arc<llm_proxy_providers::ProviderClient>, String, String, ChatCompletionRequest);
-
 async fn prepare(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
     meter: &mut RequestMeter,
-) -> Result<Prepared, ApiError> {
+) -> Result<(Target, ChatCompletionRequest), ApiError> {
     let principal = authenticate(state, headers, meter)?;
     let bytes = read_limited(headers, body, state.max_body_bytes).await?;
-    let request: ChatCompletionRequest =
-        decode(&bytes).map_err(|e| ApiError::bad_request(e.to_string()).with_param(e.param))?;
+    let request: ChatCompletionRequest = decode_body(&bytes)?;
     meter.set_model(&request.model, request.is_stream());
     if request.messages.is_empty() {
         return Err(
             ApiError::bad_request("`messages` must contain at least one message.").with_param(Some("messages".into()))
         );
     }
-    let live = state.live.load_full();
-    let target = route(&live, &principal, &request.model)?;
-    meter.set_target(&target);
-    let provider = live.providers[target.provider].clone();
-    Ok((provider, target.provider_name, target.upstream_model, request))
+    let target = route(state, &principal, &request.model, meter)?;
+    Ok((target, request))
 }

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::Provider;
-use llm_proxy_protocol::json::decode;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use serde_json::Value;
 
@@ -15,7 +14,7 @@ use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 use crate::relay;
-use crate::routes::{authenticate, route};
+use crate::routes::{authenticate, decode_body, route};
 
 pub async fn embeddings(
     State(state): State<AppState>,
@@ -27,8 +26,7 @@ pub async fn embeddings(
     let result = async {
         let principal = authenticate(&state, &headers, &mut meter)?;
         let bytes = read_limited(&headers, body, state.max_body_bytes).await?;
-        let request: EmbeddingsRequest =
-            decode(&bytes).map_err(|e| ApiError::bad_request(e.to_string()).with_param(e.param))?;
+        let request: EmbeddingsRequest = decode_body(&bytes)?;
         meter.set_model(&request.model, false);
         let valid_input = match &request.input {
             Value::String(_) => true,
@@ -41,12 +39,10 @@ pub async fn embeddings(
             )
             .with_param(Some("input".into())));
         }
-        let live = state.live.load_full();
-        let target = route(&live, &principal, &request.model)?;
-        meter.set_target(&target);
-        let provider = live.providers[target.provider].clone();
+        let target = route(&state, &principal, &request.model, &mut meter)?;
         let call = async {
-            provider
+            target
+                .client
                 .embeddings(&target.upstream_model, request)
                 .await
                 .map_err(|e| ApiError::upstream(&target.provider_name, &e))

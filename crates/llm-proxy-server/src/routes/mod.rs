@@ -9,9 +9,10 @@ pub mod models;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use llm_proxy_core::model_catalog::{ResolveError, Resolved};
+use llm_proxy_core::model_catalog::ResolveError;
+use llm_proxy_providers::ProviderClient;
 
-use crate::app::{Live, Shared};
+use crate::app::Shared;
 use crate::auth::{Principal, bearer};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
@@ -27,8 +28,27 @@ pub(crate) fn authenticate(
     Ok(principal)
 }
 
-/// Resolves the model the client named and checks the key may use it.
-pub(crate) fn route(live: &Arc<Live>, principal: &Principal, model: &str) -> Result<Resolved, ApiError> {
+/// Decodes a JSON body, answering 400 with the offending field in `param`.
+pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    llm_proxy_protocol::json::decode(bytes).map_err(|e| ApiError::bad_request(e.to_string()).with_param(e.param))
+}
+
+/// Where a request goes: the provider's client and the upstream model id.
+pub(crate) struct Target {
+    pub client: Arc<ProviderClient>,
+    pub provider_name: String,
+    pub upstream_model: String,
+}
+
+/// Resolves the model the client named, checks the key may use it, and records the target on the
+/// meter. Reads one config snapshot, so a reload cannot change the answer halfway.
+pub(crate) fn route(
+    state: &Shared,
+    principal: &Principal,
+    model: &str,
+    meter: &mut RequestMeter,
+) -> Result<Target, ApiError> {
+    let live = state.live.load();
     let target = match live.catalog.resolve(model) {
         Ok(t) => t,
         Err(ResolveError::Unknown) => return Err(ApiError::model_not_found(model)),
@@ -45,5 +65,10 @@ pub(crate) fn route(live: &Arc<Live>, principal: &Principal, model: &str) -> Res
     if !principal.allows_model([model, canonical.as_str()].into_iter().chain(target.alias.as_deref())) {
         return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
     }
-    Ok(target)
+    meter.set_target(&target);
+    Ok(Target {
+        client: live.providers[target.provider].clone(),
+        provider_name: target.provider_name,
+        upstream_model: target.upstream_model,
+    })
 }
