@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
 use llm_proxy_core::config::Config;
 use llm_proxy_core::key_ring::KeyRing;
 use llm_proxy_core::log_writer::{LogSink, log_channel};
@@ -77,6 +78,13 @@ pub async fn run(
     on_ready(logs.clone());
 
     let graceful = CancellationToken::new();
+    // Stream chunks are small writes; without TCP_NODELAY Nagle's algorithm holds each one back
+    // until the client acknowledges the previous (about 40 ms per chunk, measured with bench/).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(graceful.clone().cancelled_owned());
     let mut server = tracker.spawn(async move { server.await });
     tokio::select! {
