@@ -7,6 +7,7 @@ secret-hygiene checks at the end look back at everything the earlier tests did.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import httpx
@@ -435,6 +436,28 @@ def test_the_request_log_is_for_the_master_key_only(stack: Stack):
     assert r.status_code == 401, r.text
 
 
+def test_the_readme_curl_calls_work(stack: Stack):
+    """The README's curl examples, run as written (with this gateway's address and key)."""
+    body = '{"model": "default", "messages": [{"role": "user", "content": "Hello"}]}'
+    plain = subprocess.run(
+        ["curl", "-sS", f"{stack.gateway_url}/v1/chat/completions",
+         "-H", f"Authorization: Bearer {stack.key}", "-H", "Content-Type: application/json", "-d", body],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    answer = json.loads(plain.stdout)
+    assert answer["choices"][0]["message"]["content"] == "echo: Hello"
+
+    streamed = subprocess.run(
+        ["curl", "-sSN", f"{stack.gateway_url}/v1/chat/completions",
+         "-H", f"Authorization: Bearer {stack.key}", "-H", "Content-Type: application/json",
+         "-d", body.replace('"messages"', '"stream": true, "messages"')],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    events = [line[len("data: "):] for line in streamed.stdout.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1]) == "Hello w1 w2"
+
+
 def test_zz_no_secret_ever_appears_in_the_gateway_output_or_the_request_log(stack: Stack):
     """Runs last: debug logging was on for everything above."""
     assert len(stack.secrets) >= 4, stack.secrets.keys()
@@ -451,3 +474,4 @@ def test_zz_no_secret_ever_appears_in_the_gateway_output_or_the_request_log(stac
         if value in text
     ]
     assert not leaks, "secrets leaked: " + "; ".join(leaks)
+
