@@ -87,6 +87,9 @@ pub struct ProviderConfig {
     pub api_key: Option<SecretString>,
     /// Explicit models; empty means "whatever the client names" plus the known provider's defaults.
     pub models: Vec<ModelConfig>,
+    /// Whether the upstream accepts `stream_options`. When it does, streams ask it for usage;
+    /// when not, the field is removed from requests (some servers reject unknown fields).
+    pub stream_options: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +187,7 @@ struct RawProvider {
     protocol: Option<String>,
     #[serde(default)]
     models: Vec<RawModel>,
+    stream_options: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +282,7 @@ impl Config {
             pm.insert("protocol".into(), p.protocol.as_str().into());
             pm.insert("base_url".into(), p.base_url.clone().into());
             pm.insert("api_key".into(), secret(&p.api_key));
+            pm.insert("stream_options".into(), p.stream_options.into());
             let models: Vec<Value> = p
                 .models
                 .iter()
@@ -765,7 +770,15 @@ fn build_providers(
             errors.push(ConfigError { path, message: format!("configured twice (as {canonical:?})") });
             continue;
         }
-        out.push(ProviderConfig { name: canonical, protocol, base_url, api_key: api_key.map(Into::into), models });
+        let stream_options = p.stream_options.unwrap_or(known.is_none_or(|k| k.stream_options));
+        out.push(ProviderConfig {
+            name: canonical,
+            protocol,
+            base_url,
+            api_key: api_key.map(Into::into),
+            models,
+            stream_options,
+        });
     }
     // Providers named nowhere in the file but whose key is in the environment.
     for k in KNOWN_PROVIDERS {
@@ -790,6 +803,7 @@ fn build_providers(
             base_url: base_url.to_string(),
             api_key: Some(key.into()),
             models: Vec::new(),
+            stream_options: k.stream_options,
         });
     }
     out
@@ -882,6 +896,14 @@ mod tests {
         }
         assert!(out.contains("postgres://u:***@h/db"), "{out}");
         assert!(format!("{c:?}").find("sk-canary").is_none());
+    }
+
+    #[test]
+    fn stream_options_follow_the_provider_unless_configured() {
+        let file = "providers:\n  mistral: {api_key: k}\n  groq: {api_key: k}\n  local: {protocol: openai, base_url: http://l, stream_options: false}\n";
+        let c = load(Some(file), &[]).unwrap();
+        let flags: Vec<_> = c.providers.iter().map(|p| (p.name.as_str(), p.stream_options)).collect();
+        assert_eq!(flags, [("mistral", false), ("groq", true), ("local", false)]);
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct KnownProvider {
     pub key_vars: &'static [&'static str],
     /// Models served when the config lists none: lets bare ids like `gpt-4o` resolve.
     pub models: &'static [&'static str],
+    /// Whether it accepts `stream_options` (OpenAI protocol only); the gateway uses it to ask for
+    /// the usage chunk of a stream.
+    pub stream_options: bool,
 }
 
 pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
@@ -61,6 +64,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.openai.com/v1"),
         key_vars: &["OPENAI_API_KEY"],
+        stream_options: true,
         models: &[
             "gpt-5",
             "gpt-5-mini",
@@ -84,6 +88,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Anthropic,
         base_url: Some("https://api.anthropic.com"),
         key_vars: &["ANTHROPIC_API_KEY"],
+        stream_options: true,
         models: &["claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"],
     },
     KnownProvider {
@@ -92,6 +97,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Gemini,
         base_url: Some("https://generativelanguage.googleapis.com"),
         key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        stream_options: true,
         models: &["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"],
     },
     KnownProvider {
@@ -100,6 +106,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Glm,
         base_url: Some("https://open.bigmodel.cn/api/paas/v4"),
         key_vars: &["GLM_API_KEY", "ZHIPUAI_API_KEY"],
+        stream_options: true,
         models: &["glm-4.6", "glm-4.5", "glm-4.5-air"],
     },
     KnownProvider {
@@ -108,6 +115,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.groq.com/openai/v1"),
         key_vars: &["GROQ_API_KEY"],
+        stream_options: true,
         models: &["llama-3.3-70b-versatile", "llama-3.1-8b-instant", "openai/gpt-oss-120b", "openai/gpt-oss-20b"],
     },
     KnownProvider {
@@ -116,6 +124,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.x.ai/v1"),
         key_vars: &["XAI_API_KEY", "GROK_API_KEY"],
+        stream_options: true,
         models: &["grok-4", "grok-4-fast", "grok-3", "grok-3-mini", "grok-code-fast-1"],
     },
     KnownProvider {
@@ -124,6 +133,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.deepseek.com"),
         key_vars: &["DEEPSEEK_API_KEY"],
+        stream_options: true,
         models: &["deepseek-chat", "deepseek-reasoner"],
     },
     KnownProvider {
@@ -132,6 +142,9 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.mistral.ai/v1"),
         key_vars: &["MISTRAL_API_KEY"],
+        // Mistral answers 422 "extra inputs are not permitted" to `stream_options`, and reports
+        // usage in the last chunk of every stream anyway.
+        stream_options: false,
         models: &[
             "mistral-large-latest",
             "mistral-medium-latest",
@@ -146,6 +159,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://openrouter.ai/api/v1"),
         key_vars: &["OPENROUTER_API_KEY"],
+        stream_options: true,
         models: &[],
     },
     KnownProvider {
@@ -154,6 +168,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("https://api.together.xyz/v1"),
         key_vars: &["TOGETHER_API_KEY", "TOGETHERAI_API_KEY"],
+        stream_options: true,
         models: &[],
     },
     KnownProvider {
@@ -162,6 +177,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: Some("http://127.0.0.1:11434/v1"),
         key_vars: &[],
+        stream_options: true,
         models: &[],
     },
     KnownProvider {
@@ -170,6 +186,7 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Openai,
         base_url: None,
         key_vars: &[],
+        stream_options: true,
         models: &[],
     },
 ];

@@ -161,6 +161,7 @@ mod tests {
                 .iter()
                 .map(|(n, a)| ModelConfig { name: n.to_string(), alias: a.map(String::from) })
                 .collect(),
+            stream_options: true,
         }
     }
 

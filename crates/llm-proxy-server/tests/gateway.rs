@@ -99,6 +99,31 @@ async fn streams_end_with_done_and_hide_the_usage_chunk_unless_asked(backend: Ba
     gw.stop().await;
 }
 
+async fn upstreams_that_reject_stream_options_still_stream_and_count_tokens(backend: Backend) {
+    let Some(gw) = Gateway::start(backend).await else { return };
+    let (_, key) = gw.create_key(&[], None).await;
+    for body in [
+        json!({"model": "mistral/mock-mistral-style", "stream": true, "messages": [{"role": "user", "content": "a b c"}]}),
+        json!({"model": "mock-mistral-style", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "a b c"}]}),
+    ] {
+        let resp = gw.chat(&key, body).await;
+        assert_eq!(resp.status(), 200);
+        let rid = request_id(&resp);
+        let events = sse_data(&resp.text().await.unwrap());
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        let row = gw.log_entry(&rid).await;
+        assert_eq!(
+            (row.provider.as_deref(), row.prompt_tokens, row.completion_tokens),
+            (Some("mistral"), Some(3), Some(3))
+        );
+    }
+    assert!(
+        gw.mock.state.requests().iter().all(|r| r.body.get("stream_options").is_none()),
+        "Mistral answers 422 to it"
+    );
+    gw.stop().await;
+}
+
 async fn stream_chunks_arrive_as_upstream_sends_them(backend: Backend) {
     let Some(gw) = Gateway::start(backend).await else {
         return;
@@ -535,6 +560,7 @@ on_both_backends!(
     passthrough_keeps_every_field_and_rewrites_only_the_model,
     streams_end_with_done_and_hide_the_usage_chunk_unless_asked,
     stream_chunks_arrive_as_upstream_sends_them,
+    upstreams_that_reject_stream_options_still_stream_and_count_tokens,
     embeddings_pass_through_and_are_logged,
     models_list_only_what_the_key_may_use,
     bad_requests_get_openai_errors_and_a_log_row,

@@ -11,6 +11,7 @@
 //! | `cut-after-<n>` | streams `n` chunks, then breaks the connection (pair it with `slow-` so the chunks are flushed first) |
 //! | `no-usage` | never reports usage |
 //! | `not-json` | answers 200 with a body that is not JSON |
+//! | `mistral-style` | like Mistral: 422 for any `stream_options`, usage in the last content chunk of every stream |
 //!
 //! Every request is recorded (`/_mock/requests`) and streams the gateway dropped before the end are
 //! counted (`/_mock/stats`), so tests can prove a client disconnect cancelled the upstream call.
@@ -177,6 +178,15 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     if let Err(resp) = faults(&model, &headers).await {
         return resp;
     }
+    let mistral = model.contains("mistral-style");
+    if mistral && body.get("stream_options").is_some() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"object": "error", "message": {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
+                "msg": "Extra inputs are not permitted"}]}, "type": "invalid_request_error", "param": null, "code": null})),
+        )
+            .into_response();
+    }
     let prompt_tokens = body["messages"].as_array().map(|m| m.iter().map(words).sum()).unwrap_or(0);
     let n_chunks = param(&model, "chunks").unwrap_or(3);
     let pieces: Vec<String> =
@@ -215,7 +225,11 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
             if i == 0 { json!({"role": "assistant", "content": p, "refusal": null}) } else { json!({"content": p}) };
         events.push(chunk(delta, Value::Null).to_string());
     }
-    events.push(chunk(json!({}), json!("stop")).to_string());
+    let mut last = chunk(json!({}), json!("stop"));
+    if mistral {
+        last["usage"] = usage.clone();
+    }
+    events.push(last.to_string());
     if include_usage {
         events.push(
             json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,

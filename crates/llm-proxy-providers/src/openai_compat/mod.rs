@@ -36,6 +36,8 @@ pub struct OpenAiCompat {
     auth: Option<HeaderValue>,
     /// The key itself, only to scrub it from upstream error messages that quote it.
     key: Option<secrecy::SecretString>,
+    /// The upstream accepts `stream_options` (see `ProviderConfig::stream_options`).
+    stream_options: bool,
     timeouts: UpstreamTimeouts,
 }
 
@@ -52,6 +54,7 @@ impl OpenAiCompat {
             embeddings_url: format!("{}/embeddings", config.base_url),
             auth,
             key: config.api_key.clone(),
+            stream_options: config.stream_options,
             timeouts,
         }
     }
@@ -100,6 +103,13 @@ impl Provider for OpenAiCompat {
         request.model = model.to_string();
         if !request.is_stream() {
             return self.complete(&self.chat_url, &request).await.map(ChatResponse::Complete);
+        }
+        if self.stream_options {
+            // The gateway needs the usage chunk to count tokens; the relay strips it again if
+            // the client did not ask for it.
+            request.request_stream_usage();
+        } else {
+            request.stream_options = None;
         }
         let resp = self.send(&self.chat_url, &request).await?;
         Ok(ChatResponse::Stream(chunk_stream(resp.bytes_stream().boxed(), self.timeouts.between_chunks)))

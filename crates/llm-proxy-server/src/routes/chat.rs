@@ -22,20 +22,14 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
-    let (target, mut request) = match prepare(&state, &headers, body, &mut meter).await {
+    let (target, request) = match prepare(&state, &headers, body, &mut meter).await {
         Ok(p) => p,
         Err(e) => {
             meter.fail(&e);
             return e.into_response();
         }
     };
-    let stream = request.is_stream();
     let client_wants_usage = request.wants_stream_usage();
-    if stream {
-        // The gateway needs the usage chunk to count tokens; `relay` strips it again if the
-        // client did not ask for it.
-        request.request_stream_usage();
-    }
     let Target { client, provider_name, upstream_model } = target;
     let call = async {
         client.chat(&upstream_model, request).await.map_err(|e| {

@@ -118,6 +118,10 @@ providers:
       - mock-not-json
       - mock-no-usage
       - text-embedding-mock
+  mistral:
+    api_key: mistral-key
+    base_url: {base}
+    models: [mock-mistral-style]
   dead:
     protocol: openai
     base_url: http://127.0.0.1:1/v1
