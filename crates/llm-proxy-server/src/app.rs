@@ -116,6 +116,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(routes::health::ready))
         .route("/api/logs", get(routes::logs::list_logs))
         .fallback(|| async { ApiError::not_found_route() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))

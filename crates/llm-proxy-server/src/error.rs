@@ -82,6 +82,25 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "invalid_request_error", error_kind::NOT_FOUND, "Unknown path.")
     }
 
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            error_kind::INVALID_REQUEST,
+            "This path does not accept that method.",
+        )
+    }
+
+    pub fn body_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            error_kind::INVALID_REQUEST,
+            format!("The request body did not arrive within {} s.", after.as_secs()),
+        )
+        .with_code("request_timeout")
+    }
+
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", error_kind::INTERNAL, message)
     }
@@ -195,7 +214,7 @@ impl IntoResponse for ApiError {
         if let Some(v) = self.retry_after.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
             resp.headers_mut().insert("retry-after", v);
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE || self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body was never read, so the connection cannot carry another request.
             resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
         }

@@ -277,6 +277,9 @@ async fn bad_requests_get_openai_errors_and_a_log_row(backend: Backend) {
     let unknown_path = client.get(gw.url("/v1/nope")).send().await.unwrap();
     assert_eq!(unknown_path.status(), 404);
     assert!(unknown_path.headers().contains_key("x-request-id"));
+    let wrong_method = client.get(gw.url("/v1/chat/completions")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
     gw.stop().await;
 }
 
