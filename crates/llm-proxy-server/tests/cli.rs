@@ -38,7 +38,11 @@ fn free_port() -> u16 {
 }
 
 fn terminate(child: &Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    signal(child, "TERM");
+}
+
+fn signal(child: &Child, name: &str) {
+    Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
 }
 
 async fn wait_healthy(port: u16) {
@@ -289,6 +293,6 @@ async fn serve_with_no_config_creates_its_database_and_serves_env_providers() {
         .unwrap();
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"openai/gpt-4o") && ids.contains(&"groq/llama-3.3-70b-versatile"), "{ids:?}");
-    terminate(&child);
+    signal(&child, "INT"); // Ctrl-C stops it as cleanly as SIGTERM
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
