@@ -42,7 +42,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Runs the gateway on `listener` until `shutdown` completes, then drains and flushes.
-/// `on_ready` receives the log sink once serving (tests use it to watch entries).
+/// `on_ready` is called once the listener serves (tests wait for it), with the request-log sink.
 pub async fn run(
     config: Config,
     listener: TcpListener,
