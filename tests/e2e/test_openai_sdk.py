@@ -186,6 +186,14 @@ def test_the_model_list_names_aliases_and_provider_qualified_models(client):
     assert "mock/mock-b" in ids
 
 
+def test_a_model_can_be_retrieved_by_any_of_its_names(client):
+    model = client.models.retrieve("mock/mock-b")
+    assert (model.id, model.owned_by) == ("mock/mock-b", "mock")
+    assert client.models.retrieve("default").owned_by == "mock"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
 def test_a_key_limited_to_some_models_lists_and_uses_only_those(stack: Stack, restricted_key):
     limited = openai.OpenAI(base_url=stack.base_url, api_key=restricted_key["key"], max_retries=0)
 

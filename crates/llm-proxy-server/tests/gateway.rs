@@ -192,11 +192,19 @@ async fn models_list_only_what_the_key_may_use(backend: Backend) {
             body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
         }
     };
-    let everything = list(all).await;
+    let everything = list(all.clone()).await;
     assert!(everything.contains(&"default".to_string()) && everything.contains(&"dead/dead-model".to_string()));
     // Allowing an alias allows that name only, not the deployment's other names.
     assert_eq!(list(limited.clone()).await, ["default", "mock/mock-b"]);
 
+    let retrieve = |key: &str, id: &str| {
+        reqwest::Client::new().get(gw.url(&format!("/v1/models/{id}"))).bearer_auth(key.to_string()).send()
+    };
+    let one: Value = retrieve(&limited, "default").await.unwrap().json().await.unwrap();
+    assert_eq!((one["id"].as_str(), one["owned_by"].as_str()), (Some("default"), Some("mock")));
+    assert_eq!(retrieve(&all, "dead/dead-model").await.unwrap().status(), 200);
+    assert_eq!(retrieve(&limited, "mock/mock-a").await.unwrap().status(), 404, "not the key's: as if absent");
+    assert_eq!(retrieve(&all, "nope").await.unwrap().status(), 404);
     let resp =
         gw.chat(&limited, json!({"model": "mock-fail-500", "messages": [{"role": "user", "content": "x"}]})).await;
     assert_eq!(resp.status(), 403);

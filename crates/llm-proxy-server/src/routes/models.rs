@@ -1,13 +1,14 @@
-//! `GET /v1/models`: the models the calling key may use.
+//! `GET /v1/models` and `GET /v1/models/{model}`: the models the calling key may use.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_protocol::openai::{ModelList, ModelObject};
 
 use crate::app::AppState;
 use crate::auth::bearer;
+use crate::error::ApiError;
 
 pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let principal = match state.authenticate(bearer(&headers)) {
@@ -26,4 +27,24 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
         .map(|m| ModelObject { id: m.id, object: "model".into(), created: 0, owned_by: m.owned_by })
         .collect();
     Json(ModelList { object: "list".into(), data }).into_response()
+}
+
+/// One model by any name a client may use for it (alias, `provider/model` or bare id). A model the
+/// key may not use is reported as not found, like one that does not exist.
+pub async fn retrieve_model(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let principal = match state.authenticate(bearer(&headers)) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let live = state.live.load();
+    match live.catalog.resolve(&id) {
+        Ok(target)
+            if principal.allows_model(
+                [id.as_str(), target.canonical().as_str()].into_iter().chain(target.alias.as_deref()),
+            ) =>
+        {
+            Json(ModelObject { id, object: "model".into(), created: 0, owned_by: target.provider_name }).into_response()
+        }
+        _ => ApiError::model_not_found(&id).into_response(),
+    }
 }
