@@ -1,0 +1,93 @@
+//! Showing a config without its secrets.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Config;
+
+impl Config {
+    /// The effective config as YAML, every secret replaced by `"***"`.
+    pub fn redacted_yaml(&self) -> String {
+        use serde_yaml::{Mapping, Value};
+        fn secret(s: &Option<SecretString>) -> Value {
+            match s {
+                Some(v) if !v.expose_secret().is_empty() => Value::from("***"),
+                _ => Value::Null,
+            }
+        }
+        let mut m = Mapping::new();
+        m.insert("listen_addr".into(), self.listen_addr.to_string().into());
+        m.insert("log_level".into(), self.log_level.clone().into());
+        m.insert("workers".into(), self.workers.map(|w| Value::from(w as u64)).unwrap_or(Value::Null));
+        m.insert("database_url".into(), redact_url(self.database_url.expose_secret()).into());
+        m.insert("database_max_open_conns".into(), self.database_max_open_conns.into());
+        m.insert("database_max_idle_conns".into(), self.database_max_idle_conns.into());
+        m.insert(
+            "redis_url".into(),
+            self.redis_url.as_ref().map(|u| Value::from(redact_url(u.expose_secret()))).unwrap_or(Value::Null),
+        );
+        m.insert("master_key".into(), secret(&self.master_key));
+        m.insert("secret_key".into(), secret(&self.secret_key));
+        m.insert("encryption_key".into(), secret(&self.encryption_key));
+        m.insert("session_expire_hours".into(), self.session_expire_hours.into());
+        m.insert("default_admin_username".into(), self.default_admin_username.clone().into());
+        m.insert("default_admin_password".into(), secret(&self.default_admin_password));
+        let mut hc = Mapping::new();
+        hc.insert("enabled".into(), self.health_check.enabled.into());
+        hc.insert("interval_secs".into(), self.health_check.interval.as_secs().into());
+        hc.insert("timeout_secs".into(), self.health_check.timeout.as_secs().into());
+        m.insert("health_check".into(), Value::Mapping(hc));
+        m.insert("load_balance_strategy".into(), self.load_balance_strategy.clone().into());
+        m.insert("max_body_bytes".into(), (self.max_body_bytes as u64).into());
+        m.insert("shutdown_grace_secs".into(), self.shutdown_grace.as_secs().into());
+        let mut t = Mapping::new();
+        t.insert("connect_secs".into(), self.upstream_timeouts.connect.as_secs().into());
+        t.insert("first_byte_secs".into(), self.upstream_timeouts.first_byte.as_secs().into());
+        t.insert("between_chunks_secs".into(), self.upstream_timeouts.between_chunks.as_secs().into());
+        m.insert("upstream_timeouts".into(), Value::Mapping(t));
+        let mut providers = Mapping::new();
+        for p in &self.providers {
+            let mut pm = Mapping::new();
+            pm.insert("protocol".into(), p.protocol.as_str().into());
+            pm.insert("base_url".into(), p.base_url.clone().into());
+            pm.insert("api_key".into(), secret(&p.api_key));
+            pm.insert("stream_options".into(), p.stream_options.into());
+            let models: Vec<Value> = p
+                .models
+                .iter()
+                .map(|mc| {
+                    let mut mm = Mapping::new();
+                    mm.insert("name".into(), mc.name.clone().into());
+                    if let Some(a) = &mc.alias {
+                        mm.insert("alias".into(), a.clone().into());
+                    }
+                    Value::Mapping(mm)
+                })
+                .collect();
+            if !models.is_empty() {
+                pm.insert("models".into(), Value::Sequence(models));
+            }
+            providers.insert(p.name.clone().into(), Value::Mapping(pm));
+        }
+        m.insert("providers".into(), Value::Mapping(providers));
+        serde_yaml::to_string(&Value::Mapping(m)).unwrap_or_default()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/...` URL.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            format!("{}{}{}", &url[..scheme_end + 3], masked, &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
