@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::request_log::RequestLogEntry;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 const QUEUE_CAPACITY: usize = 8192;
 const OVERFLOW_CAPACITY: usize = 262_144;
@@ -45,18 +45,24 @@ impl LogSink {
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(Arc::new(entry.clone()));
         }
-        if let Err(mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry)) =
-            self.tx.try_send(entry)
-        {
-            let mut overflow = self.shared.overflow.lock().unwrap_or_else(|p| p.into_inner());
-            if overflow.len() >= OVERFLOW_CAPACITY {
-                let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::error!(dropped = n, "request log backlog full; dropping entries");
+        match self.tx.try_send(entry) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(entry)) => {
+                // The writer has finished (shutdown ran out of time): nothing will write this.
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(request_id = %entry.request_id, "request log closed; entry dropped");
+            }
+            Err(mpsc::error::TrySendError::Full(entry)) => {
+                let mut overflow = self.shared.overflow.lock().unwrap_or_else(|p| p.into_inner());
+                if overflow.len() >= OVERFLOW_CAPACITY {
+                    let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::error!(dropped = n, "request log backlog full; dropping entries");
+                    }
+                } else {
+                    overflow.push_back(entry);
+                    self.shared.overflowed.notify_one();
                 }
-            } else {
-                overflow.push_back(entry);
-                self.shared.overflowed.notify_one();
             }
         }
     }
@@ -167,10 +173,13 @@ impl LogWriter {
         }
     }
 
-    /// Retries while running; gives the batch back only once written.
+    /// Writes `batch`, retrying while running. An unreachable database is waited for; a batch the
+    /// database keeps refusing for another reason is written row by row, so one bad row (which
+    /// should not exist: entries are sanitized when recorded) cannot block the log.
     async fn write_with_retry(&self, batch: &mut Vec<RequestLogEntry>, stop: &CancellationToken) {
         let mut backoff = Duration::from_millis(100);
-        loop {
+        let mut refusals = 0;
+        while !batch.is_empty() {
             match self.store.insert_logs(batch).await {
                 Ok(()) => {
                     self.shared.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -178,12 +187,37 @@ impl LogWriter {
                     return;
                 }
                 Err(e) => {
+                    if !matches!(e, StoreError::Unavailable(_)) {
+                        refusals += 1;
+                        if refusals >= 3 {
+                            self.write_row_by_row(batch).await;
+                            refusals = 0;
+                            continue;
+                        }
+                    }
                     tracing::warn!(error = %e, rows = batch.len(), "request log write failed; retrying");
                     tokio::select! {
                         _ = stop.cancelled() => return, // the shutdown drain retries this batch
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Writes each row alone, dropping (and counting) the ones the database refuses; rows hit by an
+    /// outage stay in `batch` for the next attempt.
+    async fn write_row_by_row(&self, batch: &mut Vec<RequestLogEntry>) {
+        for row in std::mem::take(batch) {
+            match self.store.insert_logs(std::slice::from_ref(&row)).await {
+                Ok(()) => {
+                    self.shared.written.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(StoreError::Unavailable(_)) => batch.push(row),
+                Err(e) => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(request_id = %row.request_id, error = %e, "the database refused a request log row; dropped");
                 }
             }
         }
@@ -197,12 +231,18 @@ impl LogWriter {
                     batch.clear();
                     return true;
                 }
-                Err(e) => {
+                Err(StoreError::Unavailable(e)) => {
                     if tokio::time::Instant::now() + Duration::from_millis(250) > deadline {
                         tracing::warn!(error = %e, "request log flush failed");
                         return false;
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(_) => {
+                    self.write_row_by_row(batch).await;
+                    if batch.is_empty() {
+                        return true;
+                    }
                 }
             }
         }
@@ -251,6 +291,9 @@ mod tests {
             Ok(Vec::new())
         }
         async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
+            if entries.iter().any(|e| e.request_id.starts_with("bad")) {
+                return Err(StoreError::Other("invalid byte sequence for encoding UTF8: 0x00".into()));
+            }
             let fail = self.fail_next.load(Ordering::SeqCst);
             if fail > 0 {
                 if fail != u32::MAX {
@@ -318,5 +361,28 @@ mod tests {
         writer.run(stop, Duration::from_millis(600)).await;
         assert!(started.elapsed() < Duration::from_secs(3));
         assert_eq!(sink.dropped(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_row_the_database_refuses_is_dropped_alone_and_counted() {
+        let store = Arc::new(FlakyStore::default());
+        let (sink, writer) = log_channel(store.clone());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(writer.run(stop.clone(), Duration::from_secs(5)));
+        for i in 0..100 {
+            sink.record(entry(i));
+        }
+        sink.record(RequestLogEntry { request_id: "bad-row".into(), ..Default::default() });
+        for i in 100..200 {
+            sink.record(entry(i));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.rows.lock().unwrap().len() < 200 {
+            assert!(tokio::time::Instant::now() < deadline, "good rows were blocked by the bad one");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!((sink.written(), sink.dropped()), (200, 1));
     }
 }

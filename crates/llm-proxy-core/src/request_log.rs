@@ -50,6 +50,16 @@ pub struct RequestLogEntry {
     pub error_message: Option<String>,
 }
 
+/// Makes client-supplied text fit to store: no NUL (PostgreSQL text refuses it, which would
+/// block a whole batch) and at most `max_chars` characters.
+pub fn clean_text(s: &str, max_chars: usize) -> String {
+    let mut out: String = s.chars().filter(|c| *c != '\0').take(max_chars).collect();
+    if s.chars().filter(|c| *c != '\0').nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Which page of the log to read.
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
@@ -81,4 +91,16 @@ impl LogCursor {
 pub struct LogPage {
     pub entries: Vec<RequestLogEntry>,
     pub next: Option<LogCursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_text_drops_nul_and_caps_length() {
+        assert_eq!(clean_text("a\0b", 10), "ab");
+        assert_eq!(clean_text("abcdef", 3), "abc…");
+        assert_eq!(clean_text("abc", 3), "abc");
+    }
 }

@@ -22,6 +22,9 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Longest error message returned for a body that does not decode.
+const MAX_MESSAGE_CHARS: usize = 300;
+
 /// Decodes `bytes` as `T`, reporting the path of the first field that does not fit.
 ///
 /// serde_json's own recursion limit (128 levels) bounds nesting depth, so a hostile deeply nested
@@ -39,6 +42,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
         let mut message = inner.to_string();
         if let Some(at) = message.rfind(" at line ") {
             message.truncate(at);
+        }
+        // serde quotes the offending value; a huge one must not come back whole.
+        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push('…');
         }
         let param = (path != "." && path != "?" && !path.is_empty()).then_some(path);
         DecodeError { message, param }

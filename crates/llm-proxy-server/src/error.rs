@@ -54,6 +54,7 @@ impl ApiError {
     }
 
     pub fn model_not_found(model: &str) -> Self {
+        let model = llm_proxy_core::request_log::clean_text(model, 256);
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",

@@ -7,9 +7,13 @@ use std::time::Instant;
 use llm_proxy_core::log_writer::LogSink;
 use llm_proxy_core::model_catalog::Resolved;
 use llm_proxy_core::provider::TokenUsage;
-use llm_proxy_core::request_log::{RequestLogEntry, STATUS_CLIENT_CLOSED, error_kind};
+use llm_proxy_core::request_log::{RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text, error_kind};
 
 use crate::error::ApiError;
+
+/// Longest model name and error message kept in a log row; clients choose both.
+const MAX_MODEL_CHARS: usize = 256;
+const MAX_MESSAGE_CHARS: usize = 1000;
 
 pub struct RequestMeter {
     sink: LogSink,
@@ -40,7 +44,7 @@ impl RequestMeter {
     }
 
     pub fn set_model(&mut self, model: &str, stream: bool) {
-        self.entry.model = Some(model.to_string());
+        self.entry.model = Some(clean_text(model, MAX_MODEL_CHARS));
         self.entry.stream = stream;
     }
 
@@ -80,7 +84,7 @@ impl RequestMeter {
         entry.prompt_tokens = self.usage.map(|u| u.prompt_tokens);
         entry.completion_tokens = self.usage.map(|u| u.completion_tokens);
         entry.error_kind = kind.map(String::from);
-        entry.error_message = message;
+        entry.error_message = message.map(|m| clean_text(&m, MAX_MESSAGE_CHARS));
         self.sink.record(entry);
     }
 }
