@@ -145,6 +145,35 @@ async fn stream_chunks_arrive_as_upstream_sends_them(backend: Backend) {
     gw.stop().await;
 }
 
+async fn a_slow_reader_holds_the_upstream_back_instead_of_filling_memory(backend: Backend) {
+    let Some(gw) = Gateway::start(backend).await else { return };
+    let (_, key) = gw.create_key(&[], None).await;
+    // 4,000 chunks of 16 kB: 64 MB, far more than the socket buffers between mock, gateway and
+    // client (loopback buffers grow to ~20 MB in all here).
+    let resp = gw
+        .chat(&key, json!({"model": "mock-chunks-4000-pad-16000", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let mut body = resp.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent = gw.mock.state.events_sent.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("events sent while the client paused: {sent}");
+    assert!(sent < 2500, "the gateway read {sent} of 4000 events ahead of a client that stopped reading");
+    let mut bytes = 0usize;
+    let mut tail = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        bytes += chunk.len();
+        tail = chunk.to_vec();
+    }
+    assert!(bytes > 64_000_000, "the whole stream arrives once the client reads again: {bytes} bytes");
+    assert!(String::from_utf8_lossy(&tail).ends_with("data: [DONE]\n\n"));
+    assert_eq!(gw.log_entry(&rid).await.status, 200);
+    gw.stop().await;
+}
+
 async fn embeddings_pass_through_and_are_logged(backend: Backend) {
     let Some(gw) = Gateway::start(backend).await else {
         return;
@@ -581,6 +610,7 @@ on_both_backends!(
     passthrough_keeps_every_field_and_rewrites_only_the_model,
     streams_end_with_done_and_hide_the_usage_chunk_unless_asked,
     stream_chunks_arrive_as_upstream_sends_them,
+    a_slow_reader_holds_the_upstream_back_instead_of_filling_memory,
     upstreams_that_reject_stream_options_still_stream_and_count_tokens,
     embeddings_pass_through_and_are_logged,
     models_list_only_what_the_key_may_use,

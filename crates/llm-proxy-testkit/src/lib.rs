@@ -8,6 +8,7 @@
 //! | `delay-<ms>` | waits before answering |
 //! | `slow-<ms>` | waits between stream chunks |
 //! | `chunks-<n>` | streams `n` content chunks (default 3) |
+//! | `pad-<n>` | pads each content chunk with `n` bytes (big streams, to fill buffers behind a slow reader) |
 //! | `cut-after-<n>` | streams `n` chunks, then breaks the connection (pair it with `slow-` so the chunks are flushed first) |
 //! | `no-usage` | never reports usage |
 //! | `not-json` | answers 200 with a body that is not JSON |
@@ -51,6 +52,9 @@ pub struct MockState {
     pub streams_cancelled: AtomicU64,
     /// Streams that sent everything.
     pub streams_completed: AtomicU64,
+    /// Stream events handed to the connection so far, across all streams: with a slow reader
+    /// downstream, this stalls once the buffers between are full.
+    pub events_sent: AtomicU64,
 }
 
 impl MockState {
@@ -189,8 +193,7 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     }
     let prompt_tokens = body["messages"].as_array().map(|m| m.iter().map(words).sum()).unwrap_or(0);
     let n_chunks = param(&model, "chunks").unwrap_or(3);
-    let pieces: Vec<String> =
-        (0..n_chunks).map(|i| if i == 0 { "Hello".to_string() } else { format!(" w{i}") }).collect();
+    let pad = "x".repeat(param(&model, "pad").unwrap_or(0) as usize);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n_chunks, "total_tokens": prompt_tokens + n_chunks});
     let with_usage = !model.contains("no-usage");
     if body["stream"] != true {
@@ -215,49 +218,74 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     let include_usage = with_usage && body["stream_options"]["include_usage"] == true;
     let slow = Duration::from_millis(param(&model, "slow").unwrap_or(0));
     let cut_after = param(&model, "cut-after");
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
-               "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-    };
-    let mut events: Vec<String> = Vec::new();
-    for (i, p) in pieces.iter().enumerate() {
-        let delta =
-            if i == 0 { json!({"role": "assistant", "content": p, "refusal": null}) } else { json!({"content": p}) };
-        events.push(chunk(delta, Value::Null).to_string());
-    }
-    let mut last = chunk(json!({}), json!("stop"));
-    if mistral {
-        last["usage"] = usage.clone();
-    }
-    events.push(last.to_string());
-    if include_usage {
-        events.push(
-            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
-                   "system_fingerprint": "fp_mock", "choices": [], "usage": usage})
-            .to_string(),
-        );
-    }
-    events.push("[DONE]".into());
+    // Events are rendered one at a time as they are sent, so a huge stream starts at once.
+    let plan = StreamPlan { model: model.clone(), pad, n_chunks, mistral, include_usage, usage };
     state.streams_started.fetch_add(1, Ordering::SeqCst);
     let guard = StreamGuard { state: state.clone(), done: false };
-    let stream =
-        futures_util::stream::unfold((events.into_iter().enumerate(), guard), move |(mut it, mut guard)| async move {
-            let (i, event) = it.next()?;
-            if i > 0 && !slow.is_zero() {
-                tokio::time::sleep(slow).await;
-            }
-            if cut_after.is_some_and(|n| i as u64 >= n) {
-                return Some((Err(std::io::Error::other("mock cut the stream")), (it, guard)));
-            }
-            if event == "[DONE]" {
-                guard.done = true;
-            }
-            Some((Ok::<_, std::io::Error>(Bytes::from(format!("data: {event}\n\n"))), (it, guard)))
-        });
+    let stream = futures_util::stream::unfold((0u64, plan, guard), move |(i, plan, mut guard)| async move {
+        let event = plan.render(i)?;
+        if i > 0 && !slow.is_zero() {
+            tokio::time::sleep(slow).await;
+        }
+        if cut_after.is_some_and(|n| i >= n) {
+            return Some((Err(std::io::Error::other("mock cut the stream")), (u64::MAX, plan, guard)));
+        }
+        if event == "[DONE]" {
+            guard.done = true;
+        }
+        guard.state.events_sent.fetch_add(1, Ordering::SeqCst);
+        Some((Ok::<_, std::io::Error>(Bytes::from(format!("data: {event}\n\n"))), (i + 1, plan, guard)))
+    });
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| error(500, "mock response build failed"))
+}
+
+/// The events of one mock stream: `n_chunks` content chunks, the finish chunk, the usage chunk
+/// when asked for, then `[DONE]`.
+struct StreamPlan {
+    model: String,
+    pad: String,
+    n_chunks: u64,
+    /// Mistral puts usage in the finish chunk, unasked.
+    mistral: bool,
+    include_usage: bool,
+    usage: Value,
+}
+
+impl StreamPlan {
+    fn chunk(&self, delta: Value, finish: Value) -> Value {
+        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": self.model,
+               "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    }
+
+    fn render(&self, i: u64) -> Option<String> {
+        let n = self.n_chunks;
+        let event = if i < n {
+            let delta = if i == 0 {
+                json!({"role": "assistant", "content": format!("Hello{}", self.pad), "refusal": null})
+            } else {
+                json!({"content": format!(" w{i}{}", self.pad)})
+            };
+            self.chunk(delta, Value::Null).to_string()
+        } else if i == n {
+            let mut last = self.chunk(json!({}), json!("stop"));
+            if self.mistral {
+                last["usage"] = self.usage.clone();
+            }
+            last.to_string()
+        } else if i == n + 1 && self.include_usage {
+            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": self.model,
+                   "system_fingerprint": "fp_mock", "choices": [], "usage": self.usage})
+            .to_string()
+        } else if i == n + 1 + u64::from(self.include_usage) {
+            "[DONE]".to_string()
+        } else {
+            return None;
+        };
+        Some(event)
+    }
 }
 
 struct StreamGuard {
@@ -313,6 +341,7 @@ async fn stats(State(state): State<Arc<MockState>>) -> Response {
         "streams_started": state.streams_started.load(Ordering::SeqCst),
         "streams_cancelled": state.streams_cancelled.load(Ordering::SeqCst),
         "streams_completed": state.streams_completed.load(Ordering::SeqCst),
+        "events_sent": state.events_sent.load(Ordering::SeqCst),
         "requests": state.requests().len(),
     }))
     .into_response()

@@ -108,6 +108,7 @@ providers:
       - mock-b
       - mock-slow-200-chunks-50
       - mock-slow-300
+      - mock-chunks-4000-pad-16000
       - mock-slow-50-cut-after-2
       - mock-fail-500
       - mock-fail-429
