@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError};
 const QUEUE_CAPACITY: usize = 8192;
 const OVERFLOW_CAPACITY: usize = 262_144;
 const BATCH_MAX: usize = 512;
-/// How long the writer lingers to fill a batch once it has one entry.
+/// How long the writer waits for a batch to fill once it has one entry.
 const BATCH_LINGER: Duration = Duration::from_millis(50);
 
 struct Shared {
@@ -122,12 +122,18 @@ impl LogWriter {
                     },
                 }
             }
-            let linger = tokio::time::sleep(BATCH_LINGER);
-            tokio::pin!(linger);
-            while batch.len() < BATCH_MAX {
+            // Let a batch gather by sleeping, not by waking for every entry: under load that is one
+            // wake-up per batch instead of one per request. A full queue is written at once.
+            if self.rx.len() < BATCH_MAX {
                 tokio::select! {
-                    got = self.rx.recv() => match got { Some(e) => batch.push(e), None => break },
-                    _ = &mut linger => break,
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(BATCH_LINGER) => {}
+                }
+            }
+            while batch.len() < BATCH_MAX {
+                match self.rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
                 }
             }
             self.take_overflow(&mut batch);

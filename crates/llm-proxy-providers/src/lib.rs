@@ -25,12 +25,14 @@ pub enum ProviderClient {
 pub enum BuildError {
     #[error("provider {provider}: the {protocol} protocol is not supported by this build")]
     Unsupported { provider: String, protocol: &'static str },
+    #[error("provider {provider}: invalid base_url: {reason}")]
+    InvalidUrl { provider: String, reason: String },
 }
 
 impl ProviderClient {
     pub fn new(config: &ProviderConfig, http: &HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
         match config.protocol {
-            Protocol::Openai => Ok(Self::OpenAiCompat(OpenAiCompat::new(config, http.clone(), timeouts))),
+            Protocol::Openai => Ok(Self::OpenAiCompat(OpenAiCompat::new(config, http.clone(), timeouts)?)),
             other => Err(BuildError::Unsupported { provider: config.name.clone(), protocol: other.as_str() }),
         }
     }

@@ -27,9 +27,12 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
     Ok(StreamItem::Chunk { chunk, finished })
 }
 
-/// Usage of a complete `chat.completion` or embeddings response.
-pub fn complete_usage(body: &[u8]) -> Option<TokenUsage> {
-    ChunkScan::of(body).usage.map(TokenUsage::from)
+/// Usage of a complete `chat.completion` or embeddings response; an error if the body is not a
+/// JSON object (one parse does both jobs).
+pub fn complete_usage(body: &[u8]) -> Result<Option<TokenUsage>, ProviderError> {
+    serde_json::from_slice::<ChunkScan>(body)
+        .map(|scan| scan.usage.map(TokenUsage::from))
+        .map_err(|_| ProviderError::Protocol("the upstream answer is not a JSON object".into()))
 }
 
 fn in_band_error_message(data: &str) -> String {
@@ -74,9 +77,10 @@ mod tests {
     #[test]
     fn usage_of_complete_body() {
         let body = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
-        assert_eq!(complete_usage(body), Some(TokenUsage { prompt_tokens: 5, completion_tokens: 1 }));
+        assert_eq!(complete_usage(body).unwrap(), Some(TokenUsage { prompt_tokens: 5, completion_tokens: 1 }));
+        assert!(matches!(complete_usage(b"this is not json"), Err(ProviderError::Protocol(_))));
         assert_eq!(
-            complete_usage(br#"{"object":"list","data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#),
+            complete_usage(br#"{"object":"list","data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#).unwrap(),
             Some(TokenUsage { prompt_tokens: 4, completion_tokens: 0 })
         );
     }

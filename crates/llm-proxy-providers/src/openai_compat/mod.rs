@@ -21,8 +21,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::HttpClient;
 use crate::upstream_error;
+use crate::{BuildError, HttpClient};
 use convert::StreamItem;
 
 /// Largest non-streamed answer read into memory.
@@ -30,8 +30,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct OpenAiCompat {
     http: HttpClient,
-    chat_url: String,
-    embeddings_url: String,
+    /// Parsed once here: parsing (with IDNA) on every request showed in profiles.
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     /// `Bearer <key>`, marked sensitive so it never shows in debug output.
     auth: Option<HeaderValue>,
     /// The key itself, only to scrub it from upstream error messages that quote it.
@@ -42,27 +43,31 @@ pub struct OpenAiCompat {
 }
 
 impl OpenAiCompat {
-    pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Self {
+    pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{}/{path}", config.base_url))
+                .map_err(|e| BuildError::InvalidUrl { provider: config.name.clone(), reason: e.to_string() })
+        };
         let auth = config.api_key.as_ref().and_then(|k| {
             let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose_secret())).ok()?;
             v.set_sensitive(true);
             Some(v)
         });
-        Self {
+        Ok(Self {
             http,
-            chat_url: format!("{}/chat/completions", config.base_url),
-            embeddings_url: format!("{}/embeddings", config.base_url),
+            chat_url: url("chat/completions")?,
+            embeddings_url: url("embeddings")?,
             auth,
             key: config.api_key.clone(),
             stream_options: config.stream_options,
             timeouts,
-        }
+        })
     }
 
     /// Sends `body` and waits for the response head, mapping every failure to a `ProviderError`.
-    async fn send(&self, url: &str, body: &impl Serialize) -> Result<reqwest::Response, ProviderError> {
+    async fn send(&self, url: &reqwest::Url, body: &impl Serialize) -> Result<reqwest::Response, ProviderError> {
         let body = serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?;
-        let mut req = self.http.inner.post(url).header(CONTENT_TYPE, "application/json").body(body);
+        let mut req = self.http.inner.post(url.clone()).header(CONTENT_TYPE, "application/json").body(body);
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
@@ -88,13 +93,11 @@ impl OpenAiCompat {
         Err(err)
     }
 
-    async fn complete(&self, url: &str, body: &impl Serialize) -> Result<CompleteResponse, ProviderError> {
+    async fn complete(&self, url: &reqwest::Url, body: &impl Serialize) -> Result<CompleteResponse, ProviderError> {
         let resp = self.send(url, body).await?;
         let body = read_body(resp, self.timeouts.between_chunks, MAX_RESPONSE_BYTES).await?;
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-            return Err(ProviderError::Protocol("the upstream answer is not JSON".into()));
-        }
-        Ok(CompleteResponse { usage: convert::complete_usage(&body), body })
+        let usage = convert::complete_usage(&body)?;
+        Ok(CompleteResponse { usage, body })
     }
 }
 
