@@ -99,7 +99,8 @@ impl ModelCatalog {
                 if e.open || e.models.iter().any(|m| m == model) {
                     return Ok(self.resolved(i, model, None));
                 }
-                return Err(ResolveError::Unknown);
+                // Not this provider's: the whole name may still be another provider's model id
+                // (`openai/gpt-oss-20b` served by groq).
             }
         }
         for index in [&self.explicit, &self.defaults] {
@@ -118,6 +119,21 @@ impl ModelCatalog {
 
     fn resolved(&self, i: usize, model: &str, alias: Option<String>) -> Resolved {
         Resolved { provider: i, provider_name: self.entries[i].name.clone(), upstream_model: model.to_string(), alias }
+    }
+
+    /// Whether a key limited to `allowed` may reach `target` under the name `requested`.
+    ///
+    /// An alias in the list grants that alias only (the operator may point it elsewhere later); a
+    /// `provider/model` or bare id grants that deployment under any name that leads to it.
+    pub fn allows(&self, allowed: &[String], requested: &str, target: &Resolved) -> bool {
+        allowed.is_empty()
+            || allowed.iter().any(|entry| {
+                entry == requested
+                    || (!self.aliases.contains_key(entry)
+                        && self
+                            .resolve(entry)
+                            .is_ok_and(|r| r.provider == target.provider && r.upstream_model == target.upstream_model))
+            })
     }
 
     /// Every public name: aliases first, then `provider/model` for each listed model.
@@ -181,8 +197,24 @@ mod tests {
         assert_eq!(c.resolve("openai/gpt-oss-20b").unwrap().provider_name, "openai");
         assert_eq!(c.resolve("groq/openai/gpt-oss-20b").unwrap().upstream_model, "openai/gpt-oss-20b");
         assert_eq!(c.resolve("local/not-listed"), Err(ResolveError::Unknown));
+        let c2 = ModelCatalog::new(&[provider("openai", &[("gpt-4o", None)]), provider("groq", &[])]);
+        assert_eq!(c2.resolve("openai/gpt-oss-20b").unwrap().provider_name, "groq", "falls through to bare ids");
         assert_eq!(c.resolve("nope"), Err(ResolveError::Unknown));
         assert_eq!(c.resolve("xai/grok-4"), Err(ResolveError::Unknown), "grok is not configured");
+    }
+
+    #[test]
+    fn key_model_lists_grant_deployments_but_aliases_only_themselves() {
+        let c = ModelCatalog::new(&[provider("openai", &[]), provider("local", &[("llama3", Some("default"))])]);
+        let allows = |allowed: &[&str], name: &str| {
+            let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+            c.allows(&allowed, name, &c.resolve(name).unwrap())
+        };
+        assert!(allows(&[], "gpt-4o"), "an empty list allows everything");
+        assert!(allows(&["gpt-4o"], "openai/gpt-4o") && allows(&["openai/gpt-4o"], "gpt-4o"));
+        assert!(!allows(&["gpt-4o"], "gpt-4o-mini"));
+        assert!(allows(&["local/llama3"], "default"), "the deployment, under its alias too");
+        assert!(allows(&["default"], "default") && !allows(&["default"], "local/llama3"));
     }
 
     #[test]

@@ -62,11 +62,6 @@ impl KeyRecord {
     pub fn is_active(&self, now_ms: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now_ms)
     }
-
-    /// Whether the key may use a model known under any of `names` (alias, `provider/model`, bare id).
-    pub fn allows_model<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
-        self.models.is_empty() || names.into_iter().any(|n| self.models.iter().any(|m| m == n))
-    }
 }
 
 /// What `keys create` asks the store to insert.

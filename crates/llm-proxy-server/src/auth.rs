@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use llm_proxy_core::key_ring::KeyRejection;
-use llm_proxy_core::virtual_key::KeyRecord;
+use llm_proxy_core::model_catalog::{ModelCatalog, Resolved};
+use llm_proxy_core::virtual_key::{KeyRecord, hash_key};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
@@ -25,10 +26,11 @@ impl Principal {
         }
     }
 
-    pub fn allows_model<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
+    /// Whether this caller may reach `target` under the name `requested`.
+    pub fn allows(&self, catalog: &ModelCatalog, requested: &str, target: &Resolved) -> bool {
         match self {
             Self::Master => true,
-            Self::Key(k) => k.allows_model(names),
+            Self::Key(k) => catalog.allows(&k.models, requested, target),
         }
     }
 }
@@ -48,8 +50,9 @@ impl Shared {
                 "Missing API key. Send it as `Authorization: Bearer <key>`; create one with `llm-proxy keys create`.",
             ));
         };
+        // Digests have one length, so the comparison does not reveal the master key's length.
         if let Some(master) = &self.master_key
-            && bool::from(master.expose_secret().as_bytes().ct_eq(secret.as_bytes()))
+            && bool::from(hash_key(master.expose_secret()).ct_eq(&hash_key(secret)))
         {
             return Ok(Principal::Master);
         }

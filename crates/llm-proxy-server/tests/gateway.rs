@@ -225,6 +225,13 @@ async fn models_list_only_what_the_key_may_use(backend: Backend) {
     assert!(everything.contains(&"default".to_string()) && everything.contains(&"dead/dead-model".to_string()));
     // Allowing an alias allows that name only, not the deployment's other names.
     assert_eq!(list(limited.clone()).await, ["default", "mock/mock-b"]);
+    // A bare id grants the deployment under every name that reaches it.
+    let (_, bare) = gw.create_key(&["mock-a"], None).await;
+    assert_eq!(list(bare.clone()).await, ["default", "mock/mock-a"]);
+    assert_eq!(
+        gw.chat(&bare, json!({"model": "mock/mock-a", "messages": [{"role": "user", "content": "x"}]})).await.status(),
+        200
+    );
 
     let retrieve = |key: &str, id: &str| {
         reqwest::Client::new().get(gw.url(&format!("/v1/models/{id}"))).bearer_auth(key.to_string()).send()

@@ -61,8 +61,7 @@ pub(crate) fn route(
             .with_code("model_ambiguous"));
         }
     };
-    let canonical = target.canonical();
-    if !principal.allows_model([model, canonical.as_str()].into_iter().chain(target.alias.as_deref())) {
+    if !principal.allows(&live.catalog, model, &target) {
         return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
     }
     meter.set_target(&target);

@@ -20,10 +20,7 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
         .catalog
         .list()
         .into_iter()
-        .filter(|m| {
-            let canonical = m.resolved.canonical();
-            principal.allows_model([m.id.as_str(), canonical.as_str()].into_iter().chain(m.resolved.alias.as_deref()))
-        })
+        .filter(|m| principal.allows(&live.catalog, &m.id, &m.resolved))
         .map(|m| ModelObject { id: m.id, object: "model".into(), created: 0, owned_by: m.owned_by })
         .collect();
     Json(ModelList { object: "list".into(), data }).into_response()
@@ -38,11 +35,7 @@ pub async fn retrieve_model(State(state): State<AppState>, headers: HeaderMap, P
     };
     let live = state.live.load();
     match live.catalog.resolve(&id) {
-        Ok(target)
-            if principal.allows_model(
-                [id.as_str(), target.canonical().as_str()].into_iter().chain(target.alias.as_deref()),
-            ) =>
-        {
+        Ok(target) if principal.allows(&live.catalog, &id, &target) => {
             Json(ModelObject { id, object: "model".into(), created: 0, owned_by: target.provider_name }).into_response()
         }
         _ => ApiError::model_not_found(&id).into_response(),
