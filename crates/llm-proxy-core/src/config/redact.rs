@@ -73,21 +73,59 @@ impl Config {
     }
 }
 
-/// Hides the password of a `scheme://user:password@host/...` URL.
+/// Hides the password of a `scheme://user:password@host/db?password=...` URL, wherever it is.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
+    let (head, rest) = url.split_at(scheme_end + 3);
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // The last '@' before the query ends the user info, even if the password holds a '/'.
+    let mut out = head.to_string();
+    match before_query.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
-            format!("{}{}{}", &url[..scheme_end + 3], masked, &rest[at..])
+            let userinfo = &before_query[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&before_query[at..]);
         }
-        None => url.to_string(),
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_hidden_wherever_they_are() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u:pa/ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://app@db/llm?sslmode=require&password=s3cret&sslpassword=x"),
+            "postgres://app@db/llm?sslmode=require&password=***&sslpassword=***"
+        );
+        assert_eq!(redact_url("sqlite://data/llm-proxy.db"), "sqlite://data/llm-proxy.db");
+        assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
     }
 }
