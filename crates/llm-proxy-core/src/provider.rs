@@ -75,6 +75,10 @@ pub enum ProviderError {
     /// The upstream answered with something that is not the protocol.
     #[error("upstream protocol error: {0}")]
     Protocol(String),
+    /// The upstream reported an error inside a stream that had begun (`data: {"error": ...}`);
+    /// the message is the upstream's own.
+    #[error("upstream reported an error mid-stream: {0}")]
+    Reported(String),
     /// The connection broke after the answer began.
     #[error("upstream stream interrupted: {0}")]
     Interrupted(String),
@@ -84,7 +88,7 @@ impl ProviderError {
     /// Whether sending the same request again (here or to another deployment) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect(_) | Self::Timeout(_) | Self::Interrupted(_) => true,
+            Self::Connect(_) | Self::Timeout(_) | Self::Interrupted(_) | Self::Reported(_) => true,
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Protocol(_) => false,
         }

@@ -9,7 +9,14 @@ const MAX_MESSAGE_CHARS: usize = 500;
 /// Builds the error for an upstream `status` with `body`. Understands OpenAI's
 /// `{"error":{"message","type","code"}}`, `{"error":"text"}`, `{"message":...}` and FastAPI's
 /// `{"detail":...}`; anything else is quoted as text.
-pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<String>) -> ProviderError {
+/// `secret` (the provider key) is scrubbed from the message before it is cut, so no part of it
+/// survives: upstreams quote a refused key ("Incorrect API key provided: sk-...").
+pub(crate) fn from_status(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<String>,
+    secret: Option<&str>,
+) -> ProviderError {
     let (message, code) = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
             let err = v.get("error").unwrap_or(&Value::Null);
@@ -33,7 +40,15 @@ pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<String>)
         let text = text.trim();
         if text.is_empty() { "no error message".to_string() } else { text.to_string() }
     });
-    ProviderError::Status { status, message: truncate(message), code, retry_after }
+    ProviderError::Status { status, message: truncate(scrub(message, secret)), code, retry_after }
+}
+
+/// Replaces every occurrence of `secret` in `message`.
+pub(crate) fn scrub(message: String, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() && message.contains(s) => message.replace(s, "[REDACTED]"),
+        _ => message,
+    }
 }
 
 fn truncate(mut s: String) -> String {
@@ -59,18 +74,26 @@ mod tests {
     fn reads_the_common_dialects() {
         let openai = br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
         assert_eq!(
-            parts(from_status(429, openai, None)),
+            parts(from_status(429, openai, None, None)),
             (429, "Rate limit reached".into(), Some("rate_limit_exceeded".into()))
         );
-        assert_eq!(parts(from_status(500, br#"{"error":"boom"}"#, None)).1, "boom");
-        assert_eq!(parts(from_status(400, br#"{"detail":[{"loc":["body"]}]}"#, None)).1, r#"[{"loc":["body"]}]"#);
-        assert_eq!(parts(from_status(502, b"<html>Bad Gateway</html>", None)).1, "<html>Bad Gateway</html>");
-        assert_eq!(parts(from_status(503, b"", None)).1, "no error message");
+        assert_eq!(parts(from_status(500, br#"{"error":"boom"}"#, None, None)).1, "boom");
+        assert_eq!(parts(from_status(400, br#"{"detail":[{"loc":["body"]}]}"#, None, None)).1, r#"[{"loc":["body"]}]"#);
+        assert_eq!(parts(from_status(502, b"<html>Bad Gateway</html>", None, None)).1, "<html>Bad Gateway</html>");
+        assert_eq!(parts(from_status(503, b"", None, None)).1, "no error message");
+    }
+
+    #[test]
+    fn the_key_is_scrubbed_before_the_message_is_cut() {
+        let key = "sk-secret-key-0123456789";
+        let body = format!(r#"{{"error":{{"message":"{}Incorrect API key provided: {key}"}}}}"#, "x".repeat(490));
+        let (_, message, _) = parts(from_status(401, body.as_bytes(), None, Some(key)));
+        assert!(!message.contains("sk-secret"), "{message}");
     }
 
     #[test]
     fn long_messages_are_cut() {
         let body = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(2000));
-        assert_eq!(parts(from_status(400, body.as_bytes(), None)).1.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(parts(from_status(400, body.as_bytes(), None, None)).1.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 }

@@ -193,6 +193,13 @@ impl ApiError {
                 format!("Upstream provider `{provider}` answered with an invalid response."),
             )
             .with_code("upstream_invalid_response"),
+            ProviderError::Reported(message) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                error_kind::STREAM_INTERRUPTED,
+                format!("Upstream provider `{provider}` failed mid-answer: {message}"),
+            )
+            .with_code("upstream_error"),
             ProviderError::Interrupted(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",

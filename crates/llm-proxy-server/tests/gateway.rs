@@ -428,6 +428,26 @@ async fn a_stream_cut_midway_ends_with_an_error_event(backend: Backend) {
     gw.stop().await;
 }
 
+async fn an_error_the_upstream_reports_mid_stream_reaches_the_client(backend: Backend) {
+    let Some(gw) = Gateway::start(backend).await else { return };
+    let (_, key) = gw.create_key(&[], None).await;
+    let resp = gw
+        .chat(
+            &key,
+            json!({"model": "mock-error-after-2", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let events = sse_data(&resp.text().await.unwrap());
+    assert_eq!(events.len(), 3, "{events:?}");
+    let err: Value = serde_json::from_str(&events[2]).unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("mock overloaded mid-stream"), "{err}");
+    let row = gw.log_entry(&rid).await;
+    assert_eq!((row.status, row.error_kind.as_deref()), (502, Some("stream_interrupted")));
+    gw.stop().await;
+}
+
 async fn a_client_disconnect_cancels_the_upstream_call(backend: Backend) {
     let Some(gw) = Gateway::start(backend).await else {
         return;
@@ -626,6 +646,7 @@ on_both_backends!(
     upstream_failures_map_to_honest_statuses,
     a_stream_cut_midway_ends_with_an_error_event,
     a_client_disconnect_cancels_the_upstream_call,
+    an_error_the_upstream_reports_mid_stream_reaches_the_client,
     a_client_that_gives_up_on_a_non_streamed_answer_is_logged_at_once,
     every_request_leaves_exactly_one_row_and_shutdown_flushes,
     requests_still_running_when_the_grace_period_ends_are_ended_and_logged,

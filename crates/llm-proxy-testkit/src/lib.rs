@@ -12,6 +12,7 @@
 //! | `cut-after-<n>` | streams `n` chunks, then breaks the connection (pair it with `slow-` so the chunks are flushed first) |
 //! | `no-usage` | never reports usage |
 //! | `not-json` | answers 200 with a body that is not JSON |
+//! | `error-after-<n>` | streams `n` chunks, then an in-band `data: {"error": ...}` event, then ends |
 //! | `mistral-style` | like Mistral: 422 for any `stream_options`, usage in the last content chunk of every stream |
 //!
 //! Every request is recorded (`/_mock/requests`) and streams the gateway dropped before the end are
@@ -219,7 +220,15 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     let slow = Duration::from_millis(param(&model, "slow").unwrap_or(0));
     let cut_after = param(&model, "cut-after");
     // Events are rendered one at a time as they are sent, so a huge stream starts at once.
-    let plan = StreamPlan { model: model.clone(), pad, n_chunks, mistral, include_usage, usage };
+    let plan = StreamPlan {
+        model: model.clone(),
+        pad,
+        n_chunks,
+        mistral,
+        include_usage,
+        usage,
+        error_after: param(&model, "error-after"),
+    };
     state.streams_started.fetch_add(1, Ordering::SeqCst);
     let guard = StreamGuard { state: state.clone(), done: false };
     let stream = futures_util::stream::unfold((0u64, plan, guard), move |(i, plan, mut guard)| async move {
@@ -252,6 +261,8 @@ struct StreamPlan {
     mistral: bool,
     include_usage: bool,
     usage: Value,
+    /// Report an error in-band (`data: {"error": ...}`) after this many content chunks, and stop.
+    error_after: Option<u64>,
 }
 
 impl StreamPlan {
@@ -261,6 +272,16 @@ impl StreamPlan {
     }
 
     fn render(&self, i: u64) -> Option<String> {
+        if let Some(after) = self.error_after {
+            if i == after {
+                return Some(
+                    json!({"error": {"message": "mock overloaded mid-stream", "type": "server_error"}}).to_string(),
+                );
+            }
+            if i > after {
+                return None;
+            }
+        }
         let n = self.n_chunks;
         let event = if i < n {
             let delta = if i == 0 {

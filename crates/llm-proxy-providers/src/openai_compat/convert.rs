@@ -20,7 +20,7 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
     }
     let scan = ChunkScan::of(data.as_bytes());
     if scan.error.is_some() {
-        return Err(ProviderError::Interrupted(in_band_error_message(&data)));
+        return Err(ProviderError::Reported(in_band_error_message(&data)));
     }
     let finished = scan.has_finish_reason();
     let chunk = ChatChunk { usage_only: scan.is_usage_only(), usage: scan.usage.map(TokenUsage::from), data };
@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn in_band_error() {
         let err = stream_item(r#"{"error":{"message":"overloaded","type":"server_error"}}"#.into()).unwrap_err();
-        assert!(matches!(err, ProviderError::Interrupted(m) if m == "overloaded"));
+        assert!(matches!(err, ProviderError::Reported(m) if m == "overloaded"));
     }
 
     #[test]

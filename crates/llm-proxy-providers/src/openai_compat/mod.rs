@@ -82,15 +82,7 @@ impl OpenAiCompat {
         }
         let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
         let body = read_body(resp, self.timeouts.between_chunks, 64 * 1024).await.unwrap_or_default();
-        let mut err = upstream_error::from_status(status.as_u16(), &body, retry_after);
-        if let (ProviderError::Status { message, .. }, Some(key)) = (&mut err, &self.key) {
-            // Upstreams quote a refused key ("Incorrect API key provided: sk-..."); never pass it on.
-            let key = key.expose_secret();
-            if !key.is_empty() && message.contains(key) {
-                *message = message.replace(key, "[REDACTED]");
-            }
-        }
-        Err(err)
+        Err(upstream_error::from_status(status.as_u16(), &body, retry_after, self.secret()))
     }
 
     async fn complete(&self, url: &reqwest::Url, body: &impl Serialize) -> Result<CompleteResponse, ProviderError> {
@@ -98,6 +90,12 @@ impl OpenAiCompat {
         let body = read_body(resp, self.timeouts.between_chunks, MAX_RESPONSE_BYTES).await?;
         let usage = convert::complete_usage(&body)?;
         Ok(CompleteResponse { usage, body })
+    }
+}
+
+impl OpenAiCompat {
+    fn secret(&self) -> Option<&str> {
+        self.key.as_ref().map(|k| k.expose_secret())
     }
 }
 
@@ -115,7 +113,16 @@ impl Provider for OpenAiCompat {
             request.stream_options = None;
         }
         let resp = self.send(&self.chat_url, &request).await?;
-        Ok(ChatResponse::Stream(chunk_stream(resp.bytes_stream().boxed(), self.timeouts.between_chunks)))
+        let key = self.key.clone();
+        let chunks = chunk_stream(resp.bytes_stream().boxed(), self.timeouts.between_chunks).map(move |item| {
+            item.map_err(|e| match e {
+                ProviderError::Reported(m) => {
+                    ProviderError::Reported(upstream_error::scrub(m, key.as_ref().map(|k| k.expose_secret())))
+                }
+                other => other,
+            })
+        });
+        Ok(ChatResponse::Stream(Box::pin(chunks)))
     }
 
     async fn embeddings(&self, model: &str, mut request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
