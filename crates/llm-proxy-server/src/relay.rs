@@ -18,6 +18,10 @@ use crate::meter::RequestMeter;
 
 /// Comment lines sent while upstream is quiet, so proxies and clients keep the connection open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long the first chunk is awaited before answering 200. Within it, a stream that fails at once
+/// still gets an honest status; past it, the client gets headers and keep-alives while a slow
+/// (thinking) model works, instead of silence that idle-timeout proxies would cut.
+const FIRST_CHUNK_WINDOW: Duration = Duration::from_secs(1);
 
 pub fn json_response(body: Bytes) -> Response {
     ([(CONTENT_TYPE, "application/json")], Body::from(body)).into_response()
@@ -50,8 +54,8 @@ async fn next_chunk(
     }
 }
 
-/// Waits for the first chunk before answering 200, so an upstream that fails at once still gets
-/// an honest status code; then streams the rest as it comes.
+/// Waits briefly for the first chunk before answering 200, so an upstream that fails at once still
+/// gets an honest status code; then streams the rest as it comes.
 pub async fn sse_response(
     mut upstream: ChatStream,
     meter: RequestMeter,
@@ -59,26 +63,24 @@ pub async fn sse_response(
     provider: &str,
     cut: CancellationToken,
 ) -> Response {
-    let first = match next_chunk(&mut upstream, &cut, provider).await {
-        Ok(Some(chunk)) => chunk,
-        Ok(None) => {
+    let first = tokio::select! {
+        first = next_chunk(&mut upstream, &cut, provider) => Some(first),
+        () = tokio::time::sleep(FIRST_CHUNK_WINDOW) => None,
+    };
+    let first = match first {
+        None => None,
+        Some(Ok(Some(chunk))) => Some(chunk),
+        Some(Ok(None)) => {
             let err = ApiError::upstream(provider, &ProviderError::Interrupted("the upstream stream was empty".into()));
             meter.fail(&err);
             return err.into_response();
         }
-        Err(err) => {
+        Some(Err(err)) => {
             meter.fail(&err);
             return err.into_response();
         }
     };
-    let relay = Relay {
-        upstream,
-        first: Some(first),
-        meter: Some(meter),
-        client_wants_usage,
-        provider: provider.to_string(),
-        cut,
-    };
+    let relay = Relay { upstream, first, meter: Some(meter), client_wants_usage, provider: provider.to_string(), cut };
     let events = futures_util::stream::unfold(relay, |mut r| async move {
         loop {
             // Once the outcome is recorded the last event has been sent: end the stream.

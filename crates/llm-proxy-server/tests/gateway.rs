@@ -124,6 +124,26 @@ async fn upstreams_that_reject_stream_options_still_stream_and_count_tokens(back
     gw.stop().await;
 }
 
+async fn a_model_that_thinks_before_its_first_chunk_gets_headers_first(backend: Backend) {
+    let Some(gw) = Gateway::start(backend).await else { return };
+    let (_, key) = gw.create_key(&[], None).await;
+    let started = Instant::now();
+    let resp = gw
+        .chat(&key, json!({"model": "mock-think-1800", "stream": true, "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    let headers_at = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    let first_chunk_at = started.elapsed();
+    assert!(
+        first_chunk_at >= headers_at + Duration::from_millis(300),
+        "headers at {headers_at:?} should come well before the first chunk at {first_chunk_at:?}"
+    );
+    while body.next().await.is_some() {}
+    gw.stop().await;
+}
+
 async fn stream_chunks_arrive_as_upstream_sends_them(backend: Backend) {
     let Some(gw) = Gateway::start(backend).await else {
         return;
@@ -637,6 +657,7 @@ on_both_backends!(
     passthrough_keeps_every_field_and_rewrites_only_the_model,
     streams_end_with_done_and_hide_the_usage_chunk_unless_asked,
     stream_chunks_arrive_as_upstream_sends_them,
+    a_model_that_thinks_before_its_first_chunk_gets_headers_first,
     a_slow_reader_holds_the_upstream_back_instead_of_filling_memory,
     upstreams_that_reject_stream_options_still_stream_and_count_tokens,
     embeddings_pass_through_and_are_logged,

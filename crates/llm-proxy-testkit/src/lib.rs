@@ -7,6 +7,7 @@
 //! | `fail-<status>` | answers `<status>` with an OpenAI error body (`retry-after: 7` on 429; 401 quotes the key, as OpenAI does) |
 //! | `delay-<ms>` | waits before answering |
 //! | `slow-<ms>` | waits between stream chunks |
+//! | `think-<ms>` | sends the stream's headers at once, then waits before the first chunk |
 //! | `chunks-<n>` | streams `n` content chunks (default 3) |
 //! | `pad-<n>` | pads each content chunk with `n` bytes (big streams, to fill buffers behind a slow reader) |
 //! | `cut-after-<n>` | streams `n` chunks, then breaks the connection (pair it with `slow-` so the chunks are flushed first) |
@@ -218,6 +219,7 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     }
     let include_usage = with_usage && body["stream_options"]["include_usage"] == true;
     let slow = Duration::from_millis(param(&model, "slow").unwrap_or(0));
+    let think = Duration::from_millis(param(&model, "think").unwrap_or(0));
     let cut_after = param(&model, "cut-after");
     // Events are rendered one at a time as they are sent, so a huge stream starts at once.
     let plan = StreamPlan {
@@ -233,6 +235,9 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
     let guard = StreamGuard { state: state.clone(), done: false };
     let stream = futures_util::stream::unfold((0u64, plan, guard), move |(i, plan, mut guard)| async move {
         let event = plan.render(i)?;
+        if i == 0 && !think.is_zero() {
+            tokio::time::sleep(think).await;
+        }
         if i > 0 && !slow.is_zero() {
             tokio::time::sleep(slow).await;
         }

@@ -114,14 +114,15 @@ impl Provider for OpenAiCompat {
         }
         let resp = self.send(&self.chat_url, &request).await?;
         let key = self.key.clone();
-        let chunks = chunk_stream(resp.bytes_stream().boxed(), self.timeouts.between_chunks).map(move |item| {
-            item.map_err(|e| match e {
-                ProviderError::Reported(m) => {
-                    ProviderError::Reported(upstream_error::scrub(m, key.as_ref().map(|k| k.expose_secret())))
-                }
-                other => other,
-            })
-        });
+        let chunks = chunk_stream(resp.bytes_stream().boxed(), self.timeouts.first_byte, self.timeouts.between_chunks)
+            .map(move |item| {
+                item.map_err(|e| match e {
+                    ProviderError::Reported(m) => {
+                        ProviderError::Reported(upstream_error::scrub(m, key.as_ref().map(|k| k.expose_secret())))
+                    }
+                    other => other,
+                })
+            });
         Ok(ChatResponse::Stream(Box::pin(chunks)))
     }
 
@@ -180,6 +181,8 @@ struct StreamState {
     decoder: SseDecoder,
     events: Vec<SseEvent>,
     pending: VecDeque<SseEvent>,
+    /// How long the next read may take: `first_byte` until the first bytes, then `idle`.
+    wait: Duration,
     idle: Duration,
     finished: bool,
     done: bool,
@@ -187,8 +190,10 @@ struct StreamState {
 
 /// Upstream bytes → SSE events → chunks, ending at `[DONE]`. A body that ends before `[DONE]` and
 /// before any choice finished is an interrupted stream, not a short answer.
+/// The first event may take up to `first`; later ones up to `idle` after the previous.
 fn chunk_stream(
     body: BoxStream<'static, reqwest::Result<Bytes>>,
+    first: Duration,
     idle: Duration,
 ) -> llm_proxy_core::provider::ChatStream {
     let state = StreamState {
@@ -196,6 +201,7 @@ fn chunk_stream(
         decoder: SseDecoder::new(),
         events: Vec::new(),
         pending: VecDeque::new(),
+        wait: first,
         idle,
         finished: false,
         done: false,
@@ -218,7 +224,8 @@ fn chunk_stream(
                     }
                 }
             }
-            match tokio::time::timeout(st.idle, st.body.next()).await {
+            let wait = std::mem::replace(&mut st.wait, st.idle);
+            match tokio::time::timeout(wait, st.body.next()).await {
                 Err(_) => {
                     st.done = true;
                     return Some((Err(ProviderError::Timeout(TimeoutPhase::BetweenChunks)), st));

@@ -111,6 +111,7 @@ providers:
       - mock-chunks-4000-pad-16000
       - mock-slow-50-cut-after-2
       - mock-error-after-2
+      - mock-think-1800
       - mock-fail-500
       - mock-fail-429
       - mock-fail-400
