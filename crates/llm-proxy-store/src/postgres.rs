@@ -4,7 +4,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use llm_proxy_core::now_ms;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{Store, StoreError};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
@@ -36,6 +35,16 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Key changes are stamped with the database's clock, not this process's: the key rings of all
+    /// instances poll by `updated_at`, and a writer whose clock lags would otherwise stamp a
+    /// revoke behind their window, where no ring would ever see it.
+    async fn db_now_ms(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)
+    }
+
     /// Connects eagerly, so a wrong URL or a server that is down is reported at start-up.
     pub async fn connect(url: &str, max_open: u32, min_idle: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
@@ -104,7 +113,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-        let now = now_ms();
+        let now = self.db_now_ms().await?;
         sqlx::query(rows::INSERT_KEY)
             .bind(&key.id)
             .bind(&key.name)
@@ -127,7 +136,7 @@ impl Store for PostgresStore {
 
     async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
         let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
-            .bind(now_ms())
+            .bind(self.db_now_ms().await?)
             .bind(id)
             .fetch_optional(&self.pool)
             .await
