@@ -63,7 +63,7 @@ async fn prepare(
     meter: &mut RequestMeter,
 ) -> Result<(Target, ChatCompletionRequest), ApiError> {
     let principal = authenticate(state, headers, meter)?;
-    let bytes = read_limited(headers, body, state.max_body_bytes).await?;
+    let bytes = state.unless_cut(read_limited(headers, body, state.max_body_bytes)).await?;
     let request: ChatCompletionRequest = decode_body(&bytes)?;
     meter.set_model(&request.model, request.is_stream());
     if request.messages.is_empty() {

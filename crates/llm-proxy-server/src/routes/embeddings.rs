@@ -25,7 +25,7 @@ pub async fn embeddings(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "embeddings");
     let result = async {
         let principal = authenticate(&state, &headers, &mut meter)?;
-        let bytes = read_limited(&headers, body, state.max_body_bytes).await?;
+        let bytes = state.unless_cut(read_limited(&headers, body, state.max_body_bytes)).await?;
         let request: EmbeddingsRequest = decode_body(&bytes)?;
         meter.set_model(&request.model, false);
         let valid_input = match &request.input {
