@@ -24,6 +24,8 @@ pub struct SseDecoder {
     has_data: bool,
     /// The previous chunk ended in `\r`; a `\n` starting the next chunk belongs to that line ending.
     pending_cr: bool,
+    /// `buf[..scanned]` holds no line ending: a long line arriving in small reads is scanned once.
+    scanned: usize,
 }
 
 /// Upper bound on one line, so a peer that never sends a newline cannot grow memory without bound.
@@ -37,7 +39,7 @@ pub enum SseError {
 
 impl std::fmt::Display for SseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("event-stream line longer than 16 MiB")
+        f.write_str("event-stream line or event longer than 16 MiB")
     }
 }
 
@@ -62,12 +64,15 @@ impl SseDecoder {
         }
         self.buf.extend_from_slice(chunk);
         loop {
-            let Some(end) = self.buf.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(found) = self.buf[self.scanned..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.scanned = self.buf.len();
                 if self.buf.len() > MAX_LINE_BYTES {
                     return Err(SseError::LineTooLong);
                 }
                 return Ok(());
             };
+            let end = self.scanned + found;
+            self.scanned = 0;
             let line = self.buf.split_to(end);
             let terminator = self.buf[0];
             self.buf.advance(1);
@@ -79,12 +84,17 @@ impl SseDecoder {
                 }
             }
             self.line(&line, out);
+            if self.data.len() > MAX_LINE_BYTES {
+                // Many `data:` lines without the blank line that ends an event.
+                return Err(SseError::LineTooLong);
+            }
         }
     }
 
     /// Dispatches a final event that the peer did not terminate with a blank line.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
         if !self.buf.is_empty() {
+            self.scanned = 0;
             let line = std::mem::take(&mut self.buf);
             self.line(&line, out);
         }
@@ -182,6 +192,15 @@ mod tests {
             pieces.push(&bytes[start..]);
             proptest::prop_assert_eq!(decode_all(&pieces), whole);
         }
+    }
+
+    #[test]
+    fn refuses_an_event_without_end() {
+        let mut d = SseDecoder::new();
+        let mut out = Vec::new();
+        let line = format!("data: {}\n", "a".repeat(1 << 20));
+        let result = (0..20).try_for_each(|_| d.feed(line.as_bytes(), &mut out));
+        assert_eq!(result, Err(SseError::LineTooLong));
     }
 
     #[test]
