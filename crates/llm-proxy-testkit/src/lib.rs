@@ -89,6 +89,11 @@ impl MockUpstream {
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState::default());
         let app = router(state.clone());
+        // Like a real provider's edge, no Nagle delay on small stream writes: without this every
+        // streamed answer from the mock stalls ~40 ms on delayed ACKs and hides the gateway's cost.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
