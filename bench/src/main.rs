@@ -1,27 +1,42 @@
 //! The overhead benchmark: the same requests sent straight to the mock upstream (DIRECT) and through
 //! `llm-proxy` in front of that mock (GATEWAY), in one run, so the difference is what the gateway
-//! adds. Reports throughput, latency percentiles, the added latency, the gateway's CPU time per
-//! request and its memory. Loopback only; every process it starts is killed by PID on every exit
-//! path (success, error, timeout, Ctrl-C, panic). Depends on no crate of the workspace: it drives the
-//! release binaries as a user would.
+//! adds. Measures the gateway's CPU time per request, the latency it adds at a fixed rate, its
+//! throughput on one core, its memory idle and with many streams open, and that streams never
+//! stall; prints each figure next to its target with PASS or MISS and writes them all as JSON.
+//!
+//! Loopback only; every process it starts is killed by PID on every exit path (success, error,
+//! timeout, Ctrl-C, panic). Depends on no crate of the workspace: it drives the release binaries as
+//! a user would.
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod load;
+mod procs;
+mod procstat;
+mod report;
+mod verdict;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::task::JoinSet;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-type Result<T, E = Error> = std::result::Result<T, E>;
+use load::{Request, Run, Stop, Target};
+use procs::TempDir;
+use procstat::{CpuClock, Memory, mb, measure};
+use report::{Check, group, ms};
 
-/// Quiet time around each measured run (see its use).
-const SETTLE: Duration = Duration::from_millis(300);
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Non-streaming chat.
+const CHAT_MODEL: &str = "mock-a";
+/// A stream of 20 content chunks, sent as fast as they go.
+const STREAM_MODEL: &str = "mock-chunks-20";
+/// A stream of 30 chunks one second apart: held open, never finished.
+const SLOW_MODEL: &str = "mock-slow-1000-chunks-30";
+/// How long the idle gateway's CPU time is read over.
+const IDLE: Duration = Duration::from_secs(2);
 
 #[derive(Parser)]
 #[command(about = "Measure llm-proxy against a direct call to the mock upstream.")]
@@ -32,15 +47,39 @@ struct Args {
     /// The `llm-proxy-mock` binary (a release build).
     #[arg(long)]
     mock_bin: PathBuf,
-    /// Measured requests per scenario and target.
-    #[arg(long, default_value_t = 2000)]
-    requests: usize,
-    /// Requests in flight at once (closed loop: each worker sends its next request on completion).
-    #[arg(long, default_value_t = 16)]
+    /// Seconds of each closed-loop run (throughput and CPU per request).
+    #[arg(long, default_value_t = 4.0)]
+    secs: f64,
+    /// Requests in flight at once in the closed-loop runs.
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Unmeasured requests per scenario and target first (connections, caches, allocator).
-    #[arg(long, default_value_t = 200)]
+    /// Unmeasured requests before each closed-loop run (connections, caches, allocator).
+    #[arg(long, default_value_t = 500)]
     warmup: usize,
+    /// Requests per second of the fixed-rate (open-loop) latency runs.
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    /// Measured requests per target at that rate.
+    #[arg(long, default_value_t = 5000)]
+    rate_requests: usize,
+    /// 20-chunk streams sent one at a time, per target, to catch stalls between chunks.
+    #[arg(long, default_value_t = 200)]
+    stall_requests: usize,
+    /// Slow streams held open at once through the gateway while its memory is read.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+    /// The gateway's runtime worker threads (LLM_PROXY_WORKERS).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// The CPU of the process under test: the gateway, or the mock in the direct runs.
+    #[arg(long, default_value_t = 0)]
+    sut_cpu: usize,
+    /// The CPU of the load generator (this process) and of the mock behind the gateway.
+    #[arg(long, default_value_t = 1)]
+    load_cpu: usize,
+    /// Pin nothing (the throughput figure is then not "on one core").
+    #[arg(long)]
+    no_pin: bool,
     /// Where the JSON result goes.
     #[arg(long, default_value = "results/latest.json")]
     out: PathBuf,
@@ -48,20 +87,45 @@ struct Args {
     #[arg(long, default_value = "")]
     label: String,
     /// Stop everything and fail after this many seconds.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 170)]
     max_secs: u64,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    // Dropping `bench` on timeout or Ctrl-C drops its `Proc`s, which kills the children.
-    let outcome = tokio::select! {
-        r = tokio::time::timeout(Duration::from_secs(args.max_secs), bench(&args)) => {
-            r.unwrap_or_else(|_| Err(format!("gave up after {} s", args.max_secs).into()))
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // The CPUs this process may use before it pins itself: the latency runs get them all back.
+    let all_cpus = match procstat::own_cpus() {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
         }
-        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
     };
+    // Before the runtime exists, so all its threads inherit the CPU.
+    if !args.no_pin
+        && let Err(e) = procs::pin_self(args.load_cpu)
+    {
+        eprintln!("bench: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Dropping `bench` on timeout or Ctrl-C drops its `Proc`s, which kills the children.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(args.max_secs), bench(&args, cpus, &all_cpus)) => {
+                r.unwrap_or_else(|_| Err(format!("gave up after {} s", args.max_secs).into()))
+            }
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -71,403 +135,326 @@ async fn main() -> ExitCode {
     }
 }
 
-/// A child process killed (SIGKILL to its PID) and reaped when dropped. Nothing it leaves behind
-/// matters: its state lives in the bench's temp dir.
-struct Proc {
-    child: Child,
-    pid: u32,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Result<Self> {
-        let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-        let child = cmd.kill_on_drop(true).spawn().map_err(|e| format!("starting {program}: {e}"))?;
-        let pid = child.id().ok_or("child exited at once")?;
-        Ok(Self { child, pid })
+/// Fails on the first error of a warm-up: the measured figures would mean nothing.
+fn warmed(run: Run, what: &str) -> Result<()> {
+    match run.first_error {
+        Some(e) => Err(format!("{what} warm-up: {e}").into()),
+        None => Ok(()),
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // tokio reaps a killed child in the background; the bench exits soon after anyway.
-        let _ = self.child.start_kill();
+async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
+    if args.concurrency == 0 || args.rate_requests == 0 || args.stall_requests == 0 || args.streams == 0 {
+        return Err("counts and --concurrency must be positive".into());
     }
-}
-
-/// A temp directory removed when dropped (declared before the processes using it, so it goes last).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let path = std::env::temp_dir().join(format!("llm-proxy-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
-        Ok(Self(path))
+    // Each held stream is a socket in this process, two in the gateway and one in the mock.
+    let fds_needed = 2 * args.streams as u64 + 512;
+    if let Some(limit) = procstat::open_files_limit()?
+        && limit < fds_needed
+    {
+        return Err(format!(
+            "{} streams need about {fds_needed} open files per process; `ulimit -n` is {limit} (run.sh raises it)",
+            args.streams
+        )
+        .into());
     }
-}
+    let (sut_cpu, load_cpu) = if args.no_pin { (None, None) } else { (Some(args.sut_cpu), Some(args.load_cpu)) };
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a run sends its requests.
-struct Target {
-    name: &'static str,
-    url: String,
-    key: String,
-}
-
-/// One measured run: latencies of the successful requests, sorted, in microseconds.
-struct Run {
-    latencies_us: Vec<u64>,
-    wall: Duration,
-    errors: usize,
-    first_error: Option<String>,
-}
-
-impl Run {
-    /// Nearest-rank percentile.
-    fn pct(&self, q: f64) -> u64 {
-        let n = self.latencies_us.len();
-        if n == 0 {
-            return 0;
-        }
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        self.latencies_us[rank - 1]
-    }
-
-    fn rps(&self) -> f64 {
-        self.latencies_us.len() as f64 / self.wall.as_secs_f64()
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "requests_per_sec": (self.rps() * 10.0).round() / 10.0,
-            "p50_us": self.pct(0.50), "p90_us": self.pct(0.90), "p99_us": self.pct(0.99),
-            "max_us": self.pct(1.0), "ok": self.latencies_us.len(), "errors": self.errors,
-            "first_error": self.first_error,
-        })
-    }
-}
-
-async fn bench(args: &Args) -> Result<()> {
-    if args.requests == 0 || args.concurrency == 0 {
-        return Err("--requests and --concurrency must be positive".into());
-    }
-    // Declaration order is drop order reversed: gateway, then mock, then the directory.
+    // Declaration order is drop order reversed: processes first, then the directory.
     let dir = TempDir::new()?;
-
-    let mut mock =
-        Proc::spawn(Command::new(&args.mock_bin).arg("127.0.0.1:0").stdout(Stdio::piped()).stdin(Stdio::null()))?;
-    let stdout = mock.child.stdout.take().ok_or("mock stdout")?;
-    let mut first_line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut first_line))
-        .await
-        .map_err(|_| "the mock did not say where it listens within 10 s")??;
-    let mock_addr = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected mock output {first_line:?}"))?
-        .to_string();
-
+    let (direct_mock, direct_addr) = procs::start_mock(&args.mock_bin, sut_cpu).await?;
+    let (upstream, upstream_addr) = procs::start_mock(&args.mock_bin, load_cpu).await?;
     // A free port: bind :0, read it, release it. The gateway binds it a moment later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let config = dir.0.join("llm-proxy.yaml");
-    // Health checks off: background probes would land in the measured CPU time.
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen_addr: 127.0.0.1:{port}
-log_level: warn
-database_url: "sqlite://{db}"
-master_key: bench-master-key-0123456789
-health_check: {{ enabled: false }}
-providers:
-  mock:
-    protocol: openai
-    base_url: http://{mock_addr}/v1
-    api_key: sk-bench-upstream
-    models: [mock-a]
-"#,
-            db = dir.0.join("bench.db").display()
-        ),
-    )?;
-
-    // The key exists before the gateway starts, so its key ring loads it at once.
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        Command::new(&args.gateway_bin)
-            .args(["keys", "create", "--name", "bench", "--json", "--config"])
-            .arg(&config)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| "`llm-proxy keys create` took over 30 s")?
-    .map_err(|e| format!("running {}: {e}", args.gateway_bin.display()))?;
-    if !out.status.success() {
-        return Err(format!("keys create failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    let created: Value = serde_json::from_slice(&out.stdout)?;
-    let key = created["key"].as_str().ok_or("no `key` in keys create output")?;
-
-    let mut gateway = Proc::spawn(
-        Command::new(&args.gateway_bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stdin(Stdio::null()),
-    )?;
+    let config = procs::write_config(&dir.0, port, &upstream_addr, &[CHAT_MODEL, STREAM_MODEL, SLOW_MODEL])?;
+    let key = procs::create_key(&args.gateway_bin, &config).await?;
     let gateway_url = format!("http://127.0.0.1:{port}");
+    let gateway_log = dir.0.join("gateway.stderr");
+    let gateway = procs::start_gateway(
+        &args.gateway_bin,
+        &config,
+        sut_cpu,
+        args.workers,
+        &gateway_log,
+        &format!("{gateway_url}/health"),
+    )
+    .await?;
+    let clock = CpuClock::new(&[direct_mock.pid, upstream.pid, gateway.pid]);
+    // Idle: memory after start-up, and what the gateway burns doing nothing (timers, tasks).
+    let idle = measure(&clock, &[gateway.pid], async {
+        tokio::time::sleep(IDLE).await;
+        Run::default()
+    })
+    .await?;
+    let idle_cpu_pct = idle.cpu[0].as_secs_f64() / idle.window.as_secs_f64() * 100.0;
+    let mem_idle = Memory::of(gateway.pid)?;
+
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()?;
-    wait_healthy(&client, &format!("{gateway_url}/health"), &mut gateway).await?;
-    let mem_idle = memory(gateway.pid)?;
-    let ticks_per_sec = clock_ticks();
-
-    let targets = [
-        Target {
-            name: "direct",
-            url: format!("http://{mock_addr}/v1/chat/completions"),
-            // The mock ignores it; sent so both requests carry the same headers.
-            key: "sk-bench-upstream".into(),
-        },
-        Target { name: "gateway", url: format!("{gateway_url}/v1/chat/completions"), key: key.to_string() },
-    ];
-
-    let mut scenarios = Vec::new();
+    let direct = Target {
+        name: "direct",
+        url: format!("http://{direct_addr}/v1/chat/completions"),
+        // The mock ignores it; sent so both requests carry the same headers.
+        key: "sk-bench-upstream".into(),
+    };
+    let via = Target { name: "gateway", url: format!("{gateway_url}/v1/chat/completions"), key };
+    let placement = match (sut_cpu, load_cpu) {
+        (Some(s), Some(l)) => format!(
+            "CPU {s}: the process under test alone (the gateway; the direct mock in direct runs). \
+             CPU {l}: this load generator and the mock behind the gateway. The fixed-rate and held-stream \
+             runs unpin everything (CPUs {all_cpus}), as in a deployment."
+        ),
+        _ => "nothing pinned: every process shares every CPU".into(),
+    };
+    println!("\nllm-proxy overhead ({} CPUs; this tool runs on CPU {})", cpus, procstat::own_cpus()?);
+    println!("{placement}");
+    println!(
+        "gateway: auth on (virtual key), request logging on (SQLite), {} worker thread(s); idle: RSS {:.1} MB, CPU {:.1}% of a core",
+        args.workers,
+        mb(mem_idle.rss_kib),
+        idle_cpu_pct,
+    );
+    println!(
+        "(`others`: CPU time of processes this bench did not start, and hypervisor steal, in % of one CPU: \
+         noise when above a few %)\n"
+    );
+    let mut noisiest: f64 = 0.0;
     let mut failed = 0;
-    println!(
-        "\nllm-proxy overhead: {} requests per target, concurrency {}, warm-up {}, {} CPUs (client, mock and gateway share them)\n",
-        args.requests,
-        args.concurrency,
-        args.warmup,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "{:<12} {:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "scenario", "target", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
-    );
-    for (name, stream) in [("chat", false), ("chat-stream", true)] {
-        let body = json!({
-            "model": "mock-a",
-            "stream": stream,
-            "messages": [{"role": "user", "content": "Say hello to the overhead benchmark."}],
-        })
-        .to_string();
 
-        let mut runs = Vec::new();
-        let mut cpu_us_per_req = 0.0;
-        for target in &targets {
-            let warm = load(&client, target, &body, stream, args.warmup, args.concurrency).await;
-            if let Some(e) = warm.first_error {
-                return Err(format!("{name} warm-up via {}: {e}", target.name).into());
+    // 1. Closed loop: throughput on one core and CPU time per request.
+    let chat = Request::chat(CHAT_MODEL, false);
+    let stream20 = Request::chat(STREAM_MODEL, true);
+    println!(
+        "closed loop: {} in flight, {} s per run (CPU µs/request of the process under test)",
+        args.concurrency, args.secs
+    );
+    let mut rows = Vec::new();
+    let mut closed = Vec::new();
+    let me = std::process::id();
+    for (name, req) in [("chat", &chat), ("stream-20", &stream20)] {
+        let mut pair = Vec::new();
+        // Watched: the process under test, this load generator, the mock behind the gateway.
+        for (target, pids) in [(&direct, vec![direct_mock.pid, me]), (&via, vec![gateway.pid, me, upstream.pid])] {
+            let warm = load::closed_loop(&client, target, req, args.concurrency, Stop::After(args.warmup)).await;
+            warmed(warm, &format!("{name} via {}", target.name))?;
+            let stop = Stop::For(Duration::from_secs_f64(args.secs));
+            let m = measure(&clock, &pids, load::closed_loop(&client, target, req, args.concurrency, stop)).await?;
+            failed += m.run.errors;
+            rows.push(vec![
+                name.to_string(),
+                target.name.to_string(),
+                group(m.run.rps(), 0),
+                ms(m.run.pct(0.5)),
+                ms(m.run.pct(0.99)),
+                ms(m.run.pct(1.0)),
+                m.run.errors.to_string(),
+                format!("{:.1}", m.cpu_us_per_req(0)),
+                format!("{:.0}%", m.busy_pct(0)),
+                format!("{:.1}", m.cpu_us_per_req(1)),
+                m.cpu.get(2).map_or("-".into(), |_| format!("{:.1}", m.cpu_us_per_req(2))),
+                format!("{:.0}%", m.others_pct()),
+            ]);
+            noisiest = noisiest.max(m.others_pct());
+            if let Some(e) = &m.run.first_error {
+                println!("  {name} via {}: first error: {e}", target.name);
             }
-            // Settle before and after the measured run: the request-log writer lingers 50 ms
-            // before writing a batch, so the warm-up's rows are written before the CPU window
-            // opens and the measured run's rows are written before it closes.
-            tokio::time::sleep(SETTLE).await;
-            let cpu_before = cpu_ticks(gateway.pid)?;
-            let run = load(&client, target, &body, stream, args.requests, args.concurrency).await;
-            if target.name == "gateway" {
-                tokio::time::sleep(SETTLE).await;
-                let ticks = cpu_ticks(gateway.pid)? - cpu_before;
-                cpu_us_per_req = ticks as f64 * 1e6 / ticks_per_sec as f64 / args.requests as f64;
-            }
-            print_row(name, target.name, &run);
-            failed += run.errors;
-            runs.push(run);
+            pair.push(m);
         }
-        let (direct, gw) = (&runs[0], &runs[1]);
-        let added = |q: f64| gw.pct(q) as i64 - direct.pct(q) as i64;
-        println!(
-            "{:<12} {:<8} {:>9} {:>+9.3} {:>+9.3} {:>+9.3}",
-            name,
-            "added",
-            "",
-            added(0.5) as f64 / 1000.0,
-            added(0.9) as f64 / 1000.0,
-            added(0.99) as f64 / 1000.0
-        );
-        println!(
-            "{:<12} {:<8} gateway CPU {cpu_us_per_req:.0} µs/request, throughput {:.0}% of direct\n",
-            name,
-            "",
-            gw.rps() / direct.rps() * 100.0
-        );
-        scenarios.push(json!({
-            "name": name, "stream": stream,
-            "direct": direct.to_json(), "gateway": gw.to_json(),
-            "added_us": {"p50": added(0.5), "p90": added(0.9), "p99": added(0.99)},
-            "gateway_cpu_us_per_request": cpu_us_per_req.round(),
-        }));
+        closed.push(pair);
     }
-    let mem_loaded = memory(gateway.pid)?;
-    println!(
-        "gateway memory: idle RSS {:.1} MiB; after load RSS {:.1} MiB, peak RSS {:.1} MiB",
-        mem_idle.0 as f64 / 1024.0,
-        mem_loaded.0 as f64 / 1024.0,
-        mem_loaded.1 as f64 / 1024.0
+    report::table(
+        &[
+            "scenario",
+            "target",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "CPU µs/req",
+            "CPU busy",
+            "client µs/req",
+            "upstream µs/req",
+            "others",
+        ],
+        &[0, 1],
+        &rows,
     );
 
+    // 2. Streams one at a time: any stall between chunks shows as ≥ 40 ms.
+    let mut stall = Vec::new();
+    rows.clear();
+    for target in [&direct, &via] {
+        let run = load::closed_loop(&client, target, &stream20, 1, Stop::After(args.stall_requests)).await;
+        failed += run.errors;
+        rows.push(vec![
+            target.name.to_string(),
+            ms(run.pct(0.5)),
+            ms(run.pct(0.99)),
+            ms(run.pct(1.0)),
+            run.errors.to_string(),
+        ]);
+        stall.push(run);
+    }
+    println!("\n20-chunk streams one at a time, {} per target", args.stall_requests);
+    report::table(&["target", "p50 ms", "p99 ms", "max ms", "errors"], &[0], &rows);
+
+    // 3. Open loop at a fixed rate: the latency the gateway adds. Unpinned from here on: with the
+    // client and the upstream mock forced onto one CPU, and the gateway's request-log writer onto
+    // its worker's, each would wait for the other, adding latency no deployment would see.
+    if !args.no_pin {
+        for pid in [std::process::id(), gateway.pid, upstream.pid, direct_mock.pid] {
+            procs::set_cpus(pid, all_cpus)?;
+        }
+    }
+    // Direct and gateway requests alternate in one run; see `open_loop`.
+    let pair = [&direct, &via];
+    let warm = load::open_loop(&client, &pair, &chat, args.rate, (args.rate as usize / 2).max(1)).await;
+    for (run, target) in warm.into_iter().zip(pair) {
+        warmed(run, &format!("fixed-rate via {}", target.name))?;
+    }
+    let both = load::open_loop(&client, &pair, &chat, args.rate, args.rate_requests);
+    let (runs, spent) = procstat::measure_each(&clock, &[direct_mock.pid, gateway.pid], both).await?;
+    let fixed: Vec<_> = runs.into_iter().enumerate().map(|(i, run)| spent.split(i, run)).collect();
+    rows.clear();
+    for (m, target) in fixed.iter().zip(pair) {
+        failed += m.run.errors;
+        rows.push(vec![
+            target.name.to_string(),
+            ms(m.run.pct(0.5)),
+            ms(m.run.pct(0.9)),
+            ms(m.run.pct(0.99)),
+            ms(m.run.pct(1.0)),
+            m.run.errors.to_string(),
+            ms(load::pct(&m.run.send_lag_us, 0.99)),
+            format!("{:.1}", m.cpu_us_per_req(0)),
+            format!("{:.0}%", m.others_pct()),
+        ]);
+    }
+    noisiest = noisiest.max(fixed[0].others_pct());
+    println!(
+        "\nchat at a fixed {} req/s per target, {} each, direct and gateway alternating (latency from the scheduled send time)",
+        args.rate, args.rate_requests
+    );
+    report::table(
+        &["target", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "send lag p99", "CPU µs/req", "others"],
+        &[0],
+        &rows,
+    );
+
+    // 4. Memory with many slow streams open through the gateway.
+    let slow = Request::chat(SLOW_MODEL, true);
+    let held = load::open_streams(&via, &slow, args.streams, Duration::from_secs(30)).await?;
+    // Every stream passes at least one more chunk (a second apart) before memory is read.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mem_streams = Memory::of(gateway.pid)?;
+    drop(held.tasks);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mem_after = Memory::of(gateway.pid)?;
+    failed += args.streams - held.open;
+    println!(
+        "\n{} slow streams through the gateway: {} open after {} ms{}",
+        args.streams,
+        held.open,
+        held.all_open_after.as_millis(),
+        held.first_error.as_ref().map_or(String::new(), |e| format!(" (first error: {e})"))
+    );
+    rows.clear();
+    for (when, m) in [("idle", mem_idle), ("streams open", mem_streams), ("streams closed", mem_after)] {
+        rows.push(vec![
+            when.to_string(),
+            format!("{:.1}", mb(m.rss_kib)),
+            format!("{:.1}", mb(m.hwm_kib)),
+            m.threads.to_string(),
+            m.fds.to_string(),
+        ]);
+    }
+    report::table(&["gateway", "RSS MB", "peak MB", "threads", "open fds"], &[0], &rows);
+
+    // The verdict.
+    let figures = verdict::Figures {
+        chat: [&closed[0][0], &closed[0][1]],
+        stream: [&closed[1][0], &closed[1][1]],
+        fixed: [&fixed[0].run, &fixed[1].run],
+        alone: [&stall[0], &stall[1]],
+        rss_idle_kib: mem_idle.rss_kib,
+        rss_streams_kib: mem_streams.rss_kib,
+        streams: args.streams,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        noisiest,
+    };
+    let (checks, notes) = (verdict::checks(&figures), verdict::notes(&figures));
+    println!("\nresult ({})", if args.label.is_empty() { "unlabelled" } else { &args.label });
+    report::print_checks(&checks);
+    for note in &notes {
+        println!("  * {note}");
+    }
+    let log = std::fs::read_to_string(&gateway_log).unwrap_or_default();
+    if !log.trim().is_empty() {
+        let lines: Vec<&str> = log.lines().collect();
+        println!(
+            "\nthe gateway wrote {} line(s) to stderr; the first:\n  {}",
+            lines.len(),
+            lines[..lines.len().min(3)].join("\n  ")
+        );
+    }
+
+    let [cd, cg] = figures.chat;
+    let [sd, sg] = figures.stream;
+    let [fd, fg] = figures.fixed;
+    let added = |q: f64| fg.pct(q) as i64 - fd.pct(q) as i64;
+    let memory_json: Vec<Value> = [("idle", mem_idle), ("streams_open", mem_streams), ("streams_closed", mem_after)]
+        .iter()
+        .map(|(when, m)| {
+            json!({"when": when, "rss_kib": m.rss_kib, "hwm_kib": m.hwm_kib, "threads": m.threads, "fds": m.fds})
+        })
+        .collect();
     let result = json!({
         "label": args.label,
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
-        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
-        "scenarios": scenarios,
-        "gateway_memory_kib": {
-            "idle_rss": mem_idle.0, "idle_hwm": mem_idle.1,
-            "loaded_rss": mem_loaded.0, "loaded_hwm": mem_loaded.1,
+        "cpus": cpus,
+        "pinning": if args.no_pin { Value::Null } else { json!({"sut_cpu": args.sut_cpu, "load_cpu": args.load_cpu}) },
+        "options": {
+            "secs": args.secs, "concurrency": args.concurrency, "warmup": args.warmup, "rate": args.rate,
+            "rate_requests": args.rate_requests, "stall_requests": args.stall_requests,
+            "streams": args.streams, "gateway_workers": args.workers,
         },
+        "closed_loop": [
+            {"scenario": "chat", "model": CHAT_MODEL,
+             "direct": cd.to_json(&["mock", "client"]), "gateway": cg.to_json(&["gateway", "client", "upstream_mock"])},
+            {"scenario": "stream-20", "model": STREAM_MODEL,
+             "direct": sd.to_json(&["mock", "client"]), "gateway": sg.to_json(&["gateway", "client", "upstream_mock"])},
+        ],
+        "stream_one_at_a_time": {"model": STREAM_MODEL, "direct": stall[0].to_json(), "gateway": stall[1].to_json()},
+        "fixed_rate": {
+            "model": CHAT_MODEL, "rate": args.rate,
+            "direct": fixed[0].to_json(&["mock"]), "gateway": fixed[1].to_json(&["gateway"]),
+            "added_us": {
+                "p50": added(0.5), "p90": added(0.9), "p99": added(0.99),
+            },
+        },
+        "streams_held": {
+            "model": SLOW_MODEL, "requested": args.streams, "open": held.open, "errors": held.errors,
+            "first_error": held.first_error, "all_open_ms": held.all_open_after.as_millis() as u64,
+        },
+        "gateway_memory": memory_json,
+        "gateway_idle_cpu_pct": (idle_cpu_pct * 10.0).round() / 10.0,
+        "other_processes_max_cpu_pct": noisiest.round(),
+        "checks": checks.iter().map(Check::to_json).collect::<Vec<_>>(),
+        "all_pass": checks.iter().all(Check::pass),
+        "notes": notes,
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)? + "\n")?;
-    println!("result written to {}", args.out.display());
+    println!("\nresult written to {}", args.out.display());
     if failed > 0 {
         return Err(format!("{failed} measured requests failed; the figures are not trustworthy").into());
     }
     Ok(())
-}
-
-fn print_row(scenario: &str, target: &str, run: &Run) {
-    let ms = |us: u64| us as f64 / 1000.0;
-    println!(
-        "{:<12} {:<8} {:>9.0} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7}",
-        scenario,
-        target,
-        run.rps(),
-        ms(run.pct(0.5)),
-        ms(run.pct(0.9)),
-        ms(run.pct(0.99)),
-        ms(run.pct(1.0)),
-        run.errors
-    );
-    if let Some(e) = &run.first_error {
-        println!("    first error: {e}");
-    }
-}
-
-/// Polls `/health` until it answers 200, failing fast if the gateway exits.
-async fn wait_healthy(client: &reqwest::Client, url: &str, gateway: &mut Proc) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = gateway.child.try_wait()? {
-            return Err(format!("the gateway exited ({status}) before becoming healthy").into());
-        }
-        if let Ok(r) = client.get(url).send().await
-            && r.status() == 200
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the gateway did not answer /health within 20 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Sends `n` requests from `concurrency` workers and times each to its last body byte.
-async fn load(
-    client: &reqwest::Client,
-    target: &Target,
-    body: &str,
-    stream: bool,
-    n: usize,
-    concurrency: usize,
-) -> Run {
-    let next = Arc::new(AtomicUsize::new(0));
-    // A JoinSet aborts its tasks when dropped, so a cancelled run leaves no request in flight.
-    let mut workers = JoinSet::new();
-    let start = Instant::now();
-    for _ in 0..concurrency.min(n) {
-        let (client, next) = (client.clone(), next.clone());
-        let (url, key, body) = (target.url.clone(), target.key.clone(), body.to_string());
-        workers.spawn(async move {
-            let mut ok = Vec::with_capacity(n / concurrency + 1);
-            let mut errors = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let t = Instant::now();
-                match one(&client, &url, &key, &body, stream).await {
-                    Ok(()) => ok.push(t.elapsed().as_micros() as u64),
-                    Err(e) => errors.push(e.to_string()),
-                }
-            }
-            (ok, errors)
-        });
-    }
-    let mut run = Run { latencies_us: Vec::with_capacity(n), wall: Duration::ZERO, errors: 0, first_error: None };
-    while let Some(joined) = workers.join_next().await {
-        let (ok, errors) = joined.unwrap_or_else(|e| (Vec::new(), vec![format!("worker: {e}")]));
-        run.latencies_us.extend(ok);
-        run.errors += errors.len();
-        run.first_error = run.first_error.or(errors.into_iter().next());
-    }
-    run.wall = start.elapsed();
-    run.latencies_us.sort_unstable();
-    run
-}
-
-/// One chat completion, read to the end and checked just enough to know it succeeded.
-async fn one(client: &reqwest::Client, url: &str, key: &str, body: &str, stream: bool) -> Result<()> {
-    let resp = client
-        .post(url)
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await?;
-    let status = resp.status();
-    let bytes = resp.bytes().await?;
-    let text = String::from_utf8_lossy(&bytes);
-    if status != 200 {
-        return Err(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()).into());
-    }
-    let complete = if stream { text.contains("data: [DONE]") } else { text.contains("\"choices\"") };
-    if !complete {
-        return Err(format!("incomplete body: {}", text.chars().take(200).collect::<String>()).into());
-    }
-    Ok(())
-}
-
-/// User + system CPU time of `pid`, in clock ticks (fields 14 and 15 of /proc/<pid>/stat).
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after it.
-    let rest = &stat[stat.rfind(')').ok_or("bad /proc stat")? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3, so fields 14 and 15 are at indices 11 and 12.
-    let utime: u64 = fields.get(11).ok_or("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).ok_or("no stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-/// Clock ticks per second, as `getconf CLK_TCK` says; 100 (the Linux default) if it cannot.
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-/// (VmRSS, VmHWM) of `pid` in KiB: resident memory now and its peak.
-fn memory(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))?;
-    let field = |name: &str| -> Result<u64> {
-        let line =
-            status.lines().find(|l| l.starts_with(name)).ok_or_else(|| format!("no {name} in /proc/{pid}/status"))?;
-        Ok(line[name.len()..].trim().trim_end_matches("kB").trim().parse()?)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
 }

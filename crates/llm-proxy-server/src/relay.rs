@@ -5,11 +5,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
 use llm_proxy_core::provider::{ChatChunk, ChatStream, ProviderError};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// still gets an honest status; past it, the client gets headers and keep-alives while a slow
 /// (thinking) model works, instead of silence that idle-timeout proxies would cut.
 const FIRST_CHUNK_WINDOW: Duration = Duration::from_secs(1);
+/// Most bytes gathered into one write when upstream has several events ready.
+const COALESCE_BYTES: usize = 64 * 1024;
 
 pub fn json_response(body: Bytes) -> Response {
     ([(CONTENT_TYPE, "application/json")], Body::from(body)).into_response()
@@ -81,40 +83,84 @@ pub async fn sse_response(
         }
     };
     let relay = Relay { upstream, first, meter: Some(meter), client_wants_usage, provider: provider.to_string(), cut };
-    let events = futures_util::stream::unfold(relay, |mut r| async move {
+    let body = futures_util::stream::unfold(relay, |mut r| async move {
+        let mut out = BytesMut::new();
         loop {
             // Once the outcome is recorded the last event has been sent: end the stream.
             r.meter.as_ref()?;
             let next = match r.first.take() {
                 Some(chunk) => Ok(Some(chunk)),
-                None => next_chunk(&mut r.upstream, &r.cut, &r.provider).await,
+                None => tokio::select! {
+                    biased;
+                    next = next_chunk(&mut r.upstream, &r.cut, &r.provider) => next,
+                    () = tokio::time::sleep(KEEP_ALIVE) => {
+                        return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b": keep-alive\n\n")), r));
+                    }
+                },
             };
-            let meter = r.meter.as_mut()?;
-            let event = match next {
-                Ok(Some(chunk)) => {
-                    if let Some(u) = chunk.usage {
-                        meter.usage(u);
-                    }
-                    if chunk.usage_only && !r.client_wants_usage {
-                        continue;
-                    }
-                    if !chunk.usage_only {
-                        meter.first_token();
-                    }
-                    Event::default().data(chunk.data)
+            r.relay(next, &mut out);
+            // Take whatever else upstream has ready without waiting: one write (and one TCP
+            // segment) for several events, instead of one each.
+            while r.meter.is_some() && out.len() < COALESCE_BYTES {
+                match next_chunk(&mut r.upstream, &r.cut, &r.provider).now_or_never() {
+                    Some(next) => r.relay(next, &mut out),
+                    None => break,
                 }
-                Ok(None) => {
-                    r.meter.take()?.succeed(200);
-                    Event::default().data("[DONE]")
-                }
-                Err(err) => {
-                    // Headers are sent: the failure travels as one last event, OpenAI's way.
-                    r.meter.take()?.fail(&err);
-                    Event::default().data(err.body().to_string())
-                }
-            };
-            return Some((Ok::<Event, Infallible>(event), r));
+            }
+            if !out.is_empty() {
+                return Some((Ok(out.freeze()), r));
+            }
         }
     });
-    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
+    let mut resp = Body::from_stream(body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx buffers responses unless told not to; a buffered stream is not a stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+impl Relay {
+    /// Meters one upstream item and appends what the client should see of it to `out`.
+    fn relay(&mut self, next: Result<Option<ChatChunk>, ApiError>, out: &mut BytesMut) {
+        let Some(meter) = self.meter.as_mut() else { return };
+        match next {
+            Ok(Some(chunk)) => {
+                if let Some(u) = chunk.usage {
+                    meter.usage(u);
+                }
+                if chunk.usage_only && !self.client_wants_usage {
+                    return;
+                }
+                if !chunk.usage_only {
+                    meter.first_token();
+                }
+                push_event(out, &chunk.data);
+            }
+            Ok(None) => {
+                if let Some(m) = self.meter.take() {
+                    m.succeed(200);
+                }
+                push_event(out, "[DONE]");
+            }
+            Err(err) => {
+                // Headers are sent: the failure travels as one last event, OpenAI's way.
+                if let Some(m) = self.meter.take() {
+                    m.fail(&err);
+                }
+                push_event(out, &err.body().to_string());
+            }
+        }
+    }
+}
+
+/// Appends one SSE event; each line of `data` gets its own `data:` field.
+fn push_event(out: &mut BytesMut, data: &str) {
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"\n");
 }

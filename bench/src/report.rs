@@ -1,0 +1,155 @@
+//! Printing: plain aligned tables, and the checks — each figure next to its target, PASS or MISS.
+
+use serde_json::{Value, json};
+
+/// A bound a figure must keep.
+#[derive(Clone, Copy)]
+pub enum Limit {
+    AtMost(f64),
+    AtLeast(f64),
+    Below(f64),
+}
+
+/// One figure of the work item, measured for the gateway (and, where it means something, directly
+/// against the mock), with its target.
+pub struct Check {
+    pub figure: String,
+    pub unit: &'static str,
+    pub direct: Option<f64>,
+    pub gateway: f64,
+    /// Gateway minus direct, when that is what the target bounds.
+    pub added: Option<f64>,
+    pub limit: Limit,
+    pub decimals: usize,
+    /// What the target means, in a few words, when the bound alone does not say.
+    pub note: String,
+}
+
+impl Check {
+    pub fn new(figure: impl Into<String>, unit: &'static str, decimals: usize, limit: Limit, gateway: f64) -> Self {
+        Self { figure: figure.into(), unit, direct: None, gateway, added: None, limit, decimals, note: String::new() }
+    }
+
+    /// The same figure measured directly against the mock.
+    pub fn direct(mut self, v: f64) -> Self {
+        self.direct = Some(v);
+        self
+    }
+
+    /// The target bounds what the gateway adds to the direct figure (set `direct` first).
+    pub fn judge_added(mut self) -> Self {
+        self.added = self.direct.map(|d| self.gateway - d);
+        self
+    }
+
+    pub fn note(mut self, note: String) -> Self {
+        self.note = note;
+        self
+    }
+
+    /// The figure the target applies to: the added amount where there is one, else the gateway's.
+    fn judged(&self) -> f64 {
+        self.added.unwrap_or(self.gateway)
+    }
+
+    pub fn pass(&self) -> bool {
+        let v = self.judged();
+        match self.limit {
+            Limit::AtMost(l) => v <= l,
+            Limit::AtLeast(l) => v >= l,
+            Limit::Below(l) => v < l,
+        }
+    }
+
+    fn target(&self) -> String {
+        let (op, l) = match self.limit {
+            Limit::AtMost(l) => ("≤", l),
+            Limit::AtLeast(l) => ("≥", l),
+            Limit::Below(l) => ("<", l),
+        };
+        let what = if self.added.is_some() { "added " } else { "" };
+        let note = if self.note.is_empty() { String::new() } else { format!(" ({})", self.note) };
+        let l = if l.fract() == 0.0 { group(l, 0) } else { l.to_string() };
+        format!("{what}{op} {l} {}{note}", self.unit)
+    }
+
+    fn row(&self) -> Vec<String> {
+        let f = |v: f64| group(v, self.decimals);
+        vec![
+            self.figure.clone(),
+            self.direct.map_or("-".into(), f),
+            f(self.gateway),
+            self.added.map_or("-".into(), |a| format!("{}{}", if a >= 0.0 { "+" } else { "" }, f(a))),
+            self.target(),
+            if self.pass() { "PASS" } else { "MISS" }.into(),
+        ]
+    }
+
+    pub fn to_json(&self) -> Value {
+        let (kind, limit) = match self.limit {
+            Limit::AtMost(l) => ("at_most", l),
+            Limit::AtLeast(l) => ("at_least", l),
+            Limit::Below(l) => ("below", l),
+        };
+        let scale = 10f64.powi(self.decimals as i32);
+        let round = |v: f64| (v * scale).round() / scale;
+        json!({
+            "figure": self.figure, "unit": self.unit,
+            "direct": self.direct.map(round), "gateway": round(self.gateway), "added": self.added.map(round),
+            "target": {kind: limit, "applies_to": if self.added.is_some() { "added" } else { "gateway" }},
+            "pass": self.pass(),
+        })
+    }
+}
+
+/// Prints the checks as a table.
+pub fn print_checks(checks: &[Check]) {
+    let rows: Vec<Vec<String>> = checks.iter().map(Check::row).collect();
+    table(&["figure", "direct", "gateway", "added", "target", "result"], &[0, 4], &rows);
+}
+
+/// Prints an aligned table: columns listed in `left` are left-aligned, the others right-aligned.
+pub fn table(header: &[&str], left: &[usize], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, &w))| if left.contains(&i) { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect();
+        println!("  {}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// A number with `decimals` places and thousands separated by commas (12,345.6).
+pub fn group(v: f64, decimals: usize) -> String {
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), ""), |(i, f)| (i, f));
+    let mut out = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    if v < 0.0 && s.chars().any(|c| c.is_ascii_digit() && c != '0') { format!("-{out}") } else { out }
+}
+
+/// Milliseconds with three decimals, from microseconds.
+pub fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
