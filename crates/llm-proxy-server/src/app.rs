@@ -53,6 +53,7 @@ pub struct Shared {
     pub logs: LogSink,
     pub master_key: Option<SecretString>,
     pub max_body_bytes: usize,
+    pub stream_keep_alive: std::time::Duration,
     /// Fires when the shutdown grace period is over: requests still running end themselves
     /// (503 / an error event), so their log rows are written before the final flush.
     pub cut: CancellationToken,

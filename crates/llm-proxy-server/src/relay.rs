@@ -2,6 +2,7 @@
 //! they arrive, metering each on the way.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,13 +12,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use llm_proxy_core::provider::{ChatChunk, ChatStream, ProviderError};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::app::Shared;
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 
-/// Comment lines sent while upstream is quiet, so proxies and clients keep the connection open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long the first chunk is awaited before answering 200. Within it, a stream that fails at once
 /// still gets an honest status; past it, the client gets headers and keep-alives while a slow
 /// (thinking) model works, instead of silence that idle-timeout proxies would cut.
@@ -36,19 +36,22 @@ struct Relay {
     meter: Option<RequestMeter>,
     client_wants_usage: bool,
     provider: String,
-    /// The shutdown grace period is over.
-    cut: CancellationToken,
+    /// Completes when the shutdown grace period is over. Registered once per stream rather
+    /// than once per chunk.
+    cut: Cut,
+    /// Ticks every `stream_keep_alive`; a comment goes out if nothing was sent for half of that
+    /// (one timer for the stream, not one per chunk).
+    keep_alive: tokio::time::Interval,
+    last_sent: tokio::time::Instant,
 }
 
+type Cut = Pin<Box<WaitForCancellationFutureOwned>>;
+
 /// The next upstream chunk, unless shutdown cuts the wait short.
-async fn next_chunk(
-    upstream: &mut ChatStream,
-    cut: &CancellationToken,
-    provider: &str,
-) -> Result<Option<ChatChunk>, ApiError> {
+async fn next_chunk(upstream: &mut ChatStream, cut: &mut Cut, provider: &str) -> Result<Option<ChatChunk>, ApiError> {
     tokio::select! {
         biased;
-        () = cut.cancelled() => Err(ApiError::shutting_down()),
+        () = cut.as_mut() => Err(ApiError::shutting_down()),
         next = upstream.next() => next.transpose().map_err(|e| {
             tracing::debug!(%provider, error = %e, "upstream stream failed");
             ApiError::upstream(provider, &e)
@@ -63,10 +66,11 @@ pub async fn sse_response(
     meter: RequestMeter,
     client_wants_usage: bool,
     provider: &str,
-    cut: CancellationToken,
+    state: &Shared,
 ) -> Response {
+    let mut cut: Cut = Box::pin(state.cut.clone().cancelled_owned());
     let first = tokio::select! {
-        first = next_chunk(&mut upstream, &cut, provider) => Some(first),
+        first = next_chunk(&mut upstream, &mut cut, provider) => Some(first),
         () = tokio::time::sleep(FIRST_CHUNK_WINDOW) => None,
     };
     let first = match first {
@@ -82,7 +86,19 @@ pub async fn sse_response(
             return err.into_response();
         }
     };
-    let relay = Relay { upstream, first, meter: Some(meter), client_wants_usage, provider: provider.to_string(), cut };
+    let every = state.stream_keep_alive;
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let relay = Relay {
+        upstream,
+        first,
+        meter: Some(meter),
+        client_wants_usage,
+        provider: provider.to_string(),
+        cut,
+        keep_alive,
+        last_sent: tokio::time::Instant::now(),
+    };
     let body = futures_util::stream::unfold(relay, |mut r| async move {
         let mut out = BytesMut::new();
         loop {
@@ -92,8 +108,12 @@ pub async fn sse_response(
                 Some(chunk) => Ok(Some(chunk)),
                 None => tokio::select! {
                     biased;
-                    next = next_chunk(&mut r.upstream, &r.cut, &r.provider) => next,
-                    () = tokio::time::sleep(KEEP_ALIVE) => {
+                    next = next_chunk(&mut r.upstream, &mut r.cut, &r.provider) => next,
+                    _ = r.keep_alive.tick() => {
+                        if r.last_sent.elapsed() < r.keep_alive.period() / 2 {
+                            continue;
+                        }
+                        r.last_sent = tokio::time::Instant::now();
                         return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b": keep-alive\n\n")), r));
                     }
                 },
@@ -102,12 +122,13 @@ pub async fn sse_response(
             // Take whatever else upstream has ready without waiting: one write (and one TCP
             // segment) for several events, instead of one each.
             while r.meter.is_some() && out.len() < COALESCE_BYTES {
-                match next_chunk(&mut r.upstream, &r.cut, &r.provider).now_or_never() {
+                match next_chunk(&mut r.upstream, &mut r.cut, &r.provider).now_or_never() {
                     Some(next) => r.relay(next, &mut out),
                     None => break,
                 }
             }
             if !out.is_empty() {
+                r.last_sent = tokio::time::Instant::now();
                 return Some((Ok(out.freeze()), r));
             }
         }

@@ -70,6 +70,7 @@ pub async fn run(
         logs: logs.clone(),
         master_key: config.master_key.clone(),
         max_body_bytes: config.max_body_bytes,
+        stream_keep_alive: config.stream_keep_alive,
         cut: cut.clone(),
     }));
 

@@ -144,6 +144,21 @@ async fn a_model_that_thinks_before_its_first_chunk_gets_headers_first(backend: 
     gw.stop().await;
 }
 
+async fn a_quiet_stream_gets_keep_alive_comments(backend: Backend) {
+    let Some(gw) = Gateway::start_with(backend, "stream_keep_alive_secs: 1").await else { return };
+    let (_, key) = gw.create_key(&[], None).await;
+    let resp = gw
+        .chat(
+            &key,
+            json!({"model": "mock-slow-1500-chunks-1", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("\n\n: keep-alive\n\n"), "no keep-alive during 1.5 s of silence: {body}");
+    assert_eq!(sse_data(&body).last().unwrap(), "[DONE]");
+    gw.stop().await;
+}
+
 async fn stream_chunks_arrive_as_upstream_sends_them(backend: Backend) {
     let Some(gw) = Gateway::start(backend).await else {
         return;
@@ -657,6 +672,7 @@ on_both_backends!(
     passthrough_keeps_every_field_and_rewrites_only_the_model,
     streams_end_with_done_and_hide_the_usage_chunk_unless_asked,
     stream_chunks_arrive_as_upstream_sends_them,
+    a_quiet_stream_gets_keep_alive_comments,
     a_model_that_thinks_before_its_first_chunk_gets_headers_first,
     a_slow_reader_holds_the_upstream_back_instead_of_filling_memory,
     upstreams_that_reject_stream_options_still_stream_and_count_tokens,

@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
     pub(super) load_balance_strategy: Option<String>,
     pub(super) max_body_bytes: Option<usize>,
     pub(super) shutdown_grace_secs: Option<u64>,
+    pub(super) stream_keep_alive_secs: Option<u64>,
     pub(super) upstream_timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub(super) providers: IndexMap<String, RawProvider>,

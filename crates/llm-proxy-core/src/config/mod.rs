@@ -53,6 +53,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long in-flight requests may run after SIGTERM before they are cut.
     pub shutdown_grace: Duration,
+    /// How often an idle stream gets an SSE comment, so proxies do not cut it.
+    pub stream_keep_alive: Duration,
     pub upstream_timeouts: UpstreamTimeouts,
     /// Enabled providers in config order (file order, then ones found only in the environment).
     pub providers: Vec<ProviderConfig>,
@@ -341,6 +343,10 @@ fn build(
     }
     let shutdown_grace =
         Duration::from_secs(env_parse(env, "SHUTDOWN_GRACE_SECS", errors).or(raw.shutdown_grace_secs).unwrap_or(30));
+    let stream_keep_alive = Duration::from_secs(raw.stream_keep_alive_secs.unwrap_or(15));
+    if stream_keep_alive.is_zero() {
+        errors.push(ConfigError { path: "stream_keep_alive_secs".into(), message: "must be at least 1".into() });
+    }
     let t = raw.upstream_timeouts.unwrap_or_default();
     let d = UpstreamTimeouts::default();
     let upstream_timeouts = UpstreamTimeouts {
@@ -379,6 +385,7 @@ fn build(
         load_balance_strategy,
         max_body_bytes,
         shutdown_grace,
+        stream_keep_alive,
         upstream_timeouts,
         providers,
     }

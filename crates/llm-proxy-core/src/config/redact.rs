@@ -39,6 +39,7 @@ impl Config {
         m.insert("load_balance_strategy".into(), self.load_balance_strategy.clone().into());
         m.insert("max_body_bytes".into(), (self.max_body_bytes as u64).into());
         m.insert("shutdown_grace_secs".into(), self.shutdown_grace.as_secs().into());
+        m.insert("stream_keep_alive_secs".into(), self.stream_keep_alive.as_secs().into());
         let mut t = Mapping::new();
         t.insert("connect_secs".into(), self.upstream_timeouts.connect.as_secs().into());
         t.insert("first_byte_secs".into(), self.upstream_timeouts.first_byte.as_secs().into());

@@ -18,6 +18,10 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
     if data.trim() == "[DONE]" {
         return Ok(StreamItem::Done);
     }
+    if !needs_scan(&data) {
+        // The common case, a content delta: nothing in it for the gateway, so no JSON parse.
+        return Ok(StreamItem::Chunk { chunk: ChatChunk { usage_only: false, usage: None, data }, finished: false });
+    }
     let scan = ChunkScan::of(data.as_bytes());
     if scan.error.is_some() {
         return Err(ProviderError::Reported(in_band_error_message(&data)));
@@ -25,6 +29,18 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
     let finished = scan.has_finish_reason();
     let chunk = ChatChunk { usage_only: scan.is_usage_only(), usage: scan.usage.map(TokenUsage::from), data };
     Ok(StreamItem::Chunk { chunk, finished })
+}
+
+/// Whether a chunk may carry usage, an error or a finish reason. Strings inside content are
+/// JSON-escaped (`\"usage\"`), so they cannot match these patterns.
+fn needs_scan(data: &str) -> bool {
+    if data.contains("\"usage\"") || data.contains("\"error\"") {
+        return true;
+    }
+    data.match_indices("\"finish_reason\"").any(|(at, key)| {
+        let rest = data[at + key.len()..].trim_start_matches([' ', ':', '\t', '\n', '\r']);
+        !rest.starts_with("null")
+    })
 }
 
 /// Usage of a complete `chat.completion` or embeddings response; an error if the body is not a
@@ -55,6 +71,14 @@ mod tests {
         let StreamItem::Chunk { chunk, finished } = stream_item(data.into()).unwrap() else { panic!() };
         assert!(!finished && !chunk.usage_only && chunk.usage.is_none());
         assert_eq!(chunk.data, data, "the chunk is forwarded byte for byte");
+    }
+
+    #[test]
+    fn content_that_mentions_usage_is_not_mistaken_for_usage() {
+        let data = r#"{"choices":[{"index":0,"delta":{"content":"the \"usage\" and \"error\" fields"},"finish_reason":null}]}"#;
+        assert!(!needs_scan(data));
+        assert!(needs_scan(r#"{"choices":[{"delta":{},"finish_reason": "length"}]}"#));
+        assert!(needs_scan(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#));
     }
 
     #[test]

@@ -181,8 +181,11 @@ struct StreamState {
     decoder: SseDecoder,
     events: Vec<SseEvent>,
     pending: VecDeque<SseEvent>,
-    /// How long the next read may take: `first_byte` until the first bytes, then `idle`.
-    wait: Duration,
+    /// Fires at the read deadline. It is re-armed only when it fires, not on every chunk: a
+    /// timer per chunk showed in profiles. On firing it checks when data last came.
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When the last bytes arrived; `None` until the first.
+    last_data: Option<tokio::time::Instant>,
     idle: Duration,
     finished: bool,
     done: bool,
@@ -201,7 +204,8 @@ fn chunk_stream(
         decoder: SseDecoder::new(),
         events: Vec::new(),
         pending: VecDeque::new(),
-        wait: first,
+        deadline: Box::pin(tokio::time::sleep(first)),
+        last_data: None,
         idle,
         finished: false,
         done: false,
@@ -224,13 +228,34 @@ fn chunk_stream(
                     }
                 }
             }
-            let wait = std::mem::replace(&mut st.wait, st.idle);
-            match tokio::time::timeout(wait, st.body.next()).await {
-                Err(_) => {
-                    st.done = true;
-                    return Some((Err(ProviderError::Timeout(TimeoutPhase::BetweenChunks)), st));
+            let next = tokio::select! {
+                biased;
+                next = st.body.next() => Ok(next),
+                () = st.deadline.as_mut() => Err(()),
+            };
+            match next {
+                Err(()) => {
+                    let now = tokio::time::Instant::now();
+                    match st.last_data.map(|t| t + st.idle).filter(|d| *d > now) {
+                        Some(later) => st.deadline.as_mut().reset(later),
+                        None => {
+                            st.done = true;
+                            let phase = if st.last_data.is_some() {
+                                TimeoutPhase::BetweenChunks
+                            } else {
+                                TimeoutPhase::FirstByte
+                            };
+                            return Some((Err(ProviderError::Timeout(phase)), st));
+                        }
+                    }
                 }
                 Ok(Some(Ok(bytes))) => {
+                    let now = tokio::time::Instant::now();
+                    if st.last_data.is_none() {
+                        // From here on the limit is the silence between chunks.
+                        st.deadline.as_mut().reset(now + st.idle);
+                    }
+                    st.last_data = Some(now);
                     if let Err(e) = st.decoder.feed(&bytes, &mut st.events) {
                         st.done = true;
                         return Some((Err(ProviderError::Protocol(e.to_string())), st));

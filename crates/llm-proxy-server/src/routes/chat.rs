@@ -51,7 +51,7 @@ pub async fn chat_completions(
             relay::json_response(done.body)
         }
         Ok(ChatResponse::Stream(chunks)) => {
-            relay::sse_response(chunks, meter, client_wants_usage, &provider_name, state.cut.clone()).await
+            relay::sse_response(chunks, meter, client_wants_usage, &provider_name, &state).await
         }
     }
 }

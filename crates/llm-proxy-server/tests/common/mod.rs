@@ -112,6 +112,7 @@ providers:
       - mock-slow-50-cut-after-2
       - mock-error-after-2
       - mock-think-1800
+      - mock-slow-1500-chunks-1
       - mock-fail-500
       - mock-fail-429
       - mock-fail-400
