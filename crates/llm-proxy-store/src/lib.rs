@@ -6,6 +6,87 @@
 //!
 //! Errors and log lines never carry the database URL, which may hold a password.
 
+/// The `Store` methods whose SQL and binding are the same on both backends (the SQL is in `rows`).
+/// A macro rather than a generic over `sqlx::Database`, whose bounds would outweigh the code.
+/// `impl_store!(Type { backend-specific methods })` writes the whole `impl Store`, so that
+/// `async_trait` sees every method. Expects `self.pool` and `self.clock_ms()` (the clock that
+/// stamps key changes).
+macro_rules! impl_store {
+    ($store:ty { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl Store for $store {
+        $($own)*
+
+        async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+            let now = self.clock_ms().await?;
+            sqlx::query(rows::INSERT_KEY)
+                .bind(&key.id)
+                .bind(&key.name)
+                .bind(&key.hash[..])
+                .bind(&key.display)
+                .bind(rows::models_json(key)?)
+                .bind(&key.user)
+                .bind(now)
+                .bind(key.expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(rows::inserted_key(key, now))
+        }
+
+        async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS).fetch_all(&self.pool).await.map_err(map_sqlx)?;
+            rows::keys_from_rows(rows)
+        }
+
+        async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
+            let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
+                .bind(self.clock_ms().await?)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            row.ok_or(StoreError::NotFound)?.try_into()
+        }
+
+        async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+            let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            rows::keys_from_rows(rows)
+        }
+
+        async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+            for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
+                rows::insert_logs_query(chunk)
+                    .build()
+                    // Each batch size is a different statement; caching them would only evict
+                    // the statements that are reused.
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_sqlx)?;
+            }
+            tx.commit().await.map_err(map_sqlx)
+        }
+
+        async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
+            let limit = rows::page_limit(query.limit);
+            let rows: Vec<LogRow> =
+                rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
+            rows::log_page(rows, limit)
+        }
+        }
+    };
+}
+pub(crate) use impl_store;
+
 mod postgres;
 mod rows;
 mod sqlite;

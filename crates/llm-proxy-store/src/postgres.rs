@@ -3,7 +3,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{Store, StoreError};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
@@ -38,7 +37,7 @@ impl PostgresStore {
     /// Key changes are stamped with the database's clock, not this process's: the key rings of all
     /// instances poll by `updated_at`, and a writer whose clock lags would otherwise stamp a
     /// revoke behind their window, where no ring would ever see it.
-    async fn db_now_ms(&self) -> Result<i64, StoreError> {
+    async fn clock_ms(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
             .fetch_one(&self.pool)
             .await
@@ -86,8 +85,7 @@ async fn last_connect_error(options: &PgConnectOptions) -> String {
     }
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+crate::impl_store!(PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
         // `run_direct` rather than `run(&mut *conn)`: the latter's `Acquire` bound is not
@@ -112,66 +110,4 @@ impl Store for PostgresStore {
         missing_migrations(&migrator(), &applied)
     }
 
-    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-        let now = self.db_now_ms().await?;
-        sqlx::query(rows::INSERT_KEY)
-            .bind(&key.id)
-            .bind(&key.name)
-            .bind(&key.hash[..])
-            .bind(&key.display)
-            .bind(rows::models_json(key)?)
-            .bind(&key.user)
-            .bind(now)
-            .bind(key.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(rows::inserted_key(key, now))
-    }
-
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS).fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        rows::keys_from_rows(rows)
-    }
-
-    async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
-            .bind(self.db_now_ms().await?)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        row.ok_or(StoreError::NotFound)?.try_into()
-    }
-
-    async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> =
-            sqlx::query_as(rows::KEYS_UPDATED_SINCE).bind(since_ms).fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        rows::keys_from_rows(rows)
-    }
-
-    async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
-            rows::insert_logs_query(chunk)
-                .build()
-                // Each batch size is a different statement; preparing and caching them would
-                // only evict the statements that are reused.
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)
-    }
-
-    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
-        let limit = rows::page_limit(query.limit);
-        let rows: Vec<LogRow> =
-            rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        rows::log_page(rows, limit)
-    }
-}
+});

@@ -3,7 +3,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use llm_proxy_core::now_ms;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{Store, StoreError};
@@ -35,6 +34,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// One machine, one clock: the process's own is the database's.
+    async fn clock_ms(&self) -> Result<i64, StoreError> {
+        Ok(now_ms())
+    }
+
     /// Opens (creating if needed) the database. `sqlite::memory:` gets a single connection that
     /// is never recycled, because the database lives only as long as its connection.
     pub async fn connect(url: &str, max_open: u32, min_idle: u32) -> Result<Self, StoreError> {
@@ -90,8 +94,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+crate::impl_store!(SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.migrating.lock().await;
         match migrator().run(&self.pool).await {
@@ -121,66 +124,4 @@ impl Store for SqliteStore {
         missing_migrations(&migrator(), &applied)
     }
 
-    async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-        let now = now_ms();
-        sqlx::query(rows::INSERT_KEY)
-            .bind(&key.id)
-            .bind(&key.name)
-            .bind(&key.hash[..])
-            .bind(&key.display)
-            .bind(rows::models_json(key)?)
-            .bind(&key.user)
-            .bind(now)
-            .bind(key.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(rows::inserted_key(key, now))
-    }
-
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(rows::LIST_KEYS).fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        rows::keys_from_rows(rows)
-    }
-
-    async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
-        let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
-            .bind(now_ms())
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        row.ok_or(StoreError::NotFound)?.try_into()
-    }
-
-    async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows: Vec<KeyRow> =
-            sqlx::query_as(rows::KEYS_UPDATED_SINCE).bind(since_ms).fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        rows::keys_from_rows(rows)
-    }
-
-    async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
-            rows::insert_logs_query(chunk)
-                .build()
-                // Each batch size is a different statement; caching them would only evict the
-                // statements that are reused.
-                .persistent(false)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)
-    }
-
-    async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
-        let limit = rows::page_limit(query.limit);
-        let rows: Vec<LogRow> =
-            rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
-        rows::log_page(rows, limit)
-    }
-}
+});
