@@ -35,16 +35,11 @@ struct Shared {
 pub struct LogSink {
     tx: mpsc::Sender<RequestLogEntry>,
     shared: Arc<Shared>,
-    /// Observers of every entry (live dashboard, tests); never blocks the request path.
-    events: tokio::sync::broadcast::Sender<Arc<RequestLogEntry>>,
 }
 
 impl LogSink {
     /// Queues one entry without waiting.
     pub fn record(&self, entry: RequestLogEntry) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(Arc::new(entry.clone()));
-        }
         match self.tx.try_send(entry) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Closed(entry)) => {
@@ -65,11 +60,6 @@ impl LogSink {
                 }
             }
         }
-    }
-
-    /// Every entry recorded from now on, as it is recorded.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<RequestLogEntry>> {
-        self.events.subscribe()
     }
 
     /// Entries given up on since start.
@@ -98,8 +88,7 @@ pub fn log_channel(store: Arc<dyn Store>) -> (LogSink, LogWriter) {
         dropped: AtomicU64::new(0),
         written: AtomicU64::new(0),
     });
-    let (events, _) = tokio::sync::broadcast::channel(1024);
-    (LogSink { tx, shared: shared.clone(), events }, LogWriter { rx, shared, store })
+    (LogSink { tx, shared: shared.clone() }, LogWriter { rx, shared, store })
 }
 
 impl LogWriter {

@@ -84,17 +84,6 @@ pub enum ProviderError {
     Interrupted(String),
 }
 
-impl ProviderError {
-    /// Whether sending the same request again (here or to another deployment) may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Connect(_) | Self::Timeout(_) | Self::Interrupted(_) | Self::Reported(_) => true,
-            Self::Status { status, .. } => *status == 429 || *status >= 500,
-            Self::Protocol(_) => false,
-        }
-    }
-}
-
 /// One upstream deployment's client. `model` is the upstream model id, already resolved.
 pub trait Provider: Send + Sync {
     fn chat(

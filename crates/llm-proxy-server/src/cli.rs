@@ -120,7 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let listener = tokio::net::TcpListener::bind(config.listen_addr)
                     .await
                     .with_context(|| format!("listening on {}", config.listen_addr))?;
-                serve::run(config, listener, serve::shutdown_signal(), |_| {}).await
+                serve::run(config, listener, serve::shutdown_signal(), || {}).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

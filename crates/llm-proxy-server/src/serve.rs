@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use axum::serve::ListenerExt;
 use llm_proxy_core::config::Config;
 use llm_proxy_core::key_ring::KeyRing;
-use llm_proxy_core::log_writer::{LogSink, log_channel};
+use llm_proxy_core::log_writer::log_channel;
 use llm_proxy_core::store::Store;
 use llm_proxy_providers::HttpClient;
 use secrecy::ExposeSecret;
@@ -42,12 +42,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Runs the gateway on `listener` until `shutdown` completes, then drains and flushes.
-/// `on_ready` is called once the listener serves (tests wait for it), with the request-log sink.
+/// `on_ready` is called once the listener serves (tests wait for it).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    on_ready: impl FnOnce(LogSink) + Send,
+    on_ready: impl FnOnce() + Send,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let (keys, watermark) = KeyRing::load(store.as_ref()).await.context("loading virtual keys")?;
@@ -76,7 +76,7 @@ pub async fn run(
 
     let addr = listener.local_addr()?;
     announce(&config, addr, keys.len());
-    on_ready(logs.clone());
+    on_ready();
 
     let graceful = CancellationToken::new();
     // Stream chunks are small writes; without TCP_NODELAY Nagle's algorithm holds each one back

@@ -229,7 +229,7 @@ async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
     assert!(rest.ends_with("data: [DONE]\n\n"), "the in-flight stream was cut: {rest}");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
-    assert!(TcpStreamProbe::refused(port), "the port is closed after exit");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is closed after exit");
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.contains("DEBUG"), "debug logging was on");
@@ -252,14 +252,6 @@ async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
     let rows = format!("{:?}", page.entries);
     assert!(!rows.contains(PROVIDER_CANARY) && !rows.contains(&virtual_key));
     assert!(page.entries.iter().any(|e| e.stream && e.status == 200 && e.completion_tokens == Some(3)));
-}
-
-struct TcpStreamProbe;
-
-impl TcpStreamProbe {
-    fn refused(port: u16) -> bool {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    }
 }
 
 /// The README's first command: no config file, a provider key in the environment.

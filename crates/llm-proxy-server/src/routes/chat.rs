@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::{ChatResponse, Provider};
@@ -18,11 +18,12 @@ use crate::routes::{Target, authenticate, decode_body, route};
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
-    let (target, request) = match prepare(&state, &headers, body, &mut meter).await {
+    // Taking the request whole avoids the header-map copy a `HeaderMap` extractor makes.
+    let (parts, body) = request.into_parts();
+    let (target, request) = match prepare(&state, &parts.headers, body, &mut meter).await {
         Ok(p) => p,
         Err(e) => {
             meter.fail(&e);

@@ -1,9 +1,7 @@
 //! `POST /v1/embeddings`.
 
 use axum::Extension;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::Provider;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
@@ -19,10 +17,11 @@ use crate::routes::{authenticate, decode_body, route};
 pub async fn embeddings(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "embeddings");
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let result = async {
         let principal = authenticate(&state, &headers, &mut meter)?;
         let bytes = state.unless_cut(read_limited(&headers, body, state.max_body_bytes)).await?;

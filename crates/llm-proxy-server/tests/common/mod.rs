@@ -154,7 +154,7 @@ providers:
             config,
             listener,
             shutdown.clone().cancelled_owned(),
-            move |_| {
+            move || {
                 let _ = ready_tx.send(());
             },
         ));
