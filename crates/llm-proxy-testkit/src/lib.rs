@@ -179,16 +179,22 @@ fn last_user_text(body: &Value) -> String {
         .unwrap_or_default()
 }
 
-async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(400, &format!("mock could not parse body: {e}")),
-    };
-    state.record("/v1/chat/completions", &headers, &body);
+/// Parses and records a request, then applies the faults its model asks for; `Err` is the
+/// response to send instead of the normal one.
+async fn accept(state: &MockState, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<(Value, String), Response> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| error(400, &format!("mock could not parse body: {e}")))?;
+    state.record(path, headers, &body);
     let model = body["model"].as_str().unwrap_or("").to_string();
-    if let Err(resp) = faults(&model, &headers).await {
-        return resp;
-    }
+    faults(&model, headers).await?;
+    Ok((body, model))
+}
+
+async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (body, model) = match accept(&state, "/v1/chat/completions", &headers, &body).await {
+        Ok(accepted) => accepted,
+        Err(resp) => return resp,
+    };
     let mistral = model.contains("mistral-style");
     if mistral && body.get("stream_options").is_some() {
         return (
@@ -332,15 +338,10 @@ impl Drop for StreamGuard {
 }
 
 async fn embeddings(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(400, &format!("mock could not parse body: {e}")),
+    let (body, model) = match accept(&state, "/v1/embeddings", &headers, &body).await {
+        Ok(accepted) => accepted,
+        Err(resp) => return resp,
     };
-    state.record("/v1/embeddings", &headers, &body);
-    let model = body["model"].as_str().unwrap_or("").to_string();
-    if let Err(resp) = faults(&model, &headers).await {
-        return resp;
-    }
     let inputs: Vec<Value> = match &body["input"] {
         Value::Array(items) if items.first().is_some_and(|v| !v.is_number()) => items.clone(),
         other => vec![other.clone()],
