@@ -2,7 +2,8 @@
 
 One session starts the real binaries, exactly as an operator would:
 
-1. ``llm-proxy-mock 127.0.0.1:0`` — the mock OpenAI upstream (faults chosen by model name);
+1. ``llm-proxy-mock 127.0.0.1:0`` — the mock upstream, speaking OpenAI, Anthropic, Gemini and GLM
+   (faults and behaviours chosen by model name; it checks the Anthropic, Gemini and GLM keys);
 2. a YAML config in a temporary directory (SQLite there, a free loopback port, debug logging);
 3. ``llm-proxy keys create --name e2e --json`` — the virtual key the tests use;
 4. ``llm-proxy serve`` with its stdout/stderr captured to a file, ready once ``GET /health`` is 200.
@@ -32,8 +33,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The upstream credential the gateway holds; it must never leak anywhere a client or log reader sees.
+# The upstream credentials the gateway holds; they must never leak anywhere a client or log reader
+# sees. The mock checks the Anthropic, Gemini and GLM ones (GLM's signs a JWT; its secret half must
+# never appear either).
 PROVIDER_KEY = "sk-canary-provider-0123456789"
+ANTHROPIC_KEY = "sk-ant-canary-0123456789"
+GEMINI_KEY = "AIza-canary-0123456789"
+GLM_KEY = "canaryid.canary-glm-secret-0123456789"
 
 HEALTH_TIMEOUT_S = 30.0
 SHUTDOWN_TIMEOUT_S = 15.0
@@ -257,6 +263,23 @@ providers:
       - mock-slow-200-chunks-50
       - mock-slow-50-cut-after-2
       - text-embedding-mock
+  # One provider per wire protocol, all on the mock, serving whatever model the client names.
+  oai:
+    protocol: openai
+    base_url: "http://{mock_addr}/v1"
+    api_key: "{PROVIDER_KEY}"
+  claude:
+    protocol: anthropic
+    base_url: "http://{mock_addr}"
+    api_key: "{ANTHROPIC_KEY}"
+  gem:
+    protocol: gemini
+    base_url: "http://{mock_addr}"
+    api_key: "{GEMINI_KEY}"
+  zhipu:
+    protocol: glm
+    base_url: "http://{mock_addr}/api/paas/v4"
+    api_key: "{GLM_KEY}"
 """
 
 
@@ -275,7 +298,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     try:
         # 1. The mock upstream on an ephemeral port; it prints "listening on ADDR".
         mock = subprocess.Popen(
-            [str(mock_bin), "127.0.0.1:0"],
+            [
+                str(mock_bin),
+                "127.0.0.1:0",
+                "--anthropic-key",
+                ANTHROPIC_KEY,
+                "--gemini-key",
+                GEMINI_KEY,
+                "--glm-key",
+                GLM_KEY,
+            ],
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,
@@ -302,6 +334,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
             master_key=master_key,
         )
         s.secrets["provider key"] = PROVIDER_KEY
+        s.secrets["Anthropic key"] = ANTHROPIC_KEY
+        s.secrets["Gemini key"] = GEMINI_KEY
+        s.secrets["GLM key secret"] = GLM_KEY.split(".", 1)[1]
         s.secrets["master key"] = master_key
 
         # 3. The virtual key, created before the server starts (the CLI migrates the database).

@@ -31,11 +31,6 @@ impl Protocol {
             Self::Glm => "glm",
         }
     }
-
-    /// Whether this build has an adapter for the protocol.
-    pub fn is_supported(self) -> bool {
-        matches!(self, Self::Openai)
-    }
 }
 
 /// A provider known by name, so that `openai: { api_key: ... }` (or just `OPENAI_API_KEY` in the
@@ -106,7 +101,8 @@ pub const KNOWN_PROVIDERS: &[KnownProvider] = &[
         protocol: Protocol::Glm,
         base_url: Some("https://open.bigmodel.cn/api/paas/v4"),
         key_vars: &["GLM_API_KEY", "ZHIPUAI_API_KEY"],
-        stream_options: true,
+        // GLM puts usage in the finish chunk of every stream; `stream_options` is not in its API.
+        stream_options: false,
         models: &["glm-4.6", "glm-4.5", "glm-4.5-air"],
     },
     KnownProvider {

@@ -12,6 +12,9 @@ pub mod model_catalog;
 pub mod provider;
 pub mod request_log;
 pub mod store;
+pub mod token_estimate;
+pub mod translate;
+pub mod unified;
 pub mod virtual_key;
 
 /// Milliseconds since the Unix epoch: the one timestamp format of the store and the API.

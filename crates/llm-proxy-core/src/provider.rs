@@ -1,51 +1,132 @@
 //! The contract between the gateway and an upstream adapter.
 //!
-//! Requests and responses are in the OpenAI shape, the gateway's lingua franca: an adapter for the
-//! OpenAI protocol passes them through, others translate. Errors say who failed and whether trying
-//! again (or elsewhere) makes sense, which is what retries and fallbacks need.
+//! The adapter receives the client's request in the client's own protocol (`ChatInput`). When
+//! that is the adapter's protocol it forwards it with only the model rewritten and answers in
+//! kind (`ChatOutput::Complete` / `Stream`, bytes the client can take as they are); otherwise it
+//! translates through the unified model (`crate::unified`) and answers with unified values
+//! (`ChatOutput::Unified` / `UnifiedStream`) that the server encodes for the client. Errors say who
+//! failed and whether trying again (or elsewhere) makes sense, which is what retries and fallbacks
+//! need.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use llm_proxy_protocol::anthropic::MessagesRequest;
 use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
 
-/// Token counts of one request.
+use crate::unified::{self, StreamEvent, TranslateError, WireProtocol};
+
+/// Token counts of one request. `prompt_tokens` counts all input, cached included; the detail
+/// fields are parts of the two totals (see `crate::unified`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cached_tokens: u64,
+    /// Input tokens written to the provider's prompt cache (Anthropic bills them extra).
+    pub cache_write_tokens: u64,
+    /// Output tokens spent on reasoning.
+    pub reasoning_tokens: u64,
 }
 
 impl From<llm_proxy_protocol::openai::Usage> for TokenUsage {
     fn from(u: llm_proxy_protocol::openai::Usage) -> Self {
-        Self { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write_tokens: 0,
+            reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+        }
     }
 }
 
-/// A complete (non-streamed) upstream answer, as bytes in the OpenAI shape.
+/// A chat request as the client sent it.
+#[derive(Debug, Clone)]
+pub enum ChatInput {
+    OpenAi(ChatCompletionRequest),
+    Anthropic(MessagesRequest),
+    /// Already translated (e.g. by an earlier attempt of a route).
+    Unified(unified::ChatRequest),
+}
+
+impl ChatInput {
+    pub fn is_stream(&self) -> bool {
+        match self {
+            Self::OpenAi(r) => r.is_stream(),
+            Self::Anthropic(r) => r.is_stream(),
+            Self::Unified(r) => r.stream,
+        }
+    }
+
+    /// The client's protocol; `None` for an already unified request.
+    pub fn protocol(&self) -> Option<WireProtocol> {
+        match self {
+            Self::OpenAi(_) => Some(WireProtocol::OpenAi),
+            Self::Anthropic(_) => Some(WireProtocol::Anthropic),
+            Self::Unified(_) => None,
+        }
+    }
+
+    /// Translates into the unified model, for an upstream of another protocol. `model` is the
+    /// upstream model id.
+    pub fn into_unified(self, model: &str) -> Result<unified::ChatRequest, TranslateError> {
+        let mut req = match self {
+            Self::OpenAi(r) => crate::translate::openai::request_to_unified(r)?,
+            Self::Anthropic(r) => crate::translate::anthropic::request_to_unified(r)?,
+            Self::Unified(r) => r,
+        };
+        req.model = model.to_string();
+        Ok(req)
+    }
+}
+
+/// A complete (non-streamed) upstream answer, as bytes in the client's protocol.
 #[derive(Debug)]
 pub struct CompleteResponse {
     pub body: Bytes,
     pub usage: Option<TokenUsage>,
 }
 
-/// One event of a streamed chat completion.
+/// What one streamed chunk is, for metering and for what the client asked to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// Carries part of the answer: the first one marks time to first token.
+    Content,
+    /// Framing the client needs but that is not the answer (`message_start`, `ping`, a stop).
+    Meta,
+    /// The usage chunk OpenAI adds at the end; dropped unless the client asked for it.
+    UsageOnly,
+    /// Carries only metering (usage) for the gateway; never sent.
+    Hidden,
+}
+
+/// One event of a streamed chat completion, in the client's protocol.
 #[derive(Debug, Clone)]
 pub struct ChatChunk {
-    /// The `chat.completion.chunk` JSON, exactly as it goes to an OpenAI-protocol client.
+    /// The SSE `event:` name (Anthropic names every event; OpenAI none).
+    pub event: Option<Cow<'static, str>>,
+    /// The event's `data:` payload exactly as it goes to the client.
     pub data: String,
     pub usage: Option<TokenUsage>,
-    /// Carries usage and no choices: the chunk `include_usage` adds at the end.
-    pub usage_only: bool,
+    pub kind: ChunkKind,
 }
 
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>> + Send>>;
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
 
-pub enum ChatResponse {
+pub enum ChatOutput {
+    /// Same protocol as the client: the body as the client takes it.
     Complete(CompleteResponse),
+    /// Same protocol as the client: chunks as the client takes them.
     Stream(ChatStream),
+    /// Translated: to be encoded in the client's protocol.
+    Unified(unified::ChatResponse),
+    UnifiedStream(EventStream),
 }
 
 /// Which phase of an upstream call ran out of time.
@@ -82,15 +163,33 @@ pub enum ProviderError {
     /// The connection broke after the answer began.
     #[error("upstream stream interrupted: {0}")]
     Interrupted(String),
+    /// The request cannot be expressed in the upstream's protocol (answered with 400).
+    #[error("{0}")]
+    Untranslatable(TranslateError),
+    /// The upstream's protocol has no such operation (e.g. embeddings on Anthropic).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<TranslateError> for ProviderError {
+    fn from(e: TranslateError) -> Self {
+        Self::Untranslatable(e)
+    }
 }
 
 /// One upstream deployment's client. `model` is the upstream model id, already resolved.
 pub trait Provider: Send + Sync {
-    fn chat(
+    fn protocol(&self) -> WireProtocol;
+
+    fn chat(&self, model: &str, request: ChatInput) -> impl Future<Output = Result<ChatOutput, ProviderError>> + Send;
+
+    /// Input tokens of a request as the upstream counts them, or `None` where the upstream has no
+    /// counting endpoint (the gateway then estimates).
+    fn count_tokens(
         &self,
         model: &str,
-        request: ChatCompletionRequest,
-    ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send;
+        request: ChatInput,
+    ) -> impl Future<Output = Result<Option<u64>, ProviderError>> + Send;
 
     fn embeddings(
         &self,

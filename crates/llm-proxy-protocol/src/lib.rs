@@ -3,6 +3,8 @@
 //! Pure data and pure functions: no I/O, no async runtime, no HTTP types. Everything here compiles
 //! and tests in seconds, so translation code can be iterated on without linking the server.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod json;
 pub mod openai;
 pub mod sse;

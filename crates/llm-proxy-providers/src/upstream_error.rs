@@ -7,7 +7,8 @@ use serde_json::Value;
 const MAX_MESSAGE_CHARS: usize = 500;
 
 /// Builds the error for an upstream `status` with `body`. Understands OpenAI's
-/// `{"error":{"message","type","code"}}`, `{"error":"text"}`, `{"message":...}` and FastAPI's
+/// `{"error":{"message","type","code"}}`, Anthropic's `{"type":"error","error":{"type","message"}}`,
+/// Google's `{"error":{"code","message","status"}}`, `{"error":"text"}`, `{"message":...}` and FastAPI's
 /// `{"detail":...}`; anything else is quoted as text.
 /// `secret` (the provider key) is scrubbed from the message before it is cut, so no part of it
 /// survives: upstreams quote a refused key ("Incorrect API key provided: sk-...").
@@ -27,10 +28,14 @@ pub(crate) fn from_status(
                 .or_else(|| v.get("message").and_then(Value::as_str))
                 .map(String::from)
                 .or_else(|| v.get("detail").map(|d| d.as_str().map(String::from).unwrap_or_else(|| d.to_string())));
+            // OpenAI: `code` (string); Google: `status` ("INVALID_ARGUMENT"); Anthropic: `type`.
             let code = err
                 .get("code")
-                .and_then(|c| c.as_str().map(String::from).or_else(|| c.as_i64().map(|n| n.to_string())))
-                .or_else(|| err.get("type").and_then(Value::as_str).map(String::from));
+                .and_then(Value::as_str)
+                .or_else(|| err.get("status").and_then(Value::as_str))
+                .or_else(|| err.get("type").and_then(Value::as_str))
+                .map(String::from)
+                .or_else(|| err.get("code").and_then(Value::as_i64).map(|n| n.to_string()));
             (message, code)
         }
         Err(_) => (None, None),
@@ -78,6 +83,16 @@ mod tests {
             (429, "Rate limit reached".into(), Some("rate_limit_exceeded".into()))
         );
         assert_eq!(parts(from_status(500, br#"{"error":"boom"}"#, None, None)).1, "boom");
+        let anthropic = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            parts(from_status(529, anthropic, None, None)),
+            (529, "Overloaded".into(), Some("overloaded_error".into()))
+        );
+        let google = br#"{"error":{"code":400,"message":"Bad thing","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(
+            parts(from_status(400, google, None, None)),
+            (400, "Bad thing".into(), Some("INVALID_ARGUMENT".into()))
+        );
         assert_eq!(parts(from_status(400, br#"{"detail":[{"loc":["body"]}]}"#, None, None)).1, r#"[{"loc":["body"]}]"#);
         assert_eq!(parts(from_status(502, b"<html>Bad Gateway</html>", None, None)).1, "<html>Bad Gateway</html>");
         assert_eq!(parts(from_status(503, b"", None, None)).1, "no error message");

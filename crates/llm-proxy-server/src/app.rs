@@ -110,6 +110,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/messages", post(routes::messages::messages))
+        .route("/v1/messages/count_tokens", post(routes::messages::count_tokens))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/models", get(routes::models::list_models))
         .route("/v1/models/{*model}", get(routes::models::retrieve_model))

@@ -42,12 +42,23 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// The key on the Anthropic endpoints: `x-api-key` (what the Anthropic SDKs send by default), or a
+/// bearer token (what they send when given an auth token).
+pub fn anthropic_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .or_else(|| bearer(headers))
+}
+
 impl Shared {
     /// Authenticates a presented secret without touching the database.
     pub fn authenticate(&self, secret: Option<&str>) -> Result<Principal, ApiError> {
         let Some(secret) = secret else {
             return Err(ApiError::unauthorized(
-                "Missing API key. Send it as `Authorization: Bearer <key>`; create one with `llm-proxy keys create`.",
+                "Missing API key. Send it as `Authorization: Bearer <key>` (or `x-api-key: <key>` on /v1/messages); create one with `llm-proxy keys create`.",
             ));
         };
         // Digests have one length, so the comparison does not reveal the master key's length.

@@ -1,7 +1,8 @@
 //! `ApiError`: the only type that becomes an error response.
 //!
-//! Bodies use OpenAI's shape `{"error":{"message","type","param","code"}}`. Messages are for the
-//! API user: 5xx bodies name the failing upstream and what it said where that is safe, and never
+//! Bodies use OpenAI's shape `{"error":{"message","type","param","code"}}`, or Anthropic's
+//! `{"type":"error","error":{"type","message"}}` on the Anthropic endpoints (`into_response_for`).
+//! Messages are for the API user: 5xx bodies name the failing upstream and what it said where that is safe, and never
 //! anything internal (database errors, stack traces, keys).
 
 use axum::Json;
@@ -9,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
 use llm_proxy_core::request_log::error_kind;
+use llm_proxy_core::unified::WireProtocol;
 use serde_json::json;
 
 #[derive(Debug, Clone)]
@@ -200,6 +202,15 @@ impl ApiError {
                 format!("Upstream provider `{provider}` failed mid-answer: {message}"),
             )
             .with_code("upstream_error"),
+            ProviderError::Untranslatable(e) => {
+                Self::bad_request(format!("This request cannot be sent to provider `{provider}`: {}", e.message))
+                    .with_param(e.param.clone())
+                    .with_code("untranslatable_request")
+            }
+            ProviderError::Unsupported(what) => {
+                Self::bad_request(format!("Provider `{provider}` cannot serve this request: {what}."))
+                    .with_code("unsupported_by_provider")
+            }
             ProviderError::Interrupted(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
@@ -216,9 +227,38 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(self.body())).into_response();
+impl ApiError {
+    /// Anthropic's error `type` for this status.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            504 => "timeout_error",
+            529 => "overloaded_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The body in Anthropic's shape, also used for an `error` event inside a stream.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        json!({"type": "error", "error": {"type": self.anthropic_type(), "message": self.message}})
+    }
+
+    /// The response in the shape of the client's protocol.
+    pub fn into_response_for(self, protocol: WireProtocol) -> Response {
+        let body = match protocol {
+            WireProtocol::Anthropic => self.anthropic_body(),
+            _ => self.body(),
+        };
+        self.respond(body)
+    }
+
+    fn respond(self, body: serde_json::Value) -> Response {
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(v) = self.retry_after.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
             resp.headers_mut().insert("retry-after", v);
         }
@@ -227,5 +267,12 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        self.respond(body)
     }
 }

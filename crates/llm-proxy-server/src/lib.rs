@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod deliver;
 pub mod error;
 pub mod meter;
 pub mod relay;

@@ -11,7 +11,8 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
-use llm_proxy_core::provider::{ChatChunk, ChatStream, ProviderError};
+use llm_proxy_core::provider::{ChatChunk, ChatStream, ChunkKind, ProviderError};
+use llm_proxy_core::unified::WireProtocol;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::app::Shared;
@@ -35,6 +36,8 @@ struct Relay {
     /// `None` once the outcome is recorded; dropping it earlier records a client disconnect.
     meter: Option<RequestMeter>,
     client_wants_usage: bool,
+    /// The client's protocol: how the end and errors are written.
+    protocol: WireProtocol,
     provider: String,
     /// Completes when the shutdown grace period is over. Registered once per stream rather
     /// than once per chunk.
@@ -65,6 +68,7 @@ pub async fn sse_response(
     mut upstream: ChatStream,
     meter: RequestMeter,
     client_wants_usage: bool,
+    protocol: WireProtocol,
     provider: &str,
     state: &Shared,
 ) -> Response {
@@ -79,11 +83,11 @@ pub async fn sse_response(
         Some(Ok(None)) => {
             let err = ApiError::upstream(provider, &ProviderError::Interrupted("the upstream stream was empty".into()));
             meter.fail(&err);
-            return err.into_response();
+            return err.into_response_for(protocol);
         }
         Some(Err(err)) => {
             meter.fail(&err);
-            return err.into_response();
+            return err.into_response_for(protocol);
         }
     };
     let every = state.stream_keep_alive;
@@ -94,6 +98,7 @@ pub async fn sse_response(
         first,
         meter: Some(meter),
         client_wants_usage,
+        protocol,
         provider: provider.to_string(),
         cut,
         keep_alive,
@@ -151,33 +156,44 @@ impl Relay {
                 if let Some(u) = chunk.usage {
                     meter.usage(u);
                 }
-                if chunk.usage_only && !self.client_wants_usage {
-                    return;
+                match chunk.kind {
+                    ChunkKind::Hidden => return,
+                    ChunkKind::UsageOnly if !self.client_wants_usage => return,
+                    ChunkKind::Content => meter.first_token(),
+                    ChunkKind::UsageOnly | ChunkKind::Meta => {}
                 }
-                if !chunk.usage_only {
-                    meter.first_token();
-                }
-                push_event(out, &chunk.data);
+                push_event(out, chunk.event.as_deref(), &chunk.data);
             }
             Ok(None) => {
                 if let Some(m) = self.meter.take() {
                     m.succeed(200);
                 }
-                push_event(out, "[DONE]");
+                // Anthropic streams end with their own `message_stop` event.
+                if self.protocol != WireProtocol::Anthropic {
+                    push_event(out, None, "[DONE]");
+                }
             }
             Err(err) => {
-                // Headers are sent: the failure travels as one last event, OpenAI's way.
+                // Headers are sent: the failure travels as one last event, in the client's protocol.
                 if let Some(m) = self.meter.take() {
                     m.fail(&err);
                 }
-                push_event(out, &err.body().to_string());
+                match self.protocol {
+                    WireProtocol::Anthropic => push_event(out, Some("error"), &err.anthropic_body().to_string()),
+                    _ => push_event(out, None, &err.body().to_string()),
+                }
             }
         }
     }
 }
 
 /// Appends one SSE event; each line of `data` gets its own `data:` field.
-fn push_event(out: &mut BytesMut, data: &str) {
+fn push_event(out: &mut BytesMut, event: Option<&str>, data: &str) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
     for line in data.split('\n') {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(line.as_bytes());

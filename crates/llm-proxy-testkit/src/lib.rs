@@ -1,53 +1,121 @@
-//! A mock upstream that speaks the OpenAI wire protocol exactly (chat completions, streaming with
-//! `[DONE]` and the `include_usage` chunk, embeddings, models, OpenAI error bodies), with faults
-//! chosen by the model name so concurrent tests never interfere:
+//! A mock upstream that speaks four providers' wire protocols exactly as their API references
+//! describe them, on one port:
+//!
+//! | protocol | paths | base URL an SDK takes | auth |
+//! |---|---|---|---|
+//! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models` | `http://ADDR/v1` | none checked |
+//! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens` | `http://ADDR` | `x-api-key` + `anthropic-version: 2023-06-01` |
+//! | Gemini v1beta | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens`, `:embedContent`, `:batchEmbedContents` | `http://ADDR` | `x-goog-api-key` or `?key=` |
+//! | ZhipuAI GLM v4 | `POST /api/paas/v4/chat/completions`, `POST /api/paas/v4/embeddings` | `http://ADDR/api/paas/v4` | `Bearer` JWT signed from `id.secret` ([`jwt`]) |
+//!
+//! Keys come from [`MockConfig`]: by default any non-empty Anthropic or Gemini key is accepted
+//! and GLM tokens must be signed with [`DEFAULT_GLM_KEY`]. Requests are checked as each provider
+//! checks them where a translation bug would show (roles, content blocks, tool call / result
+//! pairing, thinking budget…), each problem answered in the provider's own error shape.
+//!
+//! What the mock answers is chosen by the model name (so concurrent tests never interfere), the
+//! same on every protocol, each in its own encoding:
 //!
 //! | model contains | behaviour |
 //! |---|---|
-//! | `fail-<status>` | answers `<status>` with an OpenAI error body (`retry-after: 7` on 429; 401 quotes the key, as OpenAI does) |
+//! | `fail-<status>` | answers `<status>` with the protocol's error body (`retry-after: 7` on 429; OpenAI's 401 quotes the key, as OpenAI does) |
 //! | `delay-<ms>` | waits before answering |
-//! | `slow-<ms>` | waits between stream chunks |
-//! | `think-<ms>` | sends the stream's headers at once, then waits before the first chunk |
-//! | `chunks-<n>` | streams `n` content chunks (default 3) |
-//! | `pad-<n>` | pads each content chunk with `n` bytes (big streams, to fill buffers behind a slow reader) |
-//! | `cut-after-<n>` | streams `n` chunks, then breaks the connection (pair it with `slow-` so the chunks are flushed first) |
+//! | `slow-<ms>` | waits between stream frames |
+//! | `think-<ms>` | sends the stream's headers at once, then waits before the first frame |
+//! | `chunks-<n>` | streams `n` text chunks (default 3: `Hello`, ` w1`, ` w2`); a non-streamed answer is `echo: <last user text>` |
+//! | `pad-<n>` | pads each text chunk with `n` bytes (big streams, to fill buffers behind a slow reader) |
+//! | `cut-after-<n>` | streams `n` steps (a step is a chunk of the answer, then each closing event), then breaks the connection (pair it with `slow-` so they are flushed first) |
 //! | `no-usage` | never reports usage |
 //! | `not-json` | answers 200 with a body that is not JSON |
-//! | `error-after-<n>` | streams `n` chunks, then an in-band `data: {"error": ...}` event, then ends |
-//! | `mistral-style` | like Mistral: 422 for any `stream_options`, usage in the last content chunk of every stream |
+//! | `error-after-<n>` | streams `n` steps, then the protocol's in-band error (OpenAI `data: {"error": …}`, Anthropic `event: error`, Gemini a chunk with `error`), then ends |
+//! | `mistral-style` | OpenAI only, like Mistral: 422 for any `stream_options`, usage in the finish chunk of every stream |
+//! | `tool` | one call to the request's first tool (none: 400), arguments exactly [`TOOL_ARGUMENTS`], streamed in small fragments (Gemini: whole); stop `tool_calls` / `tool_use` / `STOP` |
+//! | `tools-2` | two parallel calls to the first tool, the second with [`SECOND_TOOL_ARGUMENTS`] |
+//! | `reason` | reasoning, then the text: OpenAI `reasoning_content` (as DeepSeek), Anthropic a signed thinking block, Gemini `thought: true` parts; reasoning tokens in usage where the protocol has a field |
+//! | `cache` | 1000 prompt tokens read from cache and 200 written: OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`/`cache_creation_input_tokens` (outside `input_tokens`), Gemini `cachedContentTokenCount` |
+//! | `max-tokens` | stops for length: `length` / `max_tokens` / `MAX_TOKENS` |
+//! | `refuse` | stops for the content filter: `content_filter` / `refusal` / `SAFETY` |
+//! | `echo` | the text is a compact JSON summary of the request: `{"system","messages","images","tools","tool_results","max_tokens","last_user_text"}` (see `summary.rs`) |
 //!
-//! Every request is recorded (`/_mock/requests`) and streams the gateway dropped before the end are
-//! counted (`/_mock/stats`), so tests can prove a client disconnect cancelled the upstream call.
-//! Dev-only: never a dependency of the binary.
+//! Usage is deterministic: prompt tokens are the words of the request's texts (plus the cache
+//! figures), completion tokens one per streamed unit (text chunk, reasoning chunk, tool call start
+//! or argument fragment), reported alike streamed or not.
+//!
+//! Every request is recorded (`/_mock/requests`: path, query, `authorization`, body and the
+//! headers that matter); streams the gateway dropped before the end are counted, and so are the
+//! distinct GLM tokens seen (`/_mock/stats`), so tests can prove a client disconnect cancelled the
+//! upstream call and that the gateway reuses its GLM token. Dev-only: never a dependency of the
+//! binary.
 
 // The mock runs until its test's runtime ends; there is no shutdown to wait for.
 #![allow(clippy::disallowed_methods)]
 
+mod anthropic;
+mod faults;
+mod gemini;
+mod glm;
+pub mod jwt;
+mod openai;
+mod record;
+mod script;
+mod stream;
+mod summary;
+
+use std::collections::HashSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// One request as the mock received it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Recorded {
-    pub path: String,
-    pub authorization: Option<String>,
-    pub body: Value,
+pub use anthropic::ANTHROPIC_VERSION;
+pub use record::{Recorded, RecordedHeaders};
+pub use script::{SECOND_TOOL_ARGUMENTS, TOOL_ARGUMENTS};
+
+/// The GLM API key (`id.secret`) the mock expects tokens to be signed with, unless configured.
+pub const DEFAULT_GLM_KEY: &str = "mockid.mocksecret";
+
+/// The keys the mock accepts.
+#[derive(Clone)]
+pub struct MockConfig {
+    /// The `x-api-key` Anthropic requests must carry; `None` accepts any non-empty key.
+    pub anthropic_key: Option<String>,
+    /// The key Gemini requests must carry (`x-goog-api-key` or `?key=`); `None` accepts any
+    /// non-empty key.
+    pub gemini_key: Option<String>,
+    /// The GLM API key, `id.secret`: tokens must name `id` and be signed with `secret`.
+    pub glm_key: String,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig { anthropic_key: None, gemini_key: None, glm_key: DEFAULT_GLM_KEY.to_string() }
+    }
+}
+
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |k: &Option<String>| if k.is_some() { "<set>" } else { "<any>" };
+        f.debug_struct("MockConfig")
+            .field("anthropic_key", &set(&self.anthropic_key))
+            .field("gemini_key", &set(&self.gemini_key))
+            .field("glm_key", &self.glm_key.split_once('.').map(|(id, _)| format!("{id}.<secret>")))
+            .finish()
+    }
 }
 
 #[derive(Default)]
 pub struct MockState {
     requests: Mutex<Vec<Recorded>>,
+    /// Every distinct bearer token a GLM route received.
+    glm_tokens: Mutex<HashSet<String>>,
+    config: MockConfig,
     /// Streams started.
     pub streams_started: AtomicU64,
     /// Streams whose body was dropped before the last chunk was sent.
@@ -60,14 +128,35 @@ pub struct MockState {
 }
 
 impl MockState {
+    pub fn with_config(config: MockConfig) -> Self {
+        MockState { config, ..MockState::default() }
+    }
+
+    pub fn config(&self) -> &MockConfig {
+        &self.config
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    fn record(&self, path: &str, headers: &HeaderMap, body: &Value) {
-        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from);
+    /// How many distinct tokens the GLM routes have received: a gateway that caches its token
+    /// sends one until it nears expiry.
+    pub fn glm_tokens_seen(&self) -> usize {
+        self.glm_tokens.lock().map(|t| t.len()).unwrap_or(0)
+    }
+
+    fn record(&self, recorded: Recorded) {
         if let Ok(mut r) = self.requests.lock() {
-            r.push(Recorded { path: path.into(), authorization, body: body.clone() });
+            r.push(recorded);
+        }
+    }
+
+    fn saw_glm_token(&self, token: &str) {
+        if let Ok(mut seen) = self.glm_tokens.lock()
+            && !seen.contains(token)
+        {
+            seen.insert(token.to_string());
         }
     }
 }
@@ -79,15 +168,24 @@ pub struct MockUpstream {
 }
 
 impl MockUpstream {
-    /// Starts on `127.0.0.1:0`.
+    /// Starts on `127.0.0.1:0` with the default [`MockConfig`].
     pub async fn start() -> std::io::Result<Self> {
         Self::start_on("127.0.0.1:0").await
     }
 
+    /// Starts on `127.0.0.1:0` with `config`.
+    pub async fn start_with(config: MockConfig) -> std::io::Result<Self> {
+        Self::start_on_with("127.0.0.1:0", config).await
+    }
+
     pub async fn start_on(addr: &str) -> std::io::Result<Self> {
+        Self::start_on_with(addr, MockConfig::default()).await
+    }
+
+    pub async fn start_on_with(addr: &str, config: MockConfig) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(MockState::default());
+        let state = Arc::new(MockState::with_config(config));
         let app = router(state.clone());
         // Like a real provider's edge, no Nagle delay on small stream writes: without this every
         // streamed answer from the mock stalls ~40 ms on delayed ACKs and hides the gateway's cost.
@@ -104,264 +202,36 @@ impl MockUpstream {
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
+
+    /// The base URL an Anthropic SDK takes (the bare host).
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL a Gemini SDK takes (the bare host).
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The base URL a ZhipuAI SDK takes (with the version path).
+    pub fn glm_base_url(&self) -> String {
+        format!("http://{}/api/paas/v4", self.addr)
+    }
 }
 
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1beta/models/{target}", post(gemini::dispatch))
+        .route("/api/paas/v4/chat/completions", post(glm::chat))
+        .route("/api/paas/v4/embeddings", post(glm::embeddings))
         .route("/_mock/requests", get(requests))
         .route("/_mock/stats", get(stats))
         .with_state(state)
-}
-
-/// The number after `key-` in the model name, if any.
-fn param(model: &str, key: &str) -> Option<u64> {
-    let start = model.find(&format!("{key}-"))? + key.len() + 1;
-    let digits: String = model[start..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-fn error(status: u16, message: &str) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let kind = if status == 429 {
-        "rate_limit_exceeded"
-    } else if status >= 500 {
-        "server_error"
-    } else {
-        "invalid_request_error"
-    };
-    let mut resp =
-        (code, Json(json!({"error": {"message": message, "type": kind, "param": null, "code": kind}}))).into_response();
-    if status == 429 {
-        resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("7"));
-    }
-    resp
-}
-
-/// Common fault handling; `Err` is the response to send instead of the normal one.
-async fn faults(model: &str, headers: &HeaderMap) -> Result<(), Response> {
-    if let Some(ms) = param(model, "delay") {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    if param(model, "fail") == Some(401) {
-        // Like OpenAI, quote the key that was refused: the gateway must not pass this on.
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        return Err(error(401, &format!("Incorrect API key provided: {}", auth.trim_start_matches("Bearer "))));
-    }
-    if let Some(status) = param(model, "fail") {
-        return Err(error(status as u16, &format!("mock failure {status}")));
-    }
-    if model.contains("not-json") {
-        return Err((StatusCode::OK, "this is not json").into_response());
-    }
-    Ok(())
-}
-
-fn words(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.split_whitespace().count() as u64,
-        Value::Array(items) => items.iter().map(words).sum(),
-        Value::Object(m) => m.get("text").or_else(|| m.get("content")).map(words).unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn last_user_text(body: &Value) -> String {
-    body["messages"]
-        .as_array()
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .map(|m| match &m["content"] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_default()
-}
-
-/// Parses and records a request, then applies the faults its model asks for; `Err` is the
-/// response to send instead of the normal one.
-async fn accept(state: &MockState, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<(Value, String), Response> {
-    let body: Value =
-        serde_json::from_slice(body).map_err(|e| error(400, &format!("mock could not parse body: {e}")))?;
-    state.record(path, headers, &body);
-    let model = body["model"].as_str().unwrap_or("").to_string();
-    faults(&model, headers).await?;
-    Ok((body, model))
-}
-
-async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (body, model) = match accept(&state, "/v1/chat/completions", &headers, &body).await {
-        Ok(accepted) => accepted,
-        Err(resp) => return resp,
-    };
-    let mistral = model.contains("mistral-style");
-    if mistral && body.get("stream_options").is_some() {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"object": "error", "message": {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
-                "msg": "Extra inputs are not permitted"}]}, "type": "invalid_request_error", "param": null, "code": null})),
-        )
-            .into_response();
-    }
-    let prompt_tokens = body["messages"].as_array().map(|m| m.iter().map(words).sum()).unwrap_or(0);
-    let n_chunks = param(&model, "chunks").unwrap_or(3);
-    let pad = "x".repeat(param(&model, "pad").unwrap_or(0) as usize);
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n_chunks, "total_tokens": prompt_tokens + n_chunks});
-    let with_usage = !model.contains("no-usage");
-    if body["stream"] != true {
-        let mut resp = json!({
-            "id": "chatcmpl-mock",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": model,
-            "system_fingerprint": "fp_mock",
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": format!("echo: {}", last_user_text(&body)), "refusal": null},
-                "logprobs": null,
-                "finish_reason": "stop"
-            }],
-        });
-        if with_usage {
-            resp["usage"] = usage;
-        }
-        return Json(resp).into_response();
-    }
-    let include_usage = with_usage && body["stream_options"]["include_usage"] == true;
-    let slow = Duration::from_millis(param(&model, "slow").unwrap_or(0));
-    let think = Duration::from_millis(param(&model, "think").unwrap_or(0));
-    let cut_after = param(&model, "cut-after");
-    // Events are rendered one at a time as they are sent, so a huge stream starts at once.
-    let plan = StreamPlan {
-        model: model.clone(),
-        pad,
-        n_chunks,
-        mistral,
-        include_usage,
-        usage,
-        error_after: param(&model, "error-after"),
-    };
-    state.streams_started.fetch_add(1, Ordering::SeqCst);
-    let guard = StreamGuard { state: state.clone(), done: false };
-    let stream = futures_util::stream::unfold((0u64, plan, guard), move |(i, plan, mut guard)| async move {
-        let event = plan.render(i)?;
-        if i == 0 && !think.is_zero() {
-            tokio::time::sleep(think).await;
-        }
-        if i > 0 && !slow.is_zero() {
-            tokio::time::sleep(slow).await;
-        }
-        if cut_after.is_some_and(|n| i >= n) {
-            return Some((Err(std::io::Error::other("mock cut the stream")), (u64::MAX, plan, guard)));
-        }
-        if event == "[DONE]" {
-            guard.done = true;
-        }
-        guard.state.events_sent.fetch_add(1, Ordering::SeqCst);
-        Some((Ok::<_, std::io::Error>(Bytes::from(format!("data: {event}\n\n"))), (i + 1, plan, guard)))
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| error(500, "mock response build failed"))
-}
-
-/// The events of one mock stream: `n_chunks` content chunks, the finish chunk, the usage chunk
-/// when asked for, then `[DONE]`.
-struct StreamPlan {
-    model: String,
-    pad: String,
-    n_chunks: u64,
-    /// Mistral puts usage in the finish chunk, unasked.
-    mistral: bool,
-    include_usage: bool,
-    usage: Value,
-    /// Report an error in-band (`data: {"error": ...}`) after this many content chunks, and stop.
-    error_after: Option<u64>,
-}
-
-impl StreamPlan {
-    fn chunk(&self, delta: Value, finish: Value) -> Value {
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": self.model,
-               "system_fingerprint": "fp_mock", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
-    }
-
-    fn render(&self, i: u64) -> Option<String> {
-        if let Some(after) = self.error_after {
-            if i == after {
-                return Some(
-                    json!({"error": {"message": "mock overloaded mid-stream", "type": "server_error"}}).to_string(),
-                );
-            }
-            if i > after {
-                return None;
-            }
-        }
-        let n = self.n_chunks;
-        let event = if i < n {
-            let delta = if i == 0 {
-                json!({"role": "assistant", "content": format!("Hello{}", self.pad), "refusal": null})
-            } else {
-                json!({"content": format!(" w{i}{}", self.pad)})
-            };
-            self.chunk(delta, Value::Null).to_string()
-        } else if i == n {
-            let mut last = self.chunk(json!({}), json!("stop"));
-            if self.mistral {
-                last["usage"] = self.usage.clone();
-            }
-            last.to_string()
-        } else if i == n + 1 && self.include_usage {
-            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": self.model,
-                   "system_fingerprint": "fp_mock", "choices": [], "usage": self.usage})
-            .to_string()
-        } else if i == n + 1 + u64::from(self.include_usage) {
-            "[DONE]".to_string()
-        } else {
-            return None;
-        };
-        Some(event)
-    }
-}
-
-struct StreamGuard {
-    state: Arc<MockState>,
-    done: bool,
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let counter = if self.done { &self.state.streams_completed } else { &self.state.streams_cancelled };
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-async fn embeddings(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (body, model) = match accept(&state, "/v1/embeddings", &headers, &body).await {
-        Ok(accepted) => accepted,
-        Err(resp) => return resp,
-    };
-    let inputs: Vec<Value> = match &body["input"] {
-        Value::Array(items) if items.first().is_some_and(|v| !v.is_number()) => items.clone(),
-        other => vec![other.clone()],
-    };
-    let data: Vec<Value> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            let seed = words(input) as f64 + i as f64;
-            let v: Vec<f64> = (0..8).map(|d| ((seed + d as f64) * 0.1).sin()).collect();
-            json!({"object": "embedding", "index": i, "embedding": v})
-        })
-        .collect();
-    let tokens: u64 = inputs.iter().map(words).sum();
-    Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})).into_response()
-}
-
-async fn models() -> Response {
-    Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1_700_000_000, "owned_by": "mock"}]}))
-        .into_response()
 }
 
 async fn requests(State(state): State<Arc<MockState>>) -> Response {
@@ -375,6 +245,7 @@ async fn stats(State(state): State<Arc<MockState>>) -> Response {
         "streams_completed": state.streams_completed.load(Ordering::SeqCst),
         "events_sent": state.events_sent.load(Ordering::SeqCst),
         "requests": state.requests().len(),
+        "glm_tokens_seen": state.glm_tokens_seen(),
     }))
     .into_response()
 }

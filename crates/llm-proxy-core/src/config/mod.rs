@@ -426,12 +426,25 @@ mod tests {
 
     #[test]
     fn empty_config_serves_providers_from_the_environment() {
-        let c = load(None, &[("OPENAI_API_KEY", "sk-a"), ("XAI_API_KEY", "xk"), ("ANTHROPIC_API_KEY", "ak")]).unwrap();
+        let c = load(
+            None,
+            &[("OPENAI_API_KEY", "sk-a"), ("XAI_API_KEY", "xk"), ("ANTHROPIC_API_KEY", "ak"), ("GEMINI_API_KEY", "gk")],
+        )
+        .unwrap();
         let names: Vec<_> = c.providers.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["openai", "grok"]);
+        assert_eq!(names, ["openai", "anthropic", "gemini", "grok"]);
         assert_eq!(c.listen_addr.to_string(), "0.0.0.0:8000");
         assert_eq!(c.database_url.expose_secret(), DEFAULT_DATABASE_URL);
         assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_glm_key_must_be_id_dot_secret() {
+        let file = "providers:\n  glm:\n    api_key: nodot\n";
+        let errors = load(Some(file), &[]).unwrap_err();
+        assert!(errors.0.iter().any(|e| e.path == "providers.glm.api_key"), "{errors:?}");
+        let c = load(Some("providers:\n  glm:\n    api_key: abc.def\n"), &[]).unwrap();
+        assert_eq!(c.providers[0].base_url, "https://open.bigmodel.cn/api/paas/v4");
     }
 
     #[test]

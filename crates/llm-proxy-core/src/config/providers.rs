@@ -7,6 +7,11 @@ use super::file::{RawModel, RawProvider};
 use super::{ConfigError, Env, ModelConfig, ProviderConfig, Warnings, non_empty};
 use crate::known_provider::{KNOWN_PROVIDERS, Protocol, known_provider};
 
+/// GLM keys are `id.secret`: the id names the key in each token, the secret signs it.
+fn valid_glm_key(key: &str) -> bool {
+    key.split_once('.').is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
+}
+
 pub(super) fn build_providers(
     raw: IndexMap<String, RawProvider>,
     env: &dyn Env,
@@ -45,16 +50,6 @@ pub(super) fn build_providers(
                 }
             },
         };
-        if !protocol.is_supported() {
-            errors.push(ConfigError {
-                path: format!("{path}.protocol"),
-                message: format!(
-                    "the {} protocol is not supported by this build yet (supported: openai)",
-                    protocol.as_str()
-                ),
-            });
-            continue;
-        }
         let base_url = match non_empty(p.base_url).or_else(|| known.and_then(|k| k.base_url).map(String::from)) {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
@@ -78,6 +73,13 @@ pub(super) fn build_providers(
         let needs_key = known.is_some_and(|k| !k.key_vars.is_empty());
         if needs_key && api_key.is_none() {
             warnings.push(format!("{path}: no api_key (and none in the environment); provider disabled"));
+            continue;
+        }
+        if protocol == Protocol::Glm && api_key.as_deref().is_some_and(|k| !valid_glm_key(k)) {
+            errors.push(ConfigError {
+                path: format!("{path}.api_key"),
+                message: "a ZhipuAI GLM key has the form `id.secret` (as the bigmodel.cn console shows it)".into(),
+            });
             continue;
         }
         let mut models = Vec::new();
@@ -115,7 +117,9 @@ pub(super) fn build_providers(
             errors.push(ConfigError { path, message: format!("configured twice (as {canonical:?})") });
             continue;
         }
-        let stream_options = p.stream_options.unwrap_or(known.is_none_or(|k| k.stream_options));
+        // GLM's API has no `stream_options` whatever the provider is called.
+        let stream_options =
+            p.stream_options.unwrap_or(known.map_or(protocol != Protocol::Glm, |k| k.stream_options));
         out.push(ProviderConfig {
             name: canonical,
             protocol,
@@ -134,14 +138,6 @@ pub(super) fn build_providers(
             continue;
         };
         let Some(base_url) = k.base_url else { continue };
-        if !k.protocol.is_supported() {
-            warnings.push(format!(
-                "{} found in the environment, but the {} protocol is not supported by this build yet; skipped",
-                k.key_vars.iter().find(|v| env.var(v).is_some()).copied().unwrap_or(k.name),
-                k.protocol.as_str()
-            ));
-            continue;
-        }
         out.push(ProviderConfig {
             name: k.name.to_string(),
             protocol: k.protocol,

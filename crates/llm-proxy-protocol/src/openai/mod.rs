@@ -13,4 +13,4 @@ pub use chat::{ChatCompletionRequest, ChatMessage, ChoiceScan, ChunkScan, Stream
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorDetail};
 pub use models::{ModelList, ModelObject};
-pub use usage::Usage;
+pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};

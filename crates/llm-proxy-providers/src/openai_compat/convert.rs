@@ -1,6 +1,6 @@
 //! Pure functions from upstream OpenAI-protocol bytes to the gateway's events. Tested on fixtures.
 
-use llm_proxy_core::provider::{ChatChunk, ProviderError, TokenUsage};
+use llm_proxy_core::provider::{ChatChunk, ChunkKind, ProviderError, TokenUsage};
 use llm_proxy_protocol::openai::ChunkScan;
 
 /// What one SSE `data:` payload of a chat stream means.
@@ -20,14 +20,18 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
     }
     if !needs_scan(&data) {
         // The common case, a content delta: nothing in it for the gateway, so no JSON parse.
-        return Ok(StreamItem::Chunk { chunk: ChatChunk { usage_only: false, usage: None, data }, finished: false });
+        return Ok(StreamItem::Chunk {
+            chunk: ChatChunk { event: None, kind: ChunkKind::Content, usage: None, data },
+            finished: false,
+        });
     }
     let scan = ChunkScan::of(data.as_bytes());
     if scan.error.is_some() {
         return Err(ProviderError::Reported(in_band_error_message(&data)));
     }
     let finished = scan.has_finish_reason();
-    let chunk = ChatChunk { usage_only: scan.is_usage_only(), usage: scan.usage.map(TokenUsage::from), data };
+    let kind = if scan.is_usage_only() { ChunkKind::UsageOnly } else { ChunkKind::Content };
+    let chunk = ChatChunk { event: None, kind, usage: scan.usage.map(TokenUsage::from), data };
     Ok(StreamItem::Chunk { chunk, finished })
 }
 
@@ -41,6 +45,14 @@ fn needs_scan(data: &str) -> bool {
         let rest = data[at + key.len()..].trim_start_matches([' ', ':', '\t', '\n', '\r']);
         !rest.starts_with("null")
     })
+}
+
+/// The usage-only chunk OpenAI ends an `include_usage` stream with, made from a chunk that carries
+/// usage beside its choices (what servers without `stream_options` send): same fields, no choices.
+pub fn usage_only_copy(data: &str) -> Option<String> {
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(data).ok()?;
+    v.insert("choices".into(), serde_json::Value::Array(Vec::new()));
+    serde_json::to_string(&v).ok()
 }
 
 /// Usage of a complete `chat.completion` or embeddings response; an error if the body is not a
@@ -69,7 +81,7 @@ mod tests {
     fn content_chunk() {
         let data = r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#;
         let StreamItem::Chunk { chunk, finished } = stream_item(data.into()).unwrap() else { panic!() };
-        assert!(!finished && !chunk.usage_only && chunk.usage.is_none());
+        assert!(!finished && chunk.kind == ChunkKind::Content && chunk.usage.is_none());
         assert_eq!(chunk.data, data, "the chunk is forwarded byte for byte");
     }
 
@@ -87,9 +99,21 @@ mod tests {
         assert!(matches!(stream_item(data.into()).unwrap(), StreamItem::Chunk { finished: true, .. }));
         let data = r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#;
         let StreamItem::Chunk { chunk, .. } = stream_item(data.into()).unwrap() else { panic!() };
-        assert!(chunk.usage_only);
-        assert_eq!(chunk.usage, Some(TokenUsage { prompt_tokens: 9, completion_tokens: 12 }));
+        assert_eq!(chunk.kind, ChunkKind::UsageOnly);
+        assert_eq!(chunk.usage, Some(TokenUsage { prompt_tokens: 9, completion_tokens: 12, ..Default::default() }));
         assert!(matches!(stream_item("[DONE]".into()).unwrap(), StreamItem::Done));
+    }
+
+    #[test]
+    fn usage_only_copy_keeps_everything_but_the_choices() {
+        let data = r#"{"id":"c","model":"glm-4.6","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let copy = usage_only_copy(data).unwrap();
+        assert_eq!(
+            copy,
+            r#"{"id":"c","model":"glm-4.6","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#
+        );
+        let StreamItem::Chunk { chunk, .. } = stream_item(copy).unwrap() else { panic!() };
+        assert_eq!(chunk.kind, ChunkKind::UsageOnly);
     }
 
     #[test]
@@ -101,11 +125,14 @@ mod tests {
     #[test]
     fn usage_of_complete_body() {
         let body = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
-        assert_eq!(complete_usage(body).unwrap(), Some(TokenUsage { prompt_tokens: 5, completion_tokens: 1 }));
+        assert_eq!(
+            complete_usage(body).unwrap(),
+            Some(TokenUsage { prompt_tokens: 5, completion_tokens: 1, ..Default::default() })
+        );
         assert!(matches!(complete_usage(b"this is not json"), Err(ProviderError::Protocol(_))));
         assert_eq!(
             complete_usage(br#"{"object":"list","data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}"#).unwrap(),
-            Some(TokenUsage { prompt_tokens: 4, completion_tokens: 0 })
+            Some(TokenUsage { prompt_tokens: 4, completion_tokens: 0, ..Default::default() })
         );
     }
 }

@@ -1,286 +1,202 @@
 //! The OpenAI protocol, spoken by OpenAI, Groq, xAI, DeepSeek, Mistral, OpenRouter, Together,
-//! Ollama, vLLM and any server configured with `protocol: openai`.
+//! Ollama, vLLM, ZhipuAI GLM (with its own token auth) and any server configured with
+//! `protocol: openai`.
 //!
-//! Same-protocol passthrough: the client's body goes upstream with only `model` rewritten, and the
-//! answer comes back as the upstream sent it. The wire types are `llm_proxy_protocol::openai`;
-//! `convert` holds the pure parts, this file the I/O.
+//! An OpenAI client's request is a same-protocol passthrough: its body goes upstream with only
+//! `model` rewritten, and the answer comes back as the upstream sent it. Requests from clients of
+//! other protocols are translated through the unified model (`llm_proxy_core::translate::openai`).
+//! `convert` holds the passthrough scanning, this file the I/O.
 
 pub mod convert;
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
-use llm_proxy_core::provider::{ChatChunk, ChatResponse, CompleteResponse, Provider, ProviderError, TimeoutPhase};
+use llm_proxy_core::known_provider::Protocol;
+use llm_proxy_core::provider::{
+    ChatChunk, ChatInput, ChatOutput, ChunkKind, CompleteResponse, Provider, ProviderError,
+};
+use llm_proxy_core::translate::openai::{ChunkDecoder, Dialect, request_from_unified, response_to_unified};
+use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
-use llm_proxy_protocol::sse::{SseDecoder, SseEvent};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use llm_proxy_protocol::sse::SseEvent;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
-use serde::Serialize;
 
+use crate::glm_auth::GlmToken;
+use crate::sse_stream::{SseHandler, Translated, sse_stream};
+use crate::upstream::{Upstream, join, sensitive, to_body};
 use crate::upstream_error;
 use crate::{BuildError, HttpClient};
 use convert::StreamItem;
 
-/// Largest non-streamed answer read into memory.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-
 pub struct OpenAiCompat {
-    http: HttpClient,
+    upstream: Upstream,
     /// Parsed once here: parsing (with IDNA) on every request showed in profiles.
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
+    auth: Auth,
+    dialect: Dialect,
+}
+
+/// How requests prove who the gateway is.
+enum Auth {
+    None,
     /// `Bearer <key>`, marked sensitive so it never shows in debug output.
-    auth: Option<HeaderValue>,
-    /// The key itself, only to scrub it from upstream error messages that quote it.
-    key: Option<secrecy::SecretString>,
-    /// The upstream accepts `stream_options` (see `ProviderConfig::stream_options`).
-    stream_options: bool,
-    timeouts: UpstreamTimeouts,
+    Bearer(reqwest::header::HeaderValue),
+    /// ZhipuAI: a short-lived JWT signed with the key's secret half.
+    Glm(GlmToken),
 }
 
 impl OpenAiCompat {
     pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
-        let url = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", config.base_url))
-                .map_err(|e| BuildError::InvalidUrl { provider: config.name.clone(), reason: e.to_string() })
+        let key = config.api_key.as_ref().map(|k| k.expose_secret());
+        let auth = match (config.protocol, key) {
+            (_, None) => Auth::None,
+            (Protocol::Glm, Some(k)) => Auth::Glm(GlmToken::new(k).ok_or_else(|| BuildError::InvalidKey {
+                provider: config.name.clone(),
+                reason: "a ZhipuAI GLM key has the form `id.secret`".into(),
+            })?),
+            (_, Some(k)) => Auth::Bearer(sensitive(&format!("Bearer {k}")).ok_or_else(|| BuildError::InvalidKey {
+                provider: config.name.clone(),
+                reason: "the key holds characters an HTTP header cannot carry".into(),
+            })?),
         };
-        let auth = config.api_key.as_ref().and_then(|k| {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose_secret())).ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        });
+        let dialect = if config.name == "openai" {
+            Dialect::OPENAI
+        } else {
+            Dialect { stream_options: config.stream_options, ..Dialect::COMPATIBLE }
+        };
         Ok(Self {
-            http,
-            chat_url: url("chat/completions")?,
-            embeddings_url: url("embeddings")?,
+            upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
+            chat_url: join(&config.base_url, "chat/completions", &config.name)?,
+            embeddings_url: join(&config.base_url, "embeddings", &config.name)?,
             auth,
-            key: config.api_key.clone(),
-            stream_options: config.stream_options,
-            timeouts,
+            dialect,
         })
     }
 
-    /// Sends `body` and waits for the response head, mapping every failure to a `ProviderError`.
-    async fn send(&self, url: &reqwest::Url, body: &impl Serialize) -> Result<reqwest::Response, ProviderError> {
-        let body = serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?;
-        let mut req = self.http.inner.post(url.clone()).header(CONTENT_TYPE, "application/json").body(body);
-        if let Some(auth) = &self.auth {
-            req = req.header(AUTHORIZATION, auth.clone());
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer(v) => {
+                h.insert(AUTHORIZATION, v.clone());
+            }
+            Auth::Glm(t) => {
+                h.insert(AUTHORIZATION, t.header());
+            }
         }
-        let resp = match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
-            Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
-            Ok(Err(e)) => return Err(transport_error(e)),
-            Ok(Ok(resp)) => resp,
-        };
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
-        let body = read_body(resp, self.timeouts.between_chunks, 64 * 1024).await.unwrap_or_default();
-        Err(upstream_error::from_status(status.as_u16(), &body, retry_after, self.secret()))
+        h
     }
 
-    async fn complete(&self, url: &reqwest::Url, body: &impl Serialize) -> Result<CompleteResponse, ProviderError> {
-        let resp = self.send(url, body).await?;
-        let body = read_body(resp, self.timeouts.between_chunks, MAX_RESPONSE_BYTES).await?;
-        let usage = convert::complete_usage(&body)?;
-        Ok(CompleteResponse { usage, body })
-    }
-}
-
-impl OpenAiCompat {
-    fn secret(&self) -> Option<&str> {
-        self.key.as_ref().map(|k| k.expose_secret())
-    }
-}
-
-impl Provider for OpenAiCompat {
-    async fn chat(&self, model: &str, mut request: ChatCompletionRequest) -> Result<ChatResponse, ProviderError> {
+    async fn passthrough(&self, model: &str, mut request: ChatCompletionRequest) -> Result<ChatOutput, ProviderError> {
         request.model = model.to_string();
         if !request.is_stream() {
-            return self.complete(&self.chat_url, &request).await.map(ChatResponse::Complete);
+            let body = self.upstream.post_for_body(&self.chat_url, self.headers(), to_body(&request)?).await?;
+            let usage = convert::complete_usage(&body)?;
+            return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
         }
-        if self.stream_options {
+        if self.dialect.stream_options {
             // The gateway needs the usage chunk to count tokens; the relay strips it again if
             // the client did not ask for it.
             request.request_stream_usage();
         } else {
             request.stream_options = None;
         }
-        let resp = self.send(&self.chat_url, &request).await?;
-        let key = self.key.clone();
-        let chunks = chunk_stream(resp.bytes_stream().boxed(), self.timeouts.first_byte, self.timeouts.between_chunks)
-            .map(move |item| {
-                item.map_err(|e| match e {
-                    ProviderError::Reported(m) => {
-                        ProviderError::Reported(upstream_error::scrub(m, key.as_ref().map(|k| k.expose_secret())))
-                    }
-                    other => other,
-                })
-            });
-        Ok(ChatResponse::Stream(Box::pin(chunks)))
+        let resp = self.upstream.post(&self.chat_url, self.headers(), to_body(&request)?).await?;
+        let handler = Passthrough {
+            finished: false,
+            secret: self.upstream.secret.clone(),
+            synthesize_usage: !self.dialect.stream_options,
+        };
+        let t = &self.upstream.timeouts;
+        Ok(ChatOutput::Stream(sse_stream(resp, t.first_byte, t.between_chunks, handler)))
+    }
+}
+
+impl Provider for OpenAiCompat {
+    fn protocol(&self) -> WireProtocol {
+        WireProtocol::OpenAi
+    }
+
+    async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
+        let request = match request {
+            ChatInput::OpenAi(r) => return self.passthrough(model, r).await,
+            other => other.into_unified(model)?,
+        };
+        let body = to_body(&request_from_unified(&request, self.dialect)?)?;
+        if !request.stream {
+            let body = self.upstream.post_for_body(&self.chat_url, self.headers(), body).await?;
+            return Ok(ChatOutput::Unified(response_to_unified(&body)?));
+        }
+        let resp = self.upstream.post(&self.chat_url, self.headers(), body).await?;
+        let t = &self.upstream.timeouts;
+        let secret = self.upstream.secret.clone();
+        let events = sse_stream(resp, t.first_byte, t.between_chunks, Translated(ChunkDecoder::new()));
+        Ok(ChatOutput::UnifiedStream(Box::pin(futures_util::StreamExt::map(events, move |e| {
+            e.map_err(|e| scrub_reported(e, secret.as_ref()))
+        }))))
+    }
+
+    async fn count_tokens(&self, _model: &str, _request: ChatInput) -> Result<Option<u64>, ProviderError> {
+        // The OpenAI protocol has no counting endpoint; the gateway estimates.
+        Ok(None)
     }
 
     async fn embeddings(&self, model: &str, mut request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
         request.model = model.to_string();
-        self.complete(&self.embeddings_url, &request).await
+        let body = self.upstream.post_for_body(&self.embeddings_url, self.headers(), to_body(&request)?).await?;
+        let usage = convert::complete_usage(&body)?;
+        Ok(CompleteResponse { usage, body })
     }
 }
 
-/// Reads a whole body, with the between-chunks limit on each read and a cap on the total.
-async fn read_body(resp: reqwest::Response, idle: Duration, max: usize) -> Result<Bytes, ProviderError> {
-    let mut stream = resp.bytes_stream();
-    let mut buf = BytesMut::new();
-    loop {
-        match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::BetweenChunks)),
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(e))) => {
-                return Err(ProviderError::Interrupted(e.without_url().to_string()));
-            }
-            Ok(Some(Ok(bytes))) => {
-                if buf.len() + bytes.len() > max {
-                    return Err(ProviderError::Protocol(format!("upstream answer larger than {max} bytes")));
-                }
-                buf.extend_from_slice(&bytes);
-            }
+/// Upstreams quote keys in error text; an in-stream error message is scrubbed like a status one.
+fn scrub_reported(e: ProviderError, secret: Option<&secrecy::SecretString>) -> ProviderError {
+    match e {
+        ProviderError::Reported(m) => {
+            ProviderError::Reported(upstream_error::scrub(m, secret.map(|k| k.expose_secret())))
         }
+        other => other,
     }
 }
 
-fn transport_error(e: reqwest::Error) -> ProviderError {
-    let e = e.without_url();
-    if e.is_timeout() {
-        ProviderError::Timeout(if e.is_connect() { TimeoutPhase::Connect } else { TimeoutPhase::FirstByte })
-    } else if e.is_connect() {
-        ProviderError::Connect(source_chain(&e))
-    } else {
-        ProviderError::Interrupted(source_chain(&e))
-    }
-}
-
-/// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        cur = s.source();
-    }
-    msg
-}
-
-struct StreamState {
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
-    decoder: SseDecoder,
-    events: Vec<SseEvent>,
-    pending: VecDeque<SseEvent>,
-    /// Fires at the read deadline. It is re-armed only when it fires, not on every chunk: a
-    /// timer per chunk showed in profiles. On firing it checks when data last came.
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    /// When the last bytes arrived; `None` until the first.
-    last_data: Option<tokio::time::Instant>,
-    idle: Duration,
+/// Same-protocol streaming: chunks are forwarded as received, scanned only for what the gateway
+/// needs. Ends at `[DONE]`; a body that ends before `[DONE]` and before any choice finished is an
+/// interrupted stream, not a short answer.
+struct Passthrough {
     finished: bool,
-    done: bool,
+    secret: Option<secrecy::SecretString>,
+    /// The upstream was not asked for the usage chunk (it takes no `stream_options`) and puts usage
+    /// in a content chunk instead: a usage-only chunk is made from that one, so a client that set
+    /// `include_usage` gets the chunk OpenAI's contract promises.
+    synthesize_usage: bool,
 }
 
-/// Upstream bytes → SSE events → chunks, ending at `[DONE]`. A body that ends before `[DONE]` and
-/// before any choice finished is an interrupted stream, not a short answer.
-/// The first event may take up to `first`; later ones up to `idle` after the previous.
-fn chunk_stream(
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
-    first: Duration,
-    idle: Duration,
-) -> llm_proxy_core::provider::ChatStream {
-    let state = StreamState {
-        body,
-        decoder: SseDecoder::new(),
-        events: Vec::new(),
-        pending: VecDeque::new(),
-        deadline: Box::pin(tokio::time::sleep(first)),
-        last_data: None,
-        idle,
-        finished: false,
-        done: false,
-    };
-    futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.done {
-                return None;
-            }
-            if let Some(event) = st.pending.pop_front() {
-                match convert::stream_item(event.data) {
-                    Ok(StreamItem::Done) => return None,
-                    Ok(StreamItem::Chunk { chunk, finished }) => {
-                        st.finished |= finished;
-                        return Some((Ok::<ChatChunk, ProviderError>(chunk), st));
-                    }
-                    Err(e) => {
-                        st.done = true;
-                        return Some((Err(e), st));
-                    }
+impl SseHandler for Passthrough {
+    type Item = ChatChunk;
+
+    fn event(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<bool, ProviderError> {
+        match convert::stream_item(event.data).map_err(|e| scrub_reported(e, self.secret.as_ref()))? {
+            StreamItem::Done => Ok(true),
+            StreamItem::Chunk { chunk, finished } => {
+                self.finished |= finished;
+                let copy = (self.synthesize_usage && chunk.usage.is_some() && chunk.kind == ChunkKind::Content)
+                    .then(|| convert::usage_only_copy(&chunk.data))
+                    .flatten();
+                out.push_back(chunk);
+                if let Some(data) = copy {
+                    self.synthesize_usage = false;
+                    // Usage is already metered from the chunk it came in.
+                    out.push_back(ChatChunk { event: None, data, usage: None, kind: ChunkKind::UsageOnly });
                 }
-            }
-            let next = tokio::select! {
-                biased;
-                next = st.body.next() => Ok(next),
-                () = st.deadline.as_mut() => Err(()),
-            };
-            match next {
-                Err(()) => {
-                    let now = tokio::time::Instant::now();
-                    match st.last_data.map(|t| t + st.idle).filter(|d| *d > now) {
-                        Some(later) => st.deadline.as_mut().reset(later),
-                        None => {
-                            st.done = true;
-                            let phase = if st.last_data.is_some() {
-                                TimeoutPhase::BetweenChunks
-                            } else {
-                                TimeoutPhase::FirstByte
-                            };
-                            return Some((Err(ProviderError::Timeout(phase)), st));
-                        }
-                    }
-                }
-                Ok(Some(Ok(bytes))) => {
-                    let now = tokio::time::Instant::now();
-                    if st.last_data.is_none() {
-                        // From here on the limit is the silence between chunks.
-                        st.deadline.as_mut().reset(now + st.idle);
-                    }
-                    st.last_data = Some(now);
-                    if let Err(e) = st.decoder.feed(&bytes, &mut st.events) {
-                        st.done = true;
-                        return Some((Err(ProviderError::Protocol(e.to_string())), st));
-                    }
-                    st.pending.extend(st.events.drain(..));
-                }
-                Ok(Some(Err(e))) => {
-                    st.done = true;
-                    return Some((Err(ProviderError::Interrupted(source_chain(&e.without_url()))), st));
-                }
-                Ok(None) => {
-                    st.decoder.finish(&mut st.events);
-                    if st.events.is_empty() {
-                        st.done = true;
-                        if st.finished {
-                            return None;
-                        }
-                        let err =
-                            ProviderError::Interrupted("the upstream closed the stream before it finished".into());
-                        return Some((Err(err), st));
-                    }
-                    st.pending.extend(st.events.drain(..));
-                }
+                Ok(false)
             }
         }
-    })
-    .boxed()
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
 }

@@ -5,14 +5,14 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use llm_proxy_core::provider::{ChatResponse, Provider};
+use llm_proxy_core::provider::{ChatInput, Provider};
 use llm_proxy_protocol::openai::ChatCompletionRequest;
 
 use crate::app::{AppState, RequestId};
 use crate::body::read_limited;
+use crate::deliver::{ClientSide, deliver};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
-use crate::relay;
 use crate::routes::{Target, authenticate, decode_body, route};
 
 pub async fn chat_completions(
@@ -30,10 +30,10 @@ pub async fn chat_completions(
             return e.into_response();
         }
     };
-    let client_wants_usage = request.wants_stream_usage();
-    let Target { client, provider_name, upstream_model } = target;
+    let client = ClientSide::OpenAi { include_usage: request.wants_stream_usage() };
+    let Target { client: provider, provider_name, upstream_model } = target;
     let call = async {
-        client.chat(&upstream_model, request).await.map_err(|e| {
+        provider.chat(&upstream_model, ChatInput::OpenAi(request)).await.map_err(|e| {
             tracing::debug!(provider = %provider_name, error = %e, "upstream call failed");
             ApiError::upstream(&provider_name, &e)
         })
@@ -43,17 +43,7 @@ pub async fn chat_completions(
             meter.fail(&err);
             err.into_response()
         }
-        Ok(ChatResponse::Complete(done)) => {
-            meter.first_token();
-            if let Some(u) = done.usage {
-                meter.usage(u);
-            }
-            meter.succeed(200);
-            relay::json_response(done.body)
-        }
-        Ok(ChatResponse::Stream(chunks)) => {
-            relay::sse_response(chunks, meter, client_wants_usage, &provider_name, &state).await
-        }
+        Ok(output) => deliver(output, meter, client, &upstream_model, &provider_name, &state).await,
     }
 }
 

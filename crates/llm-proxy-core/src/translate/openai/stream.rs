@@ -1,0 +1,403 @@
+//! Streams: unified events → `chat.completion.chunk`s (`ChunkEncoder`), and an OpenAI-protocol
+//! upstream's chunks → unified events (`ChunkDecoder`).
+
+use serde::Deserialize;
+
+use super::response::chat_id;
+use super::{finish_reason, stop_reason, usage_to_wire};
+use crate::provider::{ChatChunk, ChunkKind, ProviderError, TokenUsage};
+use crate::translate::{StreamDecoder, StreamEncoder};
+use crate::unified::{StopReason, StreamEvent};
+
+/// Writes chunks for an OpenAI client. Chunks are formatted by hand around a prefix computed once
+/// (id, created, model): this runs for every token of every translated stream.
+pub struct ChunkEncoder {
+    id: String,
+    model: String,
+    created: i64,
+    include_usage: bool,
+    /// `{"id":..,"object":"chat.completion.chunk","created":..,"model":..,"choices":[{"index":0,"delta":`
+    prefix: Option<String>,
+    stop: Option<StopReason>,
+    usage: Option<TokenUsage>,
+    saw_tool_call: bool,
+}
+
+impl ChunkEncoder {
+    /// `model` is what the client sees (the name it asked for); `created` is in seconds.
+    pub fn new(model: &str, created: i64, include_usage: bool) -> Self {
+        Self {
+            id: String::new(),
+            model: model.to_string(),
+            created,
+            include_usage,
+            prefix: None,
+            stop: None,
+            usage: None,
+            saw_tool_call: false,
+        }
+    }
+
+    fn prefix(&mut self, out: &mut Vec<ChatChunk>) -> &str {
+        if self.prefix.is_none() {
+            let mut p = String::with_capacity(128);
+            p.push_str("{\"id\":");
+            push_json_str(&mut p, &chat_id(&self.id));
+            p.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
+            p.push_str(&self.created.to_string());
+            p.push_str(",\"model\":");
+            push_json_str(&mut p, &self.model);
+            p.push_str(",\"choices\":[{\"index\":0,\"delta\":");
+            // The first chunk announces the role, as OpenAI's does.
+            let first =
+                format!("{p}{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]}}");
+            out.push(chunk(first, ChunkKind::Meta));
+            self.prefix = Some(p);
+        }
+        self.prefix.as_deref().unwrap_or_default()
+    }
+
+    /// One chunk whose delta is `delta` (a JSON object).
+    fn delta(&mut self, delta: &str, out: &mut Vec<ChatChunk>) {
+        let prefix = self.prefix(out);
+        let mut s = String::with_capacity(prefix.len() + delta.len() + 40);
+        s.push_str(prefix);
+        s.push_str(delta);
+        s.push_str(",\"logprobs\":null,\"finish_reason\":null}]}");
+        out.push(chunk(s, ChunkKind::Content));
+    }
+}
+
+fn chunk(data: String, kind: ChunkKind) -> ChatChunk {
+    ChatChunk { event: None, data, usage: None, kind }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    // Serialising a &str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+impl StreamEncoder for ChunkEncoder {
+    fn encode(&mut self, event: StreamEvent, out: &mut Vec<ChatChunk>) {
+        match event {
+            StreamEvent::Start { id, .. } => {
+                if self.prefix.is_none() {
+                    self.id = id;
+                }
+            }
+            StreamEvent::Text(text) => {
+                let mut d = String::from("{\"content\":");
+                push_json_str(&mut d, &text);
+                d.push('}');
+                self.delta(&d, out);
+            }
+            StreamEvent::Thinking(text) => {
+                let mut d = String::from("{\"reasoning_content\":");
+                push_json_str(&mut d, &text);
+                d.push('}');
+                self.delta(&d, out);
+            }
+            // OpenAI clients have nowhere to keep these.
+            StreamEvent::ThinkingSignature(_) | StreamEvent::RedactedThinking(_) => {}
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.saw_tool_call = true;
+                let mut d = format!("{{\"tool_calls\":[{{\"index\":{index},\"id\":");
+                push_json_str(&mut d, &id);
+                d.push_str(",\"type\":\"function\",\"function\":{\"name\":");
+                push_json_str(&mut d, &name);
+                d.push_str(",\"arguments\":\"\"}}]}");
+                self.delta(&d, out);
+            }
+            StreamEvent::ToolCallArgs { index, fragment } => {
+                let mut d = format!("{{\"tool_calls\":[{{\"index\":{index},\"function\":{{\"arguments\":");
+                push_json_str(&mut d, &fragment);
+                d.push_str("}}]}");
+                self.delta(&d, out);
+            }
+            StreamEvent::Stop(reason) => self.stop = Some(reason),
+            StreamEvent::Usage(u) => self.usage = Some(u),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<ChatChunk>) {
+        let reason =
+            self.stop.take().unwrap_or(if self.saw_tool_call { StopReason::ToolUse } else { StopReason::EndTurn });
+        let prefix = self.prefix(out).to_string();
+        out.push(chunk(
+            format!("{prefix}{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]}}", finish_reason(&reason)),
+            ChunkKind::Meta,
+        ));
+        if self.include_usage
+            && let Some(u) = &self.usage
+        {
+            // The usage chunk: same id, empty choices.
+            let head = prefix.split(",\"choices\":").next().unwrap_or_default();
+            let usage = serde_json::to_string(&usage_to_wire(u)).unwrap_or_default();
+            out.push(chunk(format!("{head},\"choices\":[],\"usage\":{usage}}}"), ChunkKind::UsageOnly));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireChunk {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<llm_proxy_protocol::openai::Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCallDelta>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCallDelta {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+/// Reads an OpenAI-protocol upstream's chunks.
+#[derive(Default)]
+pub struct ChunkDecoder {
+    started: bool,
+    /// Upstream tool-call index → our ordinal, in the order calls began.
+    tools: Vec<usize>,
+    finished: bool,
+}
+
+impl ChunkDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tool_ordinal(&mut self, upstream_index: usize) -> Option<usize> {
+        self.tools.iter().position(|i| *i == upstream_index)
+    }
+}
+
+impl StreamDecoder for ChunkDecoder {
+    fn decode(&mut self, _event: Option<&str>, data: &str, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
+        if data.trim() == "[DONE]" {
+            self.finished = true;
+            return Ok(());
+        }
+        let c: WireChunk = serde_json::from_str(data)
+            .map_err(|e| ProviderError::Protocol(format!("the upstream sent a chunk that is not JSON: {e}")))?;
+        if let Some(err) = c.error {
+            let msg = err
+                .get("message")
+                .and_then(|m| m.as_str())
+                .or_else(|| err.as_str())
+                .unwrap_or("upstream reported an error mid-stream");
+            return Err(ProviderError::Reported(msg.to_string()));
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start { id: c.id, model: c.model });
+        }
+        if let Some(choice) = c.choices.into_iter().next() {
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(t) = delta.reasoning_content.or(delta.reasoning).filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::Thinking(t));
+            }
+            if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::Text(t));
+            }
+            for call in delta.tool_calls {
+                // Servers that omit the index stream one call at a time.
+                let upstream = call.index.unwrap_or_else(|| self.tools.last().copied().unwrap_or(0));
+                let function = call.function.unwrap_or(WireFunctionDelta { name: None, arguments: None });
+                let index = match self.tool_ordinal(upstream) {
+                    Some(i) if call.id.is_none() || function.name.is_none() => i,
+                    _ => {
+                        self.tools.push(upstream);
+                        let index = self.tools.len() - 1;
+                        let id = call.id.unwrap_or_else(|| format!("call_{index}"));
+                        out.push(StreamEvent::ToolCallStart {
+                            index,
+                            id,
+                            name: function.name.clone().unwrap_or_default(),
+                        });
+                        index
+                    }
+                };
+                if let Some(fragment) = function.arguments.filter(|a| !a.is_empty()) {
+                    out.push(StreamEvent::ToolCallArgs { index, fragment });
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finished = true;
+                out.push(StreamEvent::Stop(stop_reason(&reason)));
+            }
+        }
+        if let Some(u) = c.usage {
+            out.push(StreamEvent::Usage(TokenUsage::from(u)));
+        }
+        Ok(())
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn decode_all(chunks: &[&str]) -> (Vec<StreamEvent>, bool) {
+        let mut d = ChunkDecoder::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            d.decode(None, c, &mut out).unwrap();
+        }
+        (out, d.is_finished())
+    }
+
+    #[test]
+    fn decodes_text_reasoning_tools_and_usage() {
+        let (events, finished) = decode_all(&[
+            r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"Hm."},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\""}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#,
+            "[DONE]",
+        ]);
+        assert!(finished);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Start { id: "c1".into(), model: "m".into() },
+                StreamEvent::Thinking("Hm.".into()),
+                StreamEvent::Text("Hi".into()),
+                StreamEvent::ToolCallStart { index: 0, id: "call_1".into(), name: "f".into() },
+                StreamEvent::ToolCallArgs { index: 0, fragment: "{\"a\"".into() },
+                StreamEvent::ToolCallArgs { index: 0, fragment: ":1}".into() },
+                StreamEvent::Stop(StopReason::ToolUse),
+                StreamEvent::Usage(TokenUsage { prompt_tokens: 5, completion_tokens: 3, ..Default::default() }),
+            ]
+        );
+    }
+
+    #[test]
+    fn in_band_error_and_garbage() {
+        let mut d = ChunkDecoder::new();
+        let err = d.decode(None, r#"{"error":{"message":"overloaded"}}"#, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, ProviderError::Reported(m) if m == "overloaded"));
+        assert!(matches!(d.decode(None, "nope", &mut Vec::new()), Err(ProviderError::Protocol(_))));
+    }
+
+    fn encode_all(events: Vec<StreamEvent>, include_usage: bool) -> Vec<ChatChunk> {
+        let mut e = ChunkEncoder::new("smart", 7, include_usage);
+        let mut out = Vec::new();
+        for ev in events {
+            e.encode(ev, &mut out);
+        }
+        e.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn encodes_chunks_openai_clients_parse() {
+        let out = encode_all(
+            vec![
+                StreamEvent::Start { id: "msg_1".into(), model: "claude".into() },
+                StreamEvent::Text("Hel\"lo".into()),
+                StreamEvent::ToolCallStart { index: 0, id: "toolu_1".into(), name: "f".into() },
+                StreamEvent::ToolCallArgs { index: 0, fragment: "{\"a\":".into() },
+                StreamEvent::Stop(StopReason::ToolUse),
+                StreamEvent::Usage(TokenUsage {
+                    prompt_tokens: 3,
+                    completion_tokens: 2,
+                    cached_tokens: 1,
+                    ..Default::default()
+                }),
+            ],
+            true,
+        );
+        let json: Vec<Value> = out.iter().map(|c| serde_json::from_str(&c.data).unwrap()).collect();
+        assert_eq!(json.len(), 6);
+        assert_eq!(json[0]["choices"][0]["delta"], serde_json::json!({"role": "assistant", "content": ""}));
+        assert_eq!(json[1]["choices"][0]["delta"]["content"], "Hel\"lo");
+        assert_eq!(json[1]["id"], "msg_1");
+        assert_eq!(json[1]["model"], "smart");
+        assert_eq!(json[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "f");
+        assert_eq!(json[3]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "{\"a\":");
+        assert_eq!(json[4]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(json[5]["choices"], serde_json::json!([]));
+        assert_eq!(json[5]["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+        assert_eq!(out[5].kind, ChunkKind::UsageOnly);
+        assert_eq!(out[1].kind, ChunkKind::Content);
+        let without = encode_all(vec![StreamEvent::Usage(TokenUsage::default())], false);
+        assert!(without.iter().all(|c| c.kind != ChunkKind::UsageOnly), "no usage chunk unless asked for");
+    }
+
+    proptest! {
+        /// Whatever the fragmentation, an OpenAI client concatenating `arguments` gets the upstream's
+        /// text byte for byte, through decoding and encoding.
+        #[test]
+        fn tool_arguments_survive_any_chunking(args in "[ -~\u{e9}\u{4e2d}]{0,60}", cuts in proptest::collection::vec(0usize..60, 0..8)) {
+            let mut bounds: Vec<usize> = cuts.into_iter().filter(|c| *c <= args.len() && args.is_char_boundary(*c)).collect();
+            bounds.extend([0, args.len()]);
+            bounds.sort_unstable();
+            bounds.dedup();
+            let mut chunks = vec![r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}]}}]}"#.to_string()];
+            for w in bounds.windows(2) {
+                let frag = serde_json::to_string(&args[w[0]..w[1]]).unwrap();
+                chunks.push(format!(r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":0,"function":{{"arguments":{frag}}}}}]}}}}]}}"#));
+            }
+            let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+            let (events, _) = decode_all(&refs);
+            let out = encode_all(events, false);
+            let mut got = String::new();
+            for c in &out {
+                let v: Value = serde_json::from_str(&c.data).unwrap();
+                if let Some(a) = v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str() {
+                    got.push_str(a);
+                }
+            }
+            prop_assert_eq!(got, args);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The Anthropic Messages API (`POST /v1/messages`, `/v1/messages/count_tokens`).
+//!
+//! An Anthropic client's request is a same-protocol passthrough (body forwarded with only `model`
+//! rewritten, events forwarded as received and scanned for usage); other clients' requests are
+//! translated through the unified model (`llm_proxy_core::translate::anthropic`).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
+use llm_proxy_core::provider::{ChatChunk, ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
+use llm_proxy_core::translate::anthropic::{
+    EventDecoder, PassthroughScanner, count_tokens_body, count_tokens_result, request_from_unified,
+    response_to_unified, usage_of_message,
+};
+use llm_proxy_core::unified::WireProtocol;
+use llm_proxy_protocol::anthropic::MessagesRequest;
+use llm_proxy_protocol::openai::EmbeddingsRequest;
+use llm_proxy_protocol::sse::SseEvent;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::sse_stream::{SseHandler, Translated, sse_stream};
+use crate::upstream::{Upstream, join, sensitive, to_body};
+use crate::upstream_error::scrub;
+use crate::{BuildError, HttpClient};
+
+/// The API version every request states; the wire formats here are this version's.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+pub struct Anthropic {
+    upstream: Upstream,
+    messages_url: reqwest::Url,
+    count_url: reqwest::Url,
+    key: Option<HeaderValue>,
+}
+
+impl Anthropic {
+    pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
+        use secrecy::ExposeSecret;
+        let key = match &config.api_key {
+            None => None,
+            Some(k) => Some(sensitive(k.expose_secret()).ok_or_else(|| BuildError::InvalidKey {
+                provider: config.name.clone(),
+                reason: "the key holds characters an HTTP header cannot carry".into(),
+            })?),
+        };
+        Ok(Self {
+            upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
+            messages_url: join(&config.base_url, "v1/messages", &config.name)?,
+            count_url: join(&config.base_url, "v1/messages/count_tokens", &config.name)?,
+            key,
+        })
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(k) = &self.key {
+            h.insert(HeaderName::from_static("x-api-key"), k.clone());
+        }
+        h.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(ANTHROPIC_VERSION));
+        h
+    }
+
+    async fn passthrough(&self, model: &str, mut request: MessagesRequest) -> Result<ChatOutput, ProviderError> {
+        request.model = model.to_string();
+        let body = to_body(&request)?;
+        if !request.is_stream() {
+            let body = self.upstream.post_for_body(&self.messages_url, self.headers(), body).await?;
+            let usage = usage_of_message(&body)?;
+            return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
+        }
+        let resp = self.upstream.post(&self.messages_url, self.headers(), body).await?;
+        let handler = Passthrough {
+            scanner: PassthroughScanner::default(),
+            finished: false,
+            secret: self.upstream.secret.clone(),
+        };
+        let t = &self.upstream.timeouts;
+        Ok(ChatOutput::Stream(sse_stream(resp, t.first_byte, t.between_chunks, handler)))
+    }
+}
+
+impl Provider for Anthropic {
+    fn protocol(&self) -> WireProtocol {
+        WireProtocol::Anthropic
+    }
+
+    async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
+        let request = match request {
+            ChatInput::Anthropic(r) => return self.passthrough(model, r).await,
+            other => other.into_unified(model)?,
+        };
+        let body = to_body(&request_from_unified(&request)?)?;
+        if !request.stream {
+            let body = self.upstream.post_for_body(&self.messages_url, self.headers(), body).await?;
+            return Ok(ChatOutput::Unified(response_to_unified(&body)?));
+        }
+        let resp = self.upstream.post(&self.messages_url, self.headers(), body).await?;
+        let t = &self.upstream.timeouts;
+        let secret = self.upstream.secret.clone();
+        let events = sse_stream(resp, t.first_byte, t.between_chunks, Translated(EventDecoder::new()));
+        Ok(ChatOutput::UnifiedStream(Box::pin(futures_util::StreamExt::map(events, move |e| {
+            e.map_err(|e| scrub_reported(e, secret.as_ref()))
+        }))))
+    }
+
+    async fn count_tokens(&self, model: &str, request: ChatInput) -> Result<Option<u64>, ProviderError> {
+        let body = match request {
+            ChatInput::Anthropic(mut r) => {
+                // count_tokens takes the request without the generation settings.
+                r.model = model.to_string();
+                r.max_tokens = None;
+                r.stream = None;
+                for field in ["temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"] {
+                    r.extra.remove(field);
+                }
+                to_body(&r)?
+            }
+            other => to_body(&count_tokens_body(&other.into_unified(model)?)?)?,
+        };
+        let body = self.upstream.post_for_body(&self.count_url, self.headers(), body).await?;
+        count_tokens_result(&body).map(Some)
+    }
+
+    async fn embeddings(&self, _model: &str, _request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
+        Err(ProviderError::Unsupported("Anthropic offers no embeddings API".into()))
+    }
+}
+
+fn scrub_reported(e: ProviderError, secret: Option<&secrecy::SecretString>) -> ProviderError {
+    use secrecy::ExposeSecret;
+    match e {
+        ProviderError::Reported(m) => ProviderError::Reported(scrub(m, secret.map(|k| k.expose_secret()))),
+        other => other,
+    }
+}
+
+/// Same-protocol streaming: events go to the client as received, with their names.
+struct Passthrough {
+    scanner: PassthroughScanner,
+    finished: bool,
+    secret: Option<secrecy::SecretString>,
+}
+
+impl SseHandler for Passthrough {
+    type Item = ChatChunk;
+
+    fn event(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<bool, ProviderError> {
+        let scan = self.scanner.scan(event.event.as_deref(), &event.data);
+        if let Some(message) = scan.error {
+            return Err(scrub_reported(ProviderError::Reported(message), self.secret.as_ref()));
+        }
+        self.finished |= scan.finished;
+        let name = event.event.map(|e| match e.as_str() {
+            // The common names without an allocation per event.
+            "content_block_delta" => Cow::Borrowed("content_block_delta"),
+            "content_block_start" => Cow::Borrowed("content_block_start"),
+            "content_block_stop" => Cow::Borrowed("content_block_stop"),
+            "message_start" => Cow::Borrowed("message_start"),
+            "message_delta" => Cow::Borrowed("message_delta"),
+            "message_stop" => Cow::Borrowed("message_stop"),
+            "ping" => Cow::Borrowed("ping"),
+            _ => Cow::Owned(e),
+        });
+        out.push_back(ChatChunk { event: name, data: event.data, usage: scan.usage, kind: scan.kind });
+        Ok(scan.finished)
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+}

@@ -1,0 +1,117 @@
+//! The Gemini API (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
+//! `:countTokens`, `:batchEmbedContents`). No client speaks it to the gateway, so every request is
+//! translated (`llm_proxy_core::translate::gemini`).
+
+use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
+use llm_proxy_core::provider::{ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
+use llm_proxy_core::translate::gemini::{
+    StreamChunkDecoder, count_tokens_body, count_tokens_result, embeddings_request, embeddings_response,
+    request_from_unified, response_to_unified,
+};
+use llm_proxy_core::unified::{TranslateError, WireProtocol};
+use llm_proxy_protocol::openai::EmbeddingsRequest;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::sse_stream::{Translated, sse_stream};
+use crate::upstream::{Upstream, join, sensitive, to_body};
+use crate::upstream_error::scrub;
+use crate::{BuildError, HttpClient};
+
+pub struct Gemini {
+    upstream: Upstream,
+    /// `…/v1beta/models/`; the model and method are appended per call.
+    models_url: reqwest::Url,
+    key: Option<HeaderValue>,
+}
+
+impl Gemini {
+    pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
+        use secrecy::ExposeSecret;
+        let key = match &config.api_key {
+            None => None,
+            Some(k) => Some(sensitive(k.expose_secret()).ok_or_else(|| BuildError::InvalidKey {
+                provider: config.name.clone(),
+                reason: "the key holds characters an HTTP header cannot carry".into(),
+            })?),
+        };
+        Ok(Self {
+            upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
+            models_url: join(&config.base_url, "v1beta/models/", &config.name)?,
+            key,
+        })
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        // The key goes in a header, never the `?key=` query string, so it cannot end up in a URL
+        // that an error message or a log line quotes.
+        if let Some(k) = &self.key {
+            h.insert(HeaderName::from_static("x-goog-api-key"), k.clone());
+        }
+        h
+    }
+
+    /// `…/models/{model}:{method}`. The model id comes from the client when the provider has no
+    /// model list, so it is checked to be one path segment of plain characters.
+    fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
+        let plain = !model.is_empty()
+            && model != "."
+            && model != ".."
+            && model.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !plain {
+            return Err(ProviderError::Untranslatable(TranslateError::new(
+                format!("`{model}` is not a valid Gemini model id (letters, digits, `-`, `.`, `_`)."),
+                Some("model".into()),
+            )));
+        }
+        self.models_url
+            // "./" keeps `gemini-2.5-flash:` from parsing as a URL scheme.
+            .join(&format!("./{model}:{method}"))
+            .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))
+    }
+}
+
+impl Provider for Gemini {
+    fn protocol(&self) -> WireProtocol {
+        WireProtocol::Gemini
+    }
+
+    async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
+        let request = request.into_unified(model)?;
+        let body = to_body(&request_from_unified(&request)?)?;
+        if !request.stream {
+            let url = self.url(model, "generateContent")?;
+            let body = self.upstream.post_for_body(&url, self.headers(), body).await?;
+            return Ok(ChatOutput::Unified(response_to_unified(&body, model)?));
+        }
+        let url = self.url(model, "streamGenerateContent?alt=sse")?;
+        let resp = self.upstream.post(&url, self.headers(), body).await?;
+        let t = &self.upstream.timeouts;
+        let secret = self.upstream.secret.clone();
+        let events = sse_stream(resp, t.first_byte, t.between_chunks, Translated(StreamChunkDecoder::new(model)));
+        Ok(ChatOutput::UnifiedStream(Box::pin(futures_util::StreamExt::map(events, move |e| {
+            use secrecy::ExposeSecret;
+            e.map_err(|e| match e {
+                ProviderError::Reported(m) => {
+                    ProviderError::Reported(scrub(m, secret.as_ref().map(|k| k.expose_secret())))
+                }
+                other => other,
+            })
+        }))))
+    }
+
+    async fn count_tokens(&self, model: &str, request: ChatInput) -> Result<Option<u64>, ProviderError> {
+        let body = to_body(&count_tokens_body(&request.into_unified(model)?)?)?;
+        let body = self.upstream.post_for_body(&self.url(model, "countTokens")?, self.headers(), body).await?;
+        count_tokens_result(&body).map(Some)
+    }
+
+    async fn embeddings(&self, model: &str, request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
+        let base64 = request.extra.get("encoding_format").and_then(|v| v.as_str()) == Some("base64");
+        let body = to_body(&embeddings_request(model, &request)?)?;
+        let body = self.upstream.post_for_body(&self.url(model, "batchEmbedContents")?, self.headers(), body).await?;
+        let out = embeddings_response(&body, model, base64)?;
+        // Gemini reports no token counts for embeddings.
+        Ok(CompleteResponse { body: to_body(&out)?.into(), usage: None })
+    }
+}

@@ -1,0 +1,130 @@
+//! What every adapter does the same way: send a JSON body and wait for the head under the
+//! first-byte limit, map transport failures and error statuses to `ProviderError`, and read whole
+//! bodies under the between-chunks limit and a size cap.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use llm_proxy_core::config::UpstreamTimeouts;
+use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+
+use crate::HttpClient;
+use crate::upstream_error;
+
+/// Largest non-streamed answer read into memory.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest error body read: it is only quoted, and cut to a few hundred characters.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// One upstream's connection details, shared by its adapter's calls.
+pub(crate) struct Upstream {
+    pub http: HttpClient,
+    pub timeouts: UpstreamTimeouts,
+    /// The provider key, only to scrub it from upstream error messages that quote it.
+    pub secret: Option<secrecy::SecretString>,
+}
+
+impl Upstream {
+    pub fn secret(&self) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        self.secret.as_ref().map(|k| k.expose_secret())
+    }
+
+    /// Posts `body` (JSON) with `headers` and waits for a successful response head.
+    pub async fn post(
+        &self,
+        url: &reqwest::Url,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let req =
+            self.http.inner.post(url.clone()).headers(headers).header(CONTENT_TYPE, "application/json").body(body);
+        let resp = match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
+            Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
+            Ok(Err(e)) => return Err(transport_error(e)),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
+        let body = read_body(resp, self.timeouts.between_chunks, MAX_ERROR_BYTES).await.unwrap_or_default();
+        Err(upstream_error::from_status(status.as_u16(), &body, retry_after, self.secret()))
+    }
+
+    /// Posts and reads the whole answer.
+    pub async fn post_for_body(
+        &self,
+        url: &reqwest::Url,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Bytes, ProviderError> {
+        let resp = self.post(url, headers, body).await?;
+        read_body(resp, self.timeouts.between_chunks, MAX_RESPONSE_BYTES).await
+    }
+}
+
+/// Serialises a request body; a failure here is a bug in a converter, reported as a protocol error.
+pub(crate) fn to_body(value: &impl serde::Serialize) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(value).map_err(|e| ProviderError::Protocol(e.to_string()))
+}
+
+/// Reads a whole body, with the between-chunks limit on each read and a cap on the total.
+pub(crate) async fn read_body(resp: reqwest::Response, idle: Duration, max: usize) -> Result<Bytes, ProviderError> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::BetweenChunks)),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(ProviderError::Interrupted(e.without_url().to_string()));
+            }
+            Ok(Some(Ok(bytes))) => {
+                if buf.len() + bytes.len() > max {
+                    return Err(ProviderError::Protocol(format!("upstream answer larger than {max} bytes")));
+                }
+                buf.extend_from_slice(&bytes);
+            }
+        }
+    }
+}
+
+pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        ProviderError::Timeout(if e.is_connect() { TimeoutPhase::Connect } else { TimeoutPhase::FirstByte })
+    } else if e.is_connect() {
+        ProviderError::Connect(source_chain(&e))
+    } else {
+        ProviderError::Interrupted(source_chain(&e))
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
+pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}
+
+/// A header value that never shows in debug output.
+pub(crate) fn sensitive(value: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut v = reqwest::header::HeaderValue::from_str(value).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// `base` + `path` as a URL, checked once when the adapter is built.
+pub(crate) fn join(base: &str, path: &str, provider: &str) -> Result<reqwest::Url, crate::BuildError> {
+    reqwest::Url::parse(&format!("{}/{path}", base.trim_end_matches('/')))
+        .map_err(|e| crate::BuildError::InvalidUrl { provider: provider.to_string(), reason: e.to_string() })
+}
