@@ -118,8 +118,7 @@ pub(super) fn build_providers(
             continue;
         }
         // GLM's API has no `stream_options` whatever the provider is called.
-        let stream_options =
-            p.stream_options.unwrap_or(known.map_or(protocol != Protocol::Glm, |k| k.stream_options));
+        let stream_options = p.stream_options.unwrap_or(known.map_or(protocol != Protocol::Glm, |k| k.stream_options));
         out.push(ProviderConfig {
             name: canonical,
             protocol,
