@@ -11,6 +11,7 @@ and tool results delivered, stop reasons, usage including cached tokens, reasoni
 from __future__ import annotations
 
 import json
+import subprocess
 
 import anthropic
 import httpx
@@ -456,3 +457,48 @@ def test_glm_tokens_are_signed_once_and_reused(client: openai.OpenAI, stack: Sta
     for _ in range(3):
         client.chat.completions.create(model="zhipu/mock-text", messages=[{"role": "user", "content": "x"}])
     assert stack.mock_stats()["glm_tokens_seen"] == 1, "one JWT, cached, for every GLM request"
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings onto each protocol
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("upstream", ["oai", "gem", "zhipu"])
+def test_embeddings_onto_every_protocol_that_has_them(client: openai.OpenAI, upstream: str):
+    # The SDK asks for base64 unless told otherwise; both encodings must decode to the same floats.
+    default = client.embeddings.create(model=f"{upstream}/text-embedding-mock", input=["alpha", "beta"])
+    floats = client.embeddings.create(
+        model=f"{upstream}/text-embedding-mock", input=["alpha", "beta"], encoding_format="float"
+    )
+    assert [d.index for d in default.data] == [0, 1]
+    assert all(len(d.embedding) > 0 and all(isinstance(x, float) for x in d.embedding) for d in default.data)
+    for a, b in zip(default.data, floats.data):
+        assert a.embedding == pytest.approx(b.embedding, rel=1e-6)
+
+
+def test_embeddings_on_a_protocol_without_them_are_a_clear_400(client: openai.OpenAI):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="claude/text-embedding-mock", input="alpha")
+    assert "embeddings" in e.value.message.lower()
+
+
+def test_the_readme_messages_curl_call_works(stack: Stack):
+    """The README's `/v1/messages` curl example, run as written (this gateway's address, key, a model)."""
+    body = '{"model": "oai/mock-text", "max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]}'
+    headers = ["-H", f"x-api-key: {stack.key}", "-H", "anthropic-version: 2023-06-01", "-H", "Content-Type: application/json"]
+    plain = subprocess.run(
+        ["curl", "-sS", f"{stack.gateway_url}/v1/messages", *headers, "-d", body],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    answer = json.loads(plain.stdout)
+    assert answer["type"] == "message" and answer["content"][0]["text"] == "echo: Hello"
+
+    streamed = subprocess.run(
+        ["curl", "-sSN", f"{stack.gateway_url}/v1/messages", *headers,
+         "-d", body.replace('"messages"', '"stream": true, "messages"')],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    names = [line[len("event: "):] for line in streamed.stdout.splitlines() if line.startswith("event: ")]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert "[DONE]" not in streamed.stdout, "Anthropic streams end with message_stop, not [DONE]"

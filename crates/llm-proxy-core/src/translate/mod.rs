@@ -92,3 +92,107 @@ pub fn encode_stream(events: EventStream, encoder: Box<dyn StreamEncoder>) -> Ch
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Across protocols: what one protocol's upstream streams, the other protocol's client receives.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Cuts `s` at the given byte offsets (those on char boundaries).
+    fn fragments(s: &str, cuts: Vec<usize>) -> Vec<String> {
+        let mut bounds: Vec<usize> = cuts.into_iter().filter(|c| *c <= s.len() && s.is_char_boundary(*c)).collect();
+        bounds.extend([0, s.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        bounds.windows(2).map(|w| s[w[0]..w[1]].to_string()).collect()
+    }
+
+    fn run(decoder: &mut dyn StreamDecoder, events: &[(&str, String)], encoder: &mut dyn StreamEncoder) -> Vec<ChatChunk> {
+        let mut out = Vec::new();
+        for (name, data) in events {
+            let mut unified = Vec::new();
+            let name = (!name.is_empty()).then_some(*name);
+            decoder.decode(name, data, &mut unified).expect("decodes");
+            for e in unified {
+                encoder.encode(e, &mut out);
+            }
+        }
+        assert!(decoder.is_finished());
+        encoder.finish(&mut out);
+        out
+    }
+
+    proptest! {
+        /// Anthropic upstream → OpenAI client: `partial_json` fragments become `arguments`
+        /// fragments that concatenate to the upstream's text byte for byte.
+        #[test]
+        fn anthropic_tool_arguments_reach_openai_clients_byte_for_byte(
+            args in "[ -~\u{e9}\u{4e2d}\u{1f600}]{0,80}",
+            cuts in proptest::collection::vec(0usize..80, 0..10),
+        ) {
+            let mut events = vec![
+                ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}).to_string()),
+                ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}).to_string()),
+            ];
+            for f in fragments(&args, cuts) {
+                events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": f}}).to_string()));
+            }
+            events.push(("content_block_stop", json!({"type": "content_block_stop", "index": 0}).to_string()));
+            events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 9}}).to_string()));
+            events.push(("message_stop", json!({"type": "message_stop"}).to_string()));
+            let out = run(&mut anthropic::EventDecoder::new(), &events, &mut openai::ChunkEncoder::new("m", 1, true));
+            let mut got = String::new();
+            let mut finish = Vec::new();
+            for c in &out {
+                let v: Value = serde_json::from_str(&c.data).expect("json");
+                if let Some(a) = v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str() {
+                    got.push_str(a);
+                }
+                if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+                    finish.push(f.to_string());
+                }
+            }
+            prop_assert_eq!(got, args);
+            prop_assert_eq!(finish, vec!["tool_calls".to_string()]);
+            prop_assert_eq!(out.last().map(|c| c.kind), Some(ChunkKind::UsageOnly));
+        }
+
+        /// OpenAI upstream → Anthropic client: `arguments` fragments become `input_json_delta`s
+        /// that concatenate to the upstream's text byte for byte.
+        #[test]
+        fn openai_tool_arguments_reach_anthropic_clients_byte_for_byte(
+            args in "[ -~\u{e9}\u{4e2d}\u{1f600}]{0,80}",
+            cuts in proptest::collection::vec(0usize..80, 0..10),
+        ) {
+            let mut events = vec![
+                ("", json!({"id": "c1", "model": "gpt", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}, "finish_reason": null}]}).to_string()),
+            ];
+            for f in fragments(&args, cuts) {
+                events.push(("", json!({"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": f}}]}, "finish_reason": null}]}).to_string()));
+            }
+            events.push(("", json!({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}).to_string()));
+            events.push(("", json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 7, "total_tokens": 11}}).to_string()));
+            events.push(("", "[DONE]".to_string()));
+            let out = run(&mut openai::ChunkDecoder::new(), &events, &mut anthropic::EventEncoder::new("m"));
+            let mut got = String::new();
+            let names: Vec<&str> = out.iter().filter_map(|c| c.event.as_deref()).collect();
+            for c in &out {
+                let v: Value = serde_json::from_str(&c.data).expect("json");
+                if v["delta"]["type"] == "input_json_delta" {
+                    got.push_str(v["delta"]["partial_json"].as_str().unwrap_or_default());
+                }
+                if v["type"] == "message_delta" {
+                    prop_assert_eq!(&v["delta"]["stop_reason"], "tool_use");
+                    prop_assert_eq!(&v["usage"]["output_tokens"], 7);
+                }
+            }
+            prop_assert_eq!(got, args);
+            prop_assert_eq!(names.first().copied(), Some("message_start"));
+            prop_assert_eq!(names.last().copied(), Some("message_stop"));
+        }
+    }
+}
