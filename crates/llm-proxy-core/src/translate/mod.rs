@@ -111,7 +111,11 @@ mod tests {
         bounds.windows(2).map(|w| s[w[0]..w[1]].to_string()).collect()
     }
 
-    fn run(decoder: &mut dyn StreamDecoder, events: &[(&str, String)], encoder: &mut dyn StreamEncoder) -> Vec<ChatChunk> {
+    fn run(
+        decoder: &mut dyn StreamDecoder,
+        events: &[(&str, String)],
+        encoder: &mut dyn StreamEncoder,
+    ) -> Vec<ChatChunk> {
         let mut out = Vec::new();
         for (name, data) in events {
             let mut unified = Vec::new();

@@ -130,9 +130,30 @@ providers:
     protocol: openai
     base_url: http://127.0.0.1:1/v1
     models: [dead-model]
+  # One provider per protocol, serving any model the client names.
+  oai:
+    protocol: openai
+    base_url: {base}
+    api_key: sk-upstream-canary-0000
+  claude:
+    protocol: anthropic
+    base_url: {anthropic}
+    api_key: sk-ant-upstream-canary
+  gem:
+    protocol: gemini
+    base_url: {gemini}
+    api_key: gemini-upstream-canary
+  zhipu:
+    protocol: glm
+    base_url: {glm}
+    api_key: {glm_key}
 {extra}
 "#,
             base = mock.base_url(),
+            anthropic = mock.anthropic_base_url(),
+            gemini = mock.gemini_base_url(),
+            glm = mock.glm_base_url(),
+            glm_key = llm_proxy_testkit::DEFAULT_GLM_KEY,
         );
         let env = |_: &str| None::<String>;
         let (config, _) = Config::load(Some(&yaml), &env, &Overrides::default()).unwrap();
@@ -194,6 +215,18 @@ providers:
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (id, g.secret)
+    }
+
+    /// `POST /v1/messages` with the key in `x-api-key`, as the Anthropic SDKs send it.
+    pub async fn messages(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/v1/messages"))
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn chat(&self, key: &str, body: serde_json::Value) -> reqwest::Response {

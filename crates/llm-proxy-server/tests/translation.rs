@@ -1,0 +1,213 @@
+//! Translated requests through the real server: what the SDK suites cannot easily see — upstream
+//! cancellation on a dropped client, log rows of translated streams, in-stream errors in the
+//! Anthropic shape, and random bodies on `/v1/messages`. Translation does not touch the database,
+//! so these run on SQLite only.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Gateway, request_id};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+async fn gateway() -> Gateway {
+    Gateway::start(Backend::Sqlite).await.expect("SQLite always runs")
+}
+
+/// Splits an SSE body into (event name, data) pairs; comments are skipped.
+fn sse_events(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push(d);
+                }
+            }
+            (!data.is_empty()).then(|| (name, data.join("\n")))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_a_translated_stream_cancels_the_upstream_call() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    // Anthropic client, OpenAI upstream: the translated path.
+    let resp = gw
+        .messages(
+            &key,
+            json!({"model": "oai/mock-slow-200-chunks-50", "max_tokens": 100, "stream": true,
+                   "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let mut body = resp.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    let dropped_at = Instant::now();
+    while gw.mock.state.streams_cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(dropped_at.elapsed() < Duration::from_secs(1), "the upstream stream outlived the client by 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let row = gw.log_entry(&rid).await;
+    assert_eq!((row.status, row.error_kind.as_deref()), (499, Some("client_disconnect")));
+    assert_eq!(row.endpoint, "messages");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translated_streams_are_logged_with_the_usage_the_client_saw() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    // OpenAI client, Anthropic upstream, cached tokens.
+    let resp = gw
+        .chat(
+            &key,
+            json!({"model": "claude/mock-cache", "stream": true, "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    let rid = request_id(&resp);
+    let events = sse_events(&resp.text().await.unwrap());
+    assert_eq!(events.last().map(|(_, d)| d.as_str()), Some("[DONE]"));
+    let usage: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
+    let usage = &usage["usage"];
+    assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 1000);
+    let row = gw.log_entry(&rid).await;
+    assert_eq!(row.status, 200);
+    assert_eq!(row.provider.as_deref(), Some("claude"));
+    assert_eq!(row.prompt_tokens, usage["prompt_tokens"].as_u64(), "the log counts what the client was told");
+    assert_eq!(row.completion_tokens, usage["completion_tokens"].as_u64());
+    assert!(row.ttft_ms.is_some());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_mid_stream_reach_anthropic_clients_as_error_events() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    for model in ["claude/mock-error-after-2", "oai/mock-error-after-2", "gem/mock-error-after-2"] {
+        let resp = gw
+            .messages(
+                &key,
+                json!({"model": model, "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{model}");
+        let rid = request_id(&resp);
+        let events = sse_events(&resp.text().await.unwrap());
+        let (name, data) = events.last().unwrap();
+        assert_eq!(name.as_deref(), Some("error"), "{model}: {events:?}");
+        let err: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(err["type"], "error", "{model}");
+        assert_eq!(err["error"]["type"], "api_error", "{model}");
+        assert!(!events.iter().any(|(n, _)| n.as_deref() == Some("message_stop")), "{model}: no clean end");
+        let row = gw.log_entry(&rid).await;
+        assert_eq!((row.status, row.error_kind.as_deref()), (502, Some("stream_interrupted")), "{model}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glm_requests_carry_one_cached_token_the_mock_accepts() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    for stream in [false, true, false] {
+        let resp = gw
+            .chat(
+                &key,
+                json!({"model": "zhipu/glm-4.6", "stream": stream, "messages": [{"role": "user", "content": "x"}]}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    assert_eq!(gw.mock.state.glm_tokens_seen(), 1, "signed once, reused");
+    let seen = gw.mock.state.requests();
+    let glm: Vec<_> = seen.iter().filter(|r| r.path.starts_with("/api/paas/v4/")).collect();
+    assert_eq!(glm.len(), 3);
+    assert!(glm.iter().all(|r| r.body.get("stream_options").is_none()), "GLM takes no stream_options");
+    gw.stop().await;
+}
+
+/// Whatever a client sends to `/v1/messages`, translated or passed through, the answer is a
+/// success or an error in Anthropic's shape — never a 500 — and each request leaves one log row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_body_on_v1_messages_crashes_the_gateway_or_gets_a_500() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+
+    const BLOCK_TYPES: [&str; 6] = ["text", "image", "tool_use", "tool_result", "thinking", "document"];
+    const ROLES: [&str; 3] = ["user", "assistant", "system"];
+
+    fn random_json(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
+        match rng.gen_range(0..if depth > 3 { 5 } else { 9 }) {
+            0 => Value::Null,
+            1 => json!(rng.r#gen::<bool>()),
+            2 => json!(rng.r#gen::<i64>()),
+            3 => json!(rng.r#gen::<f64>() * 1e300),
+            4 => json!((0..rng.gen_range(0..20)).map(|_| rng.r#gen::<char>()).collect::<String>()),
+            5 => Value::Array((0..rng.gen_range(0..4)).map(|_| random_json(rng, depth + 1)).collect()),
+            // Plausible content blocks, so translation gets past the first type check.
+            6 => json!({"type": BLOCK_TYPES[rng.gen_range(0..BLOCK_TYPES.len())],
+                        "text": random_json(rng, depth + 1), "source": random_json(rng, depth + 1),
+                        "id": random_json(rng, depth + 1), "input": random_json(rng, depth + 1),
+                        "tool_use_id": random_json(rng, depth + 1), "content": random_json(rng, depth + 1)}),
+            7 => json!([{"role": ROLES[rng.gen_range(0..ROLES.len())], "content": random_json(rng, depth + 1)}]),
+            _ => Value::Object(
+                (0..rng.gen_range(0..4)).map(|i| (format!("k{i}"), random_json(rng, depth + 1))).collect(),
+            ),
+        }
+    }
+
+    let fields = [
+        "messages",
+        "system",
+        "stream",
+        "max_tokens",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "temperature",
+        "stop_sequences",
+        "metadata",
+    ];
+    let models = ["oai/mock-a", "gem/mock-a", "claude/mock-a", "zhipu/mock-a"];
+    let client = reqwest::Client::new();
+    for case in 0..240 {
+        let body = if case % 4 == 0 {
+            (0..rng.gen_range(0..400)).map(|_| rng.r#gen::<u8>()).collect::<Vec<u8>>()
+        } else {
+            let model = models[case % models.len()];
+            let mut req = json!({"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]});
+            for _ in 0..rng.gen_range(1..3) {
+                req[fields[rng.gen_range(0..fields.len())]] = random_json(&mut rng, 0);
+            }
+            serde_json::to_vec(&req).unwrap()
+        };
+        let path = if case % 5 == 4 { "/v1/messages/count_tokens" } else { "/v1/messages" };
+        let resp = client.post(gw.url(path)).header("x-api-key", &key).body(body.clone()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(status != 500, "case {case}: 500 for {}: {text}", String::from_utf8_lossy(&body));
+        if status >= 400 {
+            let err: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("case {case}: not JSON: {text}"));
+            assert_eq!(err["type"], "error", "case {case}: {text}");
+            assert!(err["error"]["message"].is_string() && err["error"]["type"].is_string(), "case {case}: {text}");
+        }
+    }
+    assert_eq!(client.get(gw.url("/health")).send().await.unwrap().status(), 200);
+    let rows = gw.stop().await;
+    assert_eq!(rows.len(), 240, "one log row per request");
+}
