@@ -3,6 +3,9 @@
 //! Anthropic shape, and random bodies on `/v1/messages`. Translation does not touch the database,
 //! so these run on SQLite only.
 
+// Tests are clients, not the gateway: their own HTTP client is fine.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
