@@ -33,6 +33,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 const CHAT_MODEL: &str = "mock-a";
 /// A stream of 20 content chunks, sent as fast as they go.
 const STREAM_MODEL: &str = "mock-chunks-20";
+/// The provider through which the gateway reaches the same mock with the Anthropic protocol:
+/// `ANTHROPIC_PROVIDER/STREAM_MODEL` is the 20-chunk stream, translated (OpenAI request → Anthropic
+/// request, Anthropic events → OpenAI chunks).
+const ANTHROPIC_PROVIDER: &str = "mock-anthropic";
 /// A stream of 30 chunks one second apart: held open, never finished.
 const SLOW_MODEL: &str = "mock-slow-1000-chunks-30";
 /// How long the idle gateway's CPU time is read over.
@@ -166,7 +170,8 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let (upstream, upstream_addr) = procs::start_mock(&args.mock_bin, load_cpu).await?;
     // A free port: bind :0, read it, release it. The gateway binds it a moment later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let config = procs::write_config(&dir.0, port, &upstream_addr, &[CHAT_MODEL, STREAM_MODEL, SLOW_MODEL])?;
+    let config =
+        procs::write_config(&dir.0, port, &upstream_addr, &[CHAT_MODEL, STREAM_MODEL, SLOW_MODEL], ANTHROPIC_PROVIDER)?;
     let key = procs::create_key(&args.gateway_bin, &config).await?;
     let gateway_url = format!("http://127.0.0.1:{port}");
     let gateway_log = dir.0.join("gateway.stderr");
@@ -197,8 +202,8 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let direct = Target {
         name: "direct",
         url: format!("http://{direct_addr}/v1/chat/completions"),
-        // The mock ignores it; sent so both requests carry the same headers.
-        key: "sk-bench-upstream".into(),
+        // The mock's OpenAI endpoint ignores it; sent so both requests carry the same headers.
+        key: procs::UPSTREAM_KEY.into(),
     };
     let via = Target { name: "gateway", url: format!("{gateway_url}/v1/chat/completions"), key };
     let placement = match (sut_cpu, load_cpu) {
@@ -227,6 +232,8 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     // 1. Closed loop: throughput on one core and CPU time per request.
     let chat = Request::chat(CHAT_MODEL, false);
     let stream20 = Request::chat(STREAM_MODEL, true);
+    let translated_model = format!("{ANTHROPIC_PROVIDER}/{STREAM_MODEL}");
+    let translated = Request::chat(&translated_model, true);
     println!(
         "closed loop: {} in flight, {} s per run (CPU µs/request of the process under test)",
         args.concurrency, args.secs
@@ -234,14 +241,23 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let mut rows = Vec::new();
     let mut closed = Vec::new();
     let me = std::process::id();
-    for (name, req) in [("chat", &chat), ("stream-20", &stream20)] {
-        let mut pair = Vec::new();
-        // Watched: the process under test, this load generator, the mock behind the gateway.
-        for (target, pids) in [(&direct, vec![direct_mock.pid, me]), (&via, vec![gateway.pid, me, upstream.pid])] {
+    // Watched: the process under test, this load generator, the mock behind the gateway.
+    let direct_run = (&direct, vec![direct_mock.pid, me]);
+    let gateway_run = (&via, vec![gateway.pid, me, upstream.pid]);
+    let scenarios = [
+        ("chat", &chat, vec![&direct_run, &gateway_run]),
+        ("stream-20", &stream20, vec![&direct_run, &gateway_run]),
+        // Right after the passthrough streams, so the two gateway figures see the same machine.
+        // Gateway only: the client speaks OpenAI, the mock behind the gateway Anthropic.
+        ("stream-20 translated", &translated, vec![&gateway_run]),
+    ];
+    for (name, req, runs) in scenarios {
+        let mut per_target = Vec::new();
+        for (target, pids) in runs {
             let warm = load::closed_loop(&client, target, req, args.concurrency, Stop::After(args.warmup)).await;
             warmed(warm, &format!("{name} via {}", target.name))?;
             let stop = Stop::For(Duration::from_secs_f64(args.secs));
-            let m = measure(&clock, &pids, load::closed_loop(&client, target, req, args.concurrency, stop)).await?;
+            let m = measure(&clock, pids, load::closed_loop(&client, target, req, args.concurrency, stop)).await?;
             failed += m.run.errors;
             rows.push(vec![
                 name.to_string(),
@@ -261,9 +277,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
             if let Some(e) = &m.run.first_error {
                 println!("  {name} via {}: first error: {e}", target.name);
             }
-            pair.push(m);
+            per_target.push(m);
         }
-        closed.push(pair);
+        closed.push(per_target);
     }
     report::table(
         &[
@@ -282,6 +298,10 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         ],
         &[0, 1],
         &rows,
+    );
+    println!(
+        "  (stream-20 translated: model {translated_model}, OpenAI client → gateway → the mock's Anthropic \
+         /v1/messages; the gateway translates the request and every event)"
     );
 
     // 2. Streams one at a time: any stall between chunks shows as ≥ 40 ms.
@@ -378,6 +398,7 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let figures = verdict::Figures {
         chat: [&closed[0][0], &closed[0][1]],
         stream: [&closed[1][0], &closed[1][1]],
+        translated: &closed[2][0],
         fixed: [&fixed[0].run, &fixed[1].run],
         alone: [&stall[0], &stall[1]],
         rss_idle_kib: mem_idle.rss_kib,
@@ -428,6 +449,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
              "direct": cd.to_json(&["mock", "client"]), "gateway": cg.to_json(&["gateway", "client", "upstream_mock"])},
             {"scenario": "stream-20", "model": STREAM_MODEL,
              "direct": sd.to_json(&["mock", "client"]), "gateway": sg.to_json(&["gateway", "client", "upstream_mock"])},
+            {"scenario": "stream-20-translated", "model": translated_model,
+             "client_protocol": "openai", "upstream_protocol": "anthropic",
+             "direct": Value::Null, "gateway": figures.translated.to_json(&["gateway", "client", "upstream_mock"])},
         ],
         "stream_one_at_a_time": {"model": STREAM_MODEL, "direct": stall[0].to_json(), "gateway": stall[1].to_json()},
         "fixed_rate": {

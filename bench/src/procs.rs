@@ -85,9 +85,20 @@ pub fn set_cpus(pid: u32, list: &str) -> Result<()> {
     Ok(())
 }
 
+/// The key the gateway sends upstream, and the only Anthropic key the mocks accept: a translated
+/// request that lost its `x-api-key` fails instead of being measured.
+pub const UPSTREAM_KEY: &str = "sk-bench-upstream";
+
 /// Starts `llm-proxy-mock 127.0.0.1:0` and returns it with the address it listens on.
 pub async fn start_mock(bin: &Path, cpu: Option<usize>) -> Result<(Proc, String)> {
-    let mut mock = Proc::spawn(pinned(bin, cpu).arg("127.0.0.1:0").stdout(Stdio::piped()).stdin(Stdio::null()))?;
+    let mut mock = Proc::spawn(
+        pinned(bin, cpu)
+            .args(["127.0.0.1:0", "--anthropic-key", UPSTREAM_KEY])
+            .stdout(Stdio::piped())
+            // It lists its base URLs there, which would land amid the figures.
+            .stderr(Stdio::null())
+            .stdin(Stdio::null()),
+    )?;
     let stdout = mock.child.stdout.take().ok_or("mock stdout")?;
     let mut first_line = String::new();
     tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut first_line))
@@ -101,9 +112,16 @@ pub async fn start_mock(bin: &Path, cpu: Option<usize>) -> Result<(Proc, String)
     Ok((mock, addr))
 }
 
-/// Writes the gateway's config into `dir`: listens on `port`, one provider `mock` at `mock_addr`
-/// offering `models`. Returns its path.
-pub fn write_config(dir: &Path, port: u16, mock_addr: &str, models: &[&str]) -> Result<PathBuf> {
+/// Writes the gateway's config into `dir`: listens on `port`; two providers at the same mock,
+/// `mock_addr`: `mock` (OpenAI protocol) offering `models`, and `anthropic_provider` (Anthropic
+/// protocol, so the gateway translates). Returns its path.
+pub fn write_config(
+    dir: &Path,
+    port: u16,
+    mock_addr: &str,
+    models: &[&str],
+    anthropic_provider: &str,
+) -> Result<PathBuf> {
     let config = dir.join("llm-proxy.yaml");
     // Health checks off: background probes would land in the measured CPU time. Request logging
     // is always on: every request is written to the SQLite database.
@@ -119,8 +137,14 @@ providers:
   mock:
     protocol: openai
     base_url: http://{mock_addr}/v1
-    api_key: sk-bench-upstream
+    api_key: {UPSTREAM_KEY}
     models: [{models}]
+  # No model list: `{anthropic_provider}/<model>` goes upstream as `<model>`, and the bare names
+  # above stay `mock`'s alone (listed by both, they would be ambiguous).
+  {anthropic_provider}:
+    protocol: anthropic
+    base_url: http://{mock_addr}
+    api_key: {UPSTREAM_KEY}
 "#,
             db = dir.join("bench.db").display(),
             models = models.join(", "),

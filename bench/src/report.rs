@@ -19,6 +19,9 @@ pub struct Check {
     pub gateway: f64,
     /// Gateway minus direct, when that is what the target bounds.
     pub added: Option<f64>,
+    /// A figure of another scenario, named, when the target bounds the gateway figure as a multiple
+    /// of it.
+    pub relative_to: Option<(String, f64)>,
     pub limit: Limit,
     pub decimals: usize,
     /// What the target means, in a few words, when the bound alone does not say.
@@ -27,7 +30,17 @@ pub struct Check {
 
 impl Check {
     pub fn new(figure: impl Into<String>, unit: &'static str, decimals: usize, limit: Limit, gateway: f64) -> Self {
-        Self { figure: figure.into(), unit, direct: None, gateway, added: None, limit, decimals, note: String::new() }
+        Self {
+            figure: figure.into(),
+            unit,
+            direct: None,
+            gateway,
+            added: None,
+            relative_to: None,
+            limit,
+            decimals,
+            note: String::new(),
+        }
     }
 
     /// The same figure measured directly against the mock.
@@ -42,14 +55,26 @@ impl Check {
         self
     }
 
+    /// The target bounds the gateway figure divided by `baseline` (`name` says what that is).
+    pub fn judge_ratio_to(mut self, name: impl Into<String>, baseline: f64) -> Self {
+        self.relative_to = Some((name.into(), baseline));
+        self
+    }
+
+    /// The gateway figure as a multiple of the baseline, when the target bounds that.
+    fn ratio(&self) -> Option<f64> {
+        self.relative_to.as_ref().map(|(_, baseline)| self.gateway / baseline)
+    }
+
     pub fn note(mut self, note: String) -> Self {
         self.note = note;
         self
     }
 
-    /// The figure the target applies to: the added amount where there is one, else the gateway's.
+    /// The figure the target applies to: the ratio or the added amount where there is one, else the
+    /// gateway's.
     fn judged(&self) -> f64 {
-        self.added.unwrap_or(self.gateway)
+        self.ratio().or(self.added).unwrap_or(self.gateway)
     }
 
     pub fn pass(&self) -> bool {
@@ -70,7 +95,12 @@ impl Check {
         let what = if self.added.is_some() { "added " } else { "" };
         let note = if self.note.is_empty() { String::new() } else { format!(" ({})", self.note) };
         let l = if l.fract() == 0.0 { group(l, 0) } else { l.to_string() };
-        format!("{what}{op} {l} {}{note}", self.unit)
+        match (&self.relative_to, self.ratio()) {
+            (Some((name, baseline)), Some(ratio)) => {
+                format!("{op} {l} × {name} ({} {}): {ratio:.2}×{note}", group(*baseline, self.decimals), self.unit)
+            }
+            _ => format!("{what}{op} {l} {}{note}", self.unit),
+        }
     }
 
     fn row(&self) -> Vec<String> {
@@ -93,12 +123,22 @@ impl Check {
         };
         let scale = 10f64.powi(self.decimals as i32);
         let round = |v: f64| (v * scale).round() / scale;
-        json!({
+        let applies_to = match (&self.relative_to, &self.added) {
+            (Some((name, _)), _) => format!("gateway / {name}"),
+            (None, Some(_)) => "added".into(),
+            (None, None) => "gateway".into(),
+        };
+        let mut v = json!({
             "figure": self.figure, "unit": self.unit,
             "direct": self.direct.map(round), "gateway": round(self.gateway), "added": self.added.map(round),
-            "target": {kind: limit, "applies_to": if self.added.is_some() { "added" } else { "gateway" }},
+            "target": {kind: limit, "applies_to": applies_to},
             "pass": self.pass(),
-        })
+        });
+        if let (Some((name, baseline)), Some(ratio)) = (&self.relative_to, self.ratio()) {
+            v["baseline"] = json!({"figure": name, "value": round(*baseline)});
+            v["ratio"] = json!((ratio * 1000.0).round() / 1000.0);
+        }
+        v
     }
 }
 

@@ -9,6 +9,9 @@ use crate::report::{Check, Limit, group};
 const CPU_CHAT_US: f64 = 40.0;
 /// Gateway CPU time per 20-chunk stream, µs.
 const CPU_STREAM_US: f64 = 120.0;
+/// Gateway CPU time per translated 20-chunk stream (OpenAI client, Anthropic upstream), as a
+/// multiple of the passthrough stream's in the same run.
+const TRANSLATED_STREAM_FACTOR: f64 = 1.5;
 /// Latency the gateway adds at the fixed rate, ms.
 const ADDED_P50_MS: f64 = 0.3;
 const ADDED_P99_MS: f64 = 1.0;
@@ -26,6 +29,8 @@ pub struct Figures<'a> {
     pub chat: [&'a Measured; 2],
     /// Closed loop, 20-chunk streams.
     pub stream: [&'a Measured; 2],
+    /// Closed loop, 20-chunk streams translated from an Anthropic upstream: gateway only.
+    pub translated: &'a Measured,
     /// Open loop at the fixed rate.
     pub fixed: [&'a Run; 2],
     /// 20-chunk streams one at a time.
@@ -56,6 +61,14 @@ pub fn checks(f: &Figures) -> Vec<Check> {
             .direct(cd.cpu_us_per_req(0)),
         Check::new("CPU per 20-chunk stream (µs)", "µs", 1, Limit::AtMost(CPU_STREAM_US), sg.cpu_us_per_req(0))
             .direct(sd.cpu_us_per_req(0)),
+        Check::new(
+            "translated stream CPU/request (µs)",
+            "µs",
+            1,
+            Limit::AtMost(TRANSLATED_STREAM_FACTOR),
+            f.translated.cpu_us_per_req(0),
+        )
+        .judge_ratio_to("passthrough stream CPU/request", sg.cpu_us_per_req(0)),
         Check::new(format!("p50 latency at {} req/s (ms)", f.rate), "ms", 3, Limit::AtMost(ADDED_P50_MS), ms(fg, 0.5))
             .direct(ms(fd, 0.5))
             .judge_added(),
@@ -100,6 +113,16 @@ pub fn notes(f: &Figures) -> Vec<String> {
             "the MOCK stalls: direct 20-chunk streams take {:.0} ms one at a time, so the mock upstream does not set \
              TCP_NODELAY; every stream through the gateway waits for it too, and the streaming figures measure the mock",
             ms(f.alone[0], 0.5)
+        ));
+    }
+    // CPU per request falls as load rises (more work per wake-up), so the ratio compares like with
+    // like only when both runs kept the gateway's core about as busy.
+    let (passthrough, translated) = (f.stream[1].busy_pct(0), f.translated.busy_pct(0));
+    if passthrough.min(translated) < 90.0 {
+        notes.push(format!(
+            "the gateway's core was {passthrough:.0}% busy with passthrough streams and {translated:.0}% with \
+             translated ones: below 90%, each request pays more wake-ups alone, so their CPU ratio is not like \
+             with like"
         ));
     }
     if cg.busy_pct(0) < 90.0 {

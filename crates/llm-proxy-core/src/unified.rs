@@ -193,6 +193,14 @@ pub enum Reasoning {
 }
 
 impl Reasoning {
+    /// Reads an effort level as clients write it; `none` turns reasoning off.
+    pub fn from_effort(effort: &str) -> Self {
+        match effort {
+            "none" => Self::Disabled,
+            other => Self::Effort(other.to_string()),
+        }
+    }
+
     /// A token budget for protocols that take one.
     pub fn budget(&self) -> Option<u64> {
         match self {
@@ -200,17 +208,25 @@ impl Reasoning {
             Self::Effort(e) => Some(match e.as_str() {
                 "minimal" => 1024,
                 "low" => 2048,
+                "medium" => 8192,
                 "high" => 16384,
+                // OpenAI's `xhigh`, Anthropic's `max`: above `high`.
+                "xhigh" | "max" => 32768,
                 _ => 8192,
             }),
             Self::Disabled => None,
         }
     }
 
-    /// An effort level for protocols that take one.
-    pub fn effort(&self) -> Option<&str> {
+    /// An effort level for protocols that take one, always one OpenAI accepts.
+    pub fn effort(&self) -> Option<&'static str> {
         match self {
-            Self::Effort(e) => Some(e),
+            Self::Effort(e) => Some(match e.as_str() {
+                "minimal" => "minimal",
+                "low" => "low",
+                "high" | "xhigh" | "max" => "high",
+                _ => "medium",
+            }),
             Self::Budget(b) if *b <= 2048 => Some("low"),
             Self::Budget(b) if *b <= 8192 => Some("medium"),
             Self::Budget(_) => Some("high"),
@@ -329,5 +345,8 @@ mod tests {
         assert_eq!(Reasoning::Effort("high".into()).budget(), Some(16384));
         assert_eq!(Reasoning::Budget(1024).effort(), Some("low"));
         assert_eq!(Reasoning::Disabled.budget(), None);
+        assert_eq!(Reasoning::from_effort("none"), Reasoning::Disabled);
+        assert!(Reasoning::Effort("max".into()).budget() > Reasoning::Effort("high".into()).budget());
+        assert_eq!(Reasoning::Effort("max".into()).effort(), Some("high"), "only levels OpenAI accepts go out");
     }
 }

@@ -54,6 +54,8 @@ impl Gemini {
     /// `…/models/{model}:{method}`. The model id comes from the client when the provider has no
     /// model list, so it is checked to be one path segment of plain characters.
     fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
+        // Gemini's own resource name (`models/gemini-2.5-flash`) names the same model.
+        let model = model.strip_prefix("models/").unwrap_or(model);
         let plain = !model.is_empty()
             && model != "."
             && model != ".."

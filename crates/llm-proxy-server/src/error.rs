@@ -167,6 +167,17 @@ impl ApiError {
                         format!("Upstream provider `{provider}` refused the gateway's credentials (HTTP {status}); the operator must check its API key."),
                     )
                     .with_code(format!("upstream_{status}")),
+                    // Anthropic's "overloaded": a temporary outage, to be retried later.
+                    529 => Self {
+                        code: Some(upstream_code),
+                        retry_after: retry_after.clone(),
+                        ..Self::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "upstream_error",
+                            error_kind::UPSTREAM_STATUS,
+                            format!("Upstream provider `{provider}` is overloaded: {message}"),
+                        )
+                    },
                     429 => Self {
                         code: Some(upstream_code),
                         retry_after: retry_after.clone(),
@@ -237,7 +248,8 @@ impl ApiError {
             413 => "request_too_large",
             429 => "rate_limit_error",
             504 => "timeout_error",
-            529 => "overloaded_error",
+            // The upstream is overloaded (Anthropic's 529) or the gateway is shutting down: retry.
+            503 | 529 => "overloaded_error",
             400..=499 => "invalid_request_error",
             _ => "api_error",
         }

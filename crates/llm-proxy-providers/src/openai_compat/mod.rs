@@ -62,10 +62,10 @@ impl OpenAiCompat {
                 reason: "the key holds characters an HTTP header cannot carry".into(),
             })?),
         };
-        let dialect = if config.name == "openai" {
-            Dialect::OPENAI
-        } else {
-            Dialect { stream_options: config.stream_options, ..Dialect::COMPATIBLE }
+        let dialect = match config.name.as_str() {
+            "openai" => Dialect::OPENAI,
+            "deepseek" => Dialect { stream_options: config.stream_options, ..Dialect::DEEPSEEK },
+            _ => Dialect { stream_options: config.stream_options, ..Dialect::COMPATIBLE },
         };
         Ok(Self {
             upstream: Upstream { http, timeouts, secret: config.api_key.clone() },

@@ -51,5 +51,6 @@ pub fn usage_to_wire(u: &TokenUsage) -> Usage {
         total_tokens: u.prompt_tokens + u.completion_tokens,
         prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: Some(u.cached_tokens) }),
         completion_tokens_details: Some(CompletionTokensDetails { reasoning_tokens: Some(u.reasoning_tokens) }),
+        prompt_cache_hit_tokens: None,
     }
 }

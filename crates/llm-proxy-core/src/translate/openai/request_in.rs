@@ -174,7 +174,7 @@ pub fn request_to_unified(r: ChatCompletionRequest) -> Result<ChatRequest, Trans
         Some(Stop::One(s)) => vec![s],
         Some(Stop::Many(v)) => v,
     };
-    out.reasoning = take::<String>(&mut extra, "reasoning_effort", "")?.map(Reasoning::Effort);
+    out.reasoning = take::<String>(&mut extra, "reasoning_effort", "")?.map(|e| Reasoning::from_effort(&e));
     out.response_format = take::<WireResponseFormat>(&mut extra, "response_format", "")?.map(|f| match f {
         WireResponseFormat::Text => ResponseFormat::Text,
         WireResponseFormat::JsonObject => ResponseFormat::JsonObject,

@@ -16,11 +16,17 @@ pub struct Dialect {
     pub stream_options: bool,
     /// Accepts `reasoning_effort`.
     pub reasoning_effort: bool,
+    /// Wants earlier turns' reasoning back as `reasoning_content`: DeepSeek's thinking mode answers
+    /// 400 when a tool-calling turn comes back without it. Other servers (Mistral) reject the field.
+    pub reasoning_history: bool,
 }
 
 impl Dialect {
-    pub const OPENAI: Self = Self { max_completion_tokens: true, stream_options: true, reasoning_effort: true };
-    pub const COMPATIBLE: Self = Self { max_completion_tokens: false, stream_options: true, reasoning_effort: false };
+    pub const OPENAI: Self =
+        Self { max_completion_tokens: true, stream_options: true, reasoning_effort: true, reasoning_history: false };
+    pub const COMPATIBLE: Self =
+        Self { max_completion_tokens: false, stream_options: true, reasoning_effort: false, reasoning_history: false };
+    pub const DEEPSEEK: Self = Self { reasoning_history: true, ..Self::COMPATIBLE };
 }
 
 pub fn request_from_unified(r: &ChatRequest, dialect: Dialect) -> Result<Value, TranslateError> {
@@ -38,7 +44,7 @@ pub fn request_from_unified(r: &ChatRequest, dialect: Dialect) -> Result<Value, 
     for (i, m) in r.messages.iter().enumerate() {
         match m.role {
             Role::User => user_messages(m, &mut messages),
-            Role::Assistant => messages.push(assistant_message(m, i)?),
+            Role::Assistant => messages.push(assistant_message(m, i, dialect)?),
         }
     }
     body.insert("messages".into(), messages.into());
@@ -162,10 +168,11 @@ fn user_messages(m: &Message, out: &mut Vec<Value>) {
     out.push(json!({"role": "user", "content": content}));
 }
 
-/// An assistant turn. Reasoning from earlier turns is not sent back: DeepSeek rejects
-/// `reasoning_content` in input, and no OpenAI-protocol server needs it.
-fn assistant_message(m: &Message, index: usize) -> Result<Value, TranslateError> {
+/// An assistant turn. Reasoning from earlier turns goes back only where the server wants it
+/// (`Dialect::reasoning_history`).
+fn assistant_message(m: &Message, index: usize, dialect: Dialect) -> Result<Value, TranslateError> {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for p in &m.content {
         match p {
@@ -180,12 +187,16 @@ fn assistant_message(m: &Message, index: usize) -> Result<Value, TranslateError>
                     Some(format!("messages[{index}].content")),
                 ));
             }
-            Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+            Part::Thinking { text: t, .. } => reasoning.push_str(t),
+            Part::RedactedThinking { .. } => {}
         }
     }
     let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
     if !calls.is_empty() {
         msg["tool_calls"] = calls.into();
+    }
+    if dialect.reasoning_history && !reasoning.is_empty() {
+        msg["reasoning_content"] = reasoning.into();
     }
     Ok(msg)
 }
@@ -270,5 +281,13 @@ mod tests {
         assert!(body.get("max_completion_tokens").is_none() && body.get("reasoning_effort").is_none());
         let body = request_from_unified(&req(), Dialect { stream_options: false, ..Dialect::COMPATIBLE }).unwrap();
         assert!(body.get("stream_options").is_none());
+        assert!(body["messages"][2].get("reasoning_content").is_none(), "reasoning is not sent back by default");
+    }
+
+    #[test]
+    fn deepseek_gets_its_reasoning_back_on_tool_turns() {
+        let body = request_from_unified(&req(), Dialect::DEEPSEEK).unwrap();
+        assert_eq!(body["messages"][2]["reasoning_content"], "hmm");
+        assert!(body["messages"][2]["tool_calls"].is_array());
     }
 }

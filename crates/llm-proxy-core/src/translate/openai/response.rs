@@ -3,9 +3,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::stream::null_default;
 use super::{finish_reason, stop_reason, usage_to_wire};
 use crate::provider::{ProviderError, TokenUsage};
-use crate::unified::{ChatResponse, Part};
+use crate::unified::{ChatResponse, Part, StopReason};
 
 /// A `chat.completion` for an OpenAI client. `created` is in seconds.
 pub fn response_from_unified(r: &ChatResponse, created: i64) -> Value {
@@ -56,11 +57,12 @@ pub(super) fn chat_id(id: &str) -> String {
     if id.is_empty() { format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()) } else { id.to_string() }
 }
 
+// `null` reads as absent throughout, as in the stream decoder.
 #[derive(Deserialize)]
 struct Completion {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     model: String,
     choices: Vec<Choice>,
     #[serde(default)]
@@ -85,21 +87,22 @@ struct AssistantMessage {
     /// OpenRouter's name for the same thing.
     #[serde(default)]
     reasoning: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     tool_calls: Vec<WireToolCall>,
 }
 
 #[derive(Deserialize)]
 struct WireToolCall {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     id: String,
     function: WireFunction,
 }
 
 #[derive(Deserialize)]
 struct WireFunction {
+    #[serde(default, deserialize_with = "null_default")]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     arguments: String,
 }
 
@@ -117,26 +120,24 @@ pub fn response_to_unified(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     if let Some(text) = m.reasoning_content.or(m.reasoning).filter(|t| !t.is_empty()) {
         content.push(Part::Thinking { text, signature: None });
     }
+    let refused = m.content.as_deref().is_none_or(str::is_empty) && m.refusal.as_deref().is_some_and(|r| !r.is_empty());
     if let Some(text) = m.content.or(m.refusal).filter(|t| !t.is_empty()) {
         content.push(Part::Text { text, cache_control: None });
     }
+    // Generated ids carry a per-answer tag: `call_0` in every turn would collide in the history
+    // that a later request sends to Anthropic.
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
     for (i, call) in m.tool_calls.into_iter().enumerate() {
-        let id = if call.id.is_empty() { format!("call_{i}") } else { call.id };
+        let id = if call.id.is_empty() { format!("call_{tag}_{i}") } else { call.id };
         content.push(Part::ToolCall { id, name: call.function.name, arguments: call.function.arguments });
     }
-    Ok(ChatResponse {
-        id: c.id,
-        model: c.model,
-        content,
-        stop_reason: choice.finish_reason.as_deref().map(stop_reason),
-        usage: c.usage.map(TokenUsage::from),
-    })
+    let stop = if refused { Some(StopReason::ContentFilter) } else { choice.finish_reason.as_deref().map(stop_reason) };
+    Ok(ChatResponse { id: c.id, model: c.model, content, stop_reason: stop, usage: c.usage.map(TokenUsage::from) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unified::StopReason;
 
     #[test]
     fn round_trip_with_tools_reasoning_and_cached_usage() {
@@ -165,6 +166,21 @@ mod tests {
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(out["usage"], want["usage"]);
         assert_eq!(out["id"], "chatcmpl-1");
+    }
+
+    #[test]
+    fn nulls_refusals_and_missing_ids() {
+        let body = br#"{"id":null,"choices":[{"message":{"role":"assistant","content":null,"refusal":"No.","tool_calls":null},"finish_reason":"stop"}]}"#;
+        let r = response_to_unified(body).unwrap();
+        assert_eq!(r.content, vec![Part::Text { text: "No.".into(), cache_control: None }]);
+        assert_eq!(r.stop_reason, Some(StopReason::ContentFilter));
+        let body = br#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":null}}]},"finish_reason":"tool_calls"}]}"#;
+        let (a, b) = (response_to_unified(body).unwrap(), response_to_unified(body).unwrap());
+        let id = |r: &ChatResponse| match &r.content[0] {
+            Part::ToolCall { id, .. } => id.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(id(&a), id(&b), "generated ids differ between answers");
     }
 
     #[test]

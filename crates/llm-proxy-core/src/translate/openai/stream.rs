@@ -139,13 +139,17 @@ impl StreamEncoder for ChunkEncoder {
     }
 }
 
+// Every field is optional and `null` reads as absent: servers differ in what they leave out or
+// send as `null` (`"tool_calls": null`, `"id": null` on continuation chunks), and none of that may
+// cost the client its answer.
+
 #[derive(Deserialize)]
 struct WireChunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     choices: Vec<WireChoice>,
     #[serde(default)]
     usage: Option<llm_proxy_protocol::openai::Usage>,
@@ -165,11 +169,14 @@ struct WireChoice {
 struct WireDelta {
     #[serde(default)]
     content: Option<String>,
+    /// OpenAI streams a refusal (structured outputs) here instead of `content`.
+    #[serde(default)]
+    refusal: Option<String>,
     #[serde(default)]
     reasoning_content: Option<String>,
     #[serde(default)]
     reasoning: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     tool_calls: Vec<WireToolCallDelta>,
 }
 
@@ -191,22 +198,110 @@ struct WireFunctionDelta {
     arguments: Option<String>,
 }
 
+/// Reads `null` as the type's default.
+pub(super) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// One tool call of the answer, as its deltas arrive.
+struct ToolSlot {
+    /// The upstream's `index`, when it sends one.
+    upstream: Option<usize>,
+    id: String,
+    /// `ToolCallStart` has gone out (it needs the name, which may come after the first delta).
+    started: bool,
+    /// Argument text that came before the name.
+    pending: String,
+}
+
 /// Reads an OpenAI-protocol upstream's chunks.
-#[derive(Default)]
 pub struct ChunkDecoder {
     started: bool,
-    /// Upstream tool-call index → our ordinal, in the order calls began.
-    tools: Vec<usize>,
+    tools: Vec<ToolSlot>,
+    /// Makes generated call ids unique across the turns of a conversation.
+    tag: String,
+    refused: bool,
     finished: bool,
+}
+
+impl Default for ChunkDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ChunkDecoder {
     pub fn new() -> Self {
-        Self::default()
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        Self { started: false, tools: Vec::new(), tag: tag[..12].to_string(), refused: false, finished: false }
     }
 
-    fn tool_ordinal(&mut self, upstream_index: usize) -> Option<usize> {
-        self.tools.iter().position(|i| *i == upstream_index)
+    /// The slot a delta belongs to. With an index, the call of that index (newest first); without
+    /// one, servers stream calls one after another: a new id starts the next call.
+    fn slot(&mut self, index: Option<usize>, id: Option<&str>) -> usize {
+        let found = match index {
+            Some(i) => self.tools.iter().rposition(|t| t.upstream == Some(i)),
+            None => match (self.tools.len().checked_sub(1), id) {
+                (Some(last), Some(id)) if !self.tools[last].id.is_empty() && self.tools[last].id != id => None,
+                (last, _) => last,
+            },
+        };
+        found.unwrap_or_else(|| {
+            self.tools.push(ToolSlot { upstream: index, id: String::new(), started: false, pending: String::new() });
+            self.tools.len() - 1
+        })
+    }
+
+    fn tool_delta(&mut self, call: WireToolCallDelta, out: &mut Vec<StreamEvent>) {
+        let id = call.id.filter(|i| !i.is_empty());
+        let (name, args) = call.function.map(|f| (f.name, f.arguments)).unwrap_or_default();
+        let index = self.slot(call.index, id.as_deref());
+        let tag = &self.tag;
+        let slot = &mut self.tools[index];
+        if slot.id.is_empty()
+            && let Some(id) = id
+        {
+            slot.id = id;
+        }
+        let args = args.unwrap_or_default();
+        if !slot.started {
+            match name.filter(|n| !n.is_empty()) {
+                Some(name) => {
+                    slot.started = true;
+                    if slot.id.is_empty() {
+                        slot.id = format!("call_{tag}_{index}");
+                    }
+                    out.push(StreamEvent::ToolCallStart { index, id: slot.id.clone(), name });
+                    let mut fragment = std::mem::take(&mut slot.pending);
+                    fragment.push_str(&args);
+                    if !fragment.is_empty() {
+                        out.push(StreamEvent::ToolCallArgs { index, fragment });
+                    }
+                }
+                None => slot.pending.push_str(&args),
+            }
+        } else if !args.is_empty() {
+            out.push(StreamEvent::ToolCallArgs { index, fragment: args });
+        }
+    }
+
+    /// Calls whose name never came still go out, so their arguments are not lost.
+    fn flush_unnamed(&mut self, out: &mut Vec<StreamEvent>) {
+        for (index, slot) in self.tools.iter_mut().enumerate().filter(|(_, t)| !t.started) {
+            slot.started = true;
+            if slot.id.is_empty() {
+                slot.id = format!("call_{}_{index}", self.tag);
+            }
+            out.push(StreamEvent::ToolCallStart { index, id: slot.id.clone(), name: String::new() });
+            let fragment = std::mem::take(&mut slot.pending);
+            if !fragment.is_empty() {
+                out.push(StreamEvent::ToolCallArgs { index, fragment });
+            }
+        }
     }
 }
 
@@ -238,31 +333,18 @@ impl StreamDecoder for ChunkDecoder {
             if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
                 out.push(StreamEvent::Text(t));
             }
+            if let Some(t) = delta.refusal.filter(|t| !t.is_empty()) {
+                self.refused = true;
+                out.push(StreamEvent::Text(t));
+            }
             for call in delta.tool_calls {
-                // Servers that omit the index stream one call at a time.
-                let upstream = call.index.unwrap_or_else(|| self.tools.last().copied().unwrap_or(0));
-                let function = call.function.unwrap_or(WireFunctionDelta { name: None, arguments: None });
-                let index = match self.tool_ordinal(upstream) {
-                    Some(i) if call.id.is_none() || function.name.is_none() => i,
-                    _ => {
-                        self.tools.push(upstream);
-                        let index = self.tools.len() - 1;
-                        let id = call.id.unwrap_or_else(|| format!("call_{index}"));
-                        out.push(StreamEvent::ToolCallStart {
-                            index,
-                            id,
-                            name: function.name.clone().unwrap_or_default(),
-                        });
-                        index
-                    }
-                };
-                if let Some(fragment) = function.arguments.filter(|a| !a.is_empty()) {
-                    out.push(StreamEvent::ToolCallArgs { index, fragment });
-                }
+                self.tool_delta(call, out);
             }
             if let Some(reason) = choice.finish_reason {
                 self.finished = true;
-                out.push(StreamEvent::Stop(stop_reason(&reason)));
+                self.flush_unnamed(out);
+                let reason = if self.refused { StopReason::ContentFilter } else { stop_reason(&reason) };
+                out.push(StreamEvent::Stop(reason));
             }
         }
         if let Some(u) = c.usage {
@@ -318,6 +400,63 @@ mod tests {
                 StreamEvent::Usage(TokenUsage { prompt_tokens: 5, completion_tokens: 3, ..Default::default() }),
             ]
         );
+    }
+
+    #[test]
+    fn nulls_read_as_absent() {
+        let (events, _) = decode_all(&[
+            r#"{"id":null,"model":null,"choices":[{"index":0,"delta":{"content":"Hi","tool_calls":null},"finish_reason":null}]}"#,
+            r#"{"id":"x","choices":null,"usage":null}"#,
+        ]);
+        assert_eq!(events[1], StreamEvent::Text("Hi".into()));
+    }
+
+    #[test]
+    fn servers_that_repeat_id_and_name_on_every_delta_make_one_call() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\"a\""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":":1}"}}]}}]}"#,
+        ]);
+        let starts = events.iter().filter(|e| matches!(e, StreamEvent::ToolCallStart { .. })).count();
+        assert_eq!(starts, 1, "{events:?}");
+        let args: String = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCallArgs { index: 0, fragment } => Some(fragment.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args, r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn calls_without_index_follow_their_ids_and_late_names_wait() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"arguments":"{\"x\":"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f","arguments":"1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{\"y\":2}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ]);
+        assert_eq!(
+            &events[1..],
+            &[
+                StreamEvent::ToolCallStart { index: 0, id: "a".into(), name: "f".into() },
+                StreamEvent::ToolCallArgs { index: 0, fragment: r#"{"x":1}"#.into() },
+                StreamEvent::ToolCallStart { index: 1, id: "b".into(), name: "g".into() },
+                StreamEvent::ToolCallArgs { index: 1, fragment: r#"{"y":2}"#.into() },
+                StreamEvent::Stop(StopReason::ToolUse),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_streamed_refusal_is_text_that_stops_as_a_refusal() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"refusal":"I can't help with that."}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        ]);
+        assert_eq!(events[1], StreamEvent::Text("I can't help with that.".into()));
+        assert_eq!(events[2], StreamEvent::Stop(StopReason::ContentFilter));
     }
 
     #[test]
