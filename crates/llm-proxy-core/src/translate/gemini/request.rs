@@ -311,12 +311,20 @@ fn generation_config(r: &ChatRequest) -> GenerationConfig {
         // Gemini 3 prefers `thinkingLevel` but still takes a budget, which every thinking model
         // understands; efforts become budgets through the unified table.
         Reasoning::Budget(_) | Reasoning::Effort(_) => ThinkingConfig {
-            thinking_budget: reasoning.budget().map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+            thinking_budget: reasoning
+                .budget()
+                .map(|b| i64::try_from(b.min(max_thinking_budget(&r.model))).unwrap_or(i64::MAX)),
             include_thoughts: Some(true),
             thinking_level: None,
         },
     });
     c
+}
+
+/// The largest thinking budget a model takes; Gemini answers 400 above it (2.5 Pro: 32768; Flash and
+/// Flash-Lite: 24576). Anthropic clients ask for more (Claude Code's 31999), so budgets are clamped.
+fn max_thinking_budget(model: &str) -> u64 {
+    if model.contains("pro") { 32768 } else { 24576 }
 }
 
 #[cfg(test)]

@@ -369,7 +369,7 @@ fn reasoning_settings() {
     assert_eq!(thinking(Reasoning::Effort("high".into())), json!({"thinkingBudget": 16384, "includeThoughts": true}));
     assert_eq!(thinking(Reasoning::Effort("minimal".into())), json!({"thinkingBudget": 1024, "includeThoughts": true}));
     assert_eq!(thinking(Reasoning::Disabled), json!({"thinkingBudget": 0}));
-    assert_eq!(thinking(Reasoning::Budget(u64::MAX))["thinkingBudget"], json!(i64::MAX));
+    assert_eq!(thinking(Reasoning::Budget(u64::MAX))["thinkingBudget"], json!(24576), "clamped, never overflowing");
 }
 
 #[test]
@@ -399,4 +399,17 @@ proptest! {
         let body = request_from_unified(&r).unwrap();
         prop_assert_eq!(&body["contents"][1]["parts"][0]["functionCall"]["args"], &args);
     }
+}
+
+#[test]
+fn thinking_budgets_are_clamped_to_what_the_model_takes() {
+    let mut r = ChatRequest {
+        model: "gemini-2.5-flash".into(),
+        reasoning: Some(Reasoning::Budget(31999)),
+        ..Default::default()
+    };
+    r.messages.push(Message { role: Role::User, content: vec![Part::Text { text: "x".into(), cache_control: None }] });
+    assert_eq!(request_from_unified(&r).unwrap()["generationConfig"]["thinkingConfig"]["thinkingBudget"], 24576);
+    r.model = "gemini-2.5-pro".into();
+    assert_eq!(request_from_unified(&r).unwrap()["generationConfig"]["thinkingConfig"]["thinkingBudget"], 31999);
 }
