@@ -214,3 +214,62 @@ async fn no_body_on_v1_messages_crashes_the_gateway_or_gets_a_500() {
     let rows = gw.stop().await;
     assert_eq!(rows.len(), 240, "one log row per request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_passthrough_keeps_every_field_and_speaks_anthropics_headers() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    let sent = json!({
+        "model": "claude/mock-text",
+        "max_tokens": 64,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}],
+        "metadata": {"user_id": "u-1"},
+        "service_tier": "auto",
+        "x_future_field": {"nested": [1, 2, 3]}
+    });
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .bearer_auth(&key) // the SDKs' auth-token form; x-api-key is covered elsewhere
+        .header("anthropic-beta", "client-chosen-beta")
+        .json(&sent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = gw.mock.state.requests();
+    let upstream = seen.iter().find(|r| r.path == "/v1/messages").expect("the mock saw the request");
+    let mut want = sent.clone();
+    want["model"] = json!("mock-text");
+    assert_eq!(upstream.body, want, "passthrough: only the model is rewritten");
+    assert!(upstream.headers.x_api_key, "the provider key goes in x-api-key");
+    assert_eq!(upstream.headers.anthropic_version.as_deref(), Some("2023-06-01"));
+    assert_eq!(upstream.authorization, None, "the client's bearer token never goes upstream");
+    assert_eq!(upstream.headers.anthropic_beta, None, "clients cannot choose upstream headers");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_gets_its_key_in_a_header_and_streams_over_sse() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    for stream in [false, true] {
+        let resp = gw
+            .chat(&key, json!({"model": "gem/gemini-2.5-flash", "stream": stream, "messages": [{"role": "user", "content": "x"}]}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    let seen = gw.mock.state.requests();
+    let calls: Vec<_> = seen.iter().filter(|r| r.path.starts_with("/v1beta/models/")).collect();
+    assert_eq!(calls[0].path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(calls[1].path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    assert_eq!(calls[1].query.as_deref(), Some("alt=sse"), "the key never travels in the URL");
+    assert!(calls.iter().all(|c| c.headers.x_goog_api_key && c.authorization.is_none()));
+    // A model id that would change the path is refused before anything is sent.
+    let resp = gw.chat(&key, json!({"model": "gem/..%2Fx", "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(resp.status(), 400);
+    let resp = gw.chat(&key, json!({"model": "gem/a:b?c", "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(resp.status(), 400);
+    gw.stop().await;
+}
