@@ -175,7 +175,7 @@ def test_embeddings_come_back_one_per_input(client, stack: Stack):
 
     assert isinstance(result, CreateEmbeddingResponse)
     assert [d.index for d in result.data] == [0, 1]
-    assert all(len(d.embedding) == 8 and all(isinstance(x, float) for x in d.embedding) for d in result.data)
+    assert all(len(d.embedding) == 256 and all(isinstance(x, float) for x in d.embedding) for d in result.data)
     assert result.usage.prompt_tokens == 3
     stack.expect_log(raw.headers.get("x-request-id"), status=200, prompt_tokens=3)
 

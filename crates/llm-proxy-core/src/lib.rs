@@ -11,6 +11,8 @@ pub mod log_writer;
 pub mod model_catalog;
 pub mod provider;
 pub mod request_log;
+pub mod routing;
+pub mod shared_state;
 pub mod store;
 pub mod token_estimate;
 pub mod translate;

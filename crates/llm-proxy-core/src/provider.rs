@@ -200,4 +200,9 @@ pub trait Provider: Send + Sync {
         model: &str,
         request: EmbeddingsRequest,
     ) -> impl Future<Output = Result<CompleteResponse, ProviderError>> + Send;
+
+    /// A cheap health probe that spends no tokens (the provider's model lookup). `Ok` when the
+    /// deployment answers and accepts the gateway's credentials, even if it does not know the
+    /// model by that route (some servers have no per-model lookup).
+    fn probe(&self, model: &str) -> impl Future<Output = Result<(), ProviderError>> + Send;
 }

@@ -14,6 +14,8 @@ pub mod error_kind {
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
     pub const UPSTREAM_PROTOCOL: &str = "upstream_protocol";
     pub const STREAM_INTERRUPTED: &str = "stream_interrupted";
+    /// Every deployment that could serve it had its circuit breaker open.
+    pub const UPSTREAM_UNAVAILABLE: &str = "upstream_unavailable";
     pub const CLIENT_DISCONNECT: &str = "client_disconnect";
     /// Still running when the shutdown grace period ended.
     pub const SHUTDOWN: &str = "shutdown";
@@ -48,6 +50,23 @@ pub struct RequestLogEntry {
     pub error_kind: Option<String>,
     /// A short, secret-free description for operators.
     pub error_message: Option<String>,
+    /// Every upstream call made for this request, in order (retries and fallbacks included); the
+    /// last one is the answer the client got. Empty when no upstream was called.
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// One upstream call of a request.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub provider: String,
+    pub model: String,
+    /// The upstream's HTTP status, or the status the gateway answered for a failure without one
+    /// (502 unreachable, 504 timeout); 200 for the attempt that answered.
+    pub status: u16,
+    pub latency_ms: u64,
+    /// An `error_kind` for a failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
 }
 
 /// Makes client-supplied text fit to store: no NUL (PostgreSQL text refuses it, which would

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::virtual_key::{KeyRecord, NewKey};
 
@@ -18,6 +19,19 @@ pub enum StoreError {
     NotFound,
     #[error("database error: {0}")]
     Other(String),
+}
+
+/// A route stored in the database (the admin API edits these; the config file's routes win on a
+/// name clash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRoute {
+    pub config: RouteConfig,
+    /// When the route was last put or deleted, in the clock that stamps key changes: what
+    /// [`Store::routes_updated_since`] compares.
+    pub updated_at: i64,
+    /// Deleted routes are kept (soft delete) so that pollers see the removal; only
+    /// [`Store::routes_updated_since`] returns them.
+    pub deleted: bool,
 }
 
 #[async_trait]
@@ -40,4 +54,24 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError>;
     /// A page of the log, newest first.
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;
+
+    // Routes. Both databases implement all four; the defaults describe a store that keeps no
+    // routes, so a test double that is about something else need not spell them out.
+
+    /// Inserts or replaces the route named `config.name`, bringing it back if it was deleted.
+    async fn put_route(&self, _config: &RouteConfig) -> Result<StoredRoute, StoreError> {
+        Err(StoreError::Other("this store does not keep routes".into()))
+    }
+    /// Marks a route deleted; `NotFound` if there is no such route or it is already deleted.
+    async fn delete_route(&self, _name: &str) -> Result<(), StoreError> {
+        Err(StoreError::NotFound)
+    }
+    /// Live (not deleted) routes, by name.
+    async fn list_routes(&self) -> Result<Vec<StoredRoute>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Routes put or deleted at or after `since_ms`, deleted ones included: what the server polls.
+    async fn routes_updated_since(&self, _since_ms: i64) -> Result<Vec<StoredRoute>, StoreError> {
+        Ok(Vec::new())
+    }
 }

@@ -20,7 +20,7 @@ use llm_proxy_protocol::sse::SseEvent;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::sse_stream::{SseHandler, Translated, sse_stream};
-use crate::upstream::{Upstream, join, sensitive, to_body};
+use crate::upstream::{Upstream, join, sensitive, to_body, with_segment};
 use crate::upstream_error::scrub;
 use crate::{BuildError, HttpClient};
 
@@ -31,6 +31,7 @@ pub struct Anthropic {
     upstream: Upstream,
     messages_url: reqwest::Url,
     count_url: reqwest::Url,
+    models_url: reqwest::Url,
     key: Option<HeaderValue>,
 }
 
@@ -48,6 +49,7 @@ impl Anthropic {
             upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
             messages_url: join(&config.base_url, "v1/messages", &config.name)?,
             count_url: join(&config.base_url, "v1/messages/count_tokens", &config.name)?,
+            models_url: join(&config.base_url, "v1/models", &config.name)?,
             key,
         })
     }
@@ -124,6 +126,10 @@ impl Provider for Anthropic {
 
     async fn embeddings(&self, _model: &str, _request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
         Err(ProviderError::Unsupported("Anthropic offers no embeddings API".into()))
+    }
+
+    async fn probe(&self, model: &str) -> Result<(), ProviderError> {
+        self.upstream.probe(with_segment(&self.models_url, model), self.headers()).await
     }
 }
 

@@ -51,25 +51,40 @@ impl Gemini {
         h
     }
 
-    /// `…/models/{model}:{method}`. The model id comes from the client when the provider has no
-    /// model list, so it is checked to be one path segment of plain characters.
+    /// `…/models/{model}:{method}`.
     fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
-        // Gemini's own resource name (`models/gemini-2.5-flash`) names the same model.
-        let model = model.strip_prefix("models/").unwrap_or(model);
-        let plain = !model.is_empty()
-            && model != "."
-            && model != ".."
-            && model.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-        if !plain {
-            return Err(ProviderError::Untranslatable(TranslateError::new(
-                format!("`{model}` is not a valid Gemini model id (letters, digits, `-`, `.`, `_`)."),
-                Some("model".into()),
-            )));
-        }
+        let model = checked_model(model)?;
         self.models_url
             // "./" keeps `gemini-2.5-flash:` from parsing as a URL scheme.
             .join(&format!("./{model}:{method}"))
             .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))
+    }
+
+    /// `…/models/{model}`: the model resource, the health probe's target.
+    fn model_url(&self, model: &str) -> Result<reqwest::Url, ProviderError> {
+        let model = checked_model(model)?;
+        self.models_url
+            .join(&format!("./{model}"))
+            .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))
+    }
+}
+
+/// The model id, checked to be one path segment of plain characters: it comes from the client when
+/// the provider has no model list. Gemini's own resource name (`models/gemini-2.5-flash`) is
+/// accepted for the same model.
+fn checked_model(model: &str) -> Result<&str, ProviderError> {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    let plain = !model.is_empty()
+        && model != "."
+        && model != ".."
+        && model.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if plain {
+        Ok(model)
+    } else {
+        Err(ProviderError::Untranslatable(TranslateError::new(
+            format!("`{model}` is not a valid Gemini model id (letters, digits, `-`, `.`, `_`)."),
+            Some("model".into()),
+        )))
     }
 }
 
@@ -115,5 +130,9 @@ impl Provider for Gemini {
         let out = embeddings_response(&body, model, base64)?;
         // Gemini reports no token counts for embeddings.
         Ok(CompleteResponse { body: to_body(&out)?.into(), usage: None })
+    }
+
+    async fn probe(&self, model: &str) -> Result<(), ProviderError> {
+        self.upstream.probe(self.model_url(model)?, self.headers()).await
     }
 }

@@ -78,4 +78,8 @@ impl Provider for ProviderClient {
     async fn embeddings(&self, model: &str, request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
         dispatch!(self, p => p.embeddings(model, request).await)
     }
+
+    async fn probe(&self, model: &str) -> Result<(), ProviderError> {
+        dispatch!(self, p => p.probe(model).await)
+    }
 }

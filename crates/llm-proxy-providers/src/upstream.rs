@@ -67,6 +67,34 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// `GET url`: the health probe. Any answer but an outage (5xx, 429) or a refusal of the
+    /// gateway's credentials (401, 403) counts as healthy — a 404 still proves the server is up.
+    pub async fn probe(&self, url: reqwest::Url, headers: HeaderMap) -> Result<(), ProviderError> {
+        let req = self.http.inner.get(url).headers(headers);
+        let resp = match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
+            Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
+            Ok(Err(e)) => return Err(transport_error(e)),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status().as_u16();
+        if status >= 500 || matches!(status, 401 | 403 | 429) {
+            let body = read_body(resp, self.timeouts.between_chunks, MAX_ERROR_BYTES).await.unwrap_or_default();
+            return Err(upstream_error::from_status(status, &body, None, self.secret()));
+        }
+        Ok(())
+    }
+}
+
+/// `base` with one more path segment, percent-encoded (a model id may hold `/`).
+pub(crate) fn with_segment(base: &reqwest::Url, segment: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().push(segment);
+    }
+    url
+}
+
 /// Serialises a request body; a failure here is a bug in a converter, reported as a protocol error.
 pub(crate) fn to_body(value: &impl serde::Serialize) -> Result<Vec<u8>, ProviderError> {
     serde_json::to_vec(value).map_err(|e| ProviderError::Protocol(e.to_string()))

@@ -19,10 +19,12 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use llm_proxy_core::config::Config;
+use llm_proxy_core::config::{BreakerConfig, Config, RouteConfig, StrategyKind};
 use llm_proxy_core::key_ring::KeyRing;
 use llm_proxy_core::log_writer::LogSink;
 use llm_proxy_core::model_catalog::ModelCatalog;
+use llm_proxy_core::routing::RoutingTable;
+use llm_proxy_core::shared_state::SharedState;
 use llm_proxy_core::store::Store;
 use llm_proxy_providers::{HttpClient, ProviderClient};
 use secrecy::SecretString;
@@ -48,6 +50,7 @@ pub struct Shared {
     /// Providers and models; a handler loads one snapshot and keeps it for the whole request, so a
     /// reload never changes a model under a request in flight.
     pub live: ArcSwap<Live>,
+    pub route_inputs: RouteInputs,
     pub keys: Arc<KeyRing>,
     pub store: Arc<dyn Store>,
     pub logs: LogSink,
@@ -70,21 +73,85 @@ impl Shared {
     }
 }
 
-/// One consistent view of the configured upstreams.
+/// One consistent view of the configured upstreams and routes.
 pub struct Live {
     pub catalog: ModelCatalog,
     /// Indexed like `Config::providers` (and `Resolved::provider`).
     pub providers: Vec<Arc<ProviderClient>>,
+    pub routes: RoutingTable,
+}
+
+/// What a routing table is built from; kept so that routes edited in the database can be merged
+/// with the file's and the table rebuilt while serving.
+pub struct RouteInputs {
+    pub providers: Vec<llm_proxy_core::config::ProviderConfig>,
+    /// The config file's routes: they win over a stored route of the same name.
+    pub file_routes: Vec<RouteConfig>,
+    pub default_strategy: StrategyKind,
+    pub breaker: BreakerConfig,
+    pub state: Arc<dyn SharedState>,
+}
+
+impl RouteInputs {
+    pub fn new(config: &Config, state: Arc<dyn SharedState>) -> Self {
+        Self {
+            providers: config.providers.clone(),
+            file_routes: config.routes.clone(),
+            default_strategy: config.load_balance_strategy,
+            breaker: config.circuit_breaker,
+            state,
+        }
+    }
+
+    /// The routing table for the file's routes plus `stored` ones (validated here; a stored route
+    /// that no longer fits the providers is left out with a warning).
+    pub fn table(&self, catalog: &ModelCatalog, stored: &[RouteConfig]) -> RoutingTable {
+        let mut routes = self.file_routes.clone();
+        for (i, r) in stored.iter().enumerate() {
+            if routes.iter().any(|f| f.name == r.name) {
+                continue;
+            }
+            let mut r = r.clone();
+            r.strategy.get_or_insert(self.default_strategy);
+            let problems = r.validate(&format!("stored route {:?}", r.name), catalog);
+            if problems.is_empty() {
+                routes.push(r);
+            } else {
+                let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::warn!(route = %r.name, index = i, problems = %reasons.join("; "), "stored route skipped");
+            }
+        }
+        let (table, warnings) =
+            RoutingTable::build(&routes, self.default_strategy, catalog, self.state.as_ref(), self.breaker);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        table
+    }
 }
 
 impl Live {
-    pub fn build(config: &Config, http: &HttpClient) -> Result<Self, llm_proxy_providers::BuildError> {
+    pub fn build(
+        config: &Config,
+        http: &HttpClient,
+        inputs: &RouteInputs,
+        stored_routes: &[RouteConfig],
+    ) -> Result<Self, llm_proxy_providers::BuildError> {
         let providers = config
             .providers
             .iter()
             .map(|p| ProviderClient::new(p, http, config.upstream_timeouts).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { catalog: ModelCatalog::new(&config.providers), providers })
+        let catalog = ModelCatalog::new(&config.providers);
+        let routes = inputs.table(&catalog, stored_routes);
+        Ok(Self { catalog, providers, routes })
+    }
+
+    /// The same providers with routes rebuilt (after a stored route changed).
+    pub fn with_routes(&self, inputs: &RouteInputs, stored_routes: &[RouteConfig]) -> Self {
+        let catalog = ModelCatalog::new(&inputs.providers);
+        let routes = inputs.table(&catalog, stored_routes);
+        Self { catalog, providers: self.providers.clone(), routes }
     }
 }
 
@@ -119,6 +186,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route("/api/logs", get(routes::logs::list_logs))
+        .route("/api/providers", get(routes::providers::list_providers))
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -26,6 +26,14 @@ impl Principal {
         }
     }
 
+    /// Whether this caller may use the route `name` (a key's model list names routes by name).
+    pub fn allows_route(&self, name: &str) -> bool {
+        match self {
+            Self::Master => true,
+            Self::Key(k) => k.models.is_empty() || k.models.iter().any(|m| m == name),
+        }
+    }
+
     /// Whether this caller may reach `target` under the name `requested`.
     pub fn allows(&self, catalog: &ModelCatalog, requested: &str, target: &Resolved) -> bool {
         match self {

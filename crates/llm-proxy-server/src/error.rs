@@ -118,6 +118,34 @@ impl ApiError {
         .with_code("shutting_down")
     }
 
+    /// Every deployment of a route has its circuit breaker open.
+    pub fn all_deployments_unavailable(retry_in: std::time::Duration) -> Self {
+        let secs = retry_in.as_secs_f64().ceil().max(1.0) as u64;
+        Self {
+            retry_after: Some(secs.to_string()),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                error_kind::UPSTREAM_UNAVAILABLE,
+                format!(
+                    "Every deployment for this model is failing and has been taken out of rotation; retry in {secs} s."
+                ),
+            )
+            .with_code("deployments_unavailable")
+        }
+    }
+
+    /// A route's time budget ran out before any attempt could be made.
+    pub fn route_timed_out(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_error",
+            error_kind::UPSTREAM_TIMEOUT,
+            format!("No upstream answered within the route's {} s budget.", after.as_secs()),
+        )
+        .with_code("route_timeout")
+    }
+
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", error_kind::INTERNAL, "Internal error.")
     }

@@ -4,12 +4,16 @@
 //! owns everything HTTP. `app::app` builds the router without a socket, so tests can drive it.
 
 pub mod app;
+pub mod attempts;
 pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod deliver;
+pub mod dispatch;
 pub mod error;
+pub mod health_check;
 pub mod meter;
 pub mod relay;
+pub mod route_sync;
 pub mod routes;
 pub mod serve;

@@ -7,7 +7,8 @@ use std::time::Instant;
 use llm_proxy_core::log_writer::LogSink;
 use llm_proxy_core::model_catalog::Resolved;
 use llm_proxy_core::provider::TokenUsage;
-use llm_proxy_core::request_log::{RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text, error_kind};
+use llm_proxy_core::request_log::{AttemptRecord, RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text, error_kind};
+use llm_proxy_core::shared_state::InFlightGuard;
 
 use crate::error::ApiError;
 
@@ -20,6 +21,8 @@ pub struct RequestMeter {
     started: Instant,
     entry: RequestLogEntry,
     usage: Option<TokenUsage>,
+    /// The serving deployment's in-flight slot, released when the request is recorded.
+    in_flight: Option<InFlightGuard>,
     recorded: bool,
 }
 
@@ -35,6 +38,7 @@ impl RequestMeter {
                 ..Default::default()
             },
             usage: None,
+            in_flight: None,
             recorded: false,
         }
     }
@@ -51,6 +55,21 @@ impl RequestMeter {
     pub fn set_target(&mut self, target: &Resolved) {
         self.entry.provider = Some(target.provider_name.clone());
         self.entry.upstream_model = Some(target.upstream_model.clone());
+    }
+
+    /// The deployment that served the request (after retries and fallbacks).
+    pub fn set_deployment(&mut self, provider: &str, upstream_model: &str) {
+        self.entry.provider = Some(provider.to_string());
+        self.entry.upstream_model = Some(upstream_model.to_string());
+    }
+
+    pub fn set_attempts(&mut self, attempts: Vec<AttemptRecord>) {
+        self.entry.attempts = attempts;
+    }
+
+    /// Keeps the deployment's in-flight slot until the request ends.
+    pub fn hold(&mut self, guard: Option<InFlightGuard>) {
+        self.in_flight = guard;
     }
 
     /// Marks the first token as arrived (only the first call counts).
@@ -78,6 +97,7 @@ impl RequestMeter {
             return;
         }
         self.recorded = true;
+        self.in_flight = None;
         let mut entry = std::mem::take(&mut self.entry);
         entry.status = status;
         entry.latency_ms = self.started.elapsed().as_millis() as u64;

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::HeaderValue;
@@ -11,7 +10,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
-use llm_proxy_core::provider::{ChatChunk, ChatStream, ChunkKind, ProviderError};
+use llm_proxy_core::provider::{ChatChunk, ChatStream, ChunkKind};
 use llm_proxy_core::unified::WireProtocol;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -19,10 +18,6 @@ use crate::app::Shared;
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 
-/// How long the first chunk is awaited before answering 200. Within it, a stream that fails at once
-/// still gets an honest status; past it, the client gets headers and keep-alives while a slow
-/// (thinking) model works, instead of silence that idle-timeout proxies would cut.
-const FIRST_CHUNK_WINDOW: Duration = Duration::from_secs(1);
 /// Most bytes gathered into one write when upstream has several events ready.
 const COALESCE_BYTES: usize = 64 * 1024;
 
@@ -32,7 +27,6 @@ pub fn json_response(body: Bytes) -> Response {
 
 struct Relay {
     upstream: ChatStream,
-    first: Option<ChatChunk>,
     /// `None` once the outcome is recorded; dropping it earlier records a client disconnect.
     meter: Option<RequestMeter>,
     client_wants_usage: bool,
@@ -62,40 +56,23 @@ async fn next_chunk(upstream: &mut ChatStream, cut: &mut Cut, provider: &str) ->
     }
 }
 
-/// Waits briefly for the first chunk before answering 200, so an upstream that fails at once still
-/// gets an honest status code; then streams the rest as it comes.
+/// Streams the upstream's chunks to the client as they come. The first chunk has already been
+/// awaited (see `attempts::prime`), so failures before it got an honest status or another
+/// deployment; what fails from here on ends the stream with one error event.
 pub async fn sse_response(
-    mut upstream: ChatStream,
+    upstream: ChatStream,
     meter: RequestMeter,
     client_wants_usage: bool,
     protocol: WireProtocol,
     provider: &str,
     state: &Shared,
 ) -> Response {
-    let mut cut: Cut = Box::pin(state.cut.clone().cancelled_owned());
-    let first = tokio::select! {
-        first = next_chunk(&mut upstream, &mut cut, provider) => Some(first),
-        () = tokio::time::sleep(FIRST_CHUNK_WINDOW) => None,
-    };
-    let first = match first {
-        None => None,
-        Some(Ok(Some(chunk))) => Some(chunk),
-        Some(Ok(None)) => {
-            let err = ApiError::upstream(provider, &ProviderError::Interrupted("the upstream stream was empty".into()));
-            meter.fail(&err);
-            return err.into_response_for(protocol);
-        }
-        Some(Err(err)) => {
-            meter.fail(&err);
-            return err.into_response_for(protocol);
-        }
-    };
+    let cut: Cut = Box::pin(state.cut.clone().cancelled_owned());
     let every = state.stream_keep_alive;
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let relay = Relay {
         upstream,
-        first,
         meter: Some(meter),
         client_wants_usage,
         protocol,
@@ -109,19 +86,16 @@ pub async fn sse_response(
         loop {
             // Once the outcome is recorded the last event has been sent: end the stream.
             r.meter.as_ref()?;
-            let next = match r.first.take() {
-                Some(chunk) => Ok(Some(chunk)),
-                None => tokio::select! {
-                    biased;
-                    next = next_chunk(&mut r.upstream, &mut r.cut, &r.provider) => next,
-                    _ = r.keep_alive.tick() => {
-                        if r.last_sent.elapsed() < r.keep_alive.period() / 2 {
-                            continue;
-                        }
-                        r.last_sent = tokio::time::Instant::now();
-                        return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b": keep-alive\n\n")), r));
+            let next = tokio::select! {
+                biased;
+                next = next_chunk(&mut r.upstream, &mut r.cut, &r.provider) => next,
+                _ = r.keep_alive.tick() => {
+                    if r.last_sent.elapsed() < r.keep_alive.period() / 2 {
+                        continue;
                     }
-                },
+                    r.last_sent = tokio::time::Instant::now();
+                    return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b": keep-alive\n\n")), r));
+                }
             };
             r.relay(next, &mut out);
             // Take whatever else upstream has ready without waiting: one write (and one TCP

@@ -21,7 +21,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{AppState, Live, Shared, app};
+use crate::app::{AppState, Live, RouteInputs, Shared, app};
+use crate::{health_check, route_sync};
+use llm_proxy_core::shared_state::{LocalState, SharedState};
 
 /// How long the log writer keeps retrying a failing database at shutdown.
 const LOG_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
@@ -62,9 +64,14 @@ pub async fn run(
 
     let cut = CancellationToken::new();
     let http = HttpClient::new(&config.upstream_timeouts).context("building the HTTP client")?;
-    let live = Live::build(&config, &http)?;
+    // Health lives here, keyed by deployment, so it survives routing-table rebuilds.
+    let shared_state: Arc<dyn SharedState> = Arc::new(LocalState::default());
+    let route_inputs = RouteInputs::new(&config, shared_state);
+    let (stored_routes, routes_since) = route_sync::load(store.as_ref()).await.context("loading stored routes")?;
+    let live = Live::build(&config, &http, &route_inputs, &stored_routes)?;
     let state = AppState(Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
+        route_inputs,
         keys: keys.clone(),
         store,
         logs: logs.clone(),
@@ -73,6 +80,11 @@ pub async fn run(
         stream_keep_alive: config.stream_keep_alive,
         cut: cut.clone(),
     }));
+
+    tracker.spawn(route_sync::poll(state.0.clone(), routes_since, stop.clone()));
+    if config.health_check.enabled {
+        tracker.spawn(health_check::run(state.0.clone(), config.health_check.clone(), stop.clone()));
+    }
 
     let addr = listener.local_addr()?;
     announce(&config, addr, keys.len());

@@ -10,7 +10,7 @@
 /// A macro rather than a generic over `sqlx::Database`, whose bounds would outweigh the code.
 /// `impl_store!(Type { backend-specific methods })` writes the whole `impl Store`, so that
 /// `async_trait` sees every method. Expects `self.pool` and `self.clock_ms()` (the clock that
-/// stamps key changes).
+/// stamps key and route changes).
 macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
@@ -81,6 +81,42 @@ macro_rules! impl_store {
             let rows: Vec<LogRow> =
                 rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
             rows::log_page(rows, limit)
+        }
+
+        async fn put_route(&self, config: &RouteConfig) -> Result<StoredRoute, StoreError> {
+            let now = self.clock_ms().await?;
+            sqlx::query(rows::PUT_ROUTE)
+                .bind(&config.name)
+                .bind(rows::route_json(config)?)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(rows::put_route_record(config, now))
+        }
+
+        async fn delete_route(&self, name: &str) -> Result<(), StoreError> {
+            let done = sqlx::query(rows::DELETE_ROUTE)
+                .bind(self.clock_ms().await?)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        }
+
+        async fn list_routes(&self) -> Result<Vec<StoredRoute>, StoreError> {
+            let rows: Vec<RouteRow> = sqlx::query_as(rows::LIST_ROUTES).fetch_all(&self.pool).await.map_err(map_sqlx)?;
+            Ok(rows::routes_from_rows(rows))
+        }
+
+        async fn routes_updated_since(&self, since_ms: i64) -> Result<Vec<StoredRoute>, StoreError> {
+            let rows: Vec<RouteRow> = sqlx::query_as(rows::ROUTES_UPDATED_SINCE)
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(rows::routes_from_rows(rows))
         }
         }
     };

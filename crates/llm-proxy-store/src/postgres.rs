@@ -3,14 +3,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::{Store, StoreError};
+use llm_proxy_core::store::{Store, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::rows::{self, KeyRow, LogRow};
+use crate::rows::{self, KeyRow, LogRow, RouteRow};
 use crate::{map_migrate, map_sqlx, missing_migrations};
 
 /// How long a caller waits for a pooled connection (or a new one) before `Unavailable`.
@@ -34,9 +35,9 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Key changes are stamped with the database's clock, not this process's: the key rings of all
-    /// instances poll by `updated_at`, and a writer whose clock lags would otherwise stamp a
-    /// revoke behind their window, where no ring would ever see it.
+    /// Key and route changes are stamped with the database's clock, not this process's: the key
+    /// rings and route tables of all instances poll by `updated_at`, and a writer whose clock lags
+    /// would otherwise stamp a change behind their window, where no poller would ever see it.
     async fn clock_ms(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
             .fetch_one(&self.pool)

@@ -4,8 +4,9 @@
 //! The SQL is written once and generic over `sqlx::Database`, so SQLite and PostgreSQL cannot
 //! drift apart; the backends add only their connection handling and migrations.
 
-use llm_proxy_core::request_log::{LogCursor, LogPage, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::StoreError;
+use llm_proxy_core::config::RouteConfig;
+use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogPage, LogQuery, RequestLogEntry};
+use llm_proxy_core::store::{StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -16,8 +17,8 @@ const MAX_PAGE: u32 = 1000;
 
 /// Columns per `request_logs` row; with [`LOG_ROWS_PER_INSERT`] it bounds the bind parameters of
 /// one statement.
-const LOG_COLUMNS: usize = 16;
-/// Rows per multi-row `INSERT`. 16 × 500 = 8,000 parameters: under SQLite's limit (32,766 since
+const LOG_COLUMNS: usize = 17;
+/// Rows per multi-row `INSERT`. 17 × 500 = 8,500 parameters: under SQLite's limit (32,766 since
 /// 3.32) and PostgreSQL's (65,535), with room to add columns.
 pub(crate) const LOG_ROWS_PER_INSERT: usize = 500;
 const _: () = assert!(LOG_COLUMNS * LOG_ROWS_PER_INSERT <= 32_766);
@@ -33,7 +34,13 @@ macro_rules! log_columns {
     () => {
         "request_id, created_at, key_id, endpoint, model, provider, upstream_model, stream, \
          status, latency_ms, ttft_ms, prompt_tokens, completion_tokens, cost_usd, error_kind, \
-         error_message"
+         error_message, attempts"
+    };
+}
+
+macro_rules! route_columns {
+    () => {
+        "name, config, updated_at, deleted_at"
     };
 }
 
@@ -55,6 +62,25 @@ pub(crate) const REVOKE_KEY: &str = concat!(
     "WHERE id = $2 RETURNING ",
     key_columns!()
 );
+
+/// Insert or replace by name. A replaced route comes back to life; one that was deleted counts as
+/// created anew.
+pub(crate) const PUT_ROUTE: &str = concat!(
+    "INSERT INTO routes (name, config, created_at, updated_at, deleted_at) VALUES ($1, $2, $3, $3, NULL) ",
+    "ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at, ",
+    "created_at = CASE WHEN routes.deleted_at IS NULL THEN routes.created_at ELSE excluded.created_at END, ",
+    "deleted_at = NULL"
+);
+
+/// Deleting a deleted route changes nothing (and is `NotFound` to the caller).
+pub(crate) const DELETE_ROUTE: &str =
+    "UPDATE routes SET deleted_at = $1, updated_at = $1 WHERE name = $2 AND deleted_at IS NULL";
+
+pub(crate) const LIST_ROUTES: &str =
+    concat!("SELECT ", route_columns!(), " FROM routes WHERE deleted_at IS NULL ORDER BY name");
+
+pub(crate) const ROUTES_UPDATED_SINCE: &str =
+    concat!("SELECT ", route_columns!(), " FROM routes WHERE updated_at >= $1 ORDER BY updated_at, name");
 
 /// The migrations table sqlx keeps; `success` is false only for a migration that failed half-way
 /// outside a transaction.
@@ -139,6 +165,7 @@ pub(crate) struct LogRow {
     cost_usd: Option<f64>,
     error_kind: Option<String>,
     error_message: Option<String>,
+    attempts: Option<String>,
 }
 
 impl TryFrom<LogRow> for RequestLogEntry {
@@ -164,8 +191,68 @@ impl TryFrom<LogRow> for RequestLogEntry {
             cost_usd: row.cost_usd,
             error_kind: row.error_kind,
             error_message: row.error_message,
+            attempts: attempts_from_column(row.attempts.as_deref()),
         })
     }
+}
+
+/// `attempts` as stored: `None` (SQL NULL) when there are none.
+fn attempts_column(attempts: &[AttemptRecord]) -> Option<String> {
+    if attempts.is_empty() {
+        return None;
+    }
+    // Serializing plain strings and integers cannot fail; were it to, the row is still worth
+    // more without its attempts than not written at all.
+    serde_json::to_string(attempts).ok()
+}
+
+/// The attempts of a stored row. They are detail for operators, so text this build cannot read
+/// (written by a newer one, or damaged) reads as none rather than failing the whole page.
+fn attempts_from_column(column: Option<&str>) -> Vec<AttemptRecord> {
+    match column {
+        None | Some("") => Vec::new(),
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "request_logs.attempts is not a JSON array of attempts; read as none");
+            Vec::new()
+        }),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RouteRow {
+    name: String,
+    config: String,
+    updated_at: i64,
+    deleted_at: Option<i64>,
+}
+
+/// `config` as stored.
+pub(crate) fn route_json(config: &RouteConfig) -> Result<String, StoreError> {
+    serde_json::to_string(config).map_err(|e| StoreError::Other(format!("cannot serialize route: {e}")))
+}
+
+/// The record `put_route` wrote, without reading it back.
+pub(crate) fn put_route_record(config: &RouteConfig, now: i64) -> StoredRoute {
+    StoredRoute { config: config.clone(), updated_at: now, deleted: false }
+}
+
+/// Stored routes whose config this build can read. A row it cannot (written by a newer build
+/// with a field this one does not know, or damaged) is left out with a warning rather than
+/// failing the whole list: one bad route must not keep every other route from loading.
+pub(crate) fn routes_from_rows(rows: Vec<RouteRow>) -> Vec<StoredRoute> {
+    rows.into_iter()
+        .filter_map(|row| match serde_json::from_str::<RouteConfig>(&row.config) {
+            Ok(mut config) => {
+                // The key is the row's name; the JSON's copy cannot disagree with it.
+                config.name = row.name;
+                Some(StoredRoute { config, updated_at: row.updated_at, deleted: row.deleted_at.is_some() })
+            }
+            Err(e) => {
+                tracing::warn!(route = %row.name, error = %e, "routes.config is not a route this build can read; skipped");
+                None
+            }
+        })
+        .collect()
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -196,6 +283,7 @@ where
     i32: Encode<'a, DB> + Type<DB>,
     bool: Encode<'a, DB> + Type<DB>,
     Option<f64>: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
 {
     let mut qb = QueryBuilder::new(concat!("INSERT INTO request_logs (", log_columns!(), ") "));
     qb.push_values(entries, |mut row, e| {
@@ -214,7 +302,8 @@ where
             .push_bind(e.completion_tokens.map(to_i64))
             .push_bind(e.cost_usd)
             .push_bind(e.error_kind.as_deref())
-            .push_bind(e.error_message.as_deref());
+            .push_bind(e.error_message.as_deref())
+            .push_bind(attempts_column(&e.attempts));
     });
     qb.push(" ON CONFLICT (request_id) DO NOTHING");
     qb
@@ -265,6 +354,46 @@ mod tests {
         assert_eq!(page_limit(1), 1);
         assert_eq!(page_limit(1000), 1000);
         assert_eq!(page_limit(5000), 1000);
+    }
+
+    #[test]
+    fn attempts_are_stored_as_json_and_unreadable_ones_read_as_none() {
+        assert_eq!(attempts_column(&[]), None);
+        let attempts = vec![
+            AttemptRecord {
+                provider: "a".into(),
+                model: "m".into(),
+                status: 503,
+                latency_ms: 7,
+                error_kind: Some("upstream_status".into()),
+            },
+            AttemptRecord { provider: "b".into(), model: "n".into(), status: 200, latency_ms: 9, error_kind: None },
+        ];
+        let text = attempts_column(&attempts).unwrap();
+        assert_eq!(attempts_from_column(Some(&text)), attempts);
+        for unreadable in [Some(""), Some("not json"), Some("{\"provider\":\"a\"}"), Some("[{\"x\":1}]"), None] {
+            assert_eq!(attempts_from_column(unreadable), Vec::new(), "{unreadable:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_routes_are_skipped_and_names_come_from_the_row() {
+        let row = |name: &str, config: &str| RouteRow {
+            name: name.into(),
+            config: config.into(),
+            updated_at: 5,
+            deleted_at: None,
+        };
+        let good = r#"{"name":"other","targets":[{"model":"oai/gpt"}]}"#;
+        let routes = routes_from_rows(vec![
+            row("smart", good),
+            row("bad", "{"),
+            row("new", r#"{"name":"new","targets":[],"later":1}"#),
+        ]);
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].config.name, "smart");
+        assert_eq!(routes[0].config.targets[0].model, "oai/gpt");
+        assert!(!routes[0].deleted);
     }
 
     #[test]

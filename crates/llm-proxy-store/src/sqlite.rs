@@ -3,15 +3,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::now_ms;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::{Store, StoreError};
+use llm_proxy_core::store::{Store, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::rows::{self, KeyRow, LogRow};
+use crate::rows::{self, KeyRow, LogRow, RouteRow};
 use crate::{map_migrate, map_sqlx, missing_migrations};
 
 /// How long a statement waits for another connection's write lock before giving up.
@@ -97,19 +98,27 @@ fn is_busy(e: &sqlx::Error) -> bool {
 crate::impl_store!(SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.migrating.lock().await;
-        match migrator().run(&self.pool).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Another process (say, `keys create` while `serve` starts) may have applied the
-                // same migration between our check and our write; that is success, not failure.
-                let err = map_migrate(e);
-                if self.ready().await.is_ok() {
-                    tracing::debug!(error = %err, "migration raced with another process; schema is current");
-                    Ok(())
-                } else {
-                    Err(err)
-                }
+        let migrator = migrator();
+        // Another process (say, `keys create` while `serve` starts) may apply a migration between
+        // our check and our write, and ours then fails on what the other created. Once the schema
+        // is current that is success; while the other is still part-way, running again picks up
+        // from what it has applied. Each such failure means the other made progress, so one more
+        // try per migration is enough; a migration that fails on its own fails every time.
+        let mut tries = migrator.iter().count() + 1;
+        loop {
+            let err = match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) => map_migrate(e),
+            };
+            if self.ready().await.is_ok() {
+                tracing::debug!(error = %err, "migration raced with another process; schema is current");
+                return Ok(());
             }
+            tries -= 1;
+            if tries == 0 {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, "migration raced with another process; running the rest again");
         }
     }
 

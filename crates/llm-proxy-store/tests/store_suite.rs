@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::join_all;
+use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::now_ms;
-use llm_proxy_core::request_log::{LogCursor, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::{Store, StoreError};
+use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLogEntry};
+use llm_proxy_core::store::{Store, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey, hash_key};
 use llm_proxy_store::connect;
+use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 
 // ---------------------------------------------------------------------------------------------
@@ -60,6 +62,20 @@ impl TestDb {
             Backend::Postgres => {
                 let mut c = PgConnection::connect(&self.url).await.expect("postgres");
                 sqlx::query_scalar(sql).fetch_one(&mut c).await.expect("count")
+            }
+        }
+    }
+
+    /// Runs `sql` behind the store's back, as an older or newer build (or a damaged disk) might.
+    async fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = SqliteConnection::connect(&self.url).await.expect("sqlite");
+                c.execute(sql).await.expect("execute");
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.url).await.expect("postgres");
+                c.execute(sql).await.expect("execute");
             }
         }
     }
@@ -158,6 +174,25 @@ fn log(request_id: &str, created_at: i64, key_id: Option<&str>) -> RequestLogEnt
         latency_ms: 12,
         ..Default::default()
     }
+}
+
+fn route(name: &str, models: &[&str]) -> RouteConfig {
+    let targets: Vec<_> = models.iter().map(|m| json!({"model": m})).collect();
+    serde_json::from_value(json!({"name": name, "targets": targets})).expect("route")
+}
+
+fn attempt(provider: &str, model: &str, status: u16, error_kind: Option<&str>) -> AttemptRecord {
+    AttemptRecord {
+        provider: provider.into(),
+        model: model.into(),
+        status,
+        latency_ms: u64::from(status) / 10,
+        error_kind: error_kind.map(str::to_string),
+    }
+}
+
+fn names(routes: &[StoredRoute]) -> Vec<&str> {
+    routes.iter().map(|r| r.config.name.as_str()).collect()
 }
 
 /// Every row, walking the pages the way a client would.
@@ -423,6 +458,10 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         cost_usd: Some(0.1 + 0.2),
         error_kind: Some("client_disconnect".into()),
         error_message: Some("client went away — \"mid-stream\" 😶; DROP TABLE x;".into()),
+        attempts: vec![
+            attempt("openai", "gpt-4o", 429, Some("upstream_status")),
+            attempt("anthropic", "claude-sonnet-4-5", 200, None),
+        ],
     };
     let bare = RequestLogEntry {
         request_id: "01J-bare".into(),
@@ -441,6 +480,7 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         cost_usd: None,
         error_kind: None,
         error_message: None,
+        attempts: Vec::new(),
     };
     // Zero is a value, not an absence.
     let zeros = RequestLogEntry {
@@ -457,6 +497,150 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
     let got = all_logs(store.as_ref(), None).await;
     assert_eq!(got, vec![full, bare, zeros]);
     assert_eq!(got[0].cost_usd.map(f64::to_bits), Some((0.1f64 + 0.2).to_bits()));
+}
+
+async fn log_attempts_round_trip_and_unreadable_ones_read_as_none(db: TestDb) {
+    let store = db.migrated().await;
+    let mut retried = log("r-retried", 3, Some("k"));
+    retried.attempts = vec![
+        attempt("primary", "mock-flaky-1", 500, Some("upstream_status")),
+        attempt("primary", "mock-flaky-1", 502, Some("upstream_connect")),
+        attempt("backup", "mock-b", 200, None),
+    ];
+    let mut one = log("r-one", 2, Some("k"));
+    one.attempts = vec![attempt("primary", "mock-a", 200, None)];
+    let none = log("r-none", 1, Some("k"));
+    store.insert_logs(&[none.clone(), one.clone(), retried.clone()]).await.expect("insert");
+    assert_eq!(all_logs(store.as_ref(), None).await, vec![retried.clone(), one.clone(), none.clone()]);
+
+    // A row without attempts stores NULL, not an empty array.
+    let nulls = "SELECT COUNT(*) FROM request_logs WHERE attempts IS NULL";
+    let count: i64 = match db.backend {
+        Backend::Sqlite => {
+            let mut c = SqliteConnection::connect(&db.url).await.expect("sqlite");
+            sqlx::query_scalar(nulls).fetch_one(&mut c).await.expect("count")
+        }
+        Backend::Postgres => {
+            let mut c = PgConnection::connect(&db.url).await.expect("postgres");
+            sqlx::query_scalar(nulls).fetch_one(&mut c).await.expect("count")
+        }
+    };
+    assert_eq!(count, 1);
+
+    // Text this build cannot read (a newer build's shape, a damaged row) is no error: the row
+    // reads with no attempts.
+    db.execute("UPDATE request_logs SET attempts = '[{\"provider\": 1}]' WHERE request_id = 'r-retried'").await;
+    db.execute("UPDATE request_logs SET attempts = 'not json' WHERE request_id = 'r-one'").await;
+    db.execute("UPDATE request_logs SET attempts = '' WHERE request_id = 'r-none'").await;
+    let got = all_logs(store.as_ref(), None).await;
+    assert_eq!(
+        got,
+        vec![
+            RequestLogEntry { attempts: Vec::new(), ..retried },
+            RequestLogEntry { attempts: Vec::new(), ..one },
+            none
+        ]
+    );
+}
+
+async fn routes_are_put_replaced_listed_and_deleted(db: TestDb) {
+    let store = db.migrated().await;
+    assert!(store.list_routes().await.expect("list").is_empty());
+
+    // Every field of a route survives the trip.
+    let full: RouteConfig = serde_json::from_value(json!({
+        "name": "smart",
+        "strategy": "semantic",
+        "targets": [
+            {"model": "oai/gpt-4o", "weight": 3, "max_in_flight": 8, "examples": ["write a poem", "été ☀️"]},
+            {"model": "claude/claude-sonnet-4-5", "examples": ["fix this code"]}
+        ],
+        "fallbacks": ["gem/gemini-2.5-flash"],
+        "context_window_fallbacks": ["gem/gemini-2.5-pro"],
+        "retries": 2,
+        "max_attempts": 5,
+        "timeout_secs": 30,
+        "semantic": {"embedding_model": "oai/text-embedding-3-small", "threshold": 0.25, "default": "oai/gpt-4o"}
+    }))
+    .expect("route");
+    let before = now_ms();
+    let put = store.put_route(&full).await.expect("put smart");
+    assert_eq!((&put.config, put.deleted), (&full, false));
+    assert!(put.updated_at >= before, "stamped now: {} vs {before}", put.updated_at);
+    let cheap = store.put_route(&route("cheap", &["oai/gpt-4o-mini"])).await.expect("put cheap");
+    assert_eq!(store.list_routes().await.expect("list"), vec![cheap.clone(), put.clone()], "by name");
+
+    // Putting an existing name replaces it.
+    next_ms().await;
+    let replaced = store.put_route(&route("smart", &["oai/gpt-4.1"])).await.expect("replace");
+    assert!(replaced.updated_at > put.updated_at);
+    assert_eq!(store.list_routes().await.expect("list"), vec![cheap.clone(), replaced.clone()]);
+
+    next_ms().await;
+    store.delete_route("cheap").await.expect("delete");
+    assert_eq!(store.list_routes().await.expect("list"), vec![replaced.clone()]);
+    for gone in ["cheap", "never-was"] {
+        let again = store.delete_route(gone).await;
+        assert!(matches!(again, Err(StoreError::NotFound)), "{gone}: {again:?}");
+    }
+
+    // A deleted name can be put again; it is live once more.
+    next_ms().await;
+    let back = store.put_route(&route("cheap", &["oai/gpt-4o-mini", "gem/gemini-2.5-flash"])).await.expect("put again");
+    assert!(!back.deleted);
+    assert_eq!(store.list_routes().await.expect("list"), vec![back, replaced]);
+}
+
+async fn route_changes_are_seen_by_polling(db: TestDb) {
+    let store = db.migrated().await;
+    let a = store.put_route(&route("a", &["oai/x"])).await.expect("put a");
+    let b = store.put_route(&route("b", &["oai/y"])).await.expect("put b");
+    let mut all = store.routes_updated_since(0).await.expect("since 0");
+    all.sort_by(|x, y| x.config.name.cmp(&y.config.name));
+    assert_eq!(all, vec![a.clone(), b.clone()]);
+
+    // `since` is inclusive: the newest change is seen again at its own timestamp.
+    let newest = a.updated_at.max(b.updated_at);
+    assert!(!store.routes_updated_since(newest).await.expect("since newest").is_empty());
+
+    next_ms().await;
+    let mark = now_ms() + 1;
+    next_ms().await;
+    assert!(store.routes_updated_since(mark).await.expect("since mark").is_empty());
+
+    // A delete is a change the pollers must see, though the route is no longer listed.
+    store.delete_route("a").await.expect("delete a");
+    let changed = store.routes_updated_since(mark).await.expect("since mark");
+    assert_eq!(changed.len(), 1);
+    let deleted = &changed[0];
+    assert_eq!((deleted.config.clone(), deleted.deleted), (a.config.clone(), true), "the last config, marked deleted");
+    assert!(deleted.updated_at >= mark);
+    assert_eq!(names(&store.list_routes().await.expect("list")), vec!["b"]);
+
+    // A replace after the mark shows too, in the order the changes happened.
+    next_ms().await;
+    let b2 = store.put_route(&route("b", &["oai/z"])).await.expect("replace b");
+    let changed = store.routes_updated_since(mark).await.expect("since mark");
+    assert_eq!(names(&changed), vec!["a", "b"]);
+    assert_eq!(changed[1], b2);
+
+    // A route this build cannot read (say, written by a newer one) is left out, not an error.
+    db.execute("UPDATE routes SET config = '{\"name\": \"b\", \"targets\": [], \"future\": 1}' WHERE name = 'b'").await;
+    assert!(store.list_routes().await.expect("list").is_empty());
+    assert_eq!(names(&store.routes_updated_since(0).await.expect("since 0")), vec!["a"]);
+}
+
+async fn migrating_again_keeps_the_data(db: TestDb) {
+    let store = db.migrated().await;
+    let r = store.put_route(&route("r", &["oai/x"])).await.expect("put");
+    let mut entry = log("req", 1, None);
+    entry.attempts = vec![attempt("p", "m", 200, None)];
+    store.insert_logs(std::slice::from_ref(&entry)).await.expect("insert");
+    store.migrate().await.expect("migrate again");
+    db.store().await.migrate().await.expect("another instance migrates");
+    assert_eq!(db.migration_rows().await, db.embedded_migrations());
+    assert_eq!(store.list_routes().await.expect("list"), vec![r]);
+    assert_eq!(all_logs(store.as_ref(), None).await, vec![entry]);
 }
 
 macro_rules! store_suite {
@@ -491,6 +675,10 @@ store_suite!(
     log_page_size_is_clamped,
     logs_filter_by_key,
     log_fields_round_trip_exactly,
+    log_attempts_round_trip_and_unreadable_ones_read_as_none,
+    routes_are_put_replaced_listed_and_deleted,
+    route_changes_are_seen_by_polling,
+    migrating_again_keeps_the_data,
 );
 
 // ---------------------------------------------------------------------------------------------

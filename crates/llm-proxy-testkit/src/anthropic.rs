@@ -61,6 +61,32 @@ fn check_headers(state: &MockState, headers: &HeaderMap) -> Result<(), Response>
     }
 }
 
+/// Anthropic's `ModelInfo`.
+fn model_info(id: &str) -> Value {
+    json!({"type": "model", "id": id, "display_name": id, "created_at": "2025-01-01T00:00:00Z"})
+}
+
+/// `GET /v1/models`, headers checked as for messages.
+pub(crate) fn models(state: &MockState, headers: &HeaderMap) -> Response {
+    if let Err(resp) = check_headers(state, headers) {
+        return resp;
+    }
+    let id = "claude-mock";
+    Json(json!({"data": [model_info(id)], "has_more": false, "first_id": id, "last_id": id})).into_response()
+}
+
+/// `GET /v1/models/{model}`: any model exists, unless it is down.
+pub(crate) fn model(state: &MockState, headers: &HeaderMap, model: &str) -> Response {
+    if let Err(resp) = check_headers(state, headers) {
+        return resp;
+    }
+    state.count_probe(model);
+    if state.is_down(model) {
+        return error(503, &format!("mock model {model} is down"));
+    }
+    Json(model_info(model)).into_response()
+}
+
 /// Records the request, checks its headers, parses it and applies the faults of its model.
 async fn accept(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(Value, String), Response> {
     let parsed = serde_json::from_slice::<Value>(body);
@@ -73,7 +99,7 @@ async fn accept(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
         return Err(error(400, "the request body must be a JSON object"));
     }
     let model = body["model"].as_str().unwrap_or("").to_string();
-    faults::apply(Protocol::Anthropic, &model, headers).await?;
+    faults::apply(state, Protocol::Anthropic, &model, headers).await?;
     Ok((body, model))
 }
 

@@ -14,12 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::faults::{self, Protocol};
-use crate::openai::vector;
 use crate::record::query_param;
 use crate::script::{Script, Stop, Unit, Usage};
 use crate::stream::{self, Encoder};
 use crate::summary::{Summary, words};
-use crate::{MockState, Recorded};
+use crate::{MockState, Recorded, embedding};
 
 /// What Google says to a request that authenticated with something other than an API key.
 pub(crate) const UNAUTHENTICATED: &str = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.";
@@ -64,10 +63,17 @@ fn error_with_details(code: u16, message: &str, details: Option<Value>) -> Respo
     faults::with_retry_after(code, resp)
 }
 
+fn retry_info(secs: u64) -> Value {
+    json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")}])
+}
+
 pub(crate) fn error(code: u16, message: &str) -> Response {
-    let details =
-        (code == 429).then(|| json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]));
-    error_with_details(code, message, details)
+    error_with_details(code, message, (code == 429).then(|| retry_info(7)))
+}
+
+/// A 429 whose `RetryInfo` asks for `secs` seconds (the caller sets the matching header).
+pub(crate) fn rate_limited(message: &str, secs: u64) -> Response {
+    error_with_details(429, message, Some(retry_info(secs)))
 }
 
 /// The key in `x-goog-api-key` or `?key=`: present, and the configured one if there is one.
@@ -123,7 +129,7 @@ pub(crate) async fn dispatch(
         Ok(_) => return error(400, "Invalid JSON payload received. Expected an object."),
         Err(e) => return error(400, &format!("Invalid JSON payload received. {e}")),
     };
-    if let Err(resp) = faults::apply(Protocol::Gemini, model, &headers).await {
+    if let Err(resp) = faults::apply(&state, Protocol::Gemini, model, &headers).await {
         return resp;
     }
     match method {
@@ -185,7 +191,7 @@ fn embed(body: &Value) -> Response {
     if !content.is_object() {
         return error(400, "* EmbedContentRequest.content: content is not specified");
     }
-    Json(json!({"embedding": {"values": vector(words(content), 0)}})).into_response()
+    Json(json!({"embedding": {"values": embedding::embed(&embedding::text_of_input(content))}})).into_response()
 }
 
 fn batch_embed(model: &str, body: &Value) -> Response {
@@ -208,9 +214,44 @@ fn batch_embed(model: &str, body: &Value) -> Response {
                 ),
             );
         }
-        embeddings.push(json!({"values": vector(words(&r["content"]), i)}));
+        embeddings.push(json!({"values": embedding::embed(&embedding::text_of_input(&r["content"]))}));
     }
     Json(json!({"embeddings": embeddings})).into_response()
+}
+
+/// `GET /v1beta/models/{model}`, Google's `Model` resource: the health probe. Key checked as for
+/// generation; 503 while the model is down.
+pub(crate) async fn model(
+    State(state): State<Arc<MockState>>,
+    Path(target): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = check_key(&state, &headers, uri.query()) {
+        return resp;
+    }
+    if target.contains(':') {
+        return error(404, &format!("models/{target} is not found: a method is called with POST"));
+    }
+    state.count_probe(&target);
+    if state.is_down(&target) {
+        return error(503, &format!("mock model {target} is down"));
+    }
+    Json(json!({
+        "name": format!("models/{target}"),
+        "baseModelId": target,
+        "version": "001",
+        "displayName": target,
+        "description": "A model of the llm-proxy mock upstream.",
+        "inputTokenLimit": 1_048_576,
+        "outputTokenLimit": 65_536,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "embedContent", "batchEmbedContents"],
+        "temperature": 1.0,
+        "maxTemperature": 2.0,
+        "topP": 0.95,
+        "topK": 64,
+    }))
+    .into_response()
 }
 
 fn prompt_words(body: &Value) -> u64 {

@@ -26,6 +26,7 @@ const TOKEN_VERIFY_FAILED: &str = "1004";
 const BAD_PARAMETERS: &str = "1210";
 const MODEL_NOT_FOUND: &str = "1211";
 const PARAMETER_INVALID: &str = "1214";
+const PROMPT_TOO_LONG: &str = "1261";
 const RATE_LIMITED: &str = "1302";
 const INTERNAL: &str = "500";
 
@@ -65,6 +66,11 @@ pub(crate) fn error(status: u16, message: &str) -> Response {
     error_with_code(status, code_for(status), message)
 }
 
+/// GLM's answer to a prompt beyond the model's context window.
+pub(crate) fn prompt_too_long() -> Response {
+    error_with_code(400, PROMPT_TOO_LONG, "Prompt exceeds max length")
+}
+
 fn refuse(code: &str, detail: &str) -> Response {
     let text = if detail.is_empty() { message(code).to_string() } else { format!("{} ({detail})", message(code)) };
     error_with_code(401, code, &text)
@@ -100,7 +106,7 @@ async fn accept(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
     let Some(model) = body["model"].as_str().map(String::from) else {
         return Err(error_with_code(400, "1213", "未正常接收到model参数。"));
     };
-    faults::apply(Protocol::Glm, &model, headers).await?;
+    faults::apply(state, Protocol::Glm, &model, headers).await?;
     Ok((body, model))
 }
 

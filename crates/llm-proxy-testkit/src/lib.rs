@@ -3,10 +3,13 @@
 //!
 //! | protocol | paths | base URL an SDK takes | auth |
 //! |---|---|---|---|
-//! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models` | `http://ADDR/v1` | none checked |
-//! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens` | `http://ADDR` | `x-api-key` + `anthropic-version: 2023-06-01` |
-//! | Gemini v1beta | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens`, `:embedContent`, `:batchEmbedContents` | `http://ADDR` | `x-goog-api-key` or `?key=` |
+//! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR/v1` | none checked |
+//! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version: 2023-06-01` |
+//! | Gemini v1beta | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; `GET /v1beta/models/{model}` | `http://ADDR` | `x-goog-api-key` or `?key=` |
 //! | ZhipuAI GLM v4 | `POST /api/paas/v4/chat/completions`, `POST /api/paas/v4/embeddings` | `http://ADDR/api/paas/v4` | `Bearer` JWT signed from `id.secret` ([`jwt`]) |
+//!
+//! OpenAI and Anthropic share `GET /v1/models[/{model}]`: a request with `x-api-key` or
+//! `anthropic-version` is answered as Anthropic (and checked as such), any other as OpenAI.
 //!
 //! Keys come from [`MockConfig`]: by default any non-empty Anthropic or Gemini key is accepted
 //! and GLM tokens must be signed with [`DEFAULT_GLM_KEY`]. Requests are checked as each provider
@@ -19,6 +22,9 @@
 //! | model contains | behaviour |
 //! |---|---|
 //! | `fail-<status>` | answers `<status>` with the protocol's error body (`retry-after: 7` on 429; OpenAI's 401 quotes the key, as OpenAI does) |
+//! | `flaky-<n>` | the first `n` requests for this exact model name answer 500 (the protocol's error body), later ones are answered normally; counted per model name, so give each test its own (`mock-flaky-2-t7`) |
+//! | `flaky429-<n>` | likewise, but 429 with `retry-after: 1` (Gemini: and `RetryInfo` `1s`; OpenAI protocol: and `retry-after-ms: 1000`, as Azure OpenAI sends and the OpenAI and Anthropic SDKs honour) |
+//! | `ctx-overflow` | 400, each protocol's context-window error: OpenAI `code: context_length_exceeded` ("This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens…"), Anthropic `invalid_request_error` "prompt is too long: 210000 tokens > 200000 maximum", Gemini `INVALID_ARGUMENT` "The input token count (1100000) exceeds the maximum number of tokens allowed (1048576).", GLM code `1261` "Prompt exceeds max length" |
 //! | `delay-<ms>` | waits before answering |
 //! | `slow-<ms>` | waits between stream frames |
 //! | `think-<ms>` | sends the stream's headers at once, then waits before the first frame |
@@ -37,6 +43,18 @@
 //! | `refuse` | stops for the content filter: `content_filter` / `refusal` / `SAFETY` |
 //! | `echo` | the text is a compact JSON summary of the request: `{"system","messages","images","tools","tool_results","max_tokens","last_user_text"}` (see `summary.rs`) |
 //!
+//! A model can also be taken down at run time ([`MockState::set_down`], or `POST /_mock/down/{model}`
+//! and `POST /_mock/up/{model}`): while down, every request naming it (chat, embeddings, token
+//! counts) answers 503 in the protocol's error shape at once, before any other behaviour, and so
+//! does its health probe, `GET …/models/{model}` (otherwise 200; GLM has no models endpoint).
+//!
+//! Embeddings (OpenAI, GLM, Gemini `embedContent` and `batchEmbedContents`) are a deterministic
+//! bag of words ([`embedding`]): lower-cased words, split on anything not alphanumeric, a few
+//! stopwords dropped, each word hashed (FNV-1a) into one of 256 dimensions, the sum L2-normalised.
+//! Paraphrases sharing their content words are close ("What's the weather in Paris?" and "Tell
+//! me the weather forecast for Paris": cosine 0.71) and unrelated texts are not ("Write a python
+//! function to sort a list": 0), as semantic routing needs.
+//!
 //! Usage is deterministic: prompt tokens are the words of the request's texts (plus the cache
 //! figures), completion tokens one per streamed unit (text chunk, reasoning chunk, tool call start
 //! or argument fragment), reported alike streamed or not.
@@ -44,24 +62,32 @@
 //! Every request is recorded (`/_mock/requests`: path, query, `authorization`, body and the
 //! headers that matter); streams the gateway dropped before the end are counted, and so are the
 //! distinct GLM tokens seen (`/_mock/stats`), so tests can prove a client disconnect cancelled the
-//! upstream call and that the gateway reuses its GLM token. Dev-only: never a dependency of the
+//! upstream call and that the gateway reuses its GLM token. `/_mock/stats` also counts, per model
+//! name, the requests that passed the key check (`requests_by_model`, [`MockState::requests_for`]:
+//! how a router split the traffic) and the health probes (`probes`, [`MockState::probes_for`]);
+//! probes are not recorded as requests, so a gateway's health checker does not disturb tests that
+//! read `/_mock/requests`. Every chat answer names the model that served it, as the request
+//! wrote it: OpenAI and GLM `model` (every chunk), Anthropic `model` (the message, or
+//! `message_start`), Gemini `modelVersion` (every chunk). Dev-only: never a dependency of the
 //! binary.
 
 // The mock runs until its test's runtime ends; there is no shutdown to wait for.
 #![allow(clippy::disallowed_methods)]
 
 mod anthropic;
+pub mod embedding;
 mod faults;
 mod gemini;
 mod glm;
 pub mod jwt;
 mod openai;
+mod probe;
 mod record;
 mod script;
 mod stream;
 mod summary;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +95,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -115,6 +141,12 @@ pub struct MockState {
     requests: Mutex<Vec<Recorded>>,
     /// Every distinct bearer token a GLM route received.
     glm_tokens: Mutex<HashSet<String>>,
+    /// Requests per model name that passed the key check; `flaky-` counts these.
+    requests_by_model: Mutex<BTreeMap<String, u64>>,
+    /// Health probes (`GET …/models/{model}`) per model name.
+    probes: Mutex<BTreeMap<String, u64>>,
+    /// Models taken down: everything for them answers 503.
+    down: Mutex<HashSet<String>>,
     config: MockConfig,
     /// Streams started.
     pub streams_started: AtomicU64,
@@ -144,6 +176,51 @@ impl MockState {
     /// sends one until it nears expiry.
     pub fn glm_tokens_seen(&self) -> usize {
         self.glm_tokens.lock().map(|t| t.len()).unwrap_or(0)
+    }
+
+    /// How many requests for `model` (this exact name) passed the key check so far: chat,
+    /// embeddings and token counts alike, failed ones included.
+    pub fn requests_for(&self, model: &str) -> u64 {
+        self.requests_by_model.lock().ok().and_then(|m| m.get(model).copied()).unwrap_or(0)
+    }
+
+    /// How many health probes (`GET …/models/{model}`) asked for `model` so far.
+    pub fn probes_for(&self, model: &str) -> u64 {
+        self.probes.lock().ok().and_then(|m| m.get(model).copied()).unwrap_or(0)
+    }
+
+    /// Takes `model` down (`true`: every request for it, and its probe, answers 503) or brings it
+    /// back up.
+    pub fn set_down(&self, model: &str, down: bool) {
+        if let Ok(mut set) = self.down.lock() {
+            if down {
+                set.insert(model.to_string());
+            } else {
+                set.remove(model);
+            }
+        }
+    }
+
+    pub fn is_down(&self, model: &str) -> bool {
+        self.down.lock().is_ok_and(|set| set.contains(model))
+    }
+
+    /// Counts a request for `model` and returns its number (1 for the first).
+    fn count_request(&self, model: &str) -> u64 {
+        Self::bump(&self.requests_by_model, model)
+    }
+
+    fn count_probe(&self, model: &str) {
+        Self::bump(&self.probes, model);
+    }
+
+    fn bump(counts: &Mutex<BTreeMap<String, u64>>, model: &str) -> u64 {
+        let Ok(mut counts) = counts.lock() else {
+            return 0;
+        };
+        let n = counts.entry(model.to_string()).or_insert(0);
+        *n += 1;
+        *n
     }
 
     fn record(&self, recorded: Recorded) {
@@ -223,15 +300,28 @@ pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
-        .route("/v1/models", get(openai::models))
+        .route("/v1/models", get(probe::list))
+        .route("/v1/models/{*model}", get(probe::retrieve))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
-        .route("/v1beta/models/{target}", post(gemini::dispatch))
+        .route("/v1beta/models/{target}", post(gemini::dispatch).get(gemini::model))
         .route("/api/paas/v4/chat/completions", post(glm::chat))
         .route("/api/paas/v4/embeddings", post(glm::embeddings))
         .route("/_mock/requests", get(requests))
         .route("/_mock/stats", get(stats))
+        .route("/_mock/down/{*model}", post(take_down))
+        .route("/_mock/up/{*model}", post(bring_up))
         .with_state(state)
+}
+
+async fn take_down(State(state): State<Arc<MockState>>, Path(model): Path<String>) -> Response {
+    state.set_down(&model, true);
+    Json(json!({"model": model, "down": true})).into_response()
+}
+
+async fn bring_up(State(state): State<Arc<MockState>>, Path(model): Path<String>) -> Response {
+    state.set_down(&model, false);
+    Json(json!({"model": model, "down": false})).into_response()
 }
 
 async fn requests(State(state): State<Arc<MockState>>) -> Response {
@@ -246,6 +336,9 @@ async fn stats(State(state): State<Arc<MockState>>) -> Response {
         "events_sent": state.events_sent.load(Ordering::SeqCst),
         "requests": state.requests().len(),
         "glm_tokens_seen": state.glm_tokens_seen(),
+        "requests_by_model": state.requests_by_model.lock().map(|m| m.clone()).unwrap_or_default(),
+        "probes": state.probes.lock().map(|m| m.clone()).unwrap_or_default(),
+        "down": state.down.lock().map(|d| { let mut d: Vec<String> = d.iter().cloned().collect(); d.sort(); d }).unwrap_or_default(),
     }))
     .into_response()
 }

@@ -15,7 +15,7 @@ use crate::faults::{self, Protocol};
 use crate::script::{Script, Stop, Unit, Usage};
 use crate::stream::{self, Encoder};
 use crate::summary::{Summary, text_of, words};
-use crate::{MockState, Recorded};
+use crate::{MockState, Recorded, embedding};
 
 /// Who is speaking the OpenAI protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,15 @@ pub(crate) fn error(status: u16, message: &str) -> Response {
     faults::with_retry_after(status, (faults::status_code(status), Json(body)).into_response())
 }
 
+/// OpenAI's answer to a prompt beyond the model's context window.
+pub(crate) fn context_length_exceeded() -> Response {
+    let message = "This model's maximum context length is 128000 tokens. However, your messages resulted in \
+                   130000 tokens. Please reduce the length of the messages.";
+    let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages",
+                                "code": "context_length_exceeded"}});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
 /// Parses and records a request, then applies the faults its model asks for; `Err` is the
 /// response to send instead of the normal one.
 async fn accept(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(Value, String), Response> {
@@ -53,7 +62,7 @@ async fn accept(state: &MockState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
         serde_json::from_slice(body).map_err(|e| error(400, &format!("mock could not parse body: {e}")))?;
     state.record(Recorded::new(uri.path(), headers, uri.query(), body.clone()));
     let model = body["model"].as_str().unwrap_or("").to_string();
-    faults::apply(Protocol::OpenAi, &model, headers).await?;
+    faults::apply(state, Protocol::OpenAi, &model, headers).await?;
     Ok((body, model))
 }
 
@@ -281,7 +290,7 @@ pub(crate) async fn embeddings(
     }
 }
 
-/// An OpenAI embeddings answer: eight deterministic numbers per input.
+/// An OpenAI embeddings answer: one bag-of-words vector ([`embedding`]) per input.
 pub(crate) fn embed(body: &Value, model: &str) -> Response {
     let inputs: Vec<Value> = match &body["input"] {
         Value::Array(items) if items.first().is_some_and(|v| !v.is_number()) => items.clone(),
@@ -290,19 +299,29 @@ pub(crate) fn embed(body: &Value, model: &str) -> Response {
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, input)| json!({"object": "embedding", "index": i, "embedding": vector(words(input), i)}))
+        .map(|(i, input)| {
+            json!({"object": "embedding", "index": i, "embedding": embedding::embed(&embedding::text_of_input(input))})
+        })
         .collect();
     let tokens: u64 = inputs.iter().map(words).sum();
     Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})).into_response()
 }
 
-/// The mock's embedding of the `i`-th input of `words` words.
-pub(crate) fn vector(words: u64, i: usize) -> Vec<f64> {
-    let seed = words as f64 + i as f64;
-    (0..8).map(|d| ((seed + d as f64) * 0.1).sin()).collect()
+/// OpenAI's `Model` object.
+fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "mock"})
 }
 
-pub(crate) async fn models() -> Response {
-    Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1_700_000_000, "owned_by": "mock"}]}))
-        .into_response()
+/// `GET /v1/models`.
+pub(crate) fn models() -> Response {
+    Json(json!({"object": "list", "data": [model_object("mock-model")]})).into_response()
+}
+
+/// `GET /v1/models/{model}`: any model exists, unless it is down.
+pub(crate) fn model(state: &MockState, model: &str) -> Response {
+    state.count_probe(model);
+    if state.is_down(model) {
+        return error(503, &format!("mock model {model} is down"));
+    }
+    Json(model_object(model)).into_response()
 }

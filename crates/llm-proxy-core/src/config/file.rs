@@ -30,6 +30,17 @@ pub(super) struct RawConfig {
     pub(super) upstream_timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub(super) providers: IndexMap<String, RawProvider>,
+    #[serde(default)]
+    pub(super) routes: Vec<super::RouteConfig>,
+    pub(super) circuit_breaker: Option<RawBreaker>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreaker {
+    pub(super) failure_threshold: Option<u32>,
+    pub(super) window_secs: Option<u64>,
+    pub(super) cooldown_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

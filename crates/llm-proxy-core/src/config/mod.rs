@@ -17,16 +17,19 @@ use crate::known_provider::Protocol;
 mod file;
 mod providers;
 mod redact;
+mod routes;
 
 pub use file::expand;
 use file::{RawConfig, parse_file};
 use providers::build_providers;
 pub use redact::redact_url;
+pub use routes::{
+    DEFAULT_RETRIES, DEFAULT_ROUTE_TIMEOUT_SECS, MAX_ATTEMPTS_CAP, RouteConfig, RouteTargetConfig, SemanticConfig,
+    StrategyKind,
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/llm-proxy.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-const LOAD_BALANCE_STRATEGIES: &[&str] =
-    &["round_robin", "weighted", "least_connections", "latency", "conversation_hash", "semantic"];
 
 /// The effective configuration. Secrets are `SecretString`: redacted in `Debug`, never serialized.
 #[derive(Debug, Clone)]
@@ -48,7 +51,9 @@ pub struct Config {
     pub default_admin_username: String,
     pub default_admin_password: Option<SecretString>,
     pub health_check: HealthCheck,
-    pub load_balance_strategy: String,
+    /// The strategy of routes that do not name one.
+    pub load_balance_strategy: StrategyKind,
+    pub circuit_breaker: BreakerConfig,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
     /// How long in-flight requests may run after SIGTERM before they are cut.
@@ -58,6 +63,24 @@ pub struct Config {
     pub upstream_timeouts: UpstreamTimeouts,
     /// Enabled providers in config order (file order, then ones found only in the environment).
     pub providers: Vec<ProviderConfig>,
+    /// Routes from the config file, validated against `providers`; each has its `strategy` set.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// When a deployment is taken out of rotation, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Failures within `window` that open the breaker.
+    pub failure_threshold: u32,
+    pub window: Duration,
+    /// How long an open breaker rejects before letting one probe request through.
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { failure_threshold: 5, window: Duration::from_secs(60), cooldown: Duration::from_secs(30) }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -328,13 +351,30 @@ fn build(
         ),
         timeout: Duration::from_secs(env_parse(env, "HEALTH_CHECK_TIMEOUT", errors).or(hc.timeout_secs).unwrap_or(10)),
     };
-    let load_balance_strategy =
+    let strategy_name =
         env_string(env, "LOAD_BALANCE_STRATEGY").or(raw.load_balance_strategy).unwrap_or_else(|| "round_robin".into());
-    if !LOAD_BALANCE_STRATEGIES.contains(&load_balance_strategy.as_str()) {
+    let load_balance_strategy = StrategyKind::parse(&strategy_name).unwrap_or_else(|| {
         errors.push(ConfigError {
             path: "load_balance_strategy".into(),
-            message: format!("{load_balance_strategy:?} is not one of {}", LOAD_BALANCE_STRATEGIES.join(", ")),
+            message: format!("{strategy_name:?} is not one of {}", StrategyKind::ALL.join(", ")),
         });
+        StrategyKind::RoundRobin
+    });
+    let b = raw.circuit_breaker.unwrap_or_default();
+    let bd = BreakerConfig::default();
+    let circuit_breaker = BreakerConfig {
+        failure_threshold: b.failure_threshold.unwrap_or(bd.failure_threshold),
+        window: b.window_secs.map(Duration::from_secs).unwrap_or(bd.window),
+        cooldown: b.cooldown_secs.map(Duration::from_secs).unwrap_or(bd.cooldown),
+    };
+    for (name, zero) in [
+        ("failure_threshold", b.failure_threshold == Some(0)),
+        ("window_secs", b.window_secs == Some(0)),
+        ("cooldown_secs", b.cooldown_secs == Some(0)),
+    ] {
+        if zero {
+            errors.push(ConfigError { path: format!("circuit_breaker.{name}"), message: "must be at least 1".into() });
+        }
     }
     let max_body_bytes =
         env_parse(env, "MAX_BODY_BYTES", errors).or(raw.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
@@ -366,6 +406,7 @@ fn build(
     }
 
     let providers = build_providers(raw.providers, env, errors, warnings);
+    let routes = validate_routes(raw.routes, &providers, load_balance_strategy, errors);
 
     Config {
         listen_addr,
@@ -388,7 +429,36 @@ fn build(
         stream_keep_alive,
         upstream_timeouts,
         providers,
+        routes,
+        circuit_breaker,
     }
+}
+
+/// Checks every route against the providers; fills in the default strategy.
+fn validate_routes(
+    routes: Vec<RouteConfig>,
+    providers: &[ProviderConfig],
+    default: StrategyKind,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<RouteConfig> {
+    let catalog = crate::model_catalog::ModelCatalog::new(providers);
+    let mut seen = std::collections::HashSet::new();
+    routes
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.strategy.get_or_insert(default);
+            let path = format!("routes[{i}]");
+            errors.extend(r.validate(&path, &catalog));
+            if !seen.insert(r.name.clone()) {
+                errors.push(ConfigError {
+                    path: format!("{path}.name"),
+                    message: format!("route {:?} is defined twice", r.name),
+                });
+            }
+            r
+        })
+        .collect()
 }
 
 fn tracing_level_ok(level: &str) -> Result<(), ()> {

@@ -36,7 +36,12 @@ impl Config {
         hc.insert("interval_secs".into(), self.health_check.interval.as_secs().into());
         hc.insert("timeout_secs".into(), self.health_check.timeout.as_secs().into());
         m.insert("health_check".into(), Value::Mapping(hc));
-        m.insert("load_balance_strategy".into(), self.load_balance_strategy.clone().into());
+        m.insert("load_balance_strategy".into(), self.load_balance_strategy.as_str().into());
+        let mut cb = Mapping::new();
+        cb.insert("failure_threshold".into(), self.circuit_breaker.failure_threshold.into());
+        cb.insert("window_secs".into(), self.circuit_breaker.window.as_secs().into());
+        cb.insert("cooldown_secs".into(), self.circuit_breaker.cooldown.as_secs().into());
+        m.insert("circuit_breaker".into(), Value::Mapping(cb));
         m.insert("max_body_bytes".into(), (self.max_body_bytes as u64).into());
         m.insert("shutdown_grace_secs".into(), self.shutdown_grace.as_secs().into());
         m.insert("stream_keep_alive_secs".into(), self.stream_keep_alive.as_secs().into());
@@ -70,6 +75,10 @@ impl Config {
             providers.insert(p.name.clone().into(), Value::Mapping(pm));
         }
         m.insert("providers".into(), Value::Mapping(providers));
+        // Routes hold no secrets: model names, weights and examples.
+        if !self.routes.is_empty() {
+            m.insert("routes".into(), serde_yaml::to_value(&self.routes).unwrap_or(Value::Null));
+        }
         serde_yaml::to_string(&Value::Mapping(m)).unwrap_or_default()
     }
 }

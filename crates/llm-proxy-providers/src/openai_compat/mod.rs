@@ -25,7 +25,7 @@ use secrecy::ExposeSecret;
 
 use crate::glm_auth::GlmToken;
 use crate::sse_stream::{SseHandler, Translated, sse_stream};
-use crate::upstream::{Upstream, join, sensitive, to_body};
+use crate::upstream::{Upstream, join, sensitive, to_body, with_segment};
 use crate::upstream_error;
 use crate::{BuildError, HttpClient};
 use convert::StreamItem;
@@ -35,6 +35,8 @@ pub struct OpenAiCompat {
     /// Parsed once here: parsing (with IDNA) on every request showed in profiles.
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
+    /// `…/models`, for the health probe.
+    models_url: reqwest::Url,
     auth: Auth,
     dialect: Dialect,
 }
@@ -71,6 +73,7 @@ impl OpenAiCompat {
             upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
             chat_url: join(&config.base_url, "chat/completions", &config.name)?,
             embeddings_url: join(&config.base_url, "embeddings", &config.name)?,
+            models_url: join(&config.base_url, "models", &config.name)?,
             auth,
             dialect,
         })
@@ -149,6 +152,10 @@ impl Provider for OpenAiCompat {
         let body = self.upstream.post_for_body(&self.embeddings_url, self.headers(), to_body(&request)?).await?;
         let usage = convert::complete_usage(&body)?;
         Ok(CompleteResponse { usage, body })
+    }
+
+    async fn probe(&self, model: &str) -> Result<(), ProviderError> {
+        self.upstream.probe(with_segment(&self.models_url, model), self.headers()).await
     }
 }
 

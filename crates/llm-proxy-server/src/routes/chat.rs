@@ -5,15 +5,19 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use llm_proxy_core::provider::{ChatInput, Provider};
+use llm_proxy_core::provider::ChatInput;
 use llm_proxy_protocol::openai::ChatCompletionRequest;
+use std::sync::Arc;
 
-use crate::app::{AppState, RequestId};
+use crate::app::RequestId;
+use crate::app::{AppState, Live};
 use crate::body::read_limited;
-use crate::deliver::{ClientSide, deliver};
+use crate::deliver::ClientSide;
+use crate::dispatch::{Resolution, resolve};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
-use crate::routes::{Target, authenticate, decode_body, route};
+use crate::routes::chat_call::serve_chat;
+use crate::routes::{authenticate, decode_body};
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -23,7 +27,7 @@ pub async fn chat_completions(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
     // Taking the request whole avoids the header-map copy a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
-    let (target, request) = match prepare(&state, &parts.headers, body, &mut meter).await {
+    let (live, resolution, request) = match prepare(&state, &parts.headers, body, &mut meter).await {
         Ok(p) => p,
         Err(e) => {
             meter.fail(&e);
@@ -31,20 +35,7 @@ pub async fn chat_completions(
         }
     };
     let client = ClientSide::OpenAi { include_usage: request.wants_stream_usage() };
-    let Target { client: provider, provider_name, upstream_model } = target;
-    let call = async {
-        provider.chat(&upstream_model, ChatInput::OpenAi(request)).await.map_err(|e| {
-            tracing::debug!(provider = %provider_name, error = %e, "upstream call failed");
-            ApiError::upstream(&provider_name, &e)
-        })
-    };
-    match state.unless_cut(call).await {
-        Err(err) => {
-            meter.fail(&err);
-            err.into_response()
-        }
-        Ok(output) => deliver(output, meter, client, &upstream_model, &provider_name, &state).await,
-    }
+    serve_chat(&state, meter, live, resolution, ChatInput::OpenAi(request), &parts.headers, client).await
 }
 
 async fn prepare(
@@ -52,7 +43,7 @@ async fn prepare(
     headers: &HeaderMap,
     body: Body,
     meter: &mut RequestMeter,
-) -> Result<(Target, ChatCompletionRequest), ApiError> {
+) -> Result<(Arc<Live>, Resolution, ChatCompletionRequest), ApiError> {
     let principal = authenticate(state, headers, meter)?;
     let bytes = state.unless_cut(read_limited(headers, body, state.max_body_bytes)).await?;
     let request: ChatCompletionRequest = decode_body(&bytes)?;
@@ -62,6 +53,6 @@ async fn prepare(
             ApiError::bad_request("`messages` must contain at least one message.").with_param(Some("messages".into()))
         );
     }
-    let target = route(state, &principal, &request.model, meter)?;
-    Ok((target, request))
+    let (live, resolution) = resolve(state, &principal, &request.model, meter)?;
+    Ok((live, resolution, request))
 }

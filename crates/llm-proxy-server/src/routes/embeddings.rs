@@ -3,16 +3,19 @@
 use axum::Extension;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use llm_proxy_core::provider::Provider;
+use llm_proxy_core::provider::{Provider, ProviderError};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use serde_json::Value;
 
 use crate::app::{AppState, RequestId};
+use crate::attempts::{self, Candidate};
 use crate::body::read_limited;
+use crate::dispatch::{plan, resolve};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 use crate::relay;
-use crate::routes::{authenticate, decode_body, route};
+use crate::routes::chat_call::{NO_ROUTE_DEADLINE, with_served_by};
+use crate::routes::{authenticate, decode_body};
 
 pub async fn embeddings(
     State(state): State<AppState>,
@@ -22,6 +25,8 @@ pub async fn embeddings(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "embeddings");
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
+    let mut count = 0;
+    let mut by: Option<Candidate> = None;
     let result = async {
         let principal = authenticate(&state, &headers, &mut meter)?;
         let bytes = state.unless_cut(read_limited(&headers, body, state.max_body_bytes)).await?;
@@ -38,18 +43,31 @@ pub async fn embeddings(
             )
             .with_param(Some("input".into())));
         }
-        let target = route(&state, &principal, &request.model, &mut meter)?;
-        let call = async {
-            target
-                .client
-                .embeddings(&target.upstream_model, request)
-                .await
-                .map_err(|e| ApiError::upstream(&target.provider_name, &e))
+        let (live, resolution) = resolve(&state, &principal, &request.model, &mut meter)?;
+        let plan = plan(&live, resolution, None, &headers, NO_ROUTE_DEADLINE).await?;
+        let mut request = Some(request);
+        let call = |c: &Candidate, last: bool| {
+            let request = if last { request.take() } else { request.clone() };
+            let (provider, model) = (c.client.clone(), c.upstream_model.clone());
+            async move {
+                let request = request.ok_or_else(|| ProviderError::Protocol("the request was already sent".into()))?;
+                provider.embeddings(&model, request).await
+            }
         };
-        state.unless_cut(call).await
+        let (result, tried) = tokio::select! {
+            biased;
+            () = state.cut.cancelled() => (Err(ApiError::shutting_down()), Vec::new()),
+            r = attempts::run(plan, call) => r,
+        };
+        count = tried.len();
+        meter.set_attempts(tried);
+        let served = result?;
+        meter.set_deployment(&served.candidate.provider_name, &served.candidate.upstream_model);
+        by = Some(served.candidate);
+        Ok(served.value)
     }
     .await;
-    match result {
+    let resp = match result {
         Ok(done) => {
             if let Some(u) = done.usage {
                 meter.usage(u);
@@ -61,5 +79,6 @@ pub async fn embeddings(
             meter.fail(&e);
             e.into_response()
         }
-    }
+    };
+    with_served_by(resp, by.as_ref(), count)
 }

@@ -2,6 +2,8 @@
 //! upstream. Errors here are in Anthropic's shape, so the Anthropic SDKs (and Claude Code) can read
 //! them.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -11,13 +13,15 @@ use llm_proxy_core::provider::{ChatInput, Provider};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::anthropic::MessagesRequest;
 
-use crate::app::{AppState, RequestId, Shared};
-use crate::auth::{Principal, anthropic_key};
+use crate::app::{AppState, Live, RequestId, Shared};
+use crate::auth::anthropic_key;
 use crate::body::read_limited;
-use crate::deliver::{ClientSide, deliver};
+use crate::deliver::ClientSide;
+use crate::dispatch::{Resolution, plan, resolve};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
-use crate::routes::{Target, decode_body, route};
+use crate::routes::chat_call::{NO_ROUTE_DEADLINE, serve_chat};
+use crate::routes::decode_body;
 
 pub async fn messages(
     State(state): State<AppState>,
@@ -26,31 +30,19 @@ pub async fn messages(
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "messages");
     let (parts, body) = request.into_parts();
-    let (target, request) = match prepare(&state, &parts.headers, body, &mut meter, true).await {
+    let (live, resolution, request) = match prepare(&state, &parts.headers, body, &mut meter, true).await {
         Ok(p) => p,
         Err(e) => {
             meter.fail(&e);
             return e.into_response_for(WireProtocol::Anthropic);
         }
     };
-    let Target { client: provider, provider_name, upstream_model } = target;
-    let call = async {
-        provider.chat(&upstream_model, ChatInput::Anthropic(request)).await.map_err(|e| {
-            tracing::debug!(provider = %provider_name, error = %e, "upstream call failed");
-            ApiError::upstream(&provider_name, &e)
-        })
-    };
-    match state.unless_cut(call).await {
-        Err(err) => {
-            meter.fail(&err);
-            err.into_response_for(WireProtocol::Anthropic)
-        }
-        Ok(output) => deliver(output, meter, ClientSide::Anthropic, &upstream_model, &provider_name, &state).await,
-    }
+    serve_chat(&state, meter, live, resolution, ChatInput::Anthropic(request), &parts.headers, ClientSide::Anthropic)
+        .await
 }
 
 /// Input tokens of a request as the upstream counts them (Anthropic, Gemini), or estimated with
-/// `o200k_base` where the upstream has no counting endpoint.
+/// `o200k_base` where the upstream has no counting endpoint. A route counts with its first choice.
 pub async fn count_tokens(
     State(state): State<AppState>,
     Extension(id): Extension<RequestId>,
@@ -59,21 +51,25 @@ pub async fn count_tokens(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "messages.count_tokens");
     let (parts, body) = request.into_parts();
     let result = async {
-        let (target, request) = prepare(&state, &parts.headers, body, &mut meter, false).await?;
-        let Target { client: provider, provider_name, upstream_model } = target;
+        let (live, resolution, request) = prepare(&state, &parts.headers, body, &mut meter, false).await?;
+        let input = ChatInput::Anthropic(request);
+        let plan = plan(&live, resolution, Some(&input), &parts.headers, NO_ROUTE_DEADLINE).await?;
+        let target = plan.attempts.into_iter().next().ok_or_else(ApiError::internal)?;
+        meter.set_deployment(&target.provider_name, &target.upstream_model);
         let counted = state
             .unless_cut(async {
-                provider
-                    .count_tokens(&upstream_model, ChatInput::Anthropic(request.clone()))
+                target
+                    .client
+                    .count_tokens(&target.upstream_model, input.clone())
                     .await
-                    .map_err(|e| ApiError::upstream(&provider_name, &e))
+                    .map_err(|e| ApiError::upstream(&target.provider_name, &e))
             })
             .await?;
         match counted {
             Some(n) => Ok(n),
             None => {
-                let unified = ChatInput::Anthropic(request)
-                    .into_unified(&upstream_model)
+                let unified = input
+                    .into_unified(&target.upstream_model)
                     .map_err(|e| ApiError::bad_request(e.message).with_param(e.param))?;
                 Ok(llm_proxy_core::token_estimate::estimate_input(&unified))
             }
@@ -98,8 +94,8 @@ async fn prepare(
     body: Body,
     meter: &mut RequestMeter,
     generating: bool,
-) -> Result<(Target, MessagesRequest), ApiError> {
-    let principal: Principal = state.authenticate(anthropic_key(headers))?;
+) -> Result<(Arc<Live>, Resolution, MessagesRequest), ApiError> {
+    let principal = state.authenticate(anthropic_key(headers))?;
     meter.set_key(principal.key_id());
     let bytes = state.unless_cut(read_limited(headers, body, state.max_body_bytes)).await?;
     let request: MessagesRequest = decode_body(&bytes)?;
@@ -113,6 +109,6 @@ async fn prepare(
             ApiError::bad_request("messages: at least one message is required").with_param(Some("messages".into()))
         );
     }
-    let target = route(state, &principal, &request.model, meter)?;
-    Ok((target, request))
+    let (live, resolution) = resolve(state, &principal, &request.model, meter)?;
+    Ok((live, resolution, request))
 }

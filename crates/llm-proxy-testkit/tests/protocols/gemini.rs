@@ -138,7 +138,7 @@ async fn counts_and_embeddings() {
 
     let one = json!({"content": {"parts": [{"text": "hello world"}]}});
     let embedded = m.post("/v1beta/models/text-embedding-mock:embedContent", &HEADERS, &one).await.json();
-    assert_eq!(embedded["embedding"]["values"].as_array().unwrap().len(), 8);
+    assert_eq!(embedded["embedding"]["values"].as_array().unwrap().len(), 256);
 
     let batch = json!({"requests": [
         {"model": "models/text-embedding-mock", "content": {"parts": [{"text": "a"}]}},

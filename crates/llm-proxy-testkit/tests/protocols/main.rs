@@ -6,6 +6,7 @@ mod anthropic;
 mod gemini;
 mod glm;
 mod openai;
+mod routing;
 
 use llm_proxy_testkit::{MockConfig, MockUpstream};
 use serde_json::Value;
@@ -88,6 +89,18 @@ impl Mock {
     pub async fn get(&self, path: &str) -> Value {
         let resp = self.http.get(format!("http://{}{path}", self.mock.addr)).send().await.unwrap();
         serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+    }
+
+    /// A GET with headers, its status and headers kept.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut req = self.http.get(format!("http://{}{path}", self.mock.addr));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Answer { status, headers, text: resp.text().await.unwrap() }
     }
 }
 

@@ -1,0 +1,23 @@
+//! [`Deployment`]: one upstream model on one provider, with its health.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::model_catalog::Resolved;
+use crate::shared_state::DeploymentHealth;
+
+/// One `provider/model` that routes send requests to. A table holds one per key, shared by every
+/// route that names it, so all of them see the same breaker and in-flight count.
+pub struct Deployment {
+    /// `provider/model`: the key of its health in the shared state and in the admin API.
+    pub key: String,
+    /// Where to send the request. `alias` is `None`: routes name deployments, clients do not.
+    pub target: Resolved,
+    pub health: Arc<dyn DeploymentHealth>,
+}
+
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployment").field("key", &self.key).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,348 @@
+//! Walking a plan of upstream calls: the first choice, retries, fallbacks — with backoff, the
+//! upstream's `retry-after`, circuit breakers and hard caps on attempts and time. Only failures
+//! that another try could fix are retried (unreachable, timeouts, 429, 5xx); a request the
+//! upstream refused as bad (400, 401, 403, ...) ends the walk, except a context-window overflow,
+//! which switches to the route's context-window fallbacks.
+//!
+//! A streamed answer counts as a success only once its first chunk has arrived (awaited up to
+//! `FIRST_CHUNK_WINDOW`), so a stream that fails before its first byte falls over invisibly.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use llm_proxy_core::provider::{ChatOutput, ProviderError};
+use llm_proxy_core::request_log::AttemptRecord;
+use llm_proxy_core::shared_state::{Admission, DeploymentHealth, InFlightGuard};
+use llm_proxy_providers::ProviderClient;
+use rand::Rng;
+
+use crate::error::ApiError;
+
+/// How long the first chunk of a stream is awaited before answering 200. Within it, a stream that
+/// fails at once still gets an honest status — or another deployment; past it, the client gets
+/// headers and keep-alives while a slow (thinking) model works, instead of silence that
+/// idle-timeout proxies would cut.
+pub const FIRST_CHUNK_WINDOW: Duration = Duration::from_secs(1);
+/// Backoff before calling the same deployment again: full jitter up to this base × 2^n...
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// ...capped here.
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+/// One deployment a request may be sent to.
+#[derive(Clone)]
+pub struct Candidate {
+    pub client: Arc<ProviderClient>,
+    pub provider_name: String,
+    pub upstream_model: String,
+    /// Routes' deployments have health (breaker, in-flight, latency); a model named directly
+    /// has none.
+    pub health: Option<Arc<dyn DeploymentHealth>>,
+}
+
+impl Candidate {
+    fn same_deployment(&self, other: &Candidate) -> bool {
+        self.provider_name == other.provider_name && self.upstream_model == other.upstream_model
+    }
+}
+
+/// What to try for one request.
+pub struct Plan {
+    pub attempts: Vec<Candidate>,
+    pub context_fallbacks: Vec<Candidate>,
+    /// Time allowed for all attempts before an answer starts.
+    pub deadline: Duration,
+}
+
+impl Plan {
+    pub fn single(candidate: Candidate, deadline: Duration) -> Self {
+        Self { attempts: vec![candidate], context_fallbacks: Vec::new(), deadline }
+    }
+}
+
+/// The attempt that answered.
+pub struct Served<T> {
+    pub value: T,
+    pub candidate: Candidate,
+    /// Held for as long as the answer runs (drop it when the response ends): least-connections
+    /// counts it.
+    pub in_flight: Option<InFlightGuard>,
+}
+
+/// Every upstream call made, successful or not, for the request log.
+pub type Attempts = Vec<AttemptRecord>;
+
+/// What a failure means for the rest of the plan.
+enum Verdict {
+    /// Try the next attempt. `unhealthy`: count it against the deployment's breaker.
+    Retry { unhealthy: bool, retry_after: Option<Duration> },
+    /// The request is too long for this model: go to the context-window fallbacks.
+    ContextWindow,
+    /// Nothing else would do better (a bad request, refused credentials).
+    Final,
+}
+
+fn verdict(e: &ProviderError) -> Verdict {
+    match e {
+        ProviderError::Connect(_)
+        | ProviderError::Timeout(_)
+        | ProviderError::Protocol(_)
+        | ProviderError::Interrupted(_)
+        | ProviderError::Reported(_) => Verdict::Retry { unhealthy: true, retry_after: None },
+        ProviderError::Status { status, message, code, retry_after } => match status {
+            400 | 413 | 422 if is_context_overflow(message, code.as_deref()) => Verdict::ContextWindow,
+            408 | 429 | 500..=599 => Verdict::Retry { unhealthy: true, retry_after: parse_retry_after(retry_after) },
+            _ => Verdict::Final,
+        },
+        ProviderError::Untranslatable(_) | ProviderError::Unsupported(_) => Verdict::Final,
+    }
+}
+
+/// Whether an upstream's 400 says the prompt does not fit the model's context window (OpenAI
+/// `context_length_exceeded`, Anthropic "prompt is too long", Gemini "input token count ...
+/// exceeds the maximum").
+fn is_context_overflow(message: &str, code: Option<&str>) -> bool {
+    if code == Some("context_length_exceeded") {
+        return true;
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        "context length",
+        "context window",
+        "maximum context",
+        "prompt is too long",
+        "input token count",
+        "too many tokens",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// `retry-after` in seconds (the HTTP-date form is rare from APIs and treated as absent).
+fn parse_retry_after(v: &Option<String>) -> Option<Duration> {
+    let secs: f64 = v.as_deref()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+fn backoff(retry: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.min(10)).min(BACKOFF_CAP);
+    ceiling.mul_f64(rand::thread_rng().r#gen::<f64>())
+}
+
+fn now_ms() -> u64 {
+    llm_proxy_core::now_ms().max(0) as u64
+}
+
+/// Walks `plan`, calling `call` for each attempt, until one succeeds or nothing is left to try.
+pub async fn run<T, F, Fut>(plan: Plan, mut call: F) -> (Result<Served<T>, ApiError>, Attempts)
+where
+    F: FnMut(&Candidate, bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let started = Instant::now();
+    let mut queue: VecDeque<Candidate> = plan.attempts.into();
+    let mut context_fallbacks = Some(plan.context_fallbacks);
+    let mut attempts = Attempts::new();
+    let mut last_error: Option<ApiError> = None;
+    let mut soonest_retry: Option<Duration> = None;
+    // The deployment just tried and how long to wait before trying it again.
+    let mut previous: Option<(Candidate, Duration)> = None;
+    let mut retries = 0;
+    while let Some(candidate) = queue.pop_front() {
+        if let Some((prev, wait)) = previous.take()
+            && prev.same_deployment(&candidate)
+        {
+            let wait = wait.max(backoff(retries));
+            if started.elapsed() + wait >= plan.deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        if started.elapsed() >= plan.deadline {
+            break;
+        }
+        let guard = match &candidate.health {
+            None => None,
+            Some(h) => match h.admit(now_ms()) {
+                Admission::Reject { retry_in } => {
+                    soonest_retry = Some(soonest_retry.map_or(retry_in, |s| s.min(retry_in)));
+                    continue;
+                }
+                Admission::Allow | Admission::Probe => Some(llm_proxy_core::shared_state::start(h)),
+            },
+        };
+        // The last attempt may take the request instead of a copy of it.
+        let last = queue.is_empty() && context_fallbacks.as_ref().is_none_or(Vec::is_empty);
+        let t0 = Instant::now();
+        let result = call(&candidate, last).await;
+        let latency = t0.elapsed();
+        match result {
+            Ok(value) => {
+                if let Some(h) = &candidate.health {
+                    h.record_success(now_ms(), Some(latency));
+                }
+                attempts.push(record(&candidate, 200, latency, None));
+                return (Ok(Served { value, candidate, in_flight: guard }), attempts);
+            }
+            Err(e) => {
+                let err = ApiError::upstream(&candidate.provider_name, &e);
+                let status = match &e {
+                    ProviderError::Status { status, .. } => *status,
+                    _ => err.status.as_u16(),
+                };
+                attempts.push(record(&candidate, status, latency, Some(err.log_kind)));
+                tracing::debug!(provider = %candidate.provider_name, model = %candidate.upstream_model, error = %e, "attempt failed");
+                match verdict(&e) {
+                    Verdict::Final => {
+                        if let Some(h) = &candidate.health {
+                            // It answered: the deployment is up, whatever it thought of the request.
+                            h.record_success(now_ms(), None);
+                        }
+                        return (Err(err), attempts);
+                    }
+                    Verdict::ContextWindow => {
+                        if let Some(h) = &candidate.health {
+                            h.record_success(now_ms(), None);
+                        }
+                        match context_fallbacks.take() {
+                            Some(f) if !f.is_empty() => queue = f.into(),
+                            _ => return (Err(err), attempts),
+                        }
+                    }
+                    Verdict::Retry { unhealthy, retry_after } => {
+                        if unhealthy && let Some(h) = &candidate.health {
+                            h.record_failure(now_ms());
+                        }
+                        previous = Some((candidate, retry_after.unwrap_or_default()));
+                        retries += 1;
+                    }
+                }
+                last_error = Some(err);
+            }
+        }
+    }
+    let err = match (last_error, soonest_retry) {
+        (Some(e), _) => e,
+        (None, Some(retry_in)) => ApiError::all_deployments_unavailable(retry_in),
+        (None, None) => ApiError::route_timed_out(plan.deadline),
+    };
+    (Err(err), attempts)
+}
+
+fn record(c: &Candidate, status: u16, latency: Duration, error_kind: Option<&str>) -> AttemptRecord {
+    AttemptRecord {
+        provider: c.provider_name.clone(),
+        model: c.upstream_model.clone(),
+        status,
+        latency_ms: latency.as_millis() as u64,
+        error_kind: error_kind.map(String::from),
+    }
+}
+
+/// Waits for a stream's first item (up to `FIRST_CHUNK_WINDOW`), so that a stream failing before
+/// its first byte is an attempt that failed. The item is put back in front; a stream still quiet
+/// after the window is committed to as it is.
+pub async fn prime(output: ChatOutput) -> Result<ChatOutput, ProviderError> {
+    Ok(match output {
+        ChatOutput::Stream(s) => ChatOutput::Stream(Box::pin(prime_stream(s).await?)),
+        ChatOutput::UnifiedStream(s) => ChatOutput::UnifiedStream(Box::pin(prime_stream(s).await?)),
+        done => done,
+    })
+}
+
+/// Whether a stream item carries part of the answer. Framing that precedes it (Anthropic's
+/// `message_start` and `content_block_start`, a translated stream's start and usage) is held back
+/// while priming: an upstream that fails right after its framing has still sent no answer.
+trait Content {
+    fn is_content(&self) -> bool;
+}
+
+impl Content for llm_proxy_core::provider::ChatChunk {
+    fn is_content(&self) -> bool {
+        matches!(self.kind, llm_proxy_core::provider::ChunkKind::Content)
+    }
+}
+
+impl Content for llm_proxy_core::unified::StreamEvent {
+    fn is_content(&self) -> bool {
+        use llm_proxy_core::unified::StreamEvent;
+        !matches!(self, StreamEvent::Start { .. } | StreamEvent::Usage(_))
+    }
+}
+
+/// Framing items held back at most: past that, the stream is committed to.
+const MAX_HELD: usize = 32;
+
+async fn prime_stream<S, T>(
+    mut s: S,
+) -> Result<impl futures_util::Stream<Item = Result<T, ProviderError>>, ProviderError>
+where
+    S: futures_util::Stream<Item = Result<T, ProviderError>> + Unpin,
+    T: Content,
+{
+    let deadline = tokio::time::Instant::now() + FIRST_CHUNK_WINDOW;
+    let mut held = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, s.next()).await {
+            Ok(Some(Ok(item))) => {
+                let content = item.is_content();
+                held.push(item);
+                if content || held.len() >= MAX_HELD {
+                    break;
+                }
+            }
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(None) if held.is_empty() => {
+                return Err(ProviderError::Interrupted("the upstream stream was empty".into()));
+            }
+            // `next` is cancel-safe: nothing is lost by giving up on it.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(futures_util::stream::iter(held.into_iter().map(Ok)).chain(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_retried() {
+        let status =
+            |s: u16, m: &str| ProviderError::Status { status: s, message: m.into(), code: None, retry_after: None };
+        assert!(matches!(verdict(&status(500, "boom")), Verdict::Retry { unhealthy: true, .. }));
+        assert!(matches!(verdict(&status(429, "slow down")), Verdict::Retry { .. }));
+        assert!(matches!(verdict(&status(400, "bad")), Verdict::Final));
+        assert!(matches!(verdict(&status(401, "key")), Verdict::Final));
+        assert!(matches!(verdict(&status(403, "no")), Verdict::Final));
+        assert!(matches!(verdict(&ProviderError::Connect("refused".into())), Verdict::Retry { .. }));
+        assert!(matches!(
+            verdict(&status(400, "prompt is too long: 210000 tokens > 200000 maximum")),
+            Verdict::ContextWindow
+        ));
+        let openai = ProviderError::Status {
+            status: 400,
+            message: "This model's maximum context length is 128000 tokens.".into(),
+            code: Some("context_length_exceeded".into()),
+            retry_after: None,
+        };
+        assert!(matches!(verdict(&openai), Verdict::ContextWindow));
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(parse_retry_after(&Some("2".into())), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(&Some("0.5".into())), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(&Some("Wed, 21 Oct 2015 07:28:00 GMT".into())), None);
+        assert_eq!(parse_retry_after(&None), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_under_a_cap() {
+        for n in 0..20 {
+            assert!(backoff(n) <= BACKOFF_CAP);
+        }
+        assert!(backoff(0) <= BACKOFF_BASE);
+    }
+}

@@ -1,0 +1,213 @@
+//! From the model a client named to a plan of upstream calls: a route's strategy, retries and
+//! fallbacks, or the one deployment a plain model name means.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use llm_proxy_core::model_catalog::ResolveError;
+use llm_proxy_core::provider::{ChatInput, Provider};
+use llm_proxy_core::routing::{Deployment, RequestContext, Route, conversation_key};
+use llm_proxy_protocol::openai::EmbeddingsRequest;
+use serde_json::Value;
+
+use crate::app::{Live, Shared};
+use crate::attempts::{Candidate, Plan};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::meter::RequestMeter;
+
+/// What a model name leads to.
+pub enum Resolution {
+    Route(Arc<Route>),
+    Single(Candidate),
+}
+
+/// Resolves the model the client named (a route first, then the catalog), checks the key may use
+/// it, and returns the config snapshot it was resolved in: the whole request uses that one.
+pub fn resolve(
+    state: &Shared,
+    principal: &Principal,
+    model: &str,
+    meter: &mut RequestMeter,
+) -> Result<(Arc<Live>, Resolution), ApiError> {
+    let live = state.live.load_full();
+    if let Some(route) = live.routes.route(model) {
+        if !principal.allows_route(model) {
+            return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
+        }
+        let route = route.clone();
+        return Ok((live, Resolution::Route(route)));
+    }
+    let target = match live.catalog.resolve(model) {
+        Ok(t) => t,
+        Err(ResolveError::Unknown) => return Err(ApiError::model_not_found(model)),
+        Err(ResolveError::Ambiguous(candidates)) => {
+            return Err(ApiError::bad_request(format!(
+                "The model `{model}` is served by several providers; name one of: {}.",
+                candidates.join(", ")
+            ))
+            .with_param(Some("model".into()))
+            .with_code("model_ambiguous"));
+        }
+    };
+    if !principal.allows(&live.catalog, model, &target) {
+        return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
+    }
+    meter.set_target(&target);
+    let candidate = Candidate {
+        client: live.providers[target.provider].clone(),
+        provider_name: target.provider_name,
+        upstream_model: target.upstream_model,
+        health: None,
+    };
+    Ok((live, Resolution::Single(candidate)))
+}
+
+fn candidate(live: &Live, d: &Deployment) -> Candidate {
+    Candidate {
+        client: live.providers[d.target.provider].clone(),
+        provider_name: d.target.provider_name.clone(),
+        upstream_model: d.target.upstream_model.clone(),
+        health: Some(d.health.clone()),
+    }
+}
+
+/// The plan for a request. `deadline` bounds a single model's attempt; a route has its own.
+pub async fn plan(
+    live: &Live,
+    resolution: Resolution,
+    request: Option<&ChatInput>,
+    headers: &HeaderMap,
+    deadline: std::time::Duration,
+) -> Result<Plan, ApiError> {
+    let route = match resolution {
+        Resolution::Single(c) => return Ok(Plan::single(c, deadline)),
+        Resolution::Route(r) => r,
+    };
+    let conversation = request.map(|r| conversation_of(r, headers));
+    let embedding = match (route.semantic(), request) {
+        (Some(semantic), Some(r)) => {
+            ensure_examples(live, semantic).await;
+            match last_user_text(r) {
+                Some(text) if semantic.ready() => embed(live, &semantic.embedding_model, vec![text])
+                    .await
+                    .map_err(|e| tracing::warn!(route = %route.name, error = %e.message, "cannot embed the request; using the default target"))
+                    .ok()
+                    .and_then(|mut v| v.pop()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let ctx = RequestContext {
+        now_ms: llm_proxy_core::now_ms().max(0) as u64,
+        conversation,
+        embedding: embedding.as_deref(),
+    };
+    let p = route.plan(&ctx);
+    Ok(Plan {
+        attempts: p.attempts.iter().map(|d| candidate(live, d)).collect(),
+        context_fallbacks: p.context_fallbacks.iter().map(|d| candidate(live, d)).collect(),
+        deadline: route.timeout,
+    })
+}
+
+/// The conversation a request belongs to, for `conversation_hash`: the client's `user`, an
+/// `x-session-id` header, or else the system prompt and first user message (the same for every
+/// turn of one conversation).
+fn conversation_of(r: &ChatInput, headers: &HeaderMap) -> u64 {
+    if let Some(session) = headers.get("x-session-id").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()) {
+        return conversation_key(&["session", session]);
+    }
+    match r {
+        ChatInput::OpenAi(r) => {
+            if let Some(user) = r.extra.get("user").and_then(Value::as_str) {
+                return conversation_key(&["user", user]);
+            }
+            let system = r.messages.iter().find(|m| m.role == "system" || m.role == "developer");
+            let first = r.messages.iter().find(|m| m.role == "user");
+            let text = |m: Option<&llm_proxy_protocol::openai::ChatMessage>| {
+                m.and_then(|m| m.rest.get("content")).map(content_text).unwrap_or_default()
+            };
+            conversation_key(&["start", &text(system), &text(first)])
+        }
+        ChatInput::Anthropic(r) => {
+            if let Some(user) = r.extra.get("metadata").and_then(|m| m.get("user_id")).and_then(Value::as_str) {
+                return conversation_key(&["user", user]);
+            }
+            let system = r.system.as_ref().map(content_text).unwrap_or_default();
+            let first = r.messages.iter().find(|m| m.role == "user").map(|m| content_text(&m.content));
+            conversation_key(&["start", &system, &first.unwrap_or_default()])
+        }
+        ChatInput::Unified(r) => {
+            let system: Vec<&str> = r.system.iter().map(|s| s.text.as_str()).collect();
+            conversation_key(&["start", &system.join("\n"), &r.user.clone().unwrap_or_default()])
+        }
+    }
+}
+
+/// The text of a message content in either protocol: a string, or the `text` of its parts.
+fn content_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+/// What a semantic route embeds: the last user message's text.
+fn last_user_text(r: &ChatInput) -> Option<String> {
+    let text = match r {
+        ChatInput::OpenAi(r) => {
+            r.messages.iter().rev().find(|m| m.role == "user").and_then(|m| m.rest.get("content")).map(content_text)
+        }
+        ChatInput::Anthropic(r) => r.messages.iter().rev().find(|m| m.role == "user").map(|m| content_text(&m.content)),
+        ChatInput::Unified(_) => None,
+    }?;
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// Embeds a semantic route's example prompts, once (the route keeps them until the config changes).
+async fn ensure_examples(live: &Live, semantic: &llm_proxy_core::routing::Semantic) {
+    if semantic.ready() {
+        return;
+    }
+    let examples = semantic.examples();
+    let texts: Vec<String> = examples.iter().map(|(_, t)| t.clone()).collect();
+    match embed(live, &semantic.embedding_model, texts).await {
+        Ok(vectors) if vectors.len() == examples.len() => {
+            semantic.set_example_embeddings(examples.into_iter().map(|(i, _)| i).zip(vectors).collect());
+        }
+        Ok(_) => tracing::warn!("the embedding model answered with the wrong number of vectors"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot embed the semantic route's examples; retrying on the next request")
+        }
+    }
+}
+
+/// Embeds `texts` with `model` through the gateway's own providers.
+async fn embed(live: &Live, model: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ApiError> {
+    let target = live.catalog.resolve(model).map_err(|_| ApiError::model_not_found(model))?;
+    let client = &live.providers[target.provider];
+    let mut extra = serde_json::Map::new();
+    extra.insert("encoding_format".into(), "float".into());
+    let request = EmbeddingsRequest { model: target.upstream_model.clone(), input: Value::from(texts), extra };
+    let done = client
+        .embeddings(&target.upstream_model, request)
+        .await
+        .map_err(|e| ApiError::upstream(&target.provider_name, &e))?;
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        index: usize,
+        embedding: Vec<f32>,
+    }
+    let mut list: List = serde_json::from_slice(&done.body).map_err(|_| ApiError::internal())?;
+    list.data.sort_by_key(|i| i.index);
+    Ok(list.data.into_iter().map(|i| i.embedding).collect())
+}

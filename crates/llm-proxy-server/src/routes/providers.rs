@@ -1,0 +1,55 @@
+//! `GET /api/providers` (master key): every configured provider with its models, and every
+//! deployment the routes use with its live health — breaker state, requests in flight, latency
+//! estimate, recent failures, last health check. Never a key.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+
+pub async fn list_providers(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.authenticate_admin(&headers) {
+        return e.into_response();
+    }
+    let live = state.live.load_full();
+    let now = llm_proxy_core::now_ms().max(0) as u64;
+    let providers: Vec<Value> = state
+        .route_inputs
+        .providers
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "protocol": p.protocol.as_str(),
+                "base_url": p.base_url,
+                "has_key": p.api_key.is_some(),
+                "models": p.models.iter().map(|m| json!({"name": m.name, "alias": m.alias})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let deployments: Vec<Value> = live
+        .routes
+        .deployments()
+        .iter()
+        .map(|d| {
+            let mut v = json!({
+                "deployment": d.key,
+                "provider": d.target.provider_name,
+                "model": d.target.upstream_model,
+            });
+            if let (Value::Object(m), Ok(Value::Object(h))) = (&mut v, serde_json::to_value(d.health.snapshot(now))) {
+                m.extend(h);
+            }
+            v
+        })
+        .collect();
+    let routes: Vec<Value> = live
+        .routes
+        .routes()
+        .map(|r| json!({"name": r.name, "strategy": r.strategy.as_str(), "retries": r.retries, "max_attempts": r.max_attempts}))
+        .collect();
+    Json(json!({"data": providers, "deployments": deployments, "routes": routes})).into_response()
+}

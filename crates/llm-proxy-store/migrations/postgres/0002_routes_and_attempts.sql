@@ -1,0 +1,19 @@
+-- Every upstream call a request made (retries and fallbacks): a JSON array of core's
+-- AttemptRecord, oldest first. NULL when no upstream was called (and on rows older than this).
+-- TEXT rather than JSONB: it is written and read whole, never queried into, and TEXT keeps the
+-- bytes exactly as SQLite does.
+ALTER TABLE request_logs ADD COLUMN attempts TEXT;
+
+-- Routes edited through the admin API. `config` is the JSON of core's RouteConfig, whose `name`
+-- is this row's. Rows are never removed: a delete sets deleted_at (and updated_at), so every
+-- instance polling by updated_at sees the removal. Times come from the database's clock, as for
+-- keys. Names sort bytewise ("C"), as on SQLite.
+CREATE TABLE routes (
+    name        TEXT COLLATE "C" PRIMARY KEY,
+    config      TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL,
+    deleted_at  BIGINT
+);
+-- The route table polls for rows changed since its last look.
+CREATE INDEX routes_updated_at ON routes (updated_at);
