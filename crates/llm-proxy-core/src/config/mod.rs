@@ -605,4 +605,40 @@ mod tests {
         assert!(c.providers.is_empty());
         assert!(w[0].contains("provider disabled"));
     }
+
+    const ROUTE_PROVIDERS: &str = "providers:\n  oai:\n    protocol: openai\n    base_url: http://a\n  local:\n    protocol: openai\n    base_url: http://b\n    models: [{name: m1, alias: fast}]\n";
+
+    #[test]
+    fn routes_are_validated_with_the_path_of_every_problem() {
+        let file = format!(
+            "{ROUTE_PROVIDERS}routes:\n  - name: smart\n    strategy: weighted\n    targets: [{{model: oai/gpt-4o, weight: 3}}, {{model: nowhere/x}}, {{model: local/m1, weight: 0}}]\n    fallbacks: [fast, unknown-bare]\n  - name: fast\n    targets: [{{model: oai/a}}]\n  - name: smart\n    targets: [{{model: oai/a}}]\n  - name: topic\n    strategy: semantic\n    targets: [{{model: oai/a}}]\n"
+        );
+        let errs = load(Some(&file), &[]).unwrap_err();
+        let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "routes[0].targets[1].model",
+            "routes[0].targets[2].weight",
+            "routes[0].fallbacks[1]",
+            "routes[1].name",
+            "routes[2].name",
+            "routes[3].semantic",
+            "routes[3].targets",
+        ] {
+            assert!(paths.contains(&want), "no error at {want}: {errs}");
+        }
+        assert!(!paths.contains(&"routes[0].fallbacks[0]"), "an alias is a valid fallback: {errs}");
+    }
+
+    #[test]
+    fn routes_get_the_default_strategy_and_a_bad_route_key_is_reported() {
+        let file = format!("{ROUTE_PROVIDERS}load_balance_strategy: latency\nroutes:\n  - name: r\n    targets: [{{model: oai/a}}]\n");
+        let c = load(Some(&file), &[]).unwrap();
+        assert_eq!(c.routes[0].strategy, Some(StrategyKind::Latency));
+        assert_eq!(c.routes[0].retries(), DEFAULT_RETRIES);
+        let file = format!("{ROUTE_PROVIDERS}routes:\n  - name: r\n    targets: [{{model: oai/a, wieght: 2}}]\n");
+        let errs = load(Some(&file), &[]).unwrap_err();
+        assert!(errs.0[0].path.starts_with("routes[0].targets[0]"), "{errs}");
+        let errs = load(Some("circuit_breaker: {cooldown_secs: 0}\n"), &[]).unwrap_err();
+        assert_eq!(errs.0[0].path, "circuit_breaker.cooldown_secs");
+    }
 }
