@@ -641,4 +641,21 @@ mod tests {
         let errs = load(Some("circuit_breaker: {cooldown_secs: 0}\n"), &[]).unwrap_err();
         assert_eq!(errs.0[0].path, "circuit_breaker.cooldown_secs");
     }
+
+    #[test]
+    fn the_readme_routing_example_is_a_valid_config() {
+        let readme = include_str!("../../../../README.md");
+        let section = &readme[readme.find("## Routing and resilience").expect("the README has a routing section")..];
+        let yaml = section.split("```yaml\n").nth(1).and_then(|b| b.split("```").next()).expect("a yaml block");
+        let keys = [
+            ("OPENAI_API_KEY", "k"),
+            ("ANTHROPIC_API_KEY", "k"),
+            ("GROQ_API_KEY", "k"),
+            ("GEMINI_API_KEY", "k"),
+            ("DEEPSEEK_API_KEY", "k"),
+        ];
+        let c = load(Some(yaml), &keys).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = c.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["smart", "support", "by-topic"]);
+    }
 }
