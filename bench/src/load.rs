@@ -1,15 +1,20 @@
 //! The load generators: a closed loop (N workers, each sending its next request when the last one
 //! finished), an open loop at a fixed rate, and a batch of slow streams held open at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::Result;
+
+/// The response header in which the gateway names the upstream model that served a request.
+pub const SERVED_BY: &str = "x-llm-proxy-model";
 
 /// Where a run sends its requests.
 pub struct Target {
@@ -50,6 +55,9 @@ pub struct Run {
     pub first_error: Option<String>,
     /// Open loop only: how late each request left against its schedule, sorted, in microseconds.
     pub send_lag_us: Vec<u64>,
+    /// Closed loop only: successful responses per value of `x-llm-proxy-model` (the upstream model
+    /// that served), every one counted; empty when no response carried it (the mock's own).
+    pub served_by: BTreeMap<String, u64>,
 }
 
 impl Run {
@@ -60,6 +68,17 @@ impl Run {
             errors: 0,
             first_error: None,
             send_lag_us: Vec::new(),
+            served_by: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one response served by `model`. Allocates only the first time a model is seen.
+    fn count_served(&mut self, model: &str) {
+        match self.served_by.get_mut(model) {
+            Some(n) => *n += 1,
+            None => {
+                self.served_by.insert(model.to_string(), 1);
+            }
         }
     }
 
@@ -91,6 +110,9 @@ impl Run {
         if !self.send_lag_us.is_empty() {
             v["send_lag_us"] = json!({"p50": pct(&self.send_lag_us, 0.5), "p99": pct(&self.send_lag_us, 0.99),
                                       "max": pct(&self.send_lag_us, 1.0)});
+        }
+        if !self.served_by.is_empty() {
+            v["served_by"] = json!(self.served_by);
         }
         v
     }
@@ -145,7 +167,12 @@ pub async fn closed_loop(
                 }
                 let t = Instant::now();
                 match one(&client, &url, &key, &req).await {
-                    Ok(()) => run.latencies_us.push(t.elapsed().as_micros() as u64),
+                    Ok(served_by) => {
+                        run.latencies_us.push(t.elapsed().as_micros() as u64);
+                        if let Some(model) = served_by.as_ref().and_then(|v| v.to_str().ok()) {
+                            run.count_served(model);
+                        }
+                    }
                     Err(e) => run.add_error(e.to_string()),
                 }
             }
@@ -158,6 +185,9 @@ pub async fn closed_loop(
                 run.latencies_us.extend(part.latencies_us);
                 run.errors += part.errors;
                 run.first_error = run.first_error.or(part.first_error);
+                for (model, n) in part.served_by {
+                    *run.served_by.entry(model).or_insert(0) += n;
+                }
             }
             Err(e) => run.add_error(format!("worker: {e}")),
         }
@@ -203,7 +233,7 @@ pub async fn open_loop(client: &reqwest::Client, targets: &[&Target], req: &Requ
             let task = handle.spawn(async move {
                 let lag = Instant::now().saturating_duration_since(due).as_micros() as u64;
                 let outcome = one(&client, &url, &key, &req).await.map_err(|e| e.to_string());
-                (i, outcome.map(|()| due.elapsed().as_micros() as u64), lag)
+                (i, outcome.map(|_| due.elapsed().as_micros() as u64), lag)
             });
             if tx.send(task).is_err() {
                 return;
@@ -316,8 +346,9 @@ pub async fn open_streams(target: &Target, req: &Request, n: usize, within: Dura
     Ok(held)
 }
 
-/// One chat completion, read to the end and checked just enough to know it succeeded.
-async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> Result<()> {
+/// One chat completion, read to the end and checked just enough to know it succeeded. Returns the
+/// `x-llm-proxy-model` header, if any (a shared slice of the read buffer: no copy).
+async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> Result<Option<HeaderValue>> {
     let resp = client
         .post(url)
         .bearer_auth(key)
@@ -326,6 +357,7 @@ async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> R
         .send()
         .await?;
     let status = resp.status();
+    let served_by = resp.headers().get(SERVED_BY).cloned();
     let bytes = resp.bytes().await?;
     let text = String::from_utf8_lossy(&bytes);
     if status != 200 {
@@ -335,5 +367,5 @@ async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> R
     if !complete {
         return Err(format!("incomplete body: {}", text.chars().take(200).collect::<String>()).into());
     }
-    Ok(())
+    Ok(served_by)
 }

@@ -31,6 +31,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Non-streaming chat.
 const CHAT_MODEL: &str = "mock-a";
+/// A route of the gateway (`strategy: weighted`): the name clients send for it.
+const ROUTE: &str = "bench-weighted";
+/// Its targets, models of `procs::OPENAI_PROVIDER` with their weights: the chat model and another
+/// that the mock answers the same way (its behaviour hangs on markers in the name; neither has
+/// one), so a routed request differs from a `chat` one only by the route.
+const ROUTE_TARGETS: [(&str, u32); 2] = [(CHAT_MODEL, 3), ("mock-b", 1)];
 /// A stream of 20 content chunks, sent as fast as they go.
 const STREAM_MODEL: &str = "mock-chunks-20";
 /// The provider through which the gateway reaches the same mock with the Anthropic protocol:
@@ -170,8 +176,10 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let (upstream, upstream_addr) = procs::start_mock(&args.mock_bin, load_cpu).await?;
     // A free port: bind :0, read it, release it. The gateway binds it a moment later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let config =
-        procs::write_config(&dir.0, port, &upstream_addr, &[CHAT_MODEL, STREAM_MODEL, SLOW_MODEL], ANTHROPIC_PROVIDER)?;
+    let mut models = vec![CHAT_MODEL, STREAM_MODEL, SLOW_MODEL];
+    models.extend(ROUTE_TARGETS.iter().map(|t| t.0).filter(|m| *m != CHAT_MODEL));
+    let route = procs::WeightedRoute { name: ROUTE, targets: &ROUTE_TARGETS };
+    let config = procs::write_config(&dir.0, port, &upstream_addr, &models, ANTHROPIC_PROVIDER, &route)?;
     let key = procs::create_key(&args.gateway_bin, &config).await?;
     let gateway_url = format!("http://127.0.0.1:{port}");
     let gateway_log = dir.0.join("gateway.stderr");
@@ -231,6 +239,7 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
 
     // 1. Closed loop: throughput on one core and CPU time per request.
     let chat = Request::chat(CHAT_MODEL, false);
+    let routed = Request::chat(ROUTE, false);
     let stream20 = Request::chat(STREAM_MODEL, true);
     let translated_model = format!("{ANTHROPIC_PROVIDER}/{STREAM_MODEL}");
     let translated = Request::chat(&translated_model, true);
@@ -246,6 +255,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let gateway_run = (&via, vec![gateway.pid, me, upstream.pid]);
     let scenarios = [
         ("chat", &chat, vec![&direct_run, &gateway_run]),
+        // Right after the single-model chat, so the two gateway figures see the same machine.
+        // Gateway only: a route is the gateway's.
+        ("chat routed", &routed, vec![&gateway_run]),
         ("stream-20", &stream20, vec![&direct_run, &gateway_run]),
         // Right after the passthrough streams, so the two gateway figures see the same machine.
         // Gateway only: the client speaks OpenAI, the mock behind the gateway Anthropic.
@@ -299,6 +311,26 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         &[0, 1],
         &rows,
     );
+    let (single, routed_run) = (&closed[0][1], &closed[1][0]);
+    let split = verdict::Split::of(&routed_run.run, &ROUTE_TARGETS);
+    let route_targets: Vec<String> =
+        ROUTE_TARGETS.iter().map(|(m, w)| format!("{}/{m} (weight {w})", procs::OPENAI_PROVIDER)).collect();
+    let routed_diff = routed_run.cpu_us_per_req(0) - single.cpu_us_per_req(0);
+    println!(
+        "  (chat routed: model {ROUTE}, the same request as chat to a weighted route over {}; gateway CPU \
+         {:.1} µs/request against {:.1} single-model: {}{:.1} µs, {:+.1}%; served by x-llm-proxy-model: {split})",
+        route_targets.join(" and "),
+        routed_run.cpu_us_per_req(0),
+        single.cpu_us_per_req(0),
+        if routed_diff >= 0.0 { "+" } else { "" },
+        routed_diff,
+        routed_diff / single.cpu_us_per_req(0) * 100.0,
+    );
+    // The figure would be one model's behind a route's name: an error, reported with the rest.
+    let unserved = split.unserved();
+    if let Some(why) = &unserved {
+        println!("  chat routed: ERROR: {why}; the routed figure does not measure a route");
+    }
     println!(
         "  (stream-20 translated: model {translated_model}, OpenAI client → gateway → the mock's Anthropic \
          /v1/messages; the gateway translates the request and every event)"
@@ -397,8 +429,10 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     // The verdict.
     let figures = verdict::Figures {
         chat: [&closed[0][0], &closed[0][1]],
-        stream: [&closed[1][0], &closed[1][1]],
-        translated: &closed[2][0],
+        routed: routed_run,
+        split: &split,
+        stream: [&closed[2][0], &closed[2][1]],
+        translated: &closed[3][0],
         fixed: [&fixed[0].run, &fixed[1].run],
         alone: [&stall[0], &stall[1]],
         rss_idle_kib: mem_idle.rss_kib,
@@ -447,6 +481,17 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         "closed_loop": [
             {"scenario": "chat", "model": CHAT_MODEL,
              "direct": cd.to_json(&["mock", "client"]), "gateway": cg.to_json(&["gateway", "client", "upstream_mock"])},
+            {"scenario": "chat-routed", "model": ROUTE,
+             "route": {"strategy": "weighted", "targets": ROUTE_TARGETS.iter().map(|(m, w)| {
+                 json!({"model": format!("{}/{m}", procs::OPENAI_PROVIDER), "weight": w})
+             }).collect::<Vec<_>>()},
+             "split": split.to_json(),
+             "vs_single_model": {
+                 "single_model_gateway_cpu_us_per_request": (cg.cpu_us_per_req(0) * 10.0).round() / 10.0,
+                 "routed_gateway_cpu_us_per_request": (routed_run.cpu_us_per_req(0) * 10.0).round() / 10.0,
+                 "difference_us": (routed_diff * 10.0).round() / 10.0,
+             },
+             "direct": Value::Null, "gateway": routed_run.to_json(&["gateway", "client", "upstream_mock"])},
             {"scenario": "stream-20", "model": STREAM_MODEL,
              "direct": sd.to_json(&["mock", "client"]), "gateway": sg.to_json(&["gateway", "client", "upstream_mock"])},
             {"scenario": "stream-20-translated", "model": translated_model,
@@ -479,6 +524,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     println!("\nresult written to {}", args.out.display());
     if failed > 0 {
         return Err(format!("{failed} measured requests failed; the figures are not trustworthy").into());
+    }
+    if let Some(why) = unserved {
+        return Err(format!("the weighted route's {why}: the routed figure does not measure a route").into());
     }
     Ok(())
 }

@@ -112,17 +112,34 @@ pub async fn start_mock(bin: &Path, cpu: Option<usize>) -> Result<(Proc, String)
     Ok((mock, addr))
 }
 
+/// The provider through which the gateway reaches the mock with the OpenAI protocol.
+pub const OPENAI_PROVIDER: &str = "mock";
+
+/// A route of the gateway's config: the model name clients send, and the models of
+/// `OPENAI_PROVIDER` it spreads requests over, each with its weight (`strategy: weighted`).
+pub struct WeightedRoute<'a> {
+    pub name: &'a str,
+    pub targets: &'a [(&'a str, u32)],
+}
+
 /// Writes the gateway's config into `dir`: listens on `port`; two providers at the same mock,
-/// `mock_addr`: `mock` (OpenAI protocol) offering `models`, and `anthropic_provider` (Anthropic
-/// protocol, so the gateway translates). Returns its path.
+/// `mock_addr`: `OPENAI_PROVIDER` (OpenAI protocol) offering `models`, and `anthropic_provider`
+/// (Anthropic protocol, so the gateway translates); and `route` over models of the first. Returns
+/// its path.
 pub fn write_config(
     dir: &Path,
     port: u16,
     mock_addr: &str,
     models: &[&str],
     anthropic_provider: &str,
+    route: &WeightedRoute,
 ) -> Result<PathBuf> {
     let config = dir.join("llm-proxy.yaml");
+    let targets: Vec<String> = route
+        .targets
+        .iter()
+        .map(|(model, weight)| format!("{{ model: {OPENAI_PROVIDER}/{model}, weight: {weight} }}"))
+        .collect();
     // Health checks off: background probes would land in the measured CPU time. Request logging
     // is always on: every request is written to the SQLite database.
     std::fs::write(
@@ -134,20 +151,26 @@ database_url: "sqlite://{db}"
 master_key: bench-master-key-0123456789
 health_check: {{ enabled: false }}
 providers:
-  mock:
+  {OPENAI_PROVIDER}:
     protocol: openai
     base_url: http://{mock_addr}/v1
     api_key: {UPSTREAM_KEY}
     models: [{models}]
   # No model list: `{anthropic_provider}/<model>` goes upstream as `<model>`, and the bare names
-  # above stay `mock`'s alone (listed by both, they would be ambiguous).
+  # above stay `{OPENAI_PROVIDER}`'s alone (listed by both, they would be ambiguous).
   {anthropic_provider}:
     protocol: anthropic
     base_url: http://{mock_addr}
     api_key: {UPSTREAM_KEY}
+routes:
+  - name: {route_name}
+    strategy: weighted
+    targets: [{targets}]
 "#,
             db = dir.join("bench.db").display(),
             models = models.join(", "),
+            route_name = route.name,
+            targets = targets.join(", "),
         ),
     )?;
     Ok(config)

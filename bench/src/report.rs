@@ -10,6 +10,22 @@ pub enum Limit {
     Below(f64),
 }
 
+/// A noise band around a figure of another scenario: the target is `factor × baseline + plus`.
+pub struct Band {
+    /// What the baseline is, in a few words.
+    pub name: String,
+    pub baseline: f64,
+    pub factor: f64,
+    /// In the check's unit.
+    pub plus: f64,
+}
+
+impl Band {
+    fn limit(&self) -> f64 {
+        self.baseline * self.factor + self.plus
+    }
+}
+
 /// One figure of the work item, measured for the gateway (and, where it means something, directly
 /// against the mock), with its target.
 pub struct Check {
@@ -22,6 +38,11 @@ pub struct Check {
     /// A figure of another scenario, named, when the target bounds the gateway figure as a multiple
     /// of it.
     pub relative_to: Option<(String, f64)>,
+    /// When the target is "within noise of another figure": the band (`limit` is its upper edge).
+    pub band: Option<Band>,
+    /// Why the figure cannot be trusted whatever its value (the run did not measure what it says):
+    /// the check is then a MISS.
+    pub invalid: Option<String>,
     pub limit: Limit,
     pub decimals: usize,
     /// What the target means, in a few words, when the bound alone does not say.
@@ -37,6 +58,8 @@ impl Check {
             gateway,
             added: None,
             relative_to: None,
+            band: None,
+            invalid: None,
             limit,
             decimals,
             note: String::new(),
@@ -61,6 +84,21 @@ impl Check {
         self
     }
 
+    /// The target is at most `factor × baseline + plus` (`name` says what the baseline is); replaces
+    /// the limit given to `new`.
+    pub fn judge_within_band(mut self, name: impl Into<String>, baseline: f64, factor: f64, plus: f64) -> Self {
+        let band = Band { name: name.into(), baseline, factor, plus };
+        self.limit = Limit::AtMost(band.limit());
+        self.band = Some(band);
+        self
+    }
+
+    /// Marks the figure as not measuring what it says (`why`): a MISS whatever its value.
+    pub fn invalid_if(mut self, why: Option<String>) -> Self {
+        self.invalid = why;
+        self
+    }
+
     /// The gateway figure as a multiple of the baseline, when the target bounds that.
     fn ratio(&self) -> Option<f64> {
         self.relative_to.as_ref().map(|(_, baseline)| self.gateway / baseline)
@@ -78,6 +116,9 @@ impl Check {
     }
 
     pub fn pass(&self) -> bool {
+        if self.invalid.is_some() {
+            return false;
+        }
         let v = self.judged();
         match self.limit {
             Limit::AtMost(l) => v <= l,
@@ -94,13 +135,34 @@ impl Check {
         };
         let what = if self.added.is_some() { "added " } else { "" };
         let note = if self.note.is_empty() { String::new() } else { format!(" ({})", self.note) };
-        let l = if l.fract() == 0.0 { group(l, 0) } else { l.to_string() };
-        match (&self.relative_to, self.ratio()) {
-            (Some((name, baseline)), Some(ratio)) => {
-                format!("{op} {l} × {name} ({} {}): {ratio:.2}×{note}", group(*baseline, self.decimals), self.unit)
+        let invalid = self.invalid.as_ref().map_or(String::new(), |why| format!("; INVALID: {why}"));
+        let f = |v: f64| group(v, self.decimals);
+        let target = match (&self.relative_to, self.ratio(), &self.band) {
+            (Some((name, baseline)), Some(ratio), _) => {
+                let l = if l.fract() == 0.0 { group(l, 0) } else { l.to_string() };
+                format!("{op} {l} × {name} ({} {}): {ratio:.2}×{note}", f(*baseline), self.unit)
             }
-            _ => format!("{what}{op} {l} {}{note}", self.unit),
-        }
+            (_, _, Some(b)) => {
+                let diff = self.gateway - b.baseline;
+                format!(
+                    "{op} {} × {} ({} {u}) + {} {u} = {} {u}; difference {}{} {u} ({:+.1}%){note}",
+                    b.factor,
+                    b.name,
+                    f(b.baseline),
+                    b.plus,
+                    f(l),
+                    if diff >= 0.0 { "+" } else { "" },
+                    f(diff),
+                    diff / b.baseline * 100.0,
+                    u = self.unit,
+                )
+            }
+            _ => {
+                let l = if l.fract() == 0.0 { group(l, 0) } else { l.to_string() };
+                format!("{what}{op} {l} {}{note}", self.unit)
+            }
+        };
+        target + &invalid
     }
 
     fn row(&self) -> Vec<String> {
@@ -123,6 +185,8 @@ impl Check {
         };
         let scale = 10f64.powi(self.decimals as i32);
         let round = |v: f64| (v * scale).round() / scale;
+        // A band's edge is computed (42.0 × 1.05 + 2 = 46.100000000000001): written as printed.
+        let limit = if self.band.is_some() { round(limit) } else { limit };
         let applies_to = match (&self.relative_to, &self.added) {
             (Some((name, _)), _) => format!("gateway / {name}"),
             (None, Some(_)) => "added".into(),
@@ -137,6 +201,14 @@ impl Check {
         if let (Some((name, baseline)), Some(ratio)) = (&self.relative_to, self.ratio()) {
             v["baseline"] = json!({"figure": name, "value": round(*baseline)});
             v["ratio"] = json!((ratio * 1000.0).round() / 1000.0);
+        }
+        if let Some(b) = &self.band {
+            v["baseline"] = json!({"figure": b.name, "value": round(b.baseline)});
+            v["band"] = json!({"factor": b.factor, "plus": b.plus, "limit": round(b.limit())});
+            v["difference"] = json!(round(self.gateway - b.baseline));
+        }
+        if let Some(why) = &self.invalid {
+            v["invalid"] = json!(why);
         }
         v
     }

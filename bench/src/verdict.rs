@@ -1,6 +1,8 @@
 //! The work item's targets, each figure checked against its own, and the notes a reader needs to
 //! trust (or distrust) the figures.
 
+use serde_json::{Value, json};
+
 use crate::load::Run;
 use crate::procstat::{Measured, mb};
 use crate::report::{Check, Limit, group};
@@ -12,6 +14,16 @@ const CPU_STREAM_US: f64 = 120.0;
 /// Gateway CPU time per translated 20-chunk stream (OpenAI client, Anthropic upstream), as a
 /// multiple of the passthrough stream's in the same run.
 const TRANSLATED_STREAM_FACTOR: f64 = 1.5;
+/// Gateway CPU time per chat request through a weighted route of two targets: within noise of the
+/// single-model chat's in the same run, i.e. at most this factor times it plus `ROUTED_NOISE_US`.
+/// Picking a target is a random number and a walk over two weights, tens of nanoseconds; what two
+/// consecutive 4 s runs of one scenario differ by on these machines is larger (see bench/README.md).
+const ROUTED_NOISE_FACTOR: f64 = 1.05;
+const ROUTED_NOISE_US: f64 = 2.0;
+/// How far, in percentage points, a target's share of the routed requests may stray from its
+/// weight's before a note says the weights were not honoured. Over tens of thousands of requests
+/// chance moves it by a fraction of a point.
+const SPLIT_TOLERANCE_PTS: f64 = 5.0;
 /// Latency the gateway adds at the fixed rate, ms.
 const ADDED_P50_MS: f64 = 0.3;
 const ADDED_P99_MS: f64 = 1.0;
@@ -27,6 +39,10 @@ pub const STALL_MS: f64 = 40.0;
 pub struct Figures<'a> {
     /// Closed loop, non-streaming chat: CPU per request and throughput.
     pub chat: [&'a Measured; 2],
+    /// Closed loop, non-streaming chat to the weighted route: gateway only.
+    pub routed: &'a Measured,
+    /// Which of the route's targets served those requests.
+    pub split: &'a Split,
     /// Closed loop, 20-chunk streams.
     pub stream: [&'a Measured; 2],
     /// Closed loop, 20-chunk streams translated from an Anthropic upstream: gateway only.
@@ -59,6 +75,15 @@ pub fn checks(f: &Figures) -> Vec<Check> {
     vec![
         Check::new("CPU per chat request (µs)", "µs", 1, Limit::AtMost(CPU_CHAT_US), cg.cpu_us_per_req(0))
             .direct(cd.cpu_us_per_req(0)),
+        Check::new(
+            "routed chat CPU/request within noise of single-model chat (µs)",
+            "µs",
+            1,
+            Limit::AtMost(f64::INFINITY),
+            f.routed.cpu_us_per_req(0),
+        )
+        .judge_within_band("single-model chat", cg.cpu_us_per_req(0), ROUTED_NOISE_FACTOR, ROUTED_NOISE_US)
+        .invalid_if(f.split.unserved()),
         Check::new("CPU per 20-chunk stream (µs)", "µs", 1, Limit::AtMost(CPU_STREAM_US), sg.cpu_us_per_req(0))
             .direct(sd.cpu_us_per_req(0)),
         Check::new(
@@ -115,8 +140,18 @@ pub fn notes(f: &Figures) -> Vec<String> {
             ms(f.alone[0], 0.5)
         ));
     }
-    // CPU per request falls as load rises (more work per wake-up), so the ratio compares like with
-    // like only when both runs kept the gateway's core about as busy.
+    // CPU per request falls as load rises (more work per wake-up), so two scenarios' figures compare
+    // like with like only when both runs kept the gateway's core about as busy.
+    let (single, routed) = (cg.busy_pct(0), f.routed.busy_pct(0));
+    if single.min(routed) < 90.0 {
+        notes.push(format!(
+            "the gateway's core was {single:.0}% busy with single-model chat and {routed:.0}% with routed chat: \
+             below 90%, each request pays more wake-ups alone, so their CPU difference is not like with like"
+        ));
+    }
+    if let Some(off) = f.split.stray() {
+        notes.push(format!("the weighted route's split strays from its weights: {off}"));
+    }
     let (passthrough, translated) = (f.stream[1].busy_pct(0), f.translated.busy_pct(0));
     if passthrough.min(translated) < 90.0 {
         notes.push(format!(
@@ -140,4 +175,137 @@ pub fn notes(f: &Figures) -> Vec<String> {
         ));
     }
     notes
+}
+
+/// Which of a weighted route's targets served a run's requests, by the `x-llm-proxy-model` header
+/// of every successful response.
+pub struct Split {
+    /// Each target's upstream model, its weight and the responses it served.
+    pub targets: Vec<(String, u32, u64)>,
+    /// Successful responses in all.
+    pub total: u64,
+}
+
+impl Split {
+    pub fn of(run: &Run, targets: &[(&str, u32)]) -> Self {
+        let targets = targets
+            .iter()
+            .map(|&(model, weight)| (model.to_string(), weight, run.served_by.get(model).copied().unwrap_or(0)))
+            .collect();
+        Self { targets, total: run.ok() as u64 }
+    }
+
+    /// Responses that named no target (another model, or no header at all).
+    pub fn other(&self) -> u64 {
+        self.total.saturating_sub(self.targets.iter().map(|t| t.2).sum())
+    }
+
+    fn share_pct(&self, n: u64) -> f64 {
+        n as f64 * 100.0 / self.total.max(1) as f64
+    }
+
+    fn weight_pct(&self, weight: u32) -> f64 {
+        weight as f64 * 100.0 / self.targets.iter().map(|t| t.1 as f64).sum::<f64>().max(1.0)
+    }
+
+    /// Why the run did not measure a route, if it did not: a target served nothing, so the figure
+    /// is one model's behind a route's name. An error, never a PASS.
+    pub fn unserved(&self) -> Option<String> {
+        let idle: Vec<&str> = self.targets.iter().filter(|t| t.2 == 0).map(|t| t.0.as_str()).collect();
+        (!idle.is_empty()).then(|| format!("{} served nothing (by x-llm-proxy-model)", idle.join(" and ")))
+    }
+
+    /// How the split strays from the weights, when a target is more than `SPLIT_TOLERANCE_PTS` off
+    /// or some responses named no target.
+    fn stray(&self) -> Option<String> {
+        let off =
+            self.targets.iter().any(|&(_, w, n)| (self.share_pct(n) - self.weight_pct(w)).abs() > SPLIT_TOLERANCE_PTS);
+        (off || self.other() > 0).then(|| self.to_string())
+    }
+
+    pub fn to_json(&self) -> Value {
+        let round = |v: f64| (v * 10.0).round() / 10.0;
+        json!({
+            "targets": self.targets.iter().map(|(model, weight, n)| json!({
+                "model": model, "weight": weight, "served": n,
+                "share_pct": round(self.share_pct(*n)), "expected_pct": round(self.weight_pct(*weight)),
+            })).collect::<Vec<_>>(),
+            "other": self.other(),
+            "total": self.total,
+        })
+    }
+}
+
+/// `mock-a 30,123 (75.2%, weight 3: 75%), mock-b 9,977 (24.8%, weight 1: 25%)`.
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .targets
+            .iter()
+            .map(|&(ref model, w, n)| {
+                format!(
+                    "{model} {} ({:.1}%, weight {w}: {:.0}%)",
+                    group(n as f64, 0),
+                    self.share_pct(n),
+                    self.weight_pct(w)
+                )
+            })
+            .collect();
+        write!(f, "{}", parts.join(", "))?;
+        if self.other() > 0 {
+            write!(f, ", {} naming no target", group(self.other() as f64, 0))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed_run(served: &[(&str, u64)]) -> Run {
+        let mut run = Run::default();
+        for &(model, n) in served {
+            run.served_by.insert(model.to_string(), n);
+            run.latencies_us.extend(std::iter::repeat_n(100, n as usize));
+        }
+        run
+    }
+
+    fn routed_check(routed_us: f64, single_us: f64, split: &Split) -> Check {
+        Check::new("routed", "µs", 1, Limit::AtMost(f64::INFINITY), routed_us)
+            .judge_within_band("single-model chat", single_us, ROUTED_NOISE_FACTOR, ROUTED_NOISE_US)
+            .invalid_if(split.unserved())
+    }
+
+    const TARGETS: [(&str, u32); 2] = [("mock-a", 3), ("mock-b", 1)];
+
+    #[test]
+    fn the_band_is_five_percent_and_two_microseconds() {
+        let split = Split::of(&routed_run(&[("mock-a", 750), ("mock-b", 250)]), &TARGETS);
+        assert!(split.unserved().is_none() && split.stray().is_none());
+        // 40 × 1.05 + 2 = 44.
+        assert!(routed_check(44.0, 40.0, &split).pass());
+        assert!(!routed_check(44.1, 40.0, &split).pass());
+    }
+
+    #[test]
+    fn a_target_that_served_nothing_is_a_miss_whatever_the_figure() {
+        let split = Split::of(&routed_run(&[("mock-a", 1000)]), &TARGETS);
+        assert_eq!(split.unserved().as_deref(), Some("mock-b served nothing (by x-llm-proxy-model)"));
+        assert!(!routed_check(40.0, 40.0, &split).pass());
+        // Responses without the header count for no target.
+        let split = Split::of(&routed_run(&[]), &TARGETS);
+        assert_eq!(split.unserved().as_deref(), Some("mock-a and mock-b served nothing (by x-llm-proxy-model)"));
+    }
+
+    #[test]
+    fn a_split_off_the_weights_is_noted() {
+        let split = Split::of(&routed_run(&[("mock-a", 500), ("mock-b", 500)]), &TARGETS);
+        assert!(split.unserved().is_none());
+        assert_eq!(
+            split.stray().as_deref(),
+            Some("mock-a 500 (50.0%, weight 3: 75%), mock-b 500 (50.0%, weight 1: 25%)")
+        );
+    }
 }
