@@ -55,6 +55,33 @@ pub struct KeyRecord {
     pub updated_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// This key's own limits; unset ones fall back to the config's `rate_limits` / `cost_budget`.
+    pub limits: KeyLimits,
+}
+
+/// Limits set on one key (`keys create --rpm --tpm --budget-*`). Stored as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct KeyLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Requests of this key in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// USD per calendar hour / day / month (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_hourly: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_daily: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_monthly: Option<f64>,
+}
+
+impl KeyLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl KeyRecord {
@@ -74,6 +101,7 @@ pub struct NewKey {
     pub models: Vec<String>,
     pub user: Option<String>,
     pub expires_at: Option<i64>,
+    pub limits: KeyLimits,
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s` or `2w` into milliseconds.

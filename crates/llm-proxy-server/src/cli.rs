@@ -236,6 +236,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 models.into_iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
             let record = store
                 .insert_key(&NewKey {
+                    limits: Default::default(),
                     id: uuid::Uuid::now_v7().to_string(),
                     name,
                     hash: generated.hash,

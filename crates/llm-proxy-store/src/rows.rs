@@ -118,6 +118,8 @@ impl TryFrom<KeyRow> for KeyRecord {
             updated_at: row.updated_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            // Persisted by migration 0003 (limits column); until then keys have none of their own.
+            limits: Default::default(),
         })
     }
 }
@@ -134,6 +136,7 @@ pub(crate) fn models_json(key: &NewKey) -> Result<String, StoreError> {
 /// The record `insert_key` wrote, without reading it back.
 pub(crate) fn inserted_key(key: &NewKey, now: i64) -> KeyRecord {
     KeyRecord {
+        limits: key.limits.clone(),
         id: key.id.clone(),
         name: key.name.clone(),
         hash: key.hash,

@@ -154,6 +154,7 @@ where
 
 fn new_key(id: &str, name: &str) -> NewKey {
     NewKey {
+        limits: Default::default(),
         id: id.to_string(),
         name: name.to_string(),
         hash: hash_key(&format!("secret-of-{id}")),

@@ -1,5 +1,6 @@
-//! State that several gateway instances may share: for now, the health of each upstream deployment
-//! (circuit breaker, latency average, requests in flight).
+//! State that several gateway instances may share: the health of each upstream deployment
+//! (circuit breaker, latency average, requests in flight) and the counters behind rate limits and
+//! budgets (`Counters`).
 //!
 //! Everything goes through the [`SharedState`] trait so a Redis implementation can replace
 //! [`LocalState`] in cluster mode without the routing code noticing.
@@ -10,8 +11,11 @@
 //! routing table is built. A table holds the `Arc<dyn DeploymentHealth>` it got, so a request never
 //! looks anything up by key.
 
+mod counters;
 mod local_health;
 mod local_state;
+
+pub use counters::{Acquired, Counters, Limit, LimitState, Settle};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -194,6 +194,7 @@ providers:
         let id = uuid::Uuid::now_v7().to_string();
         self.store
             .insert_key(&NewKey {
+                limits: Default::default(),
                 id: id.clone(),
                 name: "test".into(),
                 hash: g.hash,
