@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use llm_proxy_core::config::{Config, Overrides, ProcessEnv};
-use llm_proxy_core::virtual_key::{NewKey, generate_key, parse_duration_ms};
+use llm_proxy_core::virtual_key::{KeyLimits, NewKey, generate_key, parse_duration_ms};
 
 use crate::serve;
 
@@ -80,6 +80,8 @@ enum KeysCommand {
         /// The user this key belongs to.
         #[arg(long)]
         user: Option<String>,
+        #[command(flatten)]
+        limits: KeyLimitArgs,
         /// Print a JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -91,6 +93,60 @@ enum KeysCommand {
     },
     /// Revoke a key by id; takes effect on running servers within a second.
     Revoke { id: String },
+}
+
+/// A key's own limits; unset ones come from the config's `rate_limits` and `cost_budget`.
+#[derive(Args, Clone, Default)]
+struct KeyLimitArgs {
+    /// Requests per minute.
+    #[arg(long)]
+    rpm: Option<u64>,
+    /// Tokens per minute.
+    #[arg(long)]
+    tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long)]
+    max_parallel: Option<u32>,
+    /// USD per calendar hour (UTC).
+    #[arg(long)]
+    budget_hourly: Option<f64>,
+    /// USD per calendar day (UTC).
+    #[arg(long)]
+    budget_daily: Option<f64>,
+    /// USD per calendar month (UTC).
+    #[arg(long)]
+    budget_monthly: Option<f64>,
+}
+
+impl KeyLimitArgs {
+    fn into_limits(self) -> anyhow::Result<KeyLimits> {
+        for (flag, zero) in [
+            ("--rpm", self.rpm == Some(0)),
+            ("--tpm", self.tpm == Some(0)),
+            ("--max-parallel", self.max_parallel == Some(0)),
+        ] {
+            if zero {
+                bail!("{flag} must be at least 1 (leave it out for no limit)");
+            }
+        }
+        for (flag, v) in [
+            ("--budget-hourly", self.budget_hourly),
+            ("--budget-daily", self.budget_daily),
+            ("--budget-monthly", self.budget_monthly),
+        ] {
+            if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
+                bail!("{flag} must be a positive amount in USD");
+            }
+        }
+        Ok(KeyLimits {
+            rpm: self.rpm,
+            tpm: self.tpm,
+            max_parallel: self.max_parallel,
+            budget_hourly: self.budget_hourly,
+            budget_daily: self.budget_daily,
+            budget_monthly: self.budget_monthly,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -215,13 +271,34 @@ fn format_ms(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// `rpm=60 tpm=1000 $5/day`; `-` for none.
+fn describe_limits(l: &KeyLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = l.rpm {
+        parts.push(format!("rpm={v}"));
+    }
+    if let Some(v) = l.tpm {
+        parts.push(format!("tpm={v}"));
+    }
+    if let Some(v) = l.max_parallel {
+        parts.push(format!("parallel={v}"));
+    }
+    for (v, per) in [(l.budget_hourly, "hour"), (l.budget_daily, "day"), (l.budget_monthly, "month")] {
+        if let Some(v) = v {
+            parts.push(format!("${v}/{per}"));
+        }
+    }
+    if parts.is_empty() { "-".into() } else { parts.join(" ") }
+}
+
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = serve::open_store(config).await?;
     match command {
-        KeysCommand::Create { name, models, expires, user, json } => {
+        KeysCommand::Create { name, models, expires, user, limits, json } => {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
+            let limits = limits.into_limits()?;
             let expires_at = match expires.as_deref() {
                 None => None,
                 Some(s) => Some(
@@ -236,7 +313,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 models.into_iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
             let record = store
                 .insert_key(&NewKey {
-                    limits: Default::default(),
+                    limits,
                     id: uuid::Uuid::now_v7().to_string(),
                     name,
                     hash: generated.hash,
@@ -252,6 +329,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                     serde_json::json!({
                         "id": record.id, "name": record.name, "key": generated.secret, "display": record.display,
                         "models": record.models, "user": record.user, "expires_at": record.expires_at,
+                        "limits": record.limits,
                     })
                 );
             } else {
@@ -267,8 +345,8 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  MODELS",
-                "ID", "NAME", "KEY", "CREATED", "EXPIRES", "STATUS"
+                "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {:<24}  MODELS",
+                "ID", "NAME", "KEY", "CREATED", "EXPIRES", "STATUS", "LIMITS"
             );
             let now = llm_proxy_core::now_ms();
             for k in keys {
@@ -281,13 +359,14 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 };
                 let models = if k.models.is_empty() { "*".to_string() } else { k.models.join(",") };
                 println!(
-                    "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {}",
+                    "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {:<24}  {}",
                     k.id,
                     k.name,
                     k.display,
                     format_ms(Some(k.created_at)),
                     format_ms(k.expires_at),
                     status,
+                    describe_limits(&k.limits),
                     models
                 );
             }

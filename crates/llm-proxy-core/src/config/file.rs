@@ -33,6 +33,9 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) routes: Vec<super::RouteConfig>,
     pub(super) circuit_breaker: Option<RawBreaker>,
+    pub(super) rate_limits: Option<super::RateLimitsConfig>,
+    pub(super) cost_budget: Option<super::CostBudgetConfig>,
+    pub(super) pricing: Option<super::PricingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]

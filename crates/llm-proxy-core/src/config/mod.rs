@@ -15,12 +15,14 @@ use secrecy::SecretString;
 use crate::known_provider::Protocol;
 
 mod file;
+mod limits;
 mod providers;
 mod redact;
 mod routes;
 
 pub use file::expand;
 use file::{RawConfig, parse_file};
+pub use limits::{BudgetConfig, CostBudgetConfig, PricingConfig, RateLimitConfig, RateLimitsConfig};
 use providers::build_providers;
 pub use redact::redact_url;
 pub use routes::{
@@ -65,6 +67,9 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Routes from the config file, validated against `providers`; each has its `strategy` set.
     pub routes: Vec<RouteConfig>,
+    pub rate_limits: RateLimitsConfig,
+    pub cost_budget: CostBudgetConfig,
+    pub pricing: PricingConfig,
 }
 
 /// When a deployment is taken out of rotation, and for how long.
@@ -407,6 +412,11 @@ fn build(
 
     let providers = build_providers(raw.providers, env, errors, warnings);
     let routes = validate_routes(raw.routes, &providers, load_balance_strategy, errors);
+    let rate_limits = raw.rate_limits.unwrap_or_default();
+    rate_limits.validate(errors);
+    let cost_budget = raw.cost_budget.unwrap_or_default();
+    cost_budget.validate(errors);
+    let pricing = raw.pricing.unwrap_or_default();
 
     Config {
         listen_addr,
@@ -431,6 +441,9 @@ fn build(
         providers,
         routes,
         circuit_breaker,
+        rate_limits,
+        cost_budget,
+        pricing,
     }
 }
 
@@ -477,6 +490,16 @@ pub fn decode_key32(s: &str) -> Option<[u8; 32]> {
         .or_else(|| base64::engine::general_purpose::STANDARD.decode(s).ok())
         .or_else(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())?;
     bytes.try_into().ok()
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// Loads a config file's text with an empty environment.
+    pub fn load_str(file: &str) -> Result<Config, ConfigErrors> {
+        Config::load(Some(file), &|_: &str| None::<String>, &Overrides::default()).map(|(c, _)| c)
+    }
 }
 
 #[cfg(test)]
@@ -631,7 +654,9 @@ mod tests {
 
     #[test]
     fn routes_get_the_default_strategy_and_a_bad_route_key_is_reported() {
-        let file = format!("{ROUTE_PROVIDERS}load_balance_strategy: latency\nroutes:\n  - name: r\n    targets: [{{model: oai/a}}]\n");
+        let file = format!(
+            "{ROUTE_PROVIDERS}load_balance_strategy: latency\nroutes:\n  - name: r\n    targets: [{{model: oai/a}}]\n"
+        );
         let c = load(Some(&file), &[]).unwrap();
         assert_eq!(c.routes[0].strategy, Some(StrategyKind::Latency));
         assert_eq!(c.routes[0].retries(), DEFAULT_RETRIES);

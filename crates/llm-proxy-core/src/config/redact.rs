@@ -75,6 +75,14 @@ impl Config {
             providers.insert(p.name.clone().into(), Value::Mapping(pm));
         }
         m.insert("providers".into(), Value::Mapping(providers));
+        // Limits, budgets and pricing sources hold no secrets.
+        for (name, v) in [
+            ("rate_limits", serde_yaml::to_value(&self.rate_limits)),
+            ("cost_budget", serde_yaml::to_value(&self.cost_budget)),
+            ("pricing", serde_yaml::to_value(&self.pricing)),
+        ] {
+            m.insert(name.into(), v.unwrap_or(Value::Null));
+        }
         // Routes hold no secrets: model names, weights and examples.
         if !self.routes.is_empty() {
             m.insert("routes".into(), serde_yaml::to_value(&self.routes).unwrap_or(Value::Null));
