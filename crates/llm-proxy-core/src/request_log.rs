@@ -32,6 +32,9 @@ pub struct RequestLogEntry {
     pub request_id: String,
     pub created_at: i64,
     pub key_id: Option<String>,
+    /// The `user` of the key, copied when the request is logged so that usage per user survives
+    /// the key's revocation (and a later change of its user).
+    pub user: Option<String>,
     /// `chat.completions`, `embeddings`, ...
     pub endpoint: String,
     /// The model name as the client wrote it.
@@ -45,8 +48,17 @@ pub struct RequestLogEntry {
     pub ttft_ms: Option<u64>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Prompt tokens read from the upstream's prompt cache (a part of `prompt_tokens`).
+    pub cached_tokens: Option<u64>,
+    /// Prompt tokens written to the upstream's prompt cache (Anthropic bills these apart).
+    pub cache_write_tokens: Option<u64>,
+    /// Completion tokens spent on reasoning (a part of `completion_tokens`).
+    pub reasoning_tokens: Option<u64>,
     /// Priced from the registry; `None` until the model has a known price.
     pub cost_usd: Option<f64>,
+    /// The token counts (and so the cost) were counted by the gateway, not reported by the
+    /// upstream: a stream cut short, or an upstream that reports no usage.
+    pub cost_estimated: bool,
     pub error_kind: Option<String>,
     /// A short, secret-free description for operators.
     pub error_message: Option<String>,

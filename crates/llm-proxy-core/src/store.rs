@@ -34,6 +34,84 @@ pub struct StoredRoute {
     pub deleted: bool,
 }
 
+/// What [`Store::usage_stats`] sums: the hourly usage aggregates whose hour starts in
+/// `[from_ms, to_ms)`, optionally of one key, one row per group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsQuery {
+    /// Inclusive; compared with the start of each hour (ms since the epoch, UTC), so an hour that
+    /// starts before `from_ms` is left out whole. Callers that want whole hours align it.
+    pub from_ms: i64,
+    /// Exclusive, like `from_ms`.
+    pub to_ms: i64,
+    pub group_by: StatsGroup,
+    pub key_id: Option<String>,
+}
+
+/// The dimension [`Store::usage_stats`] groups by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatsGroup {
+    Key,
+    User,
+    /// The model as the client named it (an alias or route name included).
+    Model,
+    Provider,
+    /// One row for the whole range.
+    #[default]
+    None,
+}
+
+impl StatsGroup {
+    /// `key`, `user`, `model`, `provider`, or `none`: the API's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "key" => Self::Key,
+            "user" => Self::User,
+            "model" => Self::Model,
+            "provider" => Self::Provider,
+            "none" => Self::None,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::User => "user",
+            Self::Model => "model",
+            Self::Provider => "provider",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Usage of one group over a time range.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StatsRow {
+    /// The key id, user, model or provider; `None` for requests without one (no key, no user,
+    /// no model resolved, no upstream called), and for the single row of [`StatsGroup::None`].
+    pub group: Option<String>,
+    pub requests: u64,
+    /// Requests answered with a status of 400 or more, client disconnects (499) included.
+    pub errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    /// Requests without a known price count as 0.
+    pub cost_usd: f64,
+}
+
+impl StatsRow {
+    /// Adds `other`'s counts to this row's, keeping this row's group.
+    pub fn add(&mut self, other: &StatsRow) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.cost_usd += other.cost_usd;
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations; safe to call from several instances at once.
@@ -49,11 +127,21 @@ pub trait Store: Send + Sync + 'static {
     /// Keys whose `updated_at` is at or after `since_ms`: what the in-memory key ring polls.
     async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Inserts a batch in one transaction. Re-inserting a `request_id` already present is a no-op,
-    /// so a batch retried after an ambiguous failure never duplicates rows.
+    /// Inserts a batch in one transaction, and adds the rows it inserted to the hourly usage
+    /// aggregates in that same transaction. Re-inserting a `request_id` already present is a
+    /// no-op (for the aggregates too), so a batch retried after an ambiguous failure never
+    /// duplicates rows or counts them twice.
     async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError>;
     /// A page of the log, newest first.
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;
+    /// Usage per group over a time range, read from the hourly aggregates rather than the log:
+    /// ordered by group (bytewise, `None` first). [`StatsGroup::None`] always gives one row,
+    /// zeros included; otherwise groups without requests in the range are absent.
+    ///
+    /// The default describes a store that keeps no usage.
+    async fn usage_stats(&self, _query: &StatsQuery) -> Result<Vec<StatsRow>, StoreError> {
+        Ok(Vec::new())
+    }
 
     // Routes. Both databases implement all four; the defaults describe a store that keeps no
     // routes, so a test double that is about something else need not spell them out.

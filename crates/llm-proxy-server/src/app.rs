@@ -187,6 +187,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(routes::health::ready))
         .route("/api/logs", get(routes::logs::list_logs))
         .route("/api/providers", get(routes::providers::list_providers))
+        .route("/api/stats", get(routes::stats::stats))
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -28,6 +28,7 @@ macro_rules! impl_store {
                 .bind(&key.user)
                 .bind(now)
                 .bind(key.expires_at)
+                .bind(rows::limits_column(key)?)
                 .execute(&self.pool)
                 .await
                 .map_err(map_sqlx)?;
@@ -62,16 +63,31 @@ macro_rules! impl_store {
             if entries.is_empty() {
                 return Ok(());
             }
+            let entries = rows::unique_requests(entries);
+            let mut usage = rows::UsageBatch::default();
             let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
             for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
-                rows::insert_logs_query(chunk)
-                    .build()
+                let inserted: Vec<String> = rows::insert_logs_query(chunk)
+                    .build_query_scalar()
                     // Each batch size is a different statement; caching them would only evict
                     // the statements that are reused.
                     .persistent(false)
-                    .execute(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(map_sqlx)?;
+                // Only what this insert stored: rows a retried batch had already written are
+                // counted already.
+                usage.add_inserted(chunk, &inserted);
+            }
+            if !usage.is_empty() {
+                for groups in usage.rows().chunks(rows::USAGE_ROWS_PER_UPSERT) {
+                    rows::upsert_usage_query(groups)
+                        .build()
+                        .persistent(false)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_sqlx)?;
+                }
             }
             tx.commit().await.map_err(map_sqlx)
         }
@@ -81,6 +97,15 @@ macro_rules! impl_store {
             let rows: Vec<LogRow> =
                 rows::list_logs_query(query, limit).build_query_as().fetch_all(&self.pool).await.map_err(map_sqlx)?;
             rows::log_page(rows, limit)
+        }
+
+        async fn usage_stats(&self, query: &StatsQuery) -> Result<Vec<StatsRow>, StoreError> {
+            let rows: Vec<rows::StatsDbRow> = rows::usage_stats_query(query)
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            rows::stats_rows(rows)
         }
 
         async fn put_route(&self, config: &RouteConfig) -> Result<StoredRoute, StoreError> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::{Store, StoreError, StoredRoute};
+use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;

@@ -4,10 +4,12 @@
 //! The SQL is written once and generic over `sqlx::Database`, so SQLite and PostgreSQL cannot
 //! drift apart; the backends add only their connection handling and migrations.
 
+use std::collections::{BTreeMap, HashSet};
+
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogPage, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::{StoreError, StoredRoute};
-use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
+use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, StoreError, StoredRoute};
+use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 /// Page size when the caller asks for 0.
@@ -17,16 +19,24 @@ const MAX_PAGE: u32 = 1000;
 
 /// Columns per `request_logs` row; with [`LOG_ROWS_PER_INSERT`] it bounds the bind parameters of
 /// one statement.
-const LOG_COLUMNS: usize = 17;
-/// Rows per multi-row `INSERT`. 17 × 500 = 8,500 parameters: under SQLite's limit (32,766 since
+const LOG_COLUMNS: usize = 22;
+/// Rows per multi-row `INSERT`. 22 × 500 = 11,000 parameters: under SQLite's limit (32,766 since
 /// 3.32) and PostgreSQL's (65,535), with room to add columns.
 pub(crate) const LOG_ROWS_PER_INSERT: usize = 500;
 const _: () = assert!(LOG_COLUMNS * LOG_ROWS_PER_INSERT <= 32_766);
 
+/// Columns per `usage_hourly` row, and rows per upsert.
+const USAGE_COLUMNS: usize = 11;
+pub(crate) const USAGE_ROWS_PER_UPSERT: usize = 500;
+const _: () = assert!(USAGE_COLUMNS * USAGE_ROWS_PER_UPSERT <= 32_766);
+
+/// The width of a `usage_hourly` bucket.
+const HOUR_MS: i64 = 3_600_000;
+
 macro_rules! key_columns {
     () => {
         "id, name, key_hash, display, models, user_name, created_at, updated_at, expires_at, \
-         revoked_at"
+         revoked_at, limits"
     };
 }
 
@@ -34,7 +44,8 @@ macro_rules! log_columns {
     () => {
         "request_id, created_at, key_id, endpoint, model, provider, upstream_model, stream, \
          status, latency_ms, ttft_ms, prompt_tokens, completion_tokens, cost_usd, error_kind, \
-         error_message, attempts"
+         error_message, attempts, cached_tokens, cache_write_tokens, reasoning_tokens, \
+         cost_estimated, user_name"
     };
 }
 
@@ -45,7 +56,7 @@ macro_rules! route_columns {
 }
 
 pub(crate) const INSERT_KEY: &str =
-    concat!("INSERT INTO api_keys (", key_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, NULL)");
+    concat!("INSERT INTO api_keys (", key_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, NULL, $9)");
 
 /// Newest first; `id` breaks ties so the order is total.
 pub(crate) const LIST_KEYS: &str =
@@ -98,6 +109,7 @@ pub(crate) struct KeyRow {
     updated_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
+    limits: Option<String>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -107,6 +119,7 @@ impl TryFrom<KeyRow> for KeyRecord {
         let hash = row.key_hash.try_into().map_err(|_| corrupt("api_keys.key_hash is not 32 bytes"))?;
         let models =
             serde_json::from_str(&row.models).map_err(|_| corrupt("api_keys.models is not a JSON array of strings"))?;
+        let limits = limits_from_column(&row.id, row.limits.as_deref());
         Ok(KeyRecord {
             id: row.id,
             name: row.name,
@@ -118,8 +131,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             updated_at: row.updated_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
-            // Persisted by migration 0003 (limits column); until then keys have none of their own.
-            limits: Default::default(),
+            limits,
         })
     }
 }
@@ -131,6 +143,27 @@ pub(crate) fn keys_from_rows(rows: Vec<KeyRow>) -> Result<Vec<KeyRecord>, StoreE
 /// `models` as stored.
 pub(crate) fn models_json(key: &NewKey) -> Result<String, StoreError> {
     serde_json::to_string(&key.models).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// `limits` as stored: `None` (SQL NULL) when the key has none of its own.
+pub(crate) fn limits_column(key: &NewKey) -> Result<Option<String>, StoreError> {
+    if key.limits.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(&key.limits).map(Some).map_err(|e| StoreError::Other(format!("cannot serialize limits: {e}")))
+}
+
+/// A key's own limits. Text this build cannot read (damaged, or a newer build's shape) reads as
+/// none, so the key falls back to the configured defaults instead of failing every key to load:
+/// one bad row must not lock every client out.
+fn limits_from_column(key_id: &str, column: Option<&str>) -> KeyLimits {
+    match column {
+        None | Some("") => KeyLimits::default(),
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+            tracing::warn!(key = %key_id, error = %e, "api_keys.limits is not a JSON object of limits; read as none");
+            KeyLimits::default()
+        }),
+    }
 }
 
 /// The record `insert_key` wrote, without reading it back.
@@ -169,6 +202,11 @@ pub(crate) struct LogRow {
     error_kind: Option<String>,
     error_message: Option<String>,
     attempts: Option<String>,
+    cached_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    cost_estimated: bool,
+    user_name: Option<String>,
 }
 
 impl TryFrom<LogRow> for RequestLogEntry {
@@ -181,6 +219,7 @@ impl TryFrom<LogRow> for RequestLogEntry {
             request_id: row.request_id,
             created_at: row.created_at,
             key_id: row.key_id,
+            user: row.user_name,
             endpoint: row.endpoint,
             model: row.model,
             provider: row.provider,
@@ -191,7 +230,11 @@ impl TryFrom<LogRow> for RequestLogEntry {
             ttft_ms: count(row.ttft_ms, "request_logs.ttft_ms is negative")?,
             prompt_tokens: count(row.prompt_tokens, "request_logs.prompt_tokens is negative")?,
             completion_tokens: count(row.completion_tokens, "request_logs.completion_tokens is negative")?,
+            cached_tokens: count(row.cached_tokens, "request_logs.cached_tokens is negative")?,
+            cache_write_tokens: count(row.cache_write_tokens, "request_logs.cache_write_tokens is negative")?,
+            reasoning_tokens: count(row.reasoning_tokens, "request_logs.reasoning_tokens is negative")?,
             cost_usd: row.cost_usd,
+            cost_estimated: row.cost_estimated,
             error_kind: row.error_kind,
             error_message: row.error_message,
             attempts: attempts_from_column(row.attempts.as_deref()),
@@ -273,9 +316,18 @@ pub(crate) fn page_limit(requested: u32) -> u32 {
     if requested == 0 { DEFAULT_PAGE } else { requested.min(MAX_PAGE) }
 }
 
-/// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries. Rows whose `request_id` is
-/// already stored are skipped, which is what makes a retried batch harmless.
-pub(crate) fn insert_logs_query<'a, DB>(entries: &'a [RequestLogEntry]) -> QueryBuilder<'a, DB>
+/// The batch without repeated request ids, first occurrence kept. Only one row per id can be
+/// stored, and with no repeats within a statement the ids it returns name exactly the entries
+/// that were inserted, whichever of two the database would have kept.
+pub(crate) fn unique_requests(entries: &[RequestLogEntry]) -> Vec<&RequestLogEntry> {
+    let mut seen = HashSet::with_capacity(entries.len());
+    entries.iter().filter(|e| seen.insert(e.request_id.as_str())).collect()
+}
+
+/// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries, returning the `request_id`
+/// of each row it inserted. Rows whose `request_id` is already stored are skipped (and not
+/// returned), which is what makes a retried batch harmless, for the usage aggregates too.
+pub(crate) fn insert_logs_query<'a, DB>(entries: &[&'a RequestLogEntry]) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     DB::Arguments<'a>: Default,
@@ -289,7 +341,7 @@ where
     Option<String>: Encode<'a, DB> + Type<DB>,
 {
     let mut qb = QueryBuilder::new(concat!("INSERT INTO request_logs (", log_columns!(), ") "));
-    qb.push_values(entries, |mut row, e| {
+    qb.push_values(entries.iter().copied(), |mut row, e| {
         row.push_bind(e.request_id.as_str())
             .push_bind(e.created_at)
             .push_bind(e.key_id.as_deref())
@@ -306,10 +358,197 @@ where
             .push_bind(e.cost_usd)
             .push_bind(e.error_kind.as_deref())
             .push_bind(e.error_message.as_deref())
-            .push_bind(attempts_column(&e.attempts));
+            .push_bind(attempts_column(&e.attempts))
+            .push_bind(e.cached_tokens.map(to_i64))
+            .push_bind(e.cache_write_tokens.map(to_i64))
+            .push_bind(e.reasoning_tokens.map(to_i64))
+            .push_bind(e.cost_estimated)
+            .push_bind(e.user.as_deref());
     });
-    qb.push(" ON CONFLICT (request_id) DO NOTHING");
+    qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
     qb
+}
+
+/// The dimensions of a `usage_hourly` row; `''` stands for none.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct UsageKey<'a> {
+    hour_start: i64,
+    key_id: &'a str,
+    user: &'a str,
+    model: &'a str,
+    provider: &'a str,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct UsageSums {
+    requests: i64,
+    errors: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cost_usd: f64,
+}
+
+/// The usage of the log rows a batch inserted, summed per hour and dimensions in memory, so that
+/// a batch costs one upsert per distinct group rather than one per request.
+///
+/// Ordered (a `BTreeMap`): concurrent writers (several instances on one PostgreSQL) then lock
+/// the rows they share in the same order, and wait for each other instead of deadlocking.
+#[derive(Debug, Default)]
+pub(crate) struct UsageBatch<'a> {
+    sums: BTreeMap<UsageKey<'a>, UsageSums>,
+}
+
+impl<'a> UsageBatch<'a> {
+    /// Adds the entries of `chunk` whose request id is in `inserted` (what the insert returned).
+    pub(crate) fn add_inserted(&mut self, chunk: &[&'a RequestLogEntry], inserted: &[String]) {
+        if inserted.len() == chunk.len() {
+            // The usual case: nothing in the chunk was stored before.
+            chunk.iter().for_each(|e| self.add(e));
+            return;
+        }
+        let inserted: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        chunk.iter().filter(|e| inserted.contains(e.request_id.as_str())).for_each(|e| self.add(e));
+    }
+
+    fn add(&mut self, e: &'a RequestLogEntry) {
+        let key = UsageKey {
+            hour_start: hour_start(e.created_at),
+            key_id: e.key_id.as_deref().unwrap_or(""),
+            user: e.user.as_deref().unwrap_or(""),
+            model: e.model.as_deref().unwrap_or(""),
+            provider: e.provider.as_deref().unwrap_or(""),
+        };
+        let sums = self.sums.entry(key).or_default();
+        let tokens = |v: Option<u64>| v.map_or(0, to_i64);
+        sums.requests = sums.requests.saturating_add(1);
+        sums.errors = sums.errors.saturating_add(i64::from(e.status >= 400));
+        sums.prompt_tokens = sums.prompt_tokens.saturating_add(tokens(e.prompt_tokens));
+        sums.completion_tokens = sums.completion_tokens.saturating_add(tokens(e.completion_tokens));
+        sums.cached_tokens = sums.cached_tokens.saturating_add(tokens(e.cached_tokens));
+        // A NaN or infinite price would poison the hour's sum for good.
+        sums.cost_usd += e.cost_usd.filter(|c| c.is_finite()).unwrap_or(0.0);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sums.is_empty()
+    }
+
+    pub(crate) fn rows(&self) -> Vec<(&UsageKey<'a>, &UsageSums)> {
+        self.sums.iter().collect()
+    }
+}
+
+/// The first millisecond of the UTC hour holding `ms` (floor, also before 1970).
+fn hour_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(HOUR_MS)
+}
+
+/// Adds up to [`USAGE_ROWS_PER_UPSERT`] groups to `usage_hourly`. The batch holds each group once,
+/// as PostgreSQL requires of one `ON CONFLICT DO UPDATE` statement.
+pub(crate) fn upsert_usage_query<'a, DB>(rows: &[(&UsageKey<'a>, &UsageSums)]) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO usage_hourly (hour_start, key_id, user_name, model, provider, requests, errors, \
+         prompt_tokens, completion_tokens, cached_tokens, cost_usd) ",
+    );
+    qb.push_values(rows, |mut row, (key, sums)| {
+        row.push_bind(key.hour_start)
+            .push_bind(key.key_id)
+            .push_bind(key.user)
+            .push_bind(key.model)
+            .push_bind(key.provider)
+            .push_bind(sums.requests)
+            .push_bind(sums.errors)
+            .push_bind(sums.prompt_tokens)
+            .push_bind(sums.completion_tokens)
+            .push_bind(sums.cached_tokens)
+            .push_bind(sums.cost_usd);
+    });
+    qb.push(
+        " ON CONFLICT (hour_start, key_id, user_name, model, provider) DO UPDATE SET \
+         requests = usage_hourly.requests + excluded.requests, \
+         errors = usage_hourly.errors + excluded.errors, \
+         prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+         cached_tokens = usage_hourly.cached_tokens + excluded.cached_tokens, \
+         cost_usd = usage_hourly.cost_usd + excluded.cost_usd",
+    );
+    qb
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StatsDbRow {
+    grp: String,
+    requests: i64,
+    errors: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cost_usd: f64,
+}
+
+/// Sums `usage_hourly` over the hours starting in `[from_ms, to_ms)`, per group. The group column
+/// comes from the enum, never from the caller's text.
+pub(crate) fn usage_stats_query<'a, DB>(query: &'a StatsQuery) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let group = match query.group_by {
+        StatsGroup::Key => Some("key_id"),
+        StatsGroup::User => Some("user_name"),
+        StatsGroup::Model => Some("model"),
+        StatsGroup::Provider => Some("provider"),
+        StatsGroup::None => None,
+    };
+    let mut qb = QueryBuilder::new("SELECT ");
+    qb.push(group.unwrap_or("''"));
+    // SUM of BIGINT is NUMERIC on PostgreSQL, hence the casts; SUM of no rows is NULL.
+    qb.push(
+        " AS grp, \
+         COALESCE(CAST(SUM(requests) AS BIGINT), 0) AS requests, \
+         COALESCE(CAST(SUM(errors) AS BIGINT), 0) AS errors, \
+         COALESCE(CAST(SUM(prompt_tokens) AS BIGINT), 0) AS prompt_tokens, \
+         COALESCE(CAST(SUM(completion_tokens) AS BIGINT), 0) AS completion_tokens, \
+         COALESCE(CAST(SUM(cached_tokens) AS BIGINT), 0) AS cached_tokens, \
+         COALESCE(SUM(cost_usd), 0.0) AS cost_usd \
+         FROM usage_hourly WHERE hour_start >= ",
+    );
+    qb.push_bind(query.from_ms).push(" AND hour_start < ").push_bind(query.to_ms);
+    if let Some(key_id) = &query.key_id {
+        qb.push(" AND key_id = ").push_bind(key_id.as_str());
+    }
+    // Without a group the aggregate has no GROUP BY, so it yields its one row even when empty.
+    if let Some(group) = group {
+        qb.push(" GROUP BY ").push(group).push(" ORDER BY ").push(group);
+    }
+    qb
+}
+
+pub(crate) fn stats_rows(rows: Vec<StatsDbRow>) -> Result<Vec<StatsRow>, StoreError> {
+    let count = |v: i64| u64::try_from(v).map_err(|_| corrupt("usage_hourly holds a negative count"));
+    rows.into_iter()
+        .map(|r| {
+            Ok(StatsRow {
+                group: Some(r.grp).filter(|g| !g.is_empty()),
+                requests: count(r.requests)?,
+                errors: count(r.errors)?,
+                prompt_tokens: count(r.prompt_tokens)?,
+                completion_tokens: count(r.completion_tokens)?,
+                cached_tokens: count(r.cached_tokens)?,
+                cost_usd: r.cost_usd,
+            })
+        })
+        .collect()
 }
 
 /// A page in `(created_at DESC, request_id DESC)` order, strictly after the cursor. The row-value
@@ -397,6 +636,51 @@ mod tests {
         assert_eq!(routes[0].config.name, "smart");
         assert_eq!(routes[0].config.targets[0].model, "oai/gpt");
         assert!(!routes[0].deleted);
+    }
+
+    #[test]
+    fn hours_are_utc_and_floor() {
+        assert_eq!(hour_start(0), 0);
+        assert_eq!(hour_start(HOUR_MS - 1), 0);
+        assert_eq!(hour_start(HOUR_MS), HOUR_MS);
+        assert_eq!(hour_start(-1), -HOUR_MS);
+        assert_eq!(hour_start(1_699_956_000_000 + 59 * 60_000), 1_699_956_000_000);
+    }
+
+    #[test]
+    fn a_batch_is_summed_per_group_counting_only_what_was_inserted() {
+        let entry = |id: &str, at: i64, status: u16, prompt: Option<u64>, cost: Option<f64>| RequestLogEntry {
+            request_id: id.into(),
+            created_at: at,
+            key_id: Some("k".into()),
+            model: Some("m".into()),
+            status,
+            prompt_tokens: prompt,
+            cost_usd: cost,
+            ..Default::default()
+        };
+        let entries = [
+            entry("a", 10, 200, Some(5), Some(0.5)),
+            entry("b", 20, 499, None, Some(f64::NAN)),
+            entry("stored-before", 30, 200, Some(1000), Some(100.0)),
+            entry("a", 40, 500, Some(7), None),
+            entry("next-hour", HOUR_MS, 429, Some(1), Some(0.25)),
+        ];
+        let unique = unique_requests(&entries);
+        assert_eq!(unique.len(), 4, "the repeated `a` is dropped");
+        assert_eq!(unique[0].status, 200, "the first `a` is kept");
+
+        let mut batch = UsageBatch::default();
+        let inserted = ["a", "b", "next-hour"].map(String::from);
+        batch.add_inserted(&unique, &inserted);
+        let rows: Vec<_> = batch.rows().into_iter().map(|(k, s)| (k.hour_start, s.clone())).collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, UsageSums { requests: 2, errors: 1, prompt_tokens: 5, cost_usd: 0.5, ..Default::default() }),
+                (HOUR_MS, UsageSums { requests: 1, errors: 1, prompt_tokens: 1, cost_usd: 0.25, ..Default::default() }),
+            ]
+        );
     }
 
     #[test]

@@ -18,11 +18,12 @@ use futures_util::future::join_all;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::now_ms;
 use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLogEntry};
-use llm_proxy_core::store::{Store, StoreError, StoredRoute};
-use llm_proxy_core::virtual_key::{KeyRecord, NewKey, hash_key};
+use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, Store, StoreError, StoredRoute};
+use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey, hash_key};
 use llm_proxy_store::connect;
 use serde_json::json;
-use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, SqliteConnection};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -80,13 +81,57 @@ impl TestDb {
         }
     }
 
-    fn embedded_migrations(&self) -> i64 {
+    /// One integer read behind the store's back.
+    async fn scalar(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = SqliteConnection::connect(&self.url).await.expect("sqlite");
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.expect("scalar")
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.url).await.expect("postgres");
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.expect("scalar")
+            }
+        }
+    }
+
+    /// Applies only the embedded migrations whose file name starts with one of `prefixes`, as an
+    /// older build would have.
+    async fn migrate_only(&self, prefixes: &[&str]) {
+        let from = self.migrations_dir();
+        let dir = tempfile::tempdir().expect("tempdir");
+        for file in std::fs::read_dir(&from).expect("migrations dir") {
+            let file = file.expect("entry");
+            let name = file.file_name().to_string_lossy().into_owned();
+            if prefixes.iter().any(|p| name.starts_with(p)) {
+                std::fs::copy(file.path(), dir.path().join(&name)).expect("copy migration");
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(dir.path()).await.expect("older migrations");
+        match self.backend {
+            Backend::Sqlite => {
+                // The database does not exist yet: the older build would have created it.
+                let options: SqliteConnectOptions = self.url.parse().expect("sqlite url");
+                let mut c = options.create_if_missing(true).connect().await.expect("sqlite");
+                migrator.run(&mut c).await.expect("older migrate");
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.url).await.expect("postgres");
+                migrator.run(&mut c).await.expect("older migrate");
+            }
+        }
+    }
+
+    fn migrations_dir(&self) -> String {
         let dir = match self.backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         };
-        let path = format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_dir(path).expect("migrations dir").count() as i64
+        format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn embedded_migrations(&self) -> i64 {
+        std::fs::read_dir(self.migrations_dir()).expect("migrations dir").count() as i64
     }
 }
 
@@ -456,7 +501,12 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         ttft_ms: Some(321),
         prompt_tokens: Some(4_000_000_000_000),
         completion_tokens: Some(7),
+        cached_tokens: Some(3_000_000_000_000),
+        cache_write_tokens: Some(11),
+        reasoning_tokens: Some(5),
         cost_usd: Some(0.1 + 0.2),
+        cost_estimated: true,
+        user: Some("alice — ops 😶".into()),
         error_kind: Some("client_disconnect".into()),
         error_message: Some("client went away — \"mid-stream\" 😶; DROP TABLE x;".into()),
         attempts: vec![
@@ -478,7 +528,12 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         ttft_ms: None,
         prompt_tokens: None,
         completion_tokens: None,
+        cached_tokens: None,
+        cache_write_tokens: None,
+        reasoning_tokens: None,
         cost_usd: None,
+        cost_estimated: false,
+        user: None,
         error_kind: None,
         error_message: None,
         attempts: Vec::new(),
@@ -490,8 +545,12 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         ttft_ms: Some(0),
         prompt_tokens: Some(0),
         completion_tokens: Some(0),
+        cached_tokens: Some(0),
+        cache_write_tokens: Some(0),
+        reasoning_tokens: Some(0),
         cost_usd: Some(0.0),
         model: Some(String::new()),
+        user: Some(String::new()),
         ..bare.clone()
     };
     store.insert_logs(&[bare.clone(), zeros.clone(), full.clone()]).await.expect("insert");
@@ -542,6 +601,318 @@ async fn log_attempts_round_trip_and_unreadable_ones_read_as_none(db: TestDb) {
             none
         ]
     );
+}
+
+async fn key_limits_round_trip_and_unreadable_ones_read_as_none(db: TestDb) {
+    let store = db.migrated().await;
+    let mut all = new_key("k-all", "every limit");
+    all.limits = KeyLimits {
+        rpm: Some(60),
+        tpm: Some(100_000),
+        max_parallel: Some(4),
+        budget_hourly: Some(0.5),
+        budget_daily: Some(0.1 + 0.2),
+        budget_monthly: Some(300.0),
+    };
+    let mut daily = new_key("k-daily", "one limit");
+    daily.limits = KeyLimits { budget_daily: Some(10.0), ..Default::default() };
+    let plain = new_key("k-plain", "no limits");
+
+    let mut inserted = Vec::new();
+    for key in [&all, &daily, &plain] {
+        let record = store.insert_key(key).await.expect("insert");
+        assert_eq!(record.limits, key.limits);
+        inserted.push(record);
+        next_ms().await;
+    }
+    // As listed, as polled, and as revoked: every path reads the column.
+    let listed = store.list_keys().await.expect("list");
+    assert_eq!(listed, inserted.iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!(store.keys_updated_since(0).await.expect("since 0"), inserted);
+    assert_eq!(listed[2].limits.budget_daily.map(f64::to_bits), Some((0.1f64 + 0.2).to_bits()));
+    let revoked = store.revoke_key("k-all").await.expect("revoke");
+    assert_eq!(revoked.limits, all.limits);
+
+    // A key without limits of its own stores NULL, not `{}`.
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM api_keys WHERE limits IS NULL").await, 1);
+
+    // Text this build cannot read is no error: the key reads with no limits of its own (it falls
+    // back to the configured ones). A field this build does not know is ignored.
+    db.execute("UPDATE api_keys SET limits = 'not json' WHERE id = 'k-all'").await;
+    db.execute("UPDATE api_keys SET limits = '{\"rpm\": \"fast\"}' WHERE id = 'k-daily'").await;
+    db.execute("UPDATE api_keys SET limits = '{\"rpm\": 5, \"burst\": 9}' WHERE id = 'k-plain'").await;
+    let limits: Vec<(String, KeyLimits)> =
+        store.list_keys().await.expect("list").into_iter().map(|k| (k.id, k.limits)).collect();
+    assert_eq!(
+        limits,
+        vec![
+            ("k-plain".into(), KeyLimits { rpm: Some(5), ..Default::default() }),
+            ("k-daily".into(), KeyLimits::default()),
+            ("k-all".into(), KeyLimits::default()),
+        ]
+    );
+    db.execute("UPDATE api_keys SET limits = '' WHERE id = 'k-plain'").await;
+    assert!(store.keys_updated_since(0).await.expect("poll").iter().all(|k| k.limits.is_empty()));
+}
+
+/// 10:00 UTC on 14 November 2023, in milliseconds: the start of an hour.
+const H0: i64 = 1_699_956_000_000;
+const HOUR: i64 = 3_600_000;
+const H1: i64 = H0 + HOUR;
+const H2: i64 = H1 + HOUR;
+
+/// A log row for the usage cases: who, what, when, and what it cost.
+#[allow(clippy::too_many_arguments)]
+fn used(
+    request_id: &str,
+    created_at: i64,
+    key: Option<&str>,
+    user: Option<&str>,
+    model: Option<&str>,
+    provider: Option<&str>,
+    status: u16,
+    tokens: Option<(u64, u64, u64)>,
+    cost_usd: Option<f64>,
+) -> RequestLogEntry {
+    RequestLogEntry {
+        user: user.map(str::to_string),
+        model: model.map(str::to_string),
+        provider: provider.map(str::to_string),
+        status,
+        prompt_tokens: tokens.map(|t| t.0),
+        completion_tokens: tokens.map(|t| t.1),
+        cached_tokens: tokens.map(|t| t.2),
+        cost_usd,
+        ..log(request_id, created_at, key)
+    }
+}
+
+/// Six requests over two hours, two keys (and their users), two models on two providers, and
+/// one request that never got as far as a key or a model. Costs are exact in binary, so sums
+/// compare exactly whatever order the database adds them in.
+fn two_hours_of_usage() -> Vec<RequestLogEntry> {
+    let (k1, alice, k2, bob) = (Some("k1"), Some("alice"), Some("k2"), Some("bob"));
+    let (gpt, openai, claude, anthropic) = (Some("gpt"), Some("openai"), Some("claude"), Some("anthropic"));
+    vec![
+        used("a1", H0 + 1, k1, alice, gpt, openai, 200, Some((10, 5, 2)), Some(0.25)),
+        used("a2", H1 - 1, k1, alice, claude, anthropic, 200, Some((20, 10, 0)), Some(0.5)),
+        used("a3", H1, k2, bob, gpt, openai, 499, Some((3, 1, 0)), Some(0.125)),
+        used("a4", H1 + 5, k2, bob, claude, anthropic, 400, None, None),
+        used("a5", H1 + 10, None, None, None, None, 401, None, None),
+        used("a6", H0 + 7, k1, alice, gpt, openai, 200, Some((100, 50, 40)), Some(1.0)),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    group: Option<&str>,
+    requests: u64,
+    errors: u64,
+    prompt: u64,
+    completion: u64,
+    cached: u64,
+    cost: f64,
+) -> StatsRow {
+    StatsRow {
+        group: group.map(str::to_string),
+        requests,
+        errors,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cached_tokens: cached,
+        cost_usd: cost,
+    }
+}
+
+async fn stats(
+    store: &dyn Store,
+    from_ms: i64,
+    to_ms: i64,
+    group_by: StatsGroup,
+    key_id: Option<&str>,
+) -> Vec<StatsRow> {
+    store
+        .usage_stats(&StatsQuery { from_ms, to_ms, group_by, key_id: key_id.map(str::to_string) })
+        .await
+        .expect("usage_stats")
+}
+
+async fn usage_is_summed_per_group(db: TestDb) {
+    let store = db.migrated().await;
+    let store = store.as_ref();
+    store.insert_logs(&two_hours_of_usage()).await.expect("insert");
+    let (from, to) = (H0, H2);
+
+    assert_eq!(
+        stats(store, from, to, StatsGroup::Key, None).await,
+        vec![
+            row(None, 1, 1, 0, 0, 0, 0.0),
+            row(Some("k1"), 3, 0, 130, 65, 42, 1.75),
+            row(Some("k2"), 2, 2, 3, 1, 0, 0.125),
+        ]
+    );
+    assert_eq!(
+        stats(store, from, to, StatsGroup::User, None).await,
+        vec![
+            row(None, 1, 1, 0, 0, 0, 0.0),
+            row(Some("alice"), 3, 0, 130, 65, 42, 1.75),
+            row(Some("bob"), 2, 2, 3, 1, 0, 0.125),
+        ]
+    );
+    assert_eq!(
+        stats(store, from, to, StatsGroup::Model, None).await,
+        vec![
+            row(None, 1, 1, 0, 0, 0, 0.0),
+            row(Some("claude"), 2, 1, 20, 10, 0, 0.5),
+            row(Some("gpt"), 3, 1, 113, 56, 42, 1.375),
+        ]
+    );
+    assert_eq!(
+        stats(store, from, to, StatsGroup::Provider, None).await,
+        vec![
+            row(None, 1, 1, 0, 0, 0, 0.0),
+            row(Some("anthropic"), 2, 1, 20, 10, 0, 0.5),
+            row(Some("openai"), 3, 1, 113, 56, 42, 1.375),
+        ]
+    );
+    let total = row(None, 6, 3, 133, 66, 42, 1.875);
+    assert_eq!(stats(store, from, to, StatsGroup::None, None).await, vec![total.clone()]);
+
+    // Per hour: the first holds k1's three requests (one in its last millisecond), the second
+    // the rest.
+    assert_eq!(stats(store, H0, H1, StatsGroup::None, None).await, vec![row(None, 3, 0, 130, 65, 42, 1.75)]);
+    assert_eq!(stats(store, H1, H2, StatsGroup::None, None).await, vec![row(None, 3, 3, 3, 1, 0, 0.125)]);
+
+    // One key's usage.
+    assert_eq!(
+        stats(store, from, to, StatsGroup::Model, Some("k2")).await,
+        vec![row(Some("claude"), 1, 1, 0, 0, 0, 0.0), row(Some("gpt"), 1, 1, 3, 1, 0, 0.125)]
+    );
+    assert!(stats(store, from, to, StatsGroup::Model, Some("nobody")).await.is_empty());
+
+    // The batch was summed before it was written: one aggregate row per hour and group, not
+    // one per request (a1 and a6 share theirs).
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM usage_hourly").await, 5);
+
+    // A later batch adds to the same hours.
+    store
+        .insert_logs(&[used(
+            "b1",
+            H0 + 100,
+            Some("k1"),
+            Some("alice"),
+            Some("gpt"),
+            Some("openai"),
+            503,
+            Some((1, 0, 0)),
+            Some(0.5),
+        )])
+        .await
+        .expect("insert more");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM usage_hourly").await, 5);
+    assert_eq!(
+        stats(store, from, to, StatsGroup::Key, Some("k1")).await,
+        vec![row(Some("k1"), 4, 1, 131, 65, 42, 2.25)]
+    );
+}
+
+async fn retried_batches_are_summed_once(db: TestDb) {
+    let store = db.migrated().await;
+    let store = store.as_ref();
+    let batch = two_hours_of_usage();
+    store.insert_logs(&batch).await.expect("insert");
+    let total = row(None, 6, 3, 133, 66, 42, 1.875);
+    let by_key = stats(store, H0, H2, StatsGroup::Key, None).await;
+
+    // The same batch again (the writer retrying after an ambiguous failure) changes nothing.
+    store.insert_logs(&batch).await.expect("retry");
+    assert_eq!(stats(store, H0, H2, StatsGroup::None, None).await, vec![total]);
+    assert_eq!(stats(store, H0, H2, StatsGroup::Key, None).await, by_key);
+
+    // A batch mixing a row already stored with new ones counts only the new ones; a request id
+    // repeated within a batch is stored, and counted, once (the first).
+    let mut again = batch[2].clone();
+    again.prompt_tokens = Some(1000);
+    let new = used("c1", H1 + 1, Some("k2"), Some("bob"), Some("gpt"), Some("openai"), 200, Some((7, 7, 7)), Some(2.0));
+    let mut repeated = new.clone();
+    repeated.cost_usd = Some(64.0);
+    store.insert_logs(&[again, new.clone(), repeated]).await.expect("mixed");
+    assert_eq!(stats(store, H0, H2, StatsGroup::None, None).await, vec![row(None, 7, 3, 140, 73, 49, 3.875)]);
+    let logs = all_logs(store, None).await;
+    assert_eq!(logs.len(), 7);
+    assert_eq!(logs.iter().find(|e| e.request_id == "c1"), Some(&new));
+
+    // Across statements: 600 rows, then 600 more of which the first 300 are stored already.
+    let many = |range: std::ops::Range<i64>| -> Vec<RequestLogEntry> {
+        range
+            .map(|i| used(&format!("m{i:04}"), H2 + i, Some("bulk"), None, None, None, 200, Some((1, 1, 0)), Some(0.5)))
+            .collect()
+    };
+    store.insert_logs(&many(0..600)).await.expect("600");
+    store.insert_logs(&many(300..900)).await.expect("600 more, half retried");
+    assert_eq!(
+        stats(store, H2, H2 + HOUR, StatsGroup::Key, None).await,
+        vec![row(Some("bulk"), 900, 0, 900, 900, 0, 450.0)]
+    );
+}
+
+async fn usage_ranges_cover_hours_starting_in_them(db: TestDb) {
+    let store = db.migrated().await;
+    let store = store.as_ref();
+    let at = |id: &str, ms: i64| used(id, ms, Some("k"), None, Some("m"), None, 200, Some((1, 0, 0)), None);
+    store
+        .insert_logs(&[
+            at("first-ms-of-h0", H0),
+            at("last-ms-of-h0", H1 - 1),
+            at("h1", H1),
+            at("last-ms-of-h2", H2 + HOUR - 1),
+        ])
+        .await
+        .expect("insert");
+    let requests = |from: i64, to: i64| async move {
+        let rows = stats(store, from, to, StatsGroup::None, None).await;
+        assert_eq!(rows.len(), 1, "no grouping, one row");
+        rows[0].requests
+    };
+    assert_eq!(requests(H0, H1).await, 2, "from is inclusive, to exclusive");
+    assert_eq!(requests(H1, H2).await, 1);
+    assert_eq!(requests(H1, H2 + 1).await, 2, "an hour starting before `to` counts whole");
+    assert_eq!(requests(H0 + 1, H2).await, 1, "an hour starting before `from` is left out whole");
+    assert_eq!(requests(H0 - HOUR, H2 + HOUR).await, 4);
+    assert_eq!(requests(H0, H0).await, 0, "an empty range still gives its one row");
+    assert_eq!(requests(H2, H0).await, 0);
+    assert!(stats(store, H0, H0, StatsGroup::Key, None).await.is_empty(), "but no groups");
+
+    // Hours are UTC and floor, also before 1970.
+    store.insert_logs(&[at("before-epoch", -1)]).await.expect("insert");
+    assert_eq!(requests(-HOUR, 0).await, 1);
+    assert_eq!(requests(-HOUR + 1, 1).await, 0);
+}
+
+async fn logs_written_before_usage_aggregates_are_summed_by_the_migration(db: TestDb) {
+    // The schema of the build before aggregates, with a log it wrote.
+    db.migrate_only(&["0001_", "0002_"]).await;
+    db.execute(
+        "INSERT INTO request_logs (request_id, created_at, key_id, endpoint, model, provider, stream, status, \
+         latency_ms, prompt_tokens, completion_tokens, cost_usd) VALUES \
+         ('old-1', 1699956000005, 'k1', 'chat.completions', 'gpt', 'openai', FALSE, 200, 9, 10, 5, 0.25), \
+         ('old-2', 1699956000006, 'k1', 'chat.completions', 'gpt', 'openai', TRUE, 502, 9, NULL, NULL, NULL), \
+         ('old-3', 1699959600000, NULL, 'chat.completions', NULL, NULL, FALSE, 401, 1, NULL, NULL, NULL)",
+    )
+    .await;
+    let store = db.migrated().await;
+    let store = store.as_ref();
+    assert_eq!(db.migration_rows().await, db.embedded_migrations());
+    assert_eq!(
+        stats(store, H0, H2, StatsGroup::Key, None).await,
+        vec![row(None, 1, 1, 0, 0, 0, 0.0), row(Some("k1"), 2, 1, 10, 5, 0, 0.25)]
+    );
+
+    // The old rows read with the new fields empty, and retrying them counts nothing again.
+    let old = all_logs(store, None).await;
+    assert_eq!((old[2].cached_tokens, old[2].cost_estimated, old[2].user.as_deref()), (None, false, None));
+    store.insert_logs(&old).await.expect("retry old rows");
+    assert_eq!(stats(store, H0, H2, StatsGroup::None, None).await, vec![row(None, 3, 2, 10, 5, 0, 0.25)]);
 }
 
 async fn routes_are_put_replaced_listed_and_deleted(db: TestDb) {
@@ -677,6 +1048,11 @@ store_suite!(
     logs_filter_by_key,
     log_fields_round_trip_exactly,
     log_attempts_round_trip_and_unreadable_ones_read_as_none,
+    key_limits_round_trip_and_unreadable_ones_read_as_none,
+    usage_is_summed_per_group,
+    retried_batches_are_summed_once,
+    usage_ranges_cover_hours_starting_in_them,
+    logs_written_before_usage_aggregates_are_summed_by_the_migration,
     routes_are_put_replaced_listed_and_deleted,
     route_changes_are_seen_by_polling,
     migrating_again_keeps_the_data,

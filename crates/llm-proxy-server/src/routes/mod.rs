@@ -8,6 +8,7 @@ pub mod logs;
 pub mod messages;
 pub mod models;
 pub mod providers;
+pub mod stats;
 
 use axum::http::HeaderMap;
 
