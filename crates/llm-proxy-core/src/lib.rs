@@ -7,8 +7,10 @@
 pub mod config;
 pub mod key_ring;
 pub mod known_provider;
+pub mod limits;
 pub mod log_writer;
 pub mod model_catalog;
+pub mod pricing;
 pub mod provider;
 pub mod request_log;
 pub mod routing;

@@ -14,6 +14,8 @@ pub mod error_kind {
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
     pub const UPSTREAM_PROTOCOL: &str = "upstream_protocol";
     pub const STREAM_INTERRUPTED: &str = "stream_interrupted";
+    /// A rate limit, budget or parallel-request cap of the gateway's refused it.
+    pub const RATE_LIMITED: &str = "rate_limited";
     /// Every deployment that could serve it had its circuit breaker open.
     pub const UPSTREAM_UNAVAILABLE: &str = "upstream_unavailable";
     pub const CLIENT_DISCONNECT: &str = "client_disconnect";

@@ -51,6 +51,7 @@ pub struct Shared {
     /// reload never changes a model under a request in flight.
     pub live: ArcSwap<Live>,
     pub route_inputs: RouteInputs,
+    pub accounting: crate::accounting::Accounting,
     pub keys: Arc<KeyRing>,
     pub store: Arc<dyn Store>,
     pub logs: LogSink,

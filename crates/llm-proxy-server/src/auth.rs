@@ -26,6 +26,14 @@ impl Principal {
         }
     }
 
+    /// The user a virtual key belongs to.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Self::Master => None,
+            Self::Key(k) => k.user.as_deref(),
+        }
+    }
+
     /// Whether this caller may use the route `name` (a key's model list names routes by name).
     pub fn allows_route(&self, name: &str) -> bool {
         match self {

@@ -63,6 +63,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Look up prices and context windows in the pricing registry (with the config's overrides).
+    Models {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Part of a `provider/model` name, e.g. `gpt-4o` or `anthropic/`; empty lists all.
+        query: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +218,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_tracing(&config.log_level);
             runtime(Some(1))?.block_on(async { serve::open_store(&config).await.map(|_| ()) })?;
             println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models { config, query } => {
+            let config = load(&config, &Overrides::default())?;
+            let overrides = match &config.pricing.overrides_file {
+                None => None,
+                Some(p) => Some(read_file(Path::new(p))?),
+            };
+            let table = llm_proxy_core::pricing::PricingSource::initial(overrides.as_deref())
+                .map_err(|e| anyhow::anyhow!("pricing: {e}"))?;
+            let rows = table.search(query.as_deref().unwrap_or(""));
+            if rows.is_empty() {
+                eprintln!("no model in the registry matches {:?}", query.unwrap_or_default());
+                return Ok(ExitCode::FAILURE);
+            }
+            print!("{}", llm_proxy_core::pricing::format_table(&rows));
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { config, command } => {

@@ -43,8 +43,9 @@ pub async fn deliver(
             if let Some(u) = done.usage {
                 meter.usage(u);
             }
+            let cost = meter.cost_usd();
             meter.succeed(200);
-            relay::json_response(done.body)
+            with_cost(relay::json_response(done.body), cost)
         }
         ChatOutput::Stream(chunks) => {
             let wants_usage = match client {
@@ -65,8 +66,9 @@ pub async fn deliver(
             if let Some(u) = answer.usage {
                 meter.usage(u);
             }
+            let cost = meter.cost_usd();
             meter.succeed(200);
-            relay::json_response(Bytes::from(body.to_string()))
+            with_cost(relay::json_response(Bytes::from(body.to_string())), cost)
         }
         ChatOutput::UnifiedStream(events) => {
             let encoder: Box<dyn StreamEncoder> = match client {
@@ -79,6 +81,17 @@ pub async fn deliver(
             relay::sse_response(translate::encode_stream(events, encoder), meter, true, protocol, provider, state).await
         }
     }
+}
+
+/// `x-llm-proxy-cost`: what the request cost in USD, for answers whose usage is known when the
+/// headers go out (not streams).
+pub fn with_cost(mut resp: Response, cost: Option<f64>) -> Response {
+    if let Some(usd) = cost
+        && let Ok(v) = axum::http::HeaderValue::from_str(&format!("{usd:.8}"))
+    {
+        resp.headers_mut().insert("x-llm-proxy-cost", v);
+    }
+    resp
 }
 
 fn now_secs() -> i64 {

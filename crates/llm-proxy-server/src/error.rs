@@ -24,11 +24,31 @@ pub struct ApiError {
     /// Low-cardinality reason for the request log and metrics.
     pub log_kind: &'static str,
     pub retry_after: Option<String>,
+    /// Extra response headers (`x-ratelimit-*` on a refusal).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, log_kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into(), param: None, code: None, log_kind, retry_after: None }
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+            log_kind,
+            retry_after: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A rate limit or budget of the gateway's own refused the request.
+    pub fn rate_limited(message: &str, code: &str, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs.max(1).to_string()),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", error_kind::RATE_LIMITED, message)
+                .with_code(code)
+        }
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
@@ -302,6 +322,7 @@ impl ApiError {
         if let Some(v) = self.retry_after.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
             resp.headers_mut().insert("retry-after", v);
         }
+        crate::accounting::apply_headers(&mut resp, &self.headers);
         if self.status == StatusCode::PAYLOAD_TOO_LARGE || self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body was never read, so the connection cannot carry another request.
             resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));

@@ -3,11 +3,13 @@
 //! This is the top layer: it wires `llm-proxy-core` to the provider adapters and the store and
 //! owns everything HTTP. `app::app` builds the router without a socket, so tests can drive it.
 
+pub mod accounting;
 pub mod app;
 pub mod attempts;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod cluster;
 pub mod deliver;
 pub mod dispatch;
 pub mod error;

@@ -10,6 +10,8 @@ use llm_proxy_core::provider::TokenUsage;
 use llm_proxy_core::request_log::{AttemptRecord, RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text, error_kind};
 use llm_proxy_core::shared_state::InFlightGuard;
 
+use crate::accounting::Admission;
+
 use crate::error::ApiError;
 
 /// Longest model name and error message kept in a log row; clients choose both.
@@ -23,6 +25,14 @@ pub struct RequestMeter {
     usage: Option<TokenUsage>,
     /// The serving deployment's in-flight slot, released when the request is recorded.
     in_flight: Option<InFlightGuard>,
+    /// Reservations and the price table; settled when the request is recorded.
+    admission: Option<Admission>,
+    /// The request body, kept (a reference count, not a copy) to count its tokens locally should
+    /// the upstream report none.
+    body: Option<bytes::Bytes>,
+    /// Content chunks streamed to the client: roughly one token each, the completion estimate
+    /// when the upstream reports no usage.
+    content_chunks: u64,
     recorded: bool,
 }
 
@@ -39,6 +49,9 @@ impl RequestMeter {
             },
             usage: None,
             in_flight: None,
+            admission: None,
+            body: None,
+            content_chunks: 0,
             recorded: false,
         }
     }
@@ -65,6 +78,31 @@ impl RequestMeter {
 
     pub fn set_attempts(&mut self, attempts: Vec<AttemptRecord>) {
         self.entry.attempts = attempts;
+    }
+
+    pub fn admit(&mut self, admission: Admission) {
+        self.admission = Some(admission);
+    }
+
+    pub fn keep_body(&mut self, body: bytes::Bytes) {
+        self.body = Some(body);
+    }
+
+    /// The key's user, for the log and per-user stats.
+    pub fn set_user(&mut self, user: Option<&str>) {
+        self.entry.user = user.map(String::from);
+    }
+
+    /// A content chunk went to the client.
+    pub fn content_chunk(&mut self) {
+        self.content_chunks += 1;
+    }
+
+    /// The cost of the usage reported so far at the serving deployment's price.
+    pub fn cost_usd(&self) -> Option<f64> {
+        let (a, u) = (self.admission.as_ref()?, self.usage.as_ref()?);
+        let price = a.price(self.entry.provider.as_deref()?, self.entry.upstream_model.as_deref()?)?;
+        Some(llm_proxy_core::pricing::cost(price, u).usd)
     }
 
     /// Keeps the deployment's in-flight slot until the request ends.
@@ -101,8 +139,39 @@ impl RequestMeter {
         let mut entry = std::mem::take(&mut self.entry);
         entry.status = status;
         entry.latency_ms = self.started.elapsed().as_millis() as u64;
+        // No usage from the upstream although an answer (or part of one) went out: count locally.
+        if self.usage.is_none() && self.content_chunks > 0 {
+            let prompt = self.body.as_deref().map(estimate_prompt_tokens).unwrap_or(0);
+            self.usage = Some(TokenUsage {
+                prompt_tokens: prompt,
+                completion_tokens: self.content_chunks,
+                ..Default::default()
+            });
+            entry.cost_estimated = true;
+        }
         entry.prompt_tokens = self.usage.map(|u| u.prompt_tokens);
         entry.completion_tokens = self.usage.map(|u| u.completion_tokens);
+        if let Some(u) = self.usage {
+            entry.cached_tokens = Some(u.cached_tokens).filter(|n| *n > 0);
+            entry.cache_write_tokens = Some(u.cache_write_tokens).filter(|n| *n > 0);
+            entry.reasoning_tokens = Some(u.reasoning_tokens).filter(|n| *n > 0);
+        }
+        let mut cost_micros = 0;
+        if let Some(admission) = self.admission.as_mut() {
+            let cost = match (&self.usage, entry.provider.as_deref(), entry.upstream_model.as_deref()) {
+                (Some(u), Some(p), Some(m)) => {
+                    admission.price(p, m).map(|price| llm_proxy_core::pricing::cost(price, u))
+                }
+                _ => None,
+            };
+            if let Some(c) = cost {
+                entry.cost_usd = Some(c.usd);
+                cost_micros = c.micros;
+            }
+            let tokens = self.usage.map_or(0, |u| u.prompt_tokens + u.completion_tokens);
+            admission.settle(tokens, cost_micros);
+        }
+        self.admission = None;
         entry.error_kind = kind.map(String::from);
         entry.error_message = message.map(|m| clean_text(&m, MAX_MESSAGE_CHARS));
         self.sink.record(entry);
@@ -119,4 +188,29 @@ impl Drop for RequestMeter {
             );
         }
     }
+}
+
+/// Prompt tokens of a request body counted with `o200k_base`: the text of every `content`,
+/// `text` and `system` string in it (either protocol's shape), plus a little framing per message.
+fn estimate_prompt_tokens(body: &[u8]) -> u64 {
+    fn walk(v: &serde_json::Value, key: Option<&str>, out: &mut u64) {
+        match v {
+            serde_json::Value::String(s) if matches!(key, Some("content" | "text" | "system" | "arguments")) => {
+                *out += llm_proxy_core::token_estimate::count_text(s);
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, key, out)),
+            serde_json::Value::Object(m) => {
+                if m.contains_key("role") {
+                    *out += 3;
+                }
+                m.iter().for_each(|(k, v)| walk(v, Some(k), out));
+            }
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        walk(&v, None, &mut n);
+    }
+    n
 }

@@ -133,7 +133,10 @@ impl Relay {
                 match chunk.kind {
                     ChunkKind::Hidden => return,
                     ChunkKind::UsageOnly if !self.client_wants_usage => return,
-                    ChunkKind::Content => meter.first_token(),
+                    ChunkKind::Content => {
+                        meter.first_token();
+                        meter.content_chunk();
+                    }
                     ChunkKind::UsageOnly | ChunkKind::Meta => {}
                 }
                 push_event(out, chunk.event.as_deref(), &chunk.data);

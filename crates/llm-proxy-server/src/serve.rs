@@ -21,8 +21,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounting::Accounting;
 use crate::app::{AppState, Live, RouteInputs, Shared, app};
 use crate::{health_check, route_sync};
+use llm_proxy_core::pricing::PricingSource;
+use llm_proxy_core::shared_state::{Counters, LocalCounters};
 use llm_proxy_core::shared_state::{LocalState, SharedState};
 
 /// How long the log writer keeps retrying a failing database at shutdown.
@@ -69,9 +72,15 @@ pub async fn run(
     let route_inputs = RouteInputs::new(&config, shared_state);
     let (stored_routes, routes_since) = route_sync::load(store.as_ref()).await.context("loading stored routes")?;
     let live = Live::build(&config, &http, &route_inputs, &stored_routes)?;
+    let counters = counters(&config).await?;
+    let overrides = pricing_overrides(&config)?;
+    let prices = PricingSource::initial(overrides.as_deref()).map_err(|e| anyhow::anyhow!("pricing: {e}"))?;
+    let (accounting, settles) = Accounting::new(&config, counters.clone(), prices);
+    tracker.spawn(Accounting::settle_worker(counters, settles));
     let state = AppState(Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
         route_inputs,
+        accounting,
         keys: keys.clone(),
         store,
         logs: logs.clone(),
@@ -82,6 +91,9 @@ pub async fn run(
     }));
 
     tracker.spawn(route_sync::poll(state.0.clone(), routes_since, stop.clone()));
+    if let Some(url) = config.pricing.refresh_url.clone().filter(|u| !u.trim().is_empty()) {
+        tracker.spawn(refresh_prices(state.0.clone(), http.clone(), url, config.clone(), stop.clone()));
+    }
     if config.health_check.enabled {
         tracker.spawn(health_check::run(state.0.clone(), config.health_check.clone(), stop.clone()));
     }
@@ -137,6 +149,55 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The counters behind limits and budgets: in-process, or shared on Redis in cluster mode.
+async fn counters(config: &Config) -> anyhow::Result<Arc<dyn Counters>> {
+    let local: Arc<dyn Counters> = Arc::new(LocalCounters::new());
+    match &config.redis_url {
+        None => Ok(local),
+        Some(url) => crate::cluster::redis_counters(url.expose_secret(), local).await,
+    }
+}
+
+/// The operator's price overrides file, read once at start (and again at every refresh).
+fn pricing_overrides(config: &Config) -> anyhow::Result<Option<String>> {
+    match &config.pricing.overrides_file {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(path)
+            .map(Some)
+            .with_context(|| format!("reading the pricing overrides file {path}")),
+    }
+}
+
+/// Largest pricing registry accepted from `pricing.refresh_url`.
+const MAX_PRICING_BYTES: usize = 32 * 1024 * 1024;
+
+/// Fetches the pricing registry every `pricing.refresh_hours`; a failure keeps the last good table.
+async fn refresh_prices(state: Arc<Shared>, http: HttpClient, url: String, config: Config, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(config.pricing.refresh_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let body = match http.fetch_text(&url, MAX_PRICING_BYTES, Duration::from_secs(60)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "pricing refresh failed; keeping the current prices");
+                continue;
+            }
+        };
+        let overrides = pricing_overrides(&config).ok().flatten();
+        match PricingSource::prepare(&body, overrides.as_deref()) {
+            Ok(table) => {
+                tracing::info!(models = table.len(), "pricing registry refreshed");
+                state.accounting.prices.store(Arc::new(table));
+            }
+            Err(e) => tracing::warn!(error = %e, "pricing refresh rejected; keeping the current prices"),
+        }
+    }
 }
 
 fn announce(config: &Config, addr: std::net::SocketAddr, keys: usize) {

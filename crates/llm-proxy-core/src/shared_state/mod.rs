@@ -12,6 +12,7 @@
 //! looks anything up by key.
 
 mod counters;
+mod local_counters;
 mod local_health;
 mod local_state;
 
@@ -24,6 +25,7 @@ use serde::{Serialize, Serializer};
 
 use crate::config::BreakerConfig;
 
+pub use local_counters::LocalCounters;
 pub use local_health::LocalHealth;
 pub use local_state::LocalState;
 

@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use crate::app::RequestId;
 use crate::app::{AppState, Live};
+use crate::auth::Principal;
 use crate::body::read_limited;
 use crate::deliver::ClientSide;
 use crate::dispatch::{Resolution, resolve};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
-use crate::routes::chat_call::serve_chat;
+use crate::routes::chat_call::{Sizing, serve_chat};
 use crate::routes::{authenticate, decode_body};
 
 pub async fn chat_completions(
@@ -27,15 +28,18 @@ pub async fn chat_completions(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
     // Taking the request whole avoids the header-map copy a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
-    let (live, resolution, request) = match prepare(&state, &parts.headers, body, &mut meter).await {
-        Ok(p) => p,
-        Err(e) => {
-            meter.fail(&e);
-            return e.into_response();
-        }
-    };
+    let (principal, live, resolution, request, body_bytes) =
+        match prepare(&state, &parts.headers, body, &mut meter).await {
+            Ok(p) => p,
+            Err(e) => {
+                meter.fail(&e);
+                return e.into_response();
+            }
+        };
     let client = ClientSide::OpenAi { include_usage: request.wants_stream_usage() };
-    serve_chat(&state, meter, live, resolution, ChatInput::OpenAi(request), &parts.headers, client).await
+    let sizing = Sizing { body_bytes, max_tokens: request.max_completion_tokens.or(request.max_tokens) };
+    serve_chat(&state, meter, &principal, live, resolution, ChatInput::OpenAi(request), &parts.headers, client, sizing)
+        .await
 }
 
 async fn prepare(
@@ -43,10 +47,11 @@ async fn prepare(
     headers: &HeaderMap,
     body: Body,
     meter: &mut RequestMeter,
-) -> Result<(Arc<Live>, Resolution, ChatCompletionRequest), ApiError> {
+) -> Result<(Principal, Arc<Live>, Resolution, ChatCompletionRequest, usize), ApiError> {
     let principal = authenticate(state, headers, meter)?;
     let bytes = state.unless_cut(read_limited(headers, body, state.max_body_bytes)).await?;
     let request: ChatCompletionRequest = decode_body(&bytes)?;
+    meter.keep_body(bytes.clone());
     meter.set_model(&request.model, request.is_stream());
     if request.messages.is_empty() {
         return Err(
@@ -54,5 +59,5 @@ async fn prepare(
         );
     }
     let (live, resolution) = resolve(state, &principal, &request.model, meter)?;
-    Ok((live, resolution, request))
+    Ok((principal, live, resolution, request, bytes.len()))
 }

@@ -8,8 +8,10 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use llm_proxy_core::provider::{ChatInput, Provider, ProviderError};
 
+use crate::accounting::apply_headers;
 use crate::app::{Live, Shared};
 use crate::attempts::{self, Candidate};
+use crate::auth::Principal;
 use crate::deliver::{ClientSide, deliver};
 use crate::dispatch::{self, Resolution};
 use crate::error::ApiError;
@@ -18,16 +20,27 @@ use crate::meter::RequestMeter;
 /// A model named directly has one attempt, bounded by the upstream timeouts alone.
 pub const NO_ROUTE_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
+/// What admission needs to know about the request besides its model.
+pub struct Sizing {
+    /// Bytes of the request body, for the token reservation.
+    pub body_bytes: usize,
+    pub max_tokens: Option<u64>,
+}
+
+#[allow(clippy::too_many_arguments)] // one call site per protocol; a struct would only rename these
 pub async fn serve_chat(
     state: &Shared,
     mut meter: RequestMeter,
+    principal: &Principal,
     live: Arc<Live>,
     resolution: Resolution,
     input: ChatInput,
     headers: &HeaderMap,
     client: ClientSide,
+    sizing: Sizing,
 ) -> Response {
     let protocol = client.protocol();
+    let model = input_model(&input);
     let plan = match dispatch::plan(&live, resolution, Some(&input), headers, NO_ROUTE_DEADLINE).await {
         Ok(p) => p,
         Err(e) => {
@@ -35,6 +48,21 @@ pub async fn serve_chat(
             return e.into_response_for(protocol);
         }
     };
+    let (provider, upstream) =
+        plan.attempts.first().map(|c| (c.provider_name.clone(), c.upstream_model.clone())).unwrap_or_default();
+    let admission = match state
+        .accounting
+        .admit(principal, &model, &provider, &upstream, sizing.body_bytes, sizing.max_tokens)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            meter.fail(&e);
+            return e.into_response_for(protocol);
+        }
+    };
+    let limit_headers = admission.headers.clone();
+    meter.admit(admission);
     let mut input = Some(input);
     let call = |c: &Candidate, last: bool| {
         // Only an attempt that may be followed by another needs its own copy of the request.
@@ -56,15 +84,28 @@ pub async fn serve_chat(
     match result {
         Err(e) => {
             meter.fail(&e);
-            with_served_by(e.into_response_for(protocol), None, count)
+            let mut resp = with_served_by(e.into_response_for(protocol), None, count);
+            apply_headers(&mut resp, &limit_headers);
+            resp
         }
         Ok(served) => {
             let c = served.candidate;
             meter.set_deployment(&c.provider_name, &c.upstream_model);
             meter.hold(served.in_flight);
             let resp = deliver(served.value, meter, client, &c.upstream_model, &c.provider_name, state).await;
-            with_served_by(resp, Some(&c), count)
+            let mut resp = with_served_by(resp, Some(&c), count);
+            apply_headers(&mut resp, &limit_headers);
+            resp
         }
+    }
+}
+
+/// The model as the client named it (limits per model use that name).
+fn input_model(input: &ChatInput) -> String {
+    match input {
+        ChatInput::OpenAi(r) => r.model.clone(),
+        ChatInput::Anthropic(r) => r.model.clone(),
+        ChatInput::Unified(r) => r.model.clone(),
     }
 }
 

@@ -26,6 +26,7 @@ pub async fn embeddings(
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let mut count = 0;
+    let mut limit_headers = Vec::new();
     let mut by: Option<Candidate> = None;
     let result = async {
         let principal = authenticate(&state, &headers, &mut meter)?;
@@ -45,6 +46,12 @@ pub async fn embeddings(
         }
         let (live, resolution) = resolve(&state, &principal, &request.model, &mut meter)?;
         let plan = plan(&live, resolution, None, &headers, NO_ROUTE_DEADLINE).await?;
+        let (provider, upstream) =
+            plan.attempts.first().map(|c| (c.provider_name.clone(), c.upstream_model.clone())).unwrap_or_default();
+        let admission =
+            state.accounting.admit(&principal, &request.model, &provider, &upstream, bytes.len(), Some(0)).await?;
+        limit_headers = admission.headers.clone();
+        meter.admit(admission);
         let mut request = Some(request);
         let call = |c: &Candidate, last: bool| {
             let request = if last { request.take() } else { request.clone() };
@@ -80,5 +87,7 @@ pub async fn embeddings(
             e.into_response()
         }
     };
-    with_served_by(resp, by.as_ref(), count)
+    let mut resp = with_served_by(resp, by.as_ref(), count);
+    crate::accounting::apply_headers(&mut resp, &limit_headers);
+    resp
 }

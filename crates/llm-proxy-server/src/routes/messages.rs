@@ -14,13 +14,13 @@ use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::anthropic::MessagesRequest;
 
 use crate::app::{AppState, Live, RequestId, Shared};
-use crate::auth::anthropic_key;
+use crate::auth::{Principal, anthropic_key};
 use crate::body::read_limited;
 use crate::deliver::ClientSide;
 use crate::dispatch::{Resolution, plan, resolve};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
-use crate::routes::chat_call::{NO_ROUTE_DEADLINE, serve_chat};
+use crate::routes::chat_call::{NO_ROUTE_DEADLINE, Sizing, serve_chat};
 use crate::routes::decode_body;
 
 pub async fn messages(
@@ -30,15 +30,17 @@ pub async fn messages(
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "messages");
     let (parts, body) = request.into_parts();
-    let (live, resolution, request) = match prepare(&state, &parts.headers, body, &mut meter, true).await {
-        Ok(p) => p,
-        Err(e) => {
-            meter.fail(&e);
-            return e.into_response_for(WireProtocol::Anthropic);
-        }
-    };
-    serve_chat(&state, meter, live, resolution, ChatInput::Anthropic(request), &parts.headers, ClientSide::Anthropic)
-        .await
+    let (principal, live, resolution, request, body_bytes) =
+        match prepare(&state, &parts.headers, body, &mut meter, true).await {
+            Ok(p) => p,
+            Err(e) => {
+                meter.fail(&e);
+                return e.into_response_for(WireProtocol::Anthropic);
+            }
+        };
+    let sizing = Sizing { body_bytes, max_tokens: request.max_tokens };
+    let input = ChatInput::Anthropic(request);
+    serve_chat(&state, meter, &principal, live, resolution, input, &parts.headers, ClientSide::Anthropic, sizing).await
 }
 
 /// Input tokens of a request as the upstream counts them (Anthropic, Gemini), or estimated with
@@ -51,7 +53,7 @@ pub async fn count_tokens(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "messages.count_tokens");
     let (parts, body) = request.into_parts();
     let result = async {
-        let (live, resolution, request) = prepare(&state, &parts.headers, body, &mut meter, false).await?;
+        let (_, live, resolution, request, _) = prepare(&state, &parts.headers, body, &mut meter, false).await?;
         let input = ChatInput::Anthropic(request);
         let plan = plan(&live, resolution, Some(&input), &parts.headers, NO_ROUTE_DEADLINE).await?;
         let target = plan.attempts.into_iter().next().ok_or_else(ApiError::internal)?;
@@ -94,11 +96,13 @@ async fn prepare(
     body: Body,
     meter: &mut RequestMeter,
     generating: bool,
-) -> Result<(Arc<Live>, Resolution, MessagesRequest), ApiError> {
+) -> Result<(Principal, Arc<Live>, Resolution, MessagesRequest, usize), ApiError> {
     let principal = state.authenticate(anthropic_key(headers))?;
     meter.set_key(principal.key_id());
+    meter.set_user(principal.user());
     let bytes = state.unless_cut(read_limited(headers, body, state.max_body_bytes)).await?;
     let request: MessagesRequest = decode_body(&bytes)?;
+    meter.keep_body(bytes.clone());
     meter.set_model(&request.model, request.is_stream());
     if generating && request.max_tokens.is_none() {
         // Anthropic requires it; accepting its absence here would make clients non-portable.
@@ -110,5 +114,5 @@ async fn prepare(
         );
     }
     let (live, resolution) = resolve(state, &principal, &request.model, meter)?;
-    Ok((live, resolution, request))
+    Ok((principal, live, resolution, request, bytes.len()))
 }

@@ -25,6 +25,7 @@ pub(crate) fn authenticate(
 ) -> Result<Principal, ApiError> {
     let principal = state.authenticate(bearer(headers))?;
     meter.set_key(principal.key_id());
+    meter.set_user(principal.user());
     Ok(principal)
 }
 

@@ -1,0 +1,206 @@
+//! Limits, budgets and cost on the request path: admission before the upstream call (parallel
+//! slot, then one atomic check-and-reserve over every rate limit and budget the request is subject
+//! to), pricing from the registry, and settling the reservations after the answer — off the request
+//! path, through a queue.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::http::{HeaderName, HeaderValue};
+use llm_proxy_core::config::{BudgetConfig, Config, RateLimitConfig};
+use llm_proxy_core::limits::{
+    Budgets, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard, headers, limits,
+    refusal, settles_for,
+};
+use llm_proxy_core::pricing::{ModelPrice, PriceTable, estimate_max};
+use llm_proxy_core::shared_state::{Counters, Settle};
+use tokio::sync::mpsc;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+/// Settles waiting to be applied; past this they are dropped (and counted), never blocking a request.
+const SETTLE_QUEUE: usize = 65_536;
+
+pub struct Accounting {
+    pub counters: Arc<dyn Counters>,
+    pub policy: LimitPolicy,
+    pub prices: ArcSwap<PriceTable>,
+    pub slots: ParallelSlots,
+    settles: mpsc::Sender<Vec<Settle>>,
+    /// Whether the config sets any limit or budget: when not, only keys with their own pay for
+    /// admission.
+    configured: bool,
+}
+
+fn rates(c: &RateLimitConfig) -> RateLimits {
+    RateLimits {
+        requests_per_minute: c.requests_per_minute,
+        tokens_per_minute: c.tokens_per_minute,
+        max_parallel: c.max_parallel,
+    }
+}
+
+fn budgets(c: &BudgetConfig) -> Budgets {
+    Budgets { hourly: c.hourly_limit, daily: c.daily_limit, monthly: c.monthly_limit }
+}
+
+impl Accounting {
+    pub fn new(
+        config: &Config,
+        counters: Arc<dyn Counters>,
+        prices: PriceTable,
+    ) -> (Self, mpsc::Receiver<Vec<Settle>>) {
+        let rl = &config.rate_limits;
+        let cb = &config.cost_budget;
+        let policy = LimitPolicy {
+            defaults: rates(&rl.per_key),
+            per_user: rl.per_user.as_ref().map(rates).unwrap_or_default(),
+            per_model: rl.per_model.iter().map(|(m, r)| (m.clone(), rates(r))).collect(),
+            global_budget: budgets(&cb.global),
+            user_budget: cb.per_user.as_ref().map(budgets).unwrap_or_default(),
+        };
+        let configured = policy.defaults != RateLimits::default()
+            || policy.per_user != RateLimits::default()
+            || !policy.per_model.is_empty()
+            || policy.global_budget != Budgets::default()
+            || policy.user_budget != Budgets::default();
+        let (tx, rx) = mpsc::channel(SETTLE_QUEUE);
+        let me = Self {
+            counters,
+            policy,
+            prices: ArcSwap::from_pointee(prices),
+            slots: ParallelSlots::new(),
+            settles: tx,
+            configured,
+        };
+        (me, rx)
+    }
+
+    /// Applies settles as they come, until the queue closes.
+    pub async fn settle_worker(counters: Arc<dyn Counters>, mut rx: mpsc::Receiver<Vec<Settle>>) {
+        while let Some(batch) = rx.recv().await {
+            counters.settle(&batch).await;
+        }
+    }
+
+    /// Checks and reserves everything `principal` is subject to for one request to `model`, served
+    /// first by `provider`/`upstream_model`. `prompt_bytes` and `max_tokens` size the reservation.
+    pub async fn admit(
+        &self,
+        principal: &Principal,
+        model: &str,
+        provider: &str,
+        upstream_model: &str,
+        prompt_bytes: usize,
+        max_tokens: Option<u64>,
+    ) -> Result<Admission, ApiError> {
+        let prices = self.prices.load_full();
+        let key = match principal {
+            Principal::Key(k) => Some(k.as_ref()),
+            Principal::Master => None,
+        };
+        let key_limits = key.map(|k| &k.limits).filter(|l| !l.is_empty());
+        if !self.configured && key_limits.is_none() {
+            return Ok(Admission::unlimited(prices, None));
+        }
+        // A cheap estimate: about four bytes of JSON per token. It is only a reservation;
+        // settling replaces it with the real count.
+        let prompt_estimate = (prompt_bytes / 4) as u64;
+        let price = prices.lookup(provider, upstream_model).cloned();
+        let facts = RequestFacts {
+            key_id: key.map(|k| k.id.as_str()),
+            key_limits,
+            user: key.and_then(|k| k.user.as_deref()),
+            model,
+            deployment: None,
+            deployment_limits: None,
+            estimated_tokens: prompt_estimate + max_tokens.unwrap_or(0),
+            estimated_cost_micros: price.as_ref().map_or(0, |p| estimate_max(p, prompt_estimate, max_tokens)),
+            now_ms: llm_proxy_core::now_ms().max(0) as u64,
+        };
+        let slot = match (self.policy.max_parallel(&facts), facts.key_id) {
+            (Some(max), Some(id)) => match self.slots.try_acquire(id, max) {
+                Some(g) => Some(g),
+                None => return Err(refused(&Refusal::parallel(max), Vec::new())),
+            },
+            _ => None,
+        };
+        let specs = self.policy.limits_for(&facts);
+        if specs.is_empty() {
+            return Ok(Admission::unlimited(prices, slot));
+        }
+        let acquired = self.counters.acquire(&limits(&specs)).await;
+        if acquired.local_fallback {
+            tracing::debug!("limits checked locally: the shared counter store is unreachable");
+        }
+        let headers = headers(&specs, &acquired);
+        if !acquired.allowed {
+            let why = refusal(&specs, &acquired).unwrap_or_else(|| Refusal::parallel(0));
+            return Err(refused(&why, headers));
+        }
+        Ok(Admission { specs, headers, slot, prices, settles: Some(self.settles.clone()) })
+    }
+}
+
+fn refused(why: &Refusal, headers: Vec<(&'static str, String)>) -> ApiError {
+    let mut e = ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after_secs);
+    e.headers = headers;
+    e
+}
+
+/// What admission granted a request, carried by its meter until it is recorded.
+pub struct Admission {
+    specs: Vec<LimitSpec>,
+    /// `x-ratelimit-*` for the response.
+    pub headers: Vec<(&'static str, String)>,
+    /// Released when the request ends, however it ends.
+    slot: Option<SlotGuard>,
+    /// The price table this request is priced with (one snapshot for the whole request).
+    pub prices: Arc<PriceTable>,
+    settles: Option<mpsc::Sender<Vec<Settle>>>,
+}
+
+impl Admission {
+    /// Nothing reserved: priced only.
+    fn unlimited(prices: Arc<PriceTable>, slot: Option<SlotGuard>) -> Self {
+        Self { specs: Vec::new(), headers: Vec::new(), slot, prices, settles: None }
+    }
+
+    pub fn price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
+        self.prices.lookup(provider, model)
+    }
+
+    /// Turns the reservations into the real figures; queued, never waited for.
+    pub fn settle(&mut self, tokens: u64, cost_micros: u64) {
+        self.slot = None;
+        if self.specs.is_empty() {
+            return;
+        }
+        let batch = settles_for(&self.specs, tokens, cost_micros);
+        self.specs.clear();
+        if let Some(tx) = &self.settles
+            && !batch.is_empty()
+            && tx.try_send(batch).is_err()
+        {
+            tracing::warn!("settle queue full; a reservation stands until its window ends");
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // A request dropped without settling (it never reached its meter's record) gives back
+        // everything it reserved.
+        self.settle(0, 0);
+    }
+}
+
+/// Adds `headers` to a response.
+pub fn apply_headers(resp: &mut axum::response::Response, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+}
