@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
 use llm_proxy_core::config::{BudgetConfig, Config, RateLimitConfig};
 use llm_proxy_core::limits::{
-    Budgets, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard, headers, limits,
-    refusal, settles_for,
+    Budgets, IpLimiter, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard, headers,
+    limits, refusal, settles_for,
 };
 use llm_proxy_core::pricing::{ModelPrice, PriceTable, estimate_max};
 use llm_proxy_core::shared_state::{Counters, Settle};
@@ -27,6 +27,9 @@ pub struct Accounting {
     pub policy: LimitPolicy,
     pub prices: ArcSwap<PriceTable>,
     pub slots: ParallelSlots,
+    /// `rate_limits.per_ip_requests_per_minute`, and its counter (per instance).
+    pub ip_rpm: Option<u64>,
+    pub ip: IpLimiter,
     settles: mpsc::Sender<Vec<Settle>>,
     /// Whether the config sets any limit or budget: when not, only keys with their own pay for
     /// admission.
@@ -71,6 +74,8 @@ impl Accounting {
             policy,
             prices: ArcSwap::from_pointee(prices),
             slots: ParallelSlots::new(),
+            ip_rpm: rl.per_ip_requests_per_minute,
+            ip: IpLimiter::new(),
             settles: tx,
             configured,
         };

@@ -175,7 +175,34 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
+/// The per-IP limit, in front of authentication so unauthenticated floods are cut cheaply. It
+/// counts per instance and leaves no log row (a refused flood must not write to the database).
+async fn per_ip_limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (Some(rpm), true) = (state.accounting.ip_rpm, req.uri().path().starts_with("/v1/")) else {
+        return next.run(req).await;
+    };
+    let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if let Some(ip) = ip
+        && let Err(wait) = state.accounting.ip.check(ip, rpm)
+    {
+        let why = llm_proxy_core::limits::Refusal::ip(rpm, wait);
+        let err = ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after_secs);
+        let protocol = if req.uri().path().starts_with("/v1/messages") {
+            llm_proxy_core::unified::WireProtocol::Anthropic
+        } else {
+            llm_proxy_core::unified::WireProtocol::OpenAi
+        };
+        return err.into_response_for(protocol);
+    }
+    next.run(req).await
+}
+
 pub fn app(state: AppState) -> Router {
+    let ip_limit = middleware::from_fn_with_state(state.clone(), per_ip_limit);
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/messages", post(routes::messages::messages))
@@ -192,6 +219,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
+        .layer(ip_limit)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(request_id))

@@ -110,7 +110,9 @@ pub async fn run(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(graceful.clone().cancelled_owned());
+    // The peer address feeds the per-IP limit.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(graceful.clone().cancelled_owned());
     let mut server = tracker.spawn(async move { server.await });
     tokio::select! {
         result = &mut server => {

@@ -314,18 +314,10 @@ fn build(
     }
 
     let redis_url = env_string(env, "REDIS_URL").or(non_empty(raw.redis_url));
-    if let Some(url) = &redis_url {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            errors.push(ConfigError {
-                path: "redis_url".into(),
-                message: "must start with redis:// or rediss://".into(),
-            });
-        } else {
-            warnings.push(
-                "redis_url is set, but this build keeps shared state in process; cluster mode comes with Redis support"
-                    .into(),
-            );
-        }
+    if let Some(url) = &redis_url
+        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        errors.push(ConfigError { path: "redis_url".into(), message: "must start with redis:// or rediss://".into() });
     }
     let master_key = env_string(env, "MASTER_KEY").or(non_empty(raw.master_key));
     if let Some(k) = &master_key

@@ -190,17 +190,28 @@ providers:
     /// Creates a virtual key in the store, as `llm-proxy keys create` does, and waits until the
     /// running gateway accepts it.
     pub async fn create_key(&self, models: &[&str], expires_at: Option<i64>) -> (String, String) {
+        self.create_key_with(models, expires_at, Default::default(), None).await
+    }
+
+    /// A key with its own limits and user.
+    pub async fn create_key_with(
+        &self,
+        models: &[&str],
+        expires_at: Option<i64>,
+        limits: llm_proxy_core::virtual_key::KeyLimits,
+        user: Option<&str>,
+    ) -> (String, String) {
         let g = generate_key();
         let id = uuid::Uuid::now_v7().to_string();
         self.store
             .insert_key(&NewKey {
-                limits: Default::default(),
+                limits,
                 id: id.clone(),
                 name: "test".into(),
                 hash: g.hash,
                 display: g.display,
                 models: models.iter().map(|m| m.to_string()).collect(),
-                user: None,
+                user: user.map(String::from),
                 expires_at,
             })
             .await

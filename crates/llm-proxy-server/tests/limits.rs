@@ -1,0 +1,316 @@
+//! Rate limits, budgets, parallel slots and cost through the real server (in-process counters).
+//! Prices come from an override file so the arithmetic is known: `oai/mock-priced*` costs $1 per
+//! million input tokens and $2 per million output tokens.
+
+// Tests are clients, not the gateway: their own HTTP client and tasks are fine.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Gateway, request_id};
+use futures_util::StreamExt;
+use llm_proxy_core::virtual_key::KeyLimits;
+use serde_json::{Value, json};
+
+const PRICES: &str = r#"{
+  "oai/mock-priced": {"input_per_mtok": 1000000, "output_per_mtok": 2000000},
+  "oai/mock-priced-no-usage": {"input_per_mtok": 1000000, "output_per_mtok": 2000000},
+  "oai/mock-priced-slow-200-chunks-20": {"input_per_mtok": 1000000, "output_per_mtok": 2000000}
+}"#;
+
+/// A gateway whose price table knows the mock's priced models ($1 and $2 per token: big enough
+/// that every request costs whole dollars and the arithmetic is plain).
+async fn gateway(extra: &str) -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.json");
+    std::fs::write(&path, PRICES).unwrap();
+    let yaml = format!("pricing: {{ overrides_file: \"{}\" }}\n{extra}", path.display());
+    (Gateway::start_with(Backend::Sqlite, &yaml).await.unwrap(), dir)
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+fn ask(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_after_the_limit_gets_429_with_openai_style_headers() {
+    let (gw, _d) = gateway("").await;
+    let limits = KeyLimits { rpm: Some(3), ..Default::default() };
+    let (_, key) = gw.create_key_with(&[], None, limits, None).await;
+    for remaining in ["2", "1", "0"] {
+        let resp = gw.chat(&key, ask("oai/mock-a")).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(header(&resp, "x-ratelimit-limit-requests"), "3");
+        assert_eq!(header(&resp, "x-ratelimit-remaining-requests"), remaining);
+        assert!(!header(&resp, "x-ratelimit-reset-requests").is_empty());
+    }
+    let resp = gw.chat(&key, ask("oai/mock-a")).await;
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = header(&resp, "retry-after").parse().unwrap();
+    assert!((15..=21).contains(&retry), "one request frees up in 20 s: {retry}");
+    assert_eq!(header(&resp, "x-ratelimit-remaining-requests"), "0");
+    let rid = request_id(&resp);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert!(body["error"]["message"].as_str().unwrap().contains("requests per minute"), "{body}");
+    let row = gw.log_entry(&rid).await;
+    assert_eq!((row.status, row.error_kind.as_deref()), (429, Some("rate_limited")));
+    // Another key is not affected.
+    let (_, other) = gw.create_key(&[], None).await;
+    assert_eq!(gw.chat(&other, ask("oai/mock-a")).await.status(), 200);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_limits_reserve_the_estimate_and_settle_to_the_real_count() {
+    let (gw, _d) = gateway("").await;
+    let limits = KeyLimits { tpm: Some(400), ..Default::default() };
+    let (_, key) = gw.create_key_with(&[], None, limits, None).await;
+    // Each request reserves its prompt estimate plus max_tokens (300): two at once do not fit...
+    let big = json!({"model": "oai/mock-a", "max_tokens": 300, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = gw.chat(&key, big.clone()).await;
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.unwrap();
+    // ...but the mock used 5 tokens, and settling gives the rest back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = gw.chat(&key, big.clone()).await;
+    assert_eq!(resp.status(), 200, "the first request's unused reservation was given back");
+    let remaining: u64 = header(&resp, "x-ratelimit-remaining-tokens").parse().unwrap();
+    assert!(remaining < 100, "{remaining}");
+    // A request whose reservation alone exceeds the limit is refused.
+    let huge = json!({"model": "oai/mock-a", "max_tokens": 5000, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = gw.chat(&key, huge).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.text().await.unwrap().contains("tokens per minute"));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_priced_and_a_budget_refuses_once_spent() {
+    let (gw, _d) = gateway("").await;
+    // The mock's usage costs $7 a request (1 prompt + 3 completion tokens). Each request reserves
+    // its worst case first (about four body bytes a prompt token, plus max_tokens): ~$31.
+    let limits = KeyLimits { budget_daily: Some(40.0), ..Default::default() };
+    let (_, key) = gw.create_key_with(&[], None, limits, None).await;
+    let body = json!({"model": "oai/mock-priced", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = gw.chat(&key, body.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let cost_header = header(&resp, "x-llm-proxy-cost");
+    let rid = request_id(&resp);
+    let row = gw.log_entry(&rid).await;
+    // $1 per prompt token and $2 per completion token, on the mock's own usage.
+    let want = row.prompt_tokens.unwrap() as f64 + 2.0 * row.completion_tokens.unwrap() as f64;
+    assert!(want > 0.0);
+    assert_eq!(row.cost_usd, Some(want));
+    assert_eq!(cost_header, format!("{want:.8}"));
+    assert!(!row.cost_estimated);
+
+    // A stream with the same usage costs the same.
+    let mut stream = body.clone();
+    stream["stream"] = json!(true);
+    let resp = gw.chat(&key, stream).await;
+    let rid = request_id(&resp);
+    resp.bytes().await.unwrap();
+    assert_eq!(gw.log_entry(&rid).await.cost_usd, Some(want), "a stream of the same usage costs the same");
+
+    // $14 spent of $40: the next worst case (~$31) no longer fits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = gw.chat(&key, body.clone()).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "budget_exceeded");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("daily budget") && message.contains("resets"), "{message}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests_against_a_budget_for_five_overspend_by_at_most_one() {
+    let (gw, _d) = gateway("").await;
+    let limits = KeyLimits { budget_hourly: Some(40.0), ..Default::default() };
+    let (_, key) = gw.create_key_with(&[], None, limits, None).await;
+    let body = json!({"model": "oai/mock-priced", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]});
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (url, key, body) = (gw.url("/v1/chat/completions"), key.clone(), body.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new().post(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert!((1..=6).contains(&ok), "{ok} requests of $8 against a $40 budget succeeded");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_slots_are_released_after_errors_and_disconnects() {
+    let (gw, _d) = gateway("").await;
+    let limits = KeyLimits { max_parallel: Some(1), ..Default::default() };
+    let (_, key) = gw.create_key_with(&[], None, limits, None).await;
+    // An error releases the slot.
+    assert_eq!(gw.chat(&key, ask("oai/mock-fail-500")).await.status(), 502);
+    assert_eq!(gw.chat(&key, ask("oai/mock-a")).await.status(), 200);
+    // While a stream holds the slot, a second request is refused...
+    let mut slow = ask("oai/mock-priced-slow-200-chunks-20");
+    slow["stream"] = json!(true);
+    let resp = gw.chat(&key, slow).await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    let refused = gw.chat(&key, ask("oai/mock-a")).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.text().await.unwrap().contains("too_many_parallel_requests"));
+    // ...and a client that hangs up releases it.
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let resp = gw.chat(&key, ask("oai/mock-a")).await;
+        if resp.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was not released after the client left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_usage_is_counted_locally_and_never_free() {
+    let (gw, _d) = gateway("").await;
+    let (_, key) = gw.create_key(&[], None).await;
+    let mut body = ask("oai/mock-priced-no-usage");
+    body["stream"] = json!(true);
+    let resp = gw.chat(&key, body).await;
+    let rid = request_id(&resp);
+    resp.bytes().await.unwrap();
+    let row = gw.log_entry(&rid).await;
+    assert!(row.cost_estimated, "{row:?}");
+    assert!(row.prompt_tokens.unwrap() > 0 && row.completion_tokens.unwrap() > 0, "{row:?}");
+    assert!(row.cost_usd.unwrap() > 0.0, "{row:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_limits_apply_per_user_per_model_and_per_ip() {
+    let (gw, _d) = gateway(
+        "rate_limits:\n  per_user: { requests_per_minute: 2 }\n  per_model: { oai/mock-model-capped: { requests_per_minute: 1 } }\n  per_ip_requests_per_minute: 40\n",
+    )
+    .await;
+    let (_, a) = gw.create_key_with(&[], None, KeyLimits::default(), Some("alice")).await;
+    let (_, b) = gw.create_key_with(&[], None, KeyLimits::default(), Some("alice")).await;
+    assert_eq!(gw.chat(&a, ask("oai/mock-a")).await.status(), 200);
+    assert_eq!(gw.chat(&b, ask("oai/mock-a")).await.status(), 200);
+    let third = gw.chat(&a, ask("oai/mock-a")).await;
+    assert_eq!(third.status(), 429, "alice's two keys share her limit");
+    assert!(third.text().await.unwrap().contains("user"));
+
+    let (_, c) = gw.create_key(&[], None).await;
+    assert_eq!(gw.chat(&c, ask("oai/mock-model-capped")).await.status(), 200);
+    assert_eq!(gw.chat(&c, ask("oai/mock-model-capped")).await.status(), 429, "the model's own limit");
+
+    // Past 40 requests a minute from this address, requests are cut before authentication,
+    // whatever their key (until then a bad key is a 401).
+    let mut refused = None;
+    for _ in 0..45 {
+        let resp = gw.chat("no-such-key", ask("oai/mock-a")).await;
+        match resp.status().as_u16() {
+            401 => continue,
+            429 => {
+                refused = Some(resp.text().await.unwrap());
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let refused = refused.expect("the per-IP limit never refused");
+    assert!(refused.to_lowercase().contains("address"), "{refused}");
+    gw.stop().await;
+}
+
+/// The Redis to test against, or `None` to skip (never on CI).
+fn redis_url() -> Option<String> {
+    match std::env::var("LLM_PROXY_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("LLM_PROXY_TEST_REDIS_URL is not set, but CI=true: the Redis suite must run on CI")
+        }
+        _ => {
+            eprintln!("skipping: LLM_PROXY_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_hold_one_limit() {
+    let Some(redis) = redis_url() else { return };
+    // A model name of its own, so counters left by other runs (they live a minute) do not count.
+    let model = format!("oai/mock-shared-{}", uuid::Uuid::new_v4().simple());
+    let extra =
+        format!("redis_url: \"{redis}\"\nrate_limits:\n  per_model: {{ \"{model}\": {{ requests_per_minute: 5 }} }}\n");
+    let (a, _da) = gateway(&extra).await;
+    let (b, _db) = gateway(&extra).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        statuses.push(gw.chat(common::MASTER_KEY, ask(&model)).await.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429, 429], "one limit across both instances");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_keep_flowing_when_redis_goes_away() {
+    if redis_url().is_none() {
+        return;
+    }
+    // Our own Redis, so stopping it disturbs nobody.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "our redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let model = "oai/mock-redis-outage";
+    let extra = format!(
+        "redis_url: \"redis://127.0.0.1:{port}\"\nrate_limits:\n  per_model: {{ \"{model}\": {{ requests_per_minute: 1000 }} }}\n"
+    );
+    let (gw, _d) = gateway(&extra).await;
+    assert_eq!(gw.chat(common::MASTER_KEY, ask(model)).await.status(), 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let resp = gw.chat(common::MASTER_KEY, ask(model)).await;
+        assert_eq!(resp.status(), 200, "limits fall back to local counting");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a request waited {:?} on a dead Redis",
+            started.elapsed()
+        );
+    }
+    gw.stop().await;
+}
