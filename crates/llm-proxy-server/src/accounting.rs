@@ -25,6 +25,8 @@ const SETTLE_QUEUE: usize = 65_536;
 pub struct Accounting {
     pub counters: Arc<dyn Counters>,
     pub policy: LimitPolicy,
+    /// Route targets' own limits, by deployment (`provider/model`).
+    per_deployment: std::collections::HashMap<String, RateLimits>,
     pub prices: ArcSwap<PriceTable>,
     pub slots: ParallelSlots,
     /// `rate_limits.per_ip_requests_per_minute`, and its counter (per instance).
@@ -63,7 +65,25 @@ impl Accounting {
             global_budget: budgets(&cb.global),
             user_budget: cb.per_user.as_ref().map(budgets).unwrap_or_default(),
         };
-        let configured = policy.defaults != RateLimits::default()
+        let catalog = llm_proxy_core::model_catalog::ModelCatalog::new(&config.providers);
+        let mut per_deployment = std::collections::HashMap::new();
+        for t in config.routes.iter().flat_map(|r| &r.targets) {
+            if t.requests_per_minute.is_none() && t.tokens_per_minute.is_none() {
+                continue;
+            }
+            if let Ok(d) = catalog.resolve(&t.model) {
+                per_deployment.insert(
+                    d.canonical(),
+                    RateLimits {
+                        requests_per_minute: t.requests_per_minute,
+                        tokens_per_minute: t.tokens_per_minute,
+                        max_parallel: None,
+                    },
+                );
+            }
+        }
+        let configured = !per_deployment.is_empty()
+            || policy.defaults != RateLimits::default()
             || policy.per_user != RateLimits::default()
             || !policy.per_model.is_empty()
             || policy.global_budget != Budgets::default()
@@ -72,6 +92,7 @@ impl Accounting {
         let me = Self {
             counters,
             policy,
+            per_deployment,
             prices: ArcSwap::from_pointee(prices),
             slots: ParallelSlots::new(),
             ip_rpm: rl.per_ip_requests_per_minute,
@@ -126,13 +147,15 @@ impl Accounting {
         // settling replaces it with the real count.
         let prompt_estimate = (prompt_bytes / 4) as u64;
         let price = prices.lookup(provider, upstream_model).cloned();
+        let deployment = format!("{provider}/{upstream_model}");
+        let deployment_limits = self.per_deployment.get(&deployment);
         let facts = RequestFacts {
             key_id: key.map(|k| k.id.as_str()),
             key_limits,
             user: key.and_then(|k| k.user.as_deref()),
             model,
-            deployment: None,
-            deployment_limits: None,
+            deployment: deployment_limits.map(|_| deployment.as_str()),
+            deployment_limits,
             estimated_tokens: prompt_estimate + max_tokens.unwrap_or(0),
             estimated_cost_micros: price.as_ref().map_or(0, |p| estimate_max(p, prompt_estimate, max_tokens)),
             now_ms: llm_proxy_core::now_ms().max(0) as u64,

@@ -314,3 +314,44 @@ async fn requests_keep_flowing_when_redis_goes_away() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_limit_counts_all_keys_and_usage_stats_add_up() {
+    let (gw, _d) = gateway(
+        "routes:\n  - name: capped\n    targets: [{ model: oai/mock-priced, requests_per_minute: 2 }]\n    retries: 0\n",
+    )
+    .await;
+    let (_, a) = gw.create_key(&[], None).await;
+    let (_, b) = gw.create_key(&[], None).await;
+    assert_eq!(gw.chat(&a, ask("capped")).await.status(), 200);
+    assert_eq!(gw.chat(&b, ask("capped")).await.status(), 200);
+    let third = gw.chat(&a, ask("capped")).await;
+    assert_eq!(third.status(), 429, "the deployment's own limit, over both keys");
+    assert!(third.text().await.unwrap().contains("deployment"));
+
+    // The usage API sums what the log holds, per model.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let s: Value = reqwest::Client::new()
+            .get(gw.url("/api/stats?group_by=model"))
+            .bearer_auth(common::MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["total"]["requests"].as_u64().unwrap_or(0) >= 3 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "stats never counted the requests: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let capped = stats["data"].as_array().unwrap().iter().find(|r| r["group"] == "capped").unwrap();
+    assert_eq!(capped["requests"], 3);
+    assert_eq!(capped["errors"], 1);
+    assert!(capped["cost_usd"].as_f64().unwrap() > 0.0);
+    let resp = reqwest::Client::new().get(gw.url("/api/stats")).bearer_auth(&a).send().await.unwrap();
+    assert_eq!(resp.status(), 403, "the usage API is for the master key");
+    gw.stop().await;
+}

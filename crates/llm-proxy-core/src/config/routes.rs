@@ -97,6 +97,12 @@ pub struct RouteTargetConfig {
     /// Example prompts for `strategy: semantic`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
+    /// Requests per minute to this deployment, over all keys (shared in cluster mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per minute to this deployment, over all keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -184,6 +190,9 @@ impl RouteConfig {
                     format!("{path}.targets[{i}].weight"),
                     "must be at least 1 (remove the target to disable it)".into(),
                 );
+            }
+            if t.requests_per_minute == Some(0) || t.tokens_per_minute == Some(0) {
+                err(format!("{path}.targets[{i}]"), "per-minute limits must be at least 1".into());
             }
             if t.max_in_flight == Some(0) {
                 err(format!("{path}.targets[{i}].max_in_flight"), "must be at least 1".into());
