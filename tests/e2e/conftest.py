@@ -280,6 +280,9 @@ providers:
     protocol: glm
     base_url: "http://{mock_addr}/api/paas/v4"
     api_key: "{GLM_KEY}"
+rate_limits:
+  per_model:
+    "oai/mock-limited": {{ requests_per_minute: 2 }}
 """
 
 
