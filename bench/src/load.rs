@@ -15,8 +15,12 @@ use crate::Result;
 
 /// The response header in which the gateway names the upstream model that served a request.
 pub const SERVED_BY: &str = "x-llm-proxy-model";
+/// A response header the gateway sends only when the request counted against a requests-per-minute
+/// limit: its presence shows that a key's limits were checked.
+pub const RATE_LIMIT_HEADER: &str = "x-ratelimit-limit-requests";
 
 /// Where a run sends its requests.
+#[derive(Clone)]
 pub struct Target {
     pub name: &'static str,
     pub url: String,
@@ -58,6 +62,8 @@ pub struct Run {
     /// Closed loop only: successful responses per value of `x-llm-proxy-model` (the upstream model
     /// that served), every one counted; empty when no response carried it (the mock's own).
     pub served_by: BTreeMap<String, u64>,
+    /// Closed loop only: successful responses that carried `x-ratelimit-limit-requests`.
+    pub rate_limited: u64,
 }
 
 impl Run {
@@ -69,6 +75,7 @@ impl Run {
             first_error: None,
             send_lag_us: Vec::new(),
             served_by: BTreeMap::new(),
+            rate_limited: 0,
         }
     }
 
@@ -113,6 +120,9 @@ impl Run {
         }
         if !self.served_by.is_empty() {
             v["served_by"] = json!(self.served_by);
+        }
+        if self.rate_limited > 0 {
+            v["with_rate_limit_headers"] = json!(self.rate_limited);
         }
         v
     }
@@ -167,11 +177,12 @@ pub async fn closed_loop(
                 }
                 let t = Instant::now();
                 match one(&client, &url, &key, &req).await {
-                    Ok(served_by) => {
+                    Ok(answer) => {
                         run.latencies_us.push(t.elapsed().as_micros() as u64);
-                        if let Some(model) = served_by.as_ref().and_then(|v| v.to_str().ok()) {
+                        if let Some(model) = answer.served_by.as_ref().and_then(|v| v.to_str().ok()) {
                             run.count_served(model);
                         }
+                        run.rate_limited += u64::from(answer.rate_limited);
                     }
                     Err(e) => run.add_error(e.to_string()),
                 }
@@ -188,6 +199,7 @@ pub async fn closed_loop(
                 for (model, n) in part.served_by {
                     *run.served_by.entry(model).or_insert(0) += n;
                 }
+                run.rate_limited += part.rate_limited;
             }
             Err(e) => run.add_error(format!("worker: {e}")),
         }
@@ -346,9 +358,16 @@ pub async fn open_streams(target: &Target, req: &Request, n: usize, within: Dura
     Ok(held)
 }
 
-/// One chat completion, read to the end and checked just enough to know it succeeded. Returns the
-/// `x-llm-proxy-model` header, if any (a shared slice of the read buffer: no copy).
-async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> Result<Option<HeaderValue>> {
+/// What a successful response said about how the gateway served it.
+struct Answer {
+    /// `x-llm-proxy-model`, if any (a shared slice of the read buffer: no copy).
+    served_by: Option<HeaderValue>,
+    /// Whether it carried `x-ratelimit-limit-requests`.
+    rate_limited: bool,
+}
+
+/// One chat completion, read to the end and checked just enough to know it succeeded.
+async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> Result<Answer> {
     let resp = client
         .post(url)
         .bearer_auth(key)
@@ -358,6 +377,7 @@ async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> R
         .await?;
     let status = resp.status();
     let served_by = resp.headers().get(SERVED_BY).cloned();
+    let rate_limited = resp.headers().contains_key(RATE_LIMIT_HEADER);
     let bytes = resp.bytes().await?;
     let text = String::from_utf8_lossy(&bytes);
     if status != 200 {
@@ -367,5 +387,5 @@ async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> R
     if !complete {
         return Err(format!("incomplete body: {}", text.chars().take(200).collect::<String>()).into());
     }
-    Ok(served_by)
+    Ok(Answer { served_by, rate_limited })
 }

@@ -3,14 +3,18 @@
 //! adds. Measures the gateway's CPU time per request, the latency it adds at a fixed rate, its
 //! throughput on one core, its memory idle and with many streams open, and that streams never
 //! stall; prints each figure next to its target with PASS or MISS and writes them all as JSON.
+//! What rate limits and budgets cost is measured twice: counted in process, and in cluster mode on
+//! a Redis server (which must run on this machine; it is only read from outside, never written).
 //!
 //! Loopback only; every process it starts is killed by PID on every exit path (success, error,
 //! timeout, Ctrl-C, panic). Depends on no crate of the workspace: it drives the release binaries as
 //! a user would.
 
+mod cluster_run;
 mod load;
 mod procs;
 mod procstat;
+mod redis;
 mod report;
 mod verdict;
 
@@ -21,9 +25,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use serde_json::{Value, json};
 
+use cluster_run::{ClusterMiss, ClusterRun};
 use load::{Request, Run, Stop, Target};
-use procs::TempDir;
-use procstat::{CpuClock, Memory, mb, measure};
+use procs::{GatewayConfig, TempDir};
+use procstat::{CpuClock, Measured, Memory, mb, measure};
 use report::{Check, group, ms};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -45,6 +50,11 @@ const STREAM_MODEL: &str = "mock-chunks-20";
 const ANTHROPIC_PROVIDER: &str = "mock-anthropic";
 /// A stream of 30 chunks one second apart: held open, never finished.
 const SLOW_MODEL: &str = "mock-slow-1000-chunks-30";
+/// The limited key's own limits (`llm-proxy keys create --rpm --tpm --budget-daily`): far above
+/// anything a run uses, so nothing is refused and every request pays for the checks.
+const KEY_RPM: u64 = 100_000_000;
+const KEY_TPM: u64 = 100_000_000_000;
+const KEY_BUDGET_DAILY_USD: u64 = 1_000_000_000;
 /// How long the idle gateway's CPU time is read over.
 const IDLE: Duration = Duration::from_secs(2);
 
@@ -96,6 +106,14 @@ struct Args {
     /// Free-form label stored with the result (run.sh passes `git describe`).
     #[arg(long, default_value = "")]
     label: String,
+    /// The Redis server of the cluster-mode scenario (`redis://host:port`, no password). It must
+    /// run on this machine: its CPU time is taken out of `others`. Only read (INFO, MONITOR).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Requests of the cluster-mode gateway watched with MONITOR (after its measured run) to tell
+    /// its acquire calls from its settles.
+    #[arg(long, default_value_t = 2000)]
+    redis_sample: usize,
     /// Stop everything and fail after this many seconds.
     #[arg(long, default_value_t = 170)]
     max_secs: u64,
@@ -154,7 +172,12 @@ fn warmed(run: Run, what: &str) -> Result<()> {
 }
 
 async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
-    if args.concurrency == 0 || args.rate_requests == 0 || args.stall_requests == 0 || args.streams == 0 {
+    if args.concurrency == 0
+        || args.rate_requests == 0
+        || args.stall_requests == 0
+        || args.streams == 0
+        || args.redis_sample == 0
+    {
         return Err("counts and --concurrency must be positive".into());
     }
     // Each held stream is a socket in this process, two in the gateway and one in the mock.
@@ -169,6 +192,7 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         .into());
     }
     let (sut_cpu, load_cpu) = if args.no_pin { (None, None) } else { (Some(args.sut_cpu), Some(args.load_cpu)) };
+    let redis = redis::Redis::from_url(&args.redis_url)?;
 
     // Declaration order is drop order reversed: processes first, then the directory.
     let dir = TempDir::new()?;
@@ -179,8 +203,26 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let mut models = vec![CHAT_MODEL, STREAM_MODEL, SLOW_MODEL];
     models.extend(ROUTE_TARGETS.iter().map(|t| t.0).filter(|m| *m != CHAT_MODEL));
     let route = procs::WeightedRoute { name: ROUTE, targets: &ROUTE_TARGETS };
-    let config = procs::write_config(&dir.0, port, &upstream_addr, &models, ANTHROPIC_PROVIDER, &route)?;
-    let key = procs::create_key(&args.gateway_bin, &config).await?;
+    let gateway_config = GatewayConfig {
+        name: "gateway",
+        port,
+        mock_addr: &upstream_addr,
+        models: &models,
+        anthropic_provider: ANTHROPIC_PROVIDER,
+        route: &route,
+        redis_url: None,
+    };
+    let config = gateway_config.write(&dir.0)?;
+    let key = procs::create_key(&args.gateway_bin, &config, "bench", &[]).await?;
+    let key_limits = [
+        "--rpm".to_string(),
+        KEY_RPM.to_string(),
+        "--tpm".into(),
+        KEY_TPM.to_string(),
+        "--budget-daily".into(),
+        KEY_BUDGET_DAILY_USD.to_string(),
+    ];
+    let limited_key = procs::create_key(&args.gateway_bin, &config, "bench-limited", &key_limits).await?;
     let gateway_url = format!("http://127.0.0.1:{port}");
     let gateway_log = dir.0.join("gateway.stderr");
     let gateway = procs::start_gateway(
@@ -234,9 +276,6 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         "(`others`: CPU time of processes this bench did not start, and hypervisor steal, in % of one CPU: \
          noise when above a few %)\n"
     );
-    let mut noisiest: f64 = 0.0;
-    let mut failed = 0;
-
     // 1. Closed loop: throughput on one core and CPU time per request.
     let chat = Request::chat(CHAT_MODEL, false);
     let routed = Request::chat(ROUTE, false);
@@ -247,52 +286,50 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         "closed loop: {} in flight, {} s per run (CPU µs/request of the process under test)",
         args.concurrency, args.secs
     );
-    let mut rows = Vec::new();
-    let mut closed = Vec::new();
     let me = std::process::id();
     // Watched: the process under test, this load generator, the mock behind the gateway.
     let direct_run = (&direct, vec![direct_mock.pid, me]);
     let gateway_run = (&via, vec![gateway.pid, me, upstream.pid]);
-    let scenarios = [
-        ("chat", &chat, vec![&direct_run, &gateway_run]),
-        // Right after the single-model chat, so the two gateway figures see the same machine.
-        // Gateway only: a route is the gateway's.
-        ("chat routed", &routed, vec![&gateway_run]),
-        ("stream-20", &stream20, vec![&direct_run, &gateway_run]),
-        // Right after the passthrough streams, so the two gateway figures see the same machine.
-        // Gateway only: the client speaks OpenAI, the mock behind the gateway Anthropic.
-        ("stream-20 translated", &translated, vec![&gateway_run]),
-    ];
-    for (name, req, runs) in scenarios {
-        let mut per_target = Vec::new();
-        for (target, pids) in runs {
-            let warm = load::closed_loop(&client, target, req, args.concurrency, Stop::After(args.warmup)).await;
-            warmed(warm, &format!("{name} via {}", target.name))?;
-            let stop = Stop::For(Duration::from_secs_f64(args.secs));
-            let m = measure(&clock, pids, load::closed_loop(&client, target, req, args.concurrency, stop)).await?;
-            failed += m.run.errors;
-            rows.push(vec![
-                name.to_string(),
-                target.name.to_string(),
-                group(m.run.rps(), 0),
-                ms(m.run.pct(0.5)),
-                ms(m.run.pct(0.99)),
-                ms(m.run.pct(1.0)),
-                m.run.errors.to_string(),
-                format!("{:.1}", m.cpu_us_per_req(0)),
-                format!("{:.0}%", m.busy_pct(0)),
-                format!("{:.1}", m.cpu_us_per_req(1)),
-                m.cpu.get(2).map_or("-".into(), |_| format!("{:.1}", m.cpu_us_per_req(2))),
-                format!("{:.0}%", m.others_pct()),
-            ]);
-            noisiest = noisiest.max(m.others_pct());
-            if let Some(e) = &m.run.first_error {
-                println!("  {name} via {}: first error: {e}", target.name);
-            }
-            per_target.push(m);
-        }
-        closed.push(per_target);
+    let limited_via = Target { key: limited_key, ..via.clone() };
+    let limited_gateway_run = (&limited_via, vec![gateway.pid, me, upstream.pid]);
+    let mut closed = ClosedLoop { args, client: &client, clock: &clock, rows: Vec::new(), noisiest: 0.0, failed: 0 };
+    let chat_runs = closed.scenario("chat", &chat, &[&direct_run, &gateway_run]).await?;
+    // Right after the single-model chat, so the two gateway figures see the same machine.
+    // Gateway only: a route is the gateway's.
+    let routed_run = closed.scenario("chat routed", &routed, &[&gateway_run]).await?.remove(0);
+    // The same gateway and request as chat, with a key whose limits it checks for every request.
+    let limited_run = closed.scenario("chat limited (in-process)", &chat, &[&limited_gateway_run]).await?.remove(0);
+    // The same with the limits on Redis: another gateway, started (and stopped) for this run only.
+    // The second gateway's own free port.
+    let cluster_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let cluster = cluster_run::run(
+        args,
+        cluster_run::Setup {
+            redis: &redis,
+            config: GatewayConfig {
+                name: "gateway-redis",
+                port: cluster_port,
+                redis_url: Some(&args.redis_url),
+                ..gateway_config
+            },
+            dir: &dir.0,
+            key_limits: &key_limits,
+            client: &client,
+            request: &chat,
+            started: &[direct_mock.pid, upstream.pid, gateway.pid],
+            upstream: upstream.pid,
+        },
+    )
+    .await;
+    if let Ok(c) = &cluster {
+        closed.row("chat limited (Redis)", "gateway", &c.measured);
+        closed.failed += c.sample_errors;
     }
+    let stream_runs = closed.scenario("stream-20", &stream20, &[&direct_run, &gateway_run]).await?;
+    // Right after the passthrough streams, so the two gateway figures see the same machine.
+    // Gateway only: the client speaks OpenAI, the mock behind the gateway Anthropic.
+    let translated_run = closed.scenario("stream-20 translated", &translated, &[&gateway_run]).await?.remove(0);
+    let ClosedLoop { mut rows, mut noisiest, mut failed, .. } = closed;
     report::table(
         &[
             "scenario",
@@ -311,25 +348,44 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         &[0, 1],
         &rows,
     );
-    let (single, routed_run) = (&closed[0][1], &closed[1][0]);
+    let single = &chat_runs[1];
     let split = verdict::Split::of(&routed_run.run, &ROUTE_TARGETS);
     let route_targets: Vec<String> =
         ROUTE_TARGETS.iter().map(|(m, w)| format!("{}/{m} (weight {w})", procs::OPENAI_PROVIDER)).collect();
     let routed_diff = routed_run.cpu_us_per_req(0) - single.cpu_us_per_req(0);
     println!(
         "  (chat routed: model {ROUTE}, the same request as chat to a weighted route over {}; gateway CPU \
-         {:.1} µs/request against {:.1} single-model: {}{:.1} µs, {:+.1}%; served by x-llm-proxy-model: {split})",
+         {:.1} µs/request against {:.1} single-model: {}; served by x-llm-proxy-model: {split})",
         route_targets.join(" and "),
         routed_run.cpu_us_per_req(0),
         single.cpu_us_per_req(0),
-        if routed_diff >= 0.0 { "+" } else { "" },
-        routed_diff,
-        routed_diff / single.cpu_us_per_req(0) * 100.0,
+        signed_diff(routed_diff, single.cpu_us_per_req(0)),
     );
     // The figure would be one model's behind a route's name: an error, reported with the rest.
     let unserved = split.unserved();
     if let Some(why) = &unserved {
         println!("  chat routed: ERROR: {why}; the routed figure does not measure a route");
+    }
+    let key_desc = format!(
+        "a key limited to {} requests/min, {} tokens/min and ${}/day",
+        group(KEY_RPM as f64, 0),
+        group(KEY_TPM as f64, 0),
+        group(KEY_BUDGET_DAILY_USD as f64, 0)
+    );
+    let limited_diff = limited_run.cpu_us_per_req(0) - single.cpu_us_per_req(0);
+    println!(
+        "  (chat limited (in-process): the chat request with {key_desc}, counted in process; gateway CPU {:.1} \
+         µs/request against {:.1} chat: {}; {} of {} responses carried {})",
+        limited_run.cpu_us_per_req(0),
+        single.cpu_us_per_req(0),
+        signed_diff(limited_diff, single.cpu_us_per_req(0)),
+        group(limited_run.run.rate_limited as f64, 0),
+        group(limited_run.run.ok() as f64, 0),
+        load::RATE_LIMIT_HEADER,
+    );
+    match &cluster {
+        Ok(c) => print_cluster(c, &args.redis_url, single, &limited_run),
+        Err(miss) => println!("  (chat limited (Redis): not run: {})", miss.reason),
     }
     println!(
         "  (stream-20 translated: model {translated_model}, OpenAI client → gateway → the mock's Anthropic \
@@ -428,11 +484,13 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
 
     // The verdict.
     let figures = verdict::Figures {
-        chat: [&closed[0][0], &closed[0][1]],
-        routed: routed_run,
+        chat: [&chat_runs[0], &chat_runs[1]],
+        routed: &routed_run,
         split: &split,
-        stream: [&closed[2][0], &closed[2][1]],
-        translated: &closed[3][0],
+        limited: &limited_run,
+        cluster: &cluster,
+        stream: [&stream_runs[0], &stream_runs[1]],
+        translated: &translated_run,
         fixed: [&fixed[0].run, &fixed[1].run],
         alone: [&stall[0], &stall[1]],
         rss_idle_kib: mem_idle.rss_kib,
@@ -448,14 +506,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     for note in &notes {
         println!("  * {note}");
     }
-    let log = std::fs::read_to_string(&gateway_log).unwrap_or_default();
-    if !log.trim().is_empty() {
-        let lines: Vec<&str> = log.lines().collect();
-        println!(
-            "\nthe gateway wrote {} line(s) to stderr; the first:\n  {}",
-            lines.len(),
-            lines[..lines.len().min(3)].join("\n  ")
-        );
+    print_log("the gateway", &std::fs::read_to_string(&gateway_log).unwrap_or_default());
+    if let Ok(c) = &cluster {
+        print_log("the Redis-backed gateway", &c.log);
     }
 
     let [cd, cg] = figures.chat;
@@ -477,6 +530,7 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
             "secs": args.secs, "concurrency": args.concurrency, "warmup": args.warmup, "rate": args.rate,
             "rate_requests": args.rate_requests, "stall_requests": args.stall_requests,
             "streams": args.streams, "gateway_workers": args.workers,
+            "redis_url": args.redis_url, "redis_sample": args.redis_sample,
         },
         "closed_loop": [
             {"scenario": "chat", "model": CHAT_MODEL,
@@ -492,6 +546,14 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
                  "difference_us": (routed_diff * 10.0).round() / 10.0,
              },
              "direct": Value::Null, "gateway": routed_run.to_json(&["gateway", "client", "upstream_mock"])},
+            {"scenario": "chat-limited", "model": CHAT_MODEL, "key_limits": key_limits_json(), "counters": "in-process",
+             "vs_chat": {
+                 "chat_gateway_cpu_us_per_request": (cg.cpu_us_per_req(0) * 10.0).round() / 10.0,
+                 "limited_gateway_cpu_us_per_request": (limited_run.cpu_us_per_req(0) * 10.0).round() / 10.0,
+                 "difference_us": (limited_diff * 10.0).round() / 10.0,
+             },
+             "direct": Value::Null, "gateway": limited_run.to_json(&["gateway", "client", "upstream_mock"])},
+            cluster_json(&cluster, &args.redis_url, cg, &limited_run),
             {"scenario": "stream-20", "model": STREAM_MODEL,
              "direct": sd.to_json(&["mock", "client"]), "gateway": sg.to_json(&["gateway", "client", "upstream_mock"])},
             {"scenario": "stream-20-translated", "model": translated_model,
@@ -528,5 +590,152 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     if let Some(why) = unserved {
         return Err(format!("the weighted route's {why}: the routed figure does not measure a route").into());
     }
+    if let Err(ClusterMiss { reason, unreachable: false }) = &cluster {
+        return Err(format!("chat limited (Redis): {reason}").into());
+    }
     Ok(())
+}
+
+/// The closed-loop runs: each scenario's warm-up and measured run against each of its targets, and
+/// the table rows they make.
+struct ClosedLoop<'a> {
+    args: &'a Args,
+    client: &'a reqwest::Client,
+    clock: &'a CpuClock,
+    rows: Vec<Vec<String>>,
+    /// The most CPU other processes used during a measured run, % of one CPU.
+    noisiest: f64,
+    /// Failed measured requests.
+    failed: usize,
+}
+
+impl ClosedLoop<'_> {
+    /// Runs `req` against each of `runs` (a target and the processes watched: the one under test
+    /// first, then this tool and, behind a gateway, the upstream mock), one measured run each.
+    async fn scenario(&mut self, name: &str, req: &Request, runs: &[&(&Target, Vec<u32>)]) -> Result<Vec<Measured>> {
+        let mut measured = Vec::new();
+        for (target, pids) in runs {
+            let warm =
+                load::closed_loop(self.client, target, req, self.args.concurrency, Stop::After(self.args.warmup)).await;
+            warmed(warm, &format!("{name} via {}", target.name))?;
+            let stop = Stop::For(Duration::from_secs_f64(self.args.secs));
+            let work = load::closed_loop(self.client, target, req, self.args.concurrency, stop);
+            let m = measure(self.clock, pids, work).await?;
+            self.row(name, target.name, &m);
+            measured.push(m);
+        }
+        Ok(measured)
+    }
+
+    /// The table row of one measured run, and its tallies.
+    fn row(&mut self, name: &str, target: &str, m: &Measured) {
+        self.failed += m.run.errors;
+        self.rows.push(vec![
+            name.to_string(),
+            target.to_string(),
+            group(m.run.rps(), 0),
+            ms(m.run.pct(0.5)),
+            ms(m.run.pct(0.99)),
+            ms(m.run.pct(1.0)),
+            m.run.errors.to_string(),
+            format!("{:.1}", m.cpu_us_per_req(0)),
+            format!("{:.0}%", m.busy_pct(0)),
+            format!("{:.1}", m.cpu_us_per_req(1)),
+            m.cpu.get(2).map_or("-".into(), |_| format!("{:.1}", m.cpu_us_per_req(2))),
+            format!("{:.0}%", m.others_pct()),
+        ]);
+        self.noisiest = self.noisiest.max(m.others_pct());
+        if let Some(e) = &m.run.first_error {
+            println!("  {name} via {target}: first error: {e}");
+        }
+    }
+}
+
+/// `+1.0 µs, +2.4%`: a CPU difference against `base`.
+fn signed_diff(diff: f64, base: f64) -> String {
+    format!("{}{diff:.1} µs, {:+.1}%", if diff >= 0.0 { "+" } else { "" }, diff / base * 100.0)
+}
+
+/// The first lines a gateway wrote to stderr, if it wrote any.
+fn print_log(who: &str, log: &str) {
+    if !log.trim().is_empty() {
+        let lines: Vec<&str> = log.lines().collect();
+        println!(
+            "\n{who} wrote {} line(s) to stderr; the first:\n  {}",
+            lines.len(),
+            lines[..lines.len().min(3)].join("\n  ")
+        );
+    }
+}
+
+/// The line under the closed-loop table for the Redis-backed run.
+fn print_cluster(c: &ClusterRun, url: &str, chat: &Measured, limited: &Measured) {
+    let cpu = c.measured.cpu_us_per_req(0);
+    let requests = c.requests();
+    let sample = match &c.split {
+        Ok(s) => format!(
+            "MONITOR sample of {} requests, the gateway's own commands: acquire {:.3}, settle {:.3} (batched, \
+             after the answer), other {:.3} per request",
+            group(s.requests as f64, 0),
+            s.per_request(s.acquire),
+            s.per_request(s.settle),
+            s.per_request(s.request_path() - s.acquire),
+        ),
+        Err(why) => format!("no MONITOR sample: {why}"),
+    };
+    println!(
+        "  (chat limited (Redis): the same key on a second gateway with redis_url {url} (Redis {}), its own \
+         SQLite database, started for this run only; gateway CPU {cpu:.1} µs/request against {:.1} limited in \
+         process ({}) and {:.1} chat ({}); {} of {} responses carried {}; Redis over the measured run (all its \
+         clients): {:.3} script calls and {:.1} µs of server CPU per request, the CPU left out of `others`; \
+         {sample})",
+        c.redis_version,
+        limited.cpu_us_per_req(0),
+        signed_diff(cpu - limited.cpu_us_per_req(0), limited.cpu_us_per_req(0)),
+        chat.cpu_us_per_req(0),
+        signed_diff(cpu - chat.cpu_us_per_req(0), chat.cpu_us_per_req(0)),
+        group(c.measured.run.rate_limited as f64, 0),
+        group(c.measured.run.ok() as f64, 0),
+        load::RATE_LIMIT_HEADER,
+        c.server.script_calls() as f64 / requests.max(1) as f64,
+        c.server.cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
+    );
+}
+
+fn key_limits_json() -> Value {
+    json!({"rpm": KEY_RPM, "tpm": KEY_TPM, "budget_daily_usd": KEY_BUDGET_DAILY_USD})
+}
+
+/// The `closed_loop` entry of the Redis-backed run.
+fn cluster_json(cluster: &Result<ClusterRun, ClusterMiss>, url: &str, chat: &Measured, limited: &Measured) -> Value {
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let mut v = json!({
+        "scenario": "chat-limited-redis", "model": CHAT_MODEL, "key_limits": key_limits_json(),
+        "counters": "redis", "redis_url": url, "direct": Value::Null,
+    });
+    match cluster {
+        Ok(c) => {
+            let cpu = c.measured.cpu_us_per_req(0);
+            v["redis_version"] = json!(c.redis_version);
+            v["vs_chat"] = json!({
+                "chat_gateway_cpu_us_per_request": round(chat.cpu_us_per_req(0)),
+                "limited_in_process_gateway_cpu_us_per_request": round(limited.cpu_us_per_req(0)),
+                "limited_redis_gateway_cpu_us_per_request": round(cpu),
+                "difference_to_chat_us": round(cpu - chat.cpu_us_per_req(0)),
+                "difference_to_limited_in_process_us": round(cpu - limited.cpu_us_per_req(0)),
+            });
+            v["redis_measured_run"] = c.server.to_json(c.requests());
+            v["redis_sample"] = match &c.split {
+                Ok(s) => s.to_json(),
+                Err(why) => json!({"error": why}),
+            };
+            v["gateway"] = c.measured.to_json(&["gateway", "client", "upstream_mock"]);
+            v["gateway"]["other_processes_exclude"] = json!("the Redis server's CPU time (INFO cpu)");
+        }
+        Err(miss) => {
+            v["gateway"] = Value::Null;
+            v["not_run"] = json!({"reason": miss.reason, "redis_unreachable": miss.unreachable});
+        }
+    }
+    v
 }

@@ -26,6 +26,13 @@ impl Proc {
         let pid = child.id().ok_or("child exited at once")?;
         Ok(Self { child, pid })
     }
+
+    /// Kills the process and waits (up to 5 s) until it is gone, so that it spends no CPU time in
+    /// what is measured next.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
 }
 
 impl Drop for Proc {
@@ -122,33 +129,44 @@ pub struct WeightedRoute<'a> {
     pub targets: &'a [(&'a str, u32)],
 }
 
-/// Writes the gateway's config into `dir`: listens on `port`; two providers at the same mock,
-/// `mock_addr`: `OPENAI_PROVIDER` (OpenAI protocol) offering `models`, and `anthropic_provider`
-/// (Anthropic protocol, so the gateway translates); and `route` over models of the first. Returns
-/// its path.
-pub fn write_config(
-    dir: &Path,
-    port: u16,
-    mock_addr: &str,
-    models: &[&str],
-    anthropic_provider: &str,
-    route: &WeightedRoute,
-) -> Result<PathBuf> {
-    let config = dir.join("llm-proxy.yaml");
-    let targets: Vec<String> = route
-        .targets
-        .iter()
-        .map(|(model, weight)| format!("{{ model: {OPENAI_PROVIDER}/{model}, weight: {weight} }}"))
-        .collect();
-    // Health checks off: background probes would land in the measured CPU time. Request logging
-    // is always on: every request is written to the SQLite database.
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen_addr: 127.0.0.1:{port}
+/// What a gateway's config says. Two gateways of one run differ only by `name` (their config file
+/// and SQLite database in the temp dir), `port` and `redis_url`.
+pub struct GatewayConfig<'a> {
+    /// `<name>.yaml` and `<name>.db` in the temp dir.
+    pub name: &'a str,
+    pub port: u16,
+    /// The mock both providers point at.
+    pub mock_addr: &'a str,
+    /// The models `OPENAI_PROVIDER` offers.
+    pub models: &'a [&'a str],
+    /// A second provider at the same mock, with the Anthropic protocol (so the gateway translates).
+    pub anthropic_provider: &'a str,
+    /// A route over models of `OPENAI_PROVIDER`.
+    pub route: &'a WeightedRoute<'a>,
+    /// Cluster mode: rate limits and budgets counted on this Redis instead of in process.
+    pub redis_url: Option<&'a str>,
+}
+
+impl GatewayConfig<'_> {
+    /// Writes the config into `dir` and returns its path.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let config = dir.join(format!("{}.yaml", self.name));
+        let targets: Vec<String> = self
+            .route
+            .targets
+            .iter()
+            .map(|(model, weight)| format!("{{ model: {OPENAI_PROVIDER}/{model}, weight: {weight} }}"))
+            .collect();
+        let redis = self.redis_url.map_or(String::new(), |url| format!("redis_url: \"{url}\"\n"));
+        // Health checks off: background probes would land in the measured CPU time. Request logging
+        // is always on: every request is written to the SQLite database.
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen_addr: 127.0.0.1:{port}
 log_level: warn
 database_url: "sqlite://{db}"
-master_key: bench-master-key-0123456789
+{redis}master_key: bench-master-key-0123456789
 health_check: {{ enabled: false }}
 providers:
   {OPENAI_PROVIDER}:
@@ -167,23 +185,34 @@ routes:
     strategy: weighted
     targets: [{targets}]
 "#,
-            db = dir.join("bench.db").display(),
-            models = models.join(", "),
-            route_name = route.name,
-            targets = targets.join(", "),
-        ),
-    )?;
-    Ok(config)
+                port = self.port,
+                db = dir.join(format!("{}.db", self.name)).display(),
+                mock_addr = self.mock_addr,
+                models = self.models.join(", "),
+                anthropic_provider = self.anthropic_provider,
+                route_name = self.route.name,
+                targets = targets.join(", "),
+            ),
+        )?;
+        Ok(config)
+    }
 }
 
-/// Creates a virtual key with `llm-proxy keys create --json`, before the gateway starts, so its
-/// key ring loads it at once.
-pub async fn create_key(gateway_bin: &Path, config: &Path) -> Result<String> {
+/// The environment variable that would override the config's `redis_url`: removed for every
+/// gateway command, so only the config decides whether a gateway counts on Redis.
+const REDIS_URL_ENV: &str = "LLM_PROXY_REDIS_URL";
+
+/// Creates a virtual key named `name` with `llm-proxy keys create --json` and the extra arguments
+/// `limits` (`--rpm N`, …), before the gateway starts, so its key ring loads it at once.
+pub async fn create_key(gateway_bin: &Path, config: &Path, name: &str, limits: &[String]) -> Result<String> {
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         Command::new(gateway_bin)
-            .args(["keys", "create", "--name", "bench", "--json", "--config"])
+            .args(["keys", "create", "--name", name])
+            .args(limits)
+            .args(["--json", "--config"])
             .arg(config)
+            .env_remove(REDIS_URL_ENV)
             .kill_on_drop(true)
             .output(),
     )
@@ -213,6 +242,7 @@ pub async fn start_gateway(
             .arg("--config")
             .arg(config)
             .env("LLM_PROXY_WORKERS", workers.to_string())
+            .env_remove(REDIS_URL_ENV)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
             .stdin(Stdio::null()),

@@ -130,6 +130,39 @@ impl Memory {
     }
 }
 
+/// The local ports of `pid`'s TCP connections to port `remote_port` (at any address): its sockets
+/// are the `socket:[INODE]` links in /proc/<pid>/fd, and /proc/<pid>/net/tcp and tcp6 list every
+/// connection of its network namespace with its inode. A server that logs its clients by address
+/// (Redis's `MONITOR`) can then tell this process's commands from everyone else's.
+pub fn tcp_ports_to(pid: u32, remote_port: u16) -> Result<Vec<u16>> {
+    let mut inodes = std::collections::HashSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        // A descriptor closed between listing and reading is simply not a connection any more.
+        let Ok(target) = std::fs::read_link(fd?.path()) else { continue };
+        if let Some(inode) = target.to_str().and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')) {
+            inodes.insert(inode.to_string());
+        }
+    }
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else { continue };
+        // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …;
+        // addresses are hex `ADDR:PORT`, the port in host order.
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = |addr: &str| addr.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if let (Some(local), Some(remote), Some(inode)) = (f.get(1), f.get(2), f.get(9))
+                && port(remote) == Some(remote_port)
+                && inodes.contains(*inode)
+                && let Some(p) = port(local)
+            {
+                ports.push(p);
+            }
+        }
+    }
+    Ok(ports)
+}
+
 /// Megabytes (10^6 bytes, as the targets are written) from KiB.
 pub fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6

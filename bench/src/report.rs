@@ -144,9 +144,10 @@ impl Check {
             }
             (_, _, Some(b)) => {
                 let diff = self.gateway - b.baseline;
+                // A band of the baseline itself plus an amount reads `≤ chat (41.0 µs) + 10 µs`.
+                let factor = if b.factor == 1.0 { String::new() } else { format!("{} × ", b.factor) };
                 format!(
-                    "{op} {} × {} ({} {u}) + {} {u} = {} {u}; difference {}{} {u} ({:+.1}%){note}",
-                    b.factor,
+                    "{op} {factor}{} ({} {u}) + {} {u} = {} {u}; difference {}{} {u} ({:+.1}%){note}",
                     b.name,
                     f(b.baseline),
                     b.plus,
@@ -170,7 +171,8 @@ impl Check {
         vec![
             self.figure.clone(),
             self.direct.map_or("-".into(), f),
-            f(self.gateway),
+            // Not a number: nothing was measured (the check says why).
+            if self.gateway.is_finite() { f(self.gateway) } else { "-".into() },
             self.added.map_or("-".into(), |a| format!("{}{}", if a >= 0.0 { "+" } else { "" }, f(a))),
             self.target(),
             if self.pass() { "PASS" } else { "MISS" }.into(),

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::load::Run;
+use crate::cluster_run::{ClusterMiss, ClusterRun};
+use crate::load::{RATE_LIMIT_HEADER, Run};
 use crate::procstat::{Measured, mb};
 use crate::report::{Check, Limit, group};
 
@@ -20,6 +21,17 @@ const TRANSLATED_STREAM_FACTOR: f64 = 1.5;
 /// consecutive 4 s runs of one scenario differ by on these machines is larger (see bench/README.md).
 const ROUTED_NOISE_FACTOR: f64 = 1.05;
 const ROUTED_NOISE_US: f64 = 2.0;
+/// Gateway CPU time per chat request with a key whose requests, tokens and daily budget are
+/// limited (counted in process): at most this much above the unlimited chat's in the same run. The
+/// checks are a few map lookups and additions per request; the band also holds the drift between
+/// runs of one scenario (up to ~4 µs, see bench/README.md).
+const LIMITED_PLUS_US: f64 = 10.0;
+/// Redis commands a request waits for in cluster mode: one script call that checks and reserves
+/// every limit at once. Settles are batched after the answer, off the request path.
+const REDIS_CALLS_PER_REQUEST: f64 = 1.0;
+/// The same bound when acquires cannot be told from settles (no `MONITOR` sample): every script
+/// call per request, settles included. Batched under load, settles add a fraction of a call.
+const REDIS_CALLS_WITH_SETTLES: f64 = 1.2;
 /// How far, in percentage points, a target's share of the routed requests may stray from its
 /// weight's before a note says the weights were not honoured. Over tens of thousands of requests
 /// chance moves it by a fraction of a point.
@@ -43,6 +55,10 @@ pub struct Figures<'a> {
     pub routed: &'a Measured,
     /// Which of the route's targets served those requests.
     pub split: &'a Split,
+    /// Closed loop, the chat request with a limited key, counted in process: gateway only.
+    pub limited: &'a Measured,
+    /// The same on a second gateway counting on Redis, or why it did not run.
+    pub cluster: &'a Result<ClusterRun, ClusterMiss>,
     /// Closed loop, 20-chunk streams.
     pub stream: [&'a Measured; 2],
     /// Closed loop, 20-chunk streams translated from an Anthropic upstream: gateway only.
@@ -84,6 +100,16 @@ pub fn checks(f: &Figures) -> Vec<Check> {
         )
         .judge_within_band("single-model chat", cg.cpu_us_per_req(0), ROUTED_NOISE_FACTOR, ROUTED_NOISE_US)
         .invalid_if(f.split.unserved()),
+        Check::new(
+            "limited chat CPU/request within 10 µs of chat (µs)",
+            "µs",
+            1,
+            Limit::AtMost(f64::INFINITY),
+            f.limited.cpu_us_per_req(0),
+        )
+        .judge_within_band("chat", cg.cpu_us_per_req(0), 1.0, LIMITED_PLUS_US)
+        .invalid_if(unlimited(&f.limited.run)),
+        redis_check(f.cluster),
         Check::new("CPU per 20-chunk stream (µs)", "µs", 1, Limit::AtMost(CPU_STREAM_US), sg.cpu_us_per_req(0))
             .direct(sd.cpu_us_per_req(0)),
         Check::new(
@@ -112,6 +138,72 @@ pub fn checks(f: &Figures) -> Vec<Check> {
             .direct(ms(ad, 0.99))
             .note("one stall is 40 ms".into()),
     ]
+}
+
+/// Why a limited run did not measure limits, if it did not: some responses lacked the rate-limit
+/// headers, so the key's limits were not checked for them.
+fn unlimited(run: &Run) -> Option<String> {
+    (run.rate_limited < run.ok() as u64).then(|| {
+        format!(
+            "{} of {} responses carried no {RATE_LIMIT_HEADER}: the key's limits did not apply",
+            group((run.ok() as u64 - run.rate_limited) as f64, 0),
+            group(run.ok() as f64, 0)
+        )
+    })
+}
+
+/// "At most one Redis round trip per request": the gateway's own commands per request, settles
+/// left out, from the `MONITOR` sample; without one, every script call on the server per request
+/// over the measured run, against a looser bound that allows for the batched settles.
+fn redis_check(cluster: &Result<ClusterRun, ClusterMiss>) -> Check {
+    const FIGURE: &str = "Redis-backed path adds at most one Redis round trip per request (calls/request)";
+    let c = match cluster {
+        Ok(c) => c,
+        Err(miss) => {
+            return Check::new(FIGURE, "calls", 3, Limit::AtMost(REDIS_CALLS_PER_REQUEST), f64::NAN)
+                .invalid_if(Some(miss.reason.clone()));
+        }
+    };
+    let requests = c.requests();
+    let scripts = c.server.script_calls();
+    let total = scripts as f64 / requests.max(1) as f64;
+    // Fewer script calls than requests: some limits were answered by the gateway's local fallback
+    // (Redis slow or unreachable), and those requests made no round trip at all.
+    let fell_back = (scripts < requests).then(|| {
+        format!(
+            "Redis ran {} script calls for {} requests of the measured run: some limits were counted locally (fallback)",
+            group(scripts as f64, 0),
+            group(requests as f64, 0)
+        )
+    });
+    let invalid = unlimited(&c.measured.run).or(fell_back);
+    match &c.split {
+        Ok(s) => {
+            let acquired = (s.acquire < s.requests).then(|| {
+                format!(
+                    "only {} of the sample's {} requests acquired on Redis: the rest were counted locally",
+                    group(s.acquire as f64, 0),
+                    group(s.requests as f64, 0)
+                )
+            });
+            Check::new(FIGURE, "calls", 3, Limit::AtMost(REDIS_CALLS_PER_REQUEST), s.per_request(s.request_path()))
+                .note(format!(
+                    "acquire {:.3} + other {:.3}, MONITOR sample of {} requests; settles {:.3} more, batched, off the \
+                     request path",
+                    s.per_request(s.acquire),
+                    s.per_request(s.request_path() - s.acquire),
+                    group(s.requests as f64, 0),
+                    s.per_request(s.settle),
+                ))
+                .invalid_if(invalid.or(acquired))
+        }
+        Err(why) => Check::new(FIGURE, "calls", 3, Limit::AtMost(REDIS_CALLS_WITH_SETTLES), total)
+            .note(format!(
+                "all script calls of the measured run, batched settles included: acquires not told apart \
+                 from settles ({why})"
+            ))
+            .invalid_if(invalid),
+    }
 }
 
 pub fn notes(f: &Figures) -> Vec<String> {
@@ -147,6 +239,24 @@ pub fn notes(f: &Figures) -> Vec<String> {
         notes.push(format!(
             "the gateway's core was {single:.0}% busy with single-model chat and {routed:.0}% with routed chat: \
              below 90%, each request pays more wake-ups alone, so their CPU difference is not like with like"
+        ));
+    }
+    let limited = f.limited.busy_pct(0);
+    if single.min(limited) < 90.0 {
+        notes.push(format!(
+            "the gateway's core was {single:.0}% busy with chat and {limited:.0}% with limited chat: below 90%, \
+             each request pays more wake-ups alone, so their CPU difference is not like with like"
+        ));
+    }
+    if let Ok(c) = f.cluster
+        && c.measured.busy_pct(0) < 90.0
+    {
+        notes.push(format!(
+            "the Redis-backed gateway's core was {:.0}% busy: Redis itself took about {:.0}% of a CPU, wherever \
+             the scheduler put it, beside this tool and the upstream mock; below 90%, each request pays more \
+             wake-ups alone, so its CPU per request is not like with like with chat's",
+            c.measured.busy_pct(0),
+            c.server.cpu.as_secs_f64() / c.measured.run.wall.as_secs_f64() * 100.0,
         ));
     }
     if let Some(off) = f.split.stray() {
@@ -279,6 +389,92 @@ mod tests {
     }
 
     const TARGETS: [(&str, u32); 2] = [("mock-a", 3), ("mock-b", 1)];
+
+    /// A run of `ok` responses, `with_headers` of them carrying the rate-limit headers, that cost
+    /// the gateway `cpu_us` each.
+    fn limited_run(ok: usize, with_headers: u64, cpu_us: f64) -> Measured {
+        let run = Run {
+            latencies_us: vec![100; ok],
+            rate_limited: with_headers,
+            wall: std::time::Duration::from_secs(1),
+            ..Run::default()
+        };
+        let cpu = std::time::Duration::from_secs_f64(cpu_us * ok as f64 / 1e6);
+        Measured { run, cpu: vec![cpu], others: Default::default(), window: std::time::Duration::from_secs(1) }
+    }
+
+    fn limited_check(m: &Measured, chat_us: f64) -> Check {
+        Check::new("limited", "µs", 1, Limit::AtMost(f64::INFINITY), m.cpu_us_per_req(0))
+            .judge_within_band("chat", chat_us, 1.0, LIMITED_PLUS_US)
+            .invalid_if(unlimited(&m.run))
+    }
+
+    #[test]
+    fn limited_chat_may_cost_ten_microseconds_more_when_every_response_was_limited() {
+        assert!(limited_check(&limited_run(1000, 1000, 50.0), 40.0).pass());
+        assert!(!limited_check(&limited_run(1000, 1000, 50.2), 40.0).pass());
+        // A response without the headers was not limited: the figure does not measure limits.
+        let partly = limited_run(1000, 999, 40.0);
+        assert_eq!(
+            unlimited(&partly.run).as_deref(),
+            Some("1 of 1,000 responses carried no x-ratelimit-limit-requests: the key's limits did not apply")
+        );
+        assert!(!limited_check(&partly, 40.0).pass());
+    }
+
+    fn cluster(requests: usize, script_calls: u64, split: Result<crate::redis::CallSplit, String>) -> ClusterRun {
+        ClusterRun {
+            measured: limited_run(requests, requests as u64, 60.0),
+            server: crate::redis::ServerStats {
+                calls: [("evalsha".to_string(), script_calls)].into(),
+                cpu: Default::default(),
+            },
+            redis_version: "7".into(),
+            split,
+            sample_errors: 0,
+            log: String::new(),
+        }
+    }
+
+    fn sample(requests: u64, acquire: u64, settle: u64, other: &[(&str, u64)]) -> crate::redis::CallSplit {
+        crate::redis::CallSplit {
+            requests,
+            acquire_script: "sha".into(),
+            acquire,
+            settle,
+            other: other.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            foreign: 0,
+        }
+    }
+
+    #[test]
+    fn one_acquire_per_request_passes_and_settles_do_not_count() {
+        let check = redis_check(&Ok(cluster(1000, 1100, Ok(sample(2001, 2001, 300, &[])))));
+        assert!(check.pass());
+        assert_eq!(check.gateway, 1.0);
+        // Another command on the request path is a second round trip.
+        assert!(!redis_check(&Ok(cluster(1000, 1100, Ok(sample(2001, 2001, 0, &[("hmget", 2001)]))))).pass());
+        // Requests that acquired locally made no round trip: not a pass.
+        let fell_back = redis_check(&Ok(cluster(1000, 1100, Ok(sample(2001, 1500, 0, &[])))));
+        assert!(!fell_back.pass() && fell_back.invalid.is_some());
+        let measured_fell_back = redis_check(&Ok(cluster(1000, 900, Ok(sample(2001, 2001, 0, &[])))));
+        assert!(!measured_fell_back.pass() && measured_fell_back.invalid.is_some());
+    }
+
+    #[test]
+    fn without_a_sample_all_script_calls_count_against_a_looser_bound() {
+        assert!(redis_check(&Ok(cluster(1000, 1200, Err("no MONITOR".into())))).pass());
+        assert!(!redis_check(&Ok(cluster(1000, 1201, Err("no MONITOR".into())))).pass());
+    }
+
+    #[test]
+    fn unreachable_redis_is_a_miss_with_its_reason() {
+        let miss = ClusterMiss { reason: "Redis unreachable at 127.0.0.1:6379: refused".into(), unreachable: true };
+        let check = redis_check(&Err(miss));
+        assert!(!check.pass());
+        assert_eq!(check.invalid.as_deref(), Some("Redis unreachable at 127.0.0.1:6379: refused"));
+        assert_eq!(check.to_json()["gateway"], Value::Null);
+    }
 
     #[test]
     fn the_band_is_five_percent_and_two_microseconds() {
