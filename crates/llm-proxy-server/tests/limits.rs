@@ -355,3 +355,29 @@ async fn a_deployment_limit_counts_all_keys_and_usage_stats_add_up() {
     assert_eq!(resp.status(), 403, "the usage API is for the master key");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_pricing_refresh_neither_blocks_start_nor_loses_prices() {
+    // Nothing listens on port 1: the refresh fails at once and the bundled table plus the
+    // overrides stay in force.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.json");
+    std::fs::write(&path, PRICES).unwrap();
+    let yaml = format!(
+        "pricing: {{ overrides_file: \"{}\", refresh_url: \"http://127.0.0.1:1/pricing.json\", refresh_hours: 1 }}\n",
+        path.display()
+    );
+    let started = Instant::now();
+    let gw = Gateway::start_with(Backend::Sqlite, &yaml).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "start-up waited for the pricing refresh");
+    let (_, key) = gw.create_key(&[], None).await;
+    let resp = gw
+        .chat(
+            &key,
+            json!({"model": "oai/mock-priced", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(!header(&resp, "x-llm-proxy-cost").is_empty(), "prices survive a failed refresh");
+    gw.stop().await;
+}
