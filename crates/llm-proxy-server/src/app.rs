@@ -202,7 +202,9 @@ async fn per_ip_limit(
 }
 
 pub fn app(state: AppState) -> Router {
-    let ip_limit = middleware::from_fn_with_state(state.clone(), per_ip_limit);
+    // Only when configured: a layer costs every request a boxed future.
+    let ip_limit =
+        state.accounting.ip_rpm.is_some().then(|| middleware::from_fn_with_state(state.clone(), per_ip_limit));
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/messages", post(routes::messages::messages))
@@ -219,7 +221,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
-        .layer(ip_limit)
+        .layer(tower::util::option_layer(ip_limit))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(request_id))
