@@ -19,9 +19,8 @@ use llm_proxy_protocol::openai::EmbeddingsRequest;
 use llm_proxy_protocol::sse::SseEvent;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::sse_stream::{SseHandler, Translated, sse_stream};
-use crate::upstream::{Upstream, join, sensitive, to_body, with_segment};
-use crate::upstream_error::scrub;
+use crate::sse_stream::{SseHandler, sse_stream};
+use crate::upstream::{Upstream, join, key_header, scrub_reported, to_body, with_segment};
 use crate::{BuildError, HttpClient};
 
 /// The API version every request states; the wire formats here are this version's.
@@ -37,14 +36,7 @@ pub struct Anthropic {
 
 impl Anthropic {
     pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
-        use secrecy::ExposeSecret;
-        let key = match &config.api_key {
-            None => None,
-            Some(k) => Some(sensitive(k.expose_secret()).ok_or_else(|| BuildError::InvalidKey {
-                provider: config.name.clone(),
-                reason: "the key holds characters an HTTP header cannot carry".into(),
-            })?),
-        };
+        let key = key_header(config, str::to_string)?;
         Ok(Self {
             upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
             messages_url: join(&config.base_url, "v1/messages", &config.name)?,
@@ -98,12 +90,7 @@ impl Provider for Anthropic {
             return Ok(ChatOutput::Unified(response_to_unified(&body)?));
         }
         let resp = self.upstream.post(&self.messages_url, self.headers(), body).await?;
-        let t = &self.upstream.timeouts;
-        let secret = self.upstream.secret.clone();
-        let events = sse_stream(resp, t.first_byte, t.between_chunks, Translated(EventDecoder::new()));
-        Ok(ChatOutput::UnifiedStream(Box::pin(futures_util::StreamExt::map(events, move |e| {
-            e.map_err(|e| scrub_reported(e, secret.as_ref()))
-        }))))
+        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, EventDecoder::new())))
     }
 
     async fn count_tokens(&self, model: &str, request: ChatInput) -> Result<Option<u64>, ProviderError> {
@@ -130,14 +117,6 @@ impl Provider for Anthropic {
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(with_segment(&self.models_url, model), self.headers()).await
-    }
-}
-
-fn scrub_reported(e: ProviderError, secret: Option<&secrecy::SecretString>) -> ProviderError {
-    use secrecy::ExposeSecret;
-    match e {
-        ProviderError::Reported(m) => ProviderError::Reported(scrub(m, secret.map(|k| k.expose_secret()))),
-        other => other,
     }
 }
 

@@ -12,9 +12,7 @@ use llm_proxy_core::unified::{TranslateError, WireProtocol};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::sse_stream::{Translated, sse_stream};
-use crate::upstream::{Upstream, join, sensitive, to_body};
-use crate::upstream_error::scrub;
+use crate::upstream::{Upstream, join, key_header, to_body};
 use crate::{BuildError, HttpClient};
 
 pub struct Gemini {
@@ -26,14 +24,7 @@ pub struct Gemini {
 
 impl Gemini {
     pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
-        use secrecy::ExposeSecret;
-        let key = match &config.api_key {
-            None => None,
-            Some(k) => Some(sensitive(k.expose_secret()).ok_or_else(|| BuildError::InvalidKey {
-                provider: config.name.clone(),
-                reason: "the key holds characters an HTTP header cannot carry".into(),
-            })?),
-        };
+        let key = key_header(config, str::to_string)?;
         Ok(Self {
             upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
             models_url: join(&config.base_url, "v1beta/models/", &config.name)?,
@@ -103,18 +94,7 @@ impl Provider for Gemini {
         }
         let url = self.url(model, "streamGenerateContent?alt=sse")?;
         let resp = self.upstream.post(&url, self.headers(), body).await?;
-        let t = &self.upstream.timeouts;
-        let secret = self.upstream.secret.clone();
-        let events = sse_stream(resp, t.first_byte, t.between_chunks, Translated(StreamChunkDecoder::new(model)));
-        Ok(ChatOutput::UnifiedStream(Box::pin(futures_util::StreamExt::map(events, move |e| {
-            use secrecy::ExposeSecret;
-            e.map_err(|e| match e {
-                ProviderError::Reported(m) => {
-                    ProviderError::Reported(scrub(m, secret.as_ref().map(|k| k.expose_secret())))
-                }
-                other => other,
-            })
-        }))))
+        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, StreamChunkDecoder::new(model))))
     }
 
     async fn count_tokens(&self, model: &str, request: ChatInput) -> Result<Option<u64>, ProviderError> {

@@ -86,6 +86,51 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// A translated stream: the upstream's SSE read by `decoder` into unified events, under the
+    /// first-byte and between-chunks limits, with in-stream error text scrubbed of the key.
+    pub fn translated_events<D>(&self, resp: reqwest::Response, decoder: D) -> llm_proxy_core::provider::EventStream
+    where
+        D: llm_proxy_core::translate::StreamDecoder + 'static,
+    {
+        let t = &self.timeouts;
+        let secret = self.secret.clone();
+        let events =
+            crate::sse_stream::sse_stream(resp, t.first_byte, t.between_chunks, crate::sse_stream::Translated(decoder));
+        Box::pin(futures_util::StreamExt::map(events, move |e| e.map_err(|e| scrub_reported(e, secret.as_ref()))))
+    }
+}
+
+/// Upstreams quote keys in error text: an in-stream error message is scrubbed like a status one.
+pub(crate) fn scrub_reported(e: ProviderError, secret: Option<&secrecy::SecretString>) -> ProviderError {
+    use secrecy::ExposeSecret;
+    match e {
+        ProviderError::Reported(m) => {
+            ProviderError::Reported(upstream_error::scrub(m, secret.map(|k| k.expose_secret())))
+        }
+        other => other,
+    }
+}
+
+/// The provider key as a header value (marked sensitive), shaped by `format` (`Bearer {k}` or the
+/// bare key); a key a header cannot carry is a configuration error.
+pub(crate) fn key_header(
+    config: &llm_proxy_core::config::ProviderConfig,
+    format: impl Fn(&str) -> String,
+) -> Result<Option<reqwest::header::HeaderValue>, crate::BuildError> {
+    use secrecy::ExposeSecret;
+    config
+        .api_key
+        .as_ref()
+        .map(|k| {
+            sensitive(&format(k.expose_secret())).ok_or_else(|| crate::BuildError::InvalidKey {
+                provider: config.name.clone(),
+                reason: "the key holds characters an HTTP header cannot carry".into(),
+            })
+        })
+        .transpose()
+}
+
 /// `base` with one more path segment, percent-encoded (a model id may hold `/`).
 pub(crate) fn with_segment(base: &reqwest::Url, segment: &str) -> reqwest::Url {
     let mut url = base.clone();

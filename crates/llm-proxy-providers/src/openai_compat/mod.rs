@@ -24,9 +24,8 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
 
 use crate::glm_auth::GlmToken;
-use crate::sse_stream::{SseHandler, Translated, sse_stream};
-use crate::upstream::{Upstream, join, sensitive, to_body, with_segment};
-use crate::upstream_error;
+use crate::sse_stream::{SseHandler, sse_stream};
+use crate::upstream::{Upstream, join, key_header, scrub_reported, to_body, with_segment};
 use crate::{BuildError, HttpClient};
 use convert::StreamItem;
 
@@ -59,10 +58,10 @@ impl OpenAiCompat {
                 provider: config.name.clone(),
                 reason: "a ZhipuAI GLM key has the form `id.secret`".into(),
             })?),
-            (_, Some(k)) => Auth::Bearer(sensitive(&format!("Bearer {k}")).ok_or_else(|| BuildError::InvalidKey {
-                provider: config.name.clone(),
-                reason: "the key holds characters an HTTP header cannot carry".into(),
-            })?),
+            (_, Some(_)) => match key_header(config, |k| format!("Bearer {k}"))? {
+                Some(v) => Auth::Bearer(v),
+                None => Auth::None,
+            },
         };
         let dialect = match config.name.as_str() {
             "openai" => Dialect::OPENAI,
@@ -134,12 +133,7 @@ impl Provider for OpenAiCompat {
             return Ok(ChatOutput::Unified(response_to_unified(&body)?));
         }
         let resp = self.upstream.post(&self.chat_url, self.headers(), body).await?;
-        let t = &self.upstream.timeouts;
-        let secret = self.upstream.secret.clone();
-        let events = sse_stream(resp, t.first_byte, t.between_chunks, Translated(ChunkDecoder::new()));
-        Ok(ChatOutput::UnifiedStream(Box::pin(futures_util::StreamExt::map(events, move |e| {
-            e.map_err(|e| scrub_reported(e, secret.as_ref()))
-        }))))
+        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, ChunkDecoder::new())))
     }
 
     async fn count_tokens(&self, _model: &str, _request: ChatInput) -> Result<Option<u64>, ProviderError> {
@@ -156,16 +150,6 @@ impl Provider for OpenAiCompat {
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(with_segment(&self.models_url, model), self.headers()).await
-    }
-}
-
-/// Upstreams quote keys in error text; an in-stream error message is scrubbed like a status one.
-fn scrub_reported(e: ProviderError, secret: Option<&secrecy::SecretString>) -> ProviderError {
-    match e {
-        ProviderError::Reported(m) => {
-            ProviderError::Reported(upstream_error::scrub(m, secret.map(|k| k.expose_secret())))
-        }
-        other => other,
     }
 }
 
