@@ -27,6 +27,8 @@ pub struct RequestMeter {
     in_flight: Option<InFlightGuard>,
     /// Reservations and the price table; settled when the request is recorded.
     admission: Option<Admission>,
+    /// The serving deployment's price, looked up once when it is known.
+    price: Option<llm_proxy_core::pricing::ModelPrice>,
     /// The request body, kept (a reference count, not a copy) to count its tokens locally should
     /// the upstream report none.
     body: Option<bytes::Bytes>,
@@ -50,6 +52,7 @@ impl RequestMeter {
             usage: None,
             in_flight: None,
             admission: None,
+            price: None,
             body: None,
             content_chunks: 0,
             recorded: false,
@@ -72,6 +75,7 @@ impl RequestMeter {
 
     /// The deployment that served the request (after retries and fallbacks).
     pub fn set_deployment(&mut self, provider: &str, upstream_model: &str) {
+        self.price = self.admission.as_ref().and_then(|a| a.price(provider, upstream_model)).cloned();
         self.entry.provider = Some(provider.to_string());
         self.entry.upstream_model = Some(upstream_model.to_string());
     }
@@ -100,9 +104,7 @@ impl RequestMeter {
 
     /// The cost of the usage reported so far at the serving deployment's price.
     pub fn cost_usd(&self) -> Option<f64> {
-        let (a, u) = (self.admission.as_ref()?, self.usage.as_ref()?);
-        let price = a.price(self.entry.provider.as_deref()?, self.entry.upstream_model.as_deref()?)?;
-        Some(llm_proxy_core::pricing::cost(price, u).usd)
+        Some(llm_proxy_core::pricing::cost(self.price.as_ref()?, self.usage.as_ref()?).usd)
     }
 
     /// Keeps the deployment's in-flight slot until the request ends.
@@ -158,10 +160,8 @@ impl RequestMeter {
         }
         let mut cost_micros = 0;
         if let Some(admission) = self.admission.as_mut() {
-            let cost = match (&self.usage, entry.provider.as_deref(), entry.upstream_model.as_deref()) {
-                (Some(u), Some(p), Some(m)) => {
-                    admission.price(p, m).map(|price| llm_proxy_core::pricing::cost(price, u))
-                }
+            let cost = match (&self.usage, &self.price) {
+                (Some(u), Some(price)) => Some(llm_proxy_core::pricing::cost(price, u)),
                 _ => None,
             };
             if let Some(c) = cost {
