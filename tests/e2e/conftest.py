@@ -283,6 +283,11 @@ providers:
 rate_limits:
   per_model:
     "oai/mock-limited": {{ requests_per_minute: 2 }}
+routes:
+  - name: resilient
+    targets: [{{ model: oai/mock-fail-500 }}]
+    retries: 0
+    fallbacks: [claude/mock-text]
 """
 
 
