@@ -67,6 +67,15 @@ impl ChatInput {
         }
     }
 
+    /// The model as the client named it.
+    pub fn model(&self) -> &str {
+        match self {
+            Self::OpenAi(r) => &r.model,
+            Self::Anthropic(r) => &r.model,
+            Self::Unified(r) => &r.model,
+        }
+    }
+
     /// The client's protocol; `None` for an already unified request.
     pub fn protocol(&self) -> Option<WireProtocol> {
         match self {

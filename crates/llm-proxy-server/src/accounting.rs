@@ -177,17 +177,25 @@ impl Accounting {
         }
         let headers = headers(&specs, &acquired);
         if !acquired.allowed {
-            let why = refusal(&specs, &acquired).unwrap_or_else(|| Refusal::parallel(0));
-            return Err(refused(&why, headers));
+            let mut err = match refusal(&specs, &acquired) {
+                Some(why) => refused(&why, Vec::new()),
+                // Every refusal names its limit; this only guards against a counter that says no
+                // without saying which.
+                None => ApiError::rate_limited(
+                    "A rate limit of this gateway refused the request.",
+                    "rate_limit_exceeded",
+                    1,
+                ),
+            };
+            err.headers = headers;
+            return Err(err);
         }
         Ok(Admission { specs, headers, slot, prices, settles: Some(self.settles.clone()) })
     }
 }
 
 fn refused(why: &Refusal, headers: Vec<(&'static str, String)>) -> ApiError {
-    let mut e = ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after_secs);
-    e.headers = headers;
-    e
+    ApiError { headers, ..ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after_secs) }
 }
 
 /// What admission granted a request, carried by its meter until it is recorded.

@@ -59,6 +59,11 @@ impl Plan {
     pub fn single(candidate: Candidate, deadline: Duration) -> Self {
         Self { attempts: vec![candidate], context_fallbacks: Vec::new(), deadline }
     }
+
+    /// Provider and upstream model of the first attempt: what admission prices and limits.
+    pub fn first(&self) -> (&str, &str) {
+        self.attempts.first().map_or(("", ""), |c| (c.provider_name.as_str(), c.upstream_model.as_str()))
+    }
 }
 
 /// The attempt that answered.

@@ -84,7 +84,10 @@ pub async fn plan(
         Resolution::Single(c) => return Ok(Plan::single(c, deadline)),
         Resolution::Route(r) => r,
     };
-    let conversation = request.map(|r| conversation_of(r, headers));
+    // Hashing the conversation reads the prompt: only the strategy that uses it pays for it.
+    let conversation = request
+        .filter(|_| route.strategy == llm_proxy_core::config::StrategyKind::ConversationHash)
+        .map(|r| conversation_of(r, headers));
     let embedding = match (route.semantic(), request) {
         (Some(semantic), Some(r)) => {
             ensure_examples(live, semantic).await;

@@ -241,23 +241,9 @@ async fn config_limits_apply_per_user_per_model_and_per_ip() {
     gw.stop().await;
 }
 
-/// The Redis to test against, or `None` to skip (never on CI).
-fn redis_url() -> Option<String> {
-    match std::env::var("LLM_PROXY_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("LLM_PROXY_TEST_REDIS_URL is not set, but CI=true: the Redis suite must run on CI")
-        }
-        _ => {
-            eprintln!("skipping: LLM_PROXY_TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_hold_one_limit() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = common::redis_url() else { return };
     // A model name of its own, so counters left by other runs (they live a minute) do not count.
     let model = format!("oai/mock-shared-{}", uuid::Uuid::new_v4().simple());
     let extra =
@@ -276,7 +262,7 @@ async fn two_instances_sharing_redis_hold_one_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_keep_flowing_when_redis_goes_away() {
-    if redis_url().is_none() {
+    if common::redis_url().is_none() {
         return;
     }
     // Our own Redis, so stopping it disturbs nobody.

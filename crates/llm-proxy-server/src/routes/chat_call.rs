@@ -40,7 +40,6 @@ pub async fn serve_chat(
     sizing: Sizing,
 ) -> Response {
     let protocol = client.protocol();
-    let model = input_model(&input);
     let plan = match dispatch::plan(&live, resolution, Some(&input), headers, NO_ROUTE_DEADLINE).await {
         Ok(p) => p,
         Err(e) => {
@@ -48,11 +47,10 @@ pub async fn serve_chat(
             return e.into_response_for(protocol);
         }
     };
-    let (provider, upstream) =
-        plan.attempts.first().map(|c| (c.provider_name.clone(), c.upstream_model.clone())).unwrap_or_default();
+    let (provider, upstream) = plan.first();
     let admission = match state
         .accounting
-        .admit(principal, &model, &provider, &upstream, sizing.body_bytes, sizing.max_tokens)
+        .admit(principal, input.model(), provider, upstream, sizing.body_bytes, sizing.max_tokens)
         .await
     {
         Ok(a) => a,
@@ -97,15 +95,6 @@ pub async fn serve_chat(
             apply_headers(&mut resp, &limit_headers);
             resp
         }
-    }
-}
-
-/// The model as the client named it (limits per model use that name).
-fn input_model(input: &ChatInput) -> String {
-    match input {
-        ChatInput::OpenAi(r) => r.model.clone(),
-        ChatInput::Anthropic(r) => r.model.clone(),
-        ChatInput::Unified(r) => r.model.clone(),
     }
 }
 

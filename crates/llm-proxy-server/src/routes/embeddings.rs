@@ -46,10 +46,9 @@ pub async fn embeddings(
         }
         let (live, resolution) = resolve(&state, &principal, &request.model, &mut meter)?;
         let plan = plan(&live, resolution, None, &headers, NO_ROUTE_DEADLINE).await?;
-        let (provider, upstream) =
-            plan.attempts.first().map(|c| (c.provider_name.clone(), c.upstream_model.clone())).unwrap_or_default();
+        let (provider, upstream) = plan.first();
         let admission =
-            state.accounting.admit(&principal, &request.model, &provider, &upstream, bytes.len(), Some(0)).await?;
+            state.accounting.admit(&principal, &request.model, provider, upstream, bytes.len(), Some(0)).await?;
         limit_headers = admission.headers.clone();
         meter.admit(admission);
         let mut request = Some(request);

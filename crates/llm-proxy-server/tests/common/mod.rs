@@ -48,6 +48,20 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// The Redis to test against, or `None` to skip (never on CI).
+pub fn redis_url() -> Option<String> {
+    match std::env::var("LLM_PROXY_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("LLM_PROXY_TEST_REDIS_URL is not set, but CI=true: the Redis suite must run on CI")
+        }
+        _ => {
+            eprintln!("skipping: LLM_PROXY_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
 /// `url` with its database name replaced.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));

@@ -23,6 +23,14 @@ use crate::provider::TokenUsage;
 use crate::unified::StopReason;
 use llm_proxy_protocol::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
 
+/// A short random tag for the tool-call ids an answer's calls get when the upstream sent none:
+/// `call_0` in every turn would collide in the history a later request sends to Anthropic.
+fn call_tag() -> String {
+    let mut tag = uuid::Uuid::new_v4().simple().to_string();
+    tag.truncate(12);
+    tag
+}
+
 /// OpenAI's `finish_reason` for a stop reason.
 pub fn finish_reason(reason: &StopReason) -> &'static str {
     match reason {

@@ -124,9 +124,7 @@ pub fn response_to_unified(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     if let Some(text) = m.content.or(m.refusal).filter(|t| !t.is_empty()) {
         content.push(Part::Text { text, cache_control: None });
     }
-    // Generated ids carry a per-answer tag: `call_0` in every turn would collide in the history
-    // that a later request sends to Anthropic.
-    let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let tag = super::call_tag();
     for (i, call) in m.tool_calls.into_iter().enumerate() {
         let id = if call.id.is_empty() { format!("call_{tag}_{i}") } else { call.id };
         content.push(Part::ToolCall { id, name: call.function.name, arguments: call.function.arguments });

@@ -236,8 +236,7 @@ impl Default for ChunkDecoder {
 
 impl ChunkDecoder {
     pub fn new() -> Self {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        Self { started: false, tools: Vec::new(), tag: tag[..12].to_string(), refused: false, finished: false }
+        Self { started: false, tools: Vec::new(), tag: super::call_tag(), refused: false, finished: false }
     }
 
     /// The slot a delta belongs to. With an index, the call of that index (newest first); without
