@@ -5,6 +5,7 @@
 //! the provider adapters and the storage backends plug in from above through the traits here.
 
 pub mod config;
+pub mod cpu_pool;
 pub mod key_ring;
 pub mod known_provider;
 pub mod limits;
