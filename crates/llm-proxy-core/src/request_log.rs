@@ -21,6 +21,8 @@ pub mod error_kind {
     pub const CLIENT_DISCONNECT: &str = "client_disconnect";
     /// Still running when the shutdown grace period ended.
     pub const SHUTDOWN: &str = "shutdown";
+    /// The gateway was at its limit of requests in flight.
+    pub const OVERLOADED: &str = "overloaded";
     pub const INTERNAL: &str = "internal";
 }
 

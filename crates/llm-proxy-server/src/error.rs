@@ -128,6 +128,20 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", error_kind::INTERNAL, message)
     }
 
+    /// `connections.max_in_flight` requests are already running.
+    pub fn overloaded(max_in_flight: usize) -> Self {
+        Self {
+            retry_after: Some("1".into()),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                error_kind::OVERLOADED,
+                format!("The gateway is at its limit of {max_in_flight} requests in flight; retry shortly."),
+            )
+            .with_code("gateway_overloaded")
+        }
+    }
+
     pub fn shutting_down() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use llm_proxy_core::config::Config;
 use llm_proxy_core::key_ring::KeyRing;
 use llm_proxy_core::log_writer::log_channel;
@@ -77,6 +76,7 @@ pub async fn run(
     let prices = PricingSource::initial(overrides.as_deref()).map_err(|e| anyhow::anyhow!("pricing: {e}"))?;
     let (accounting, settles) = Accounting::new(&config, counters.clone(), prices);
     tracker.spawn(Accounting::settle_worker(counters, settles));
+    let in_flight = crate::listener::InFlight::new(config.connections.max_in_flight);
     let state = AppState(Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
         route_inputs,
@@ -103,16 +103,7 @@ pub async fn run(
     on_ready();
 
     let graceful = CancellationToken::new();
-    // Stream chunks are small writes; without TCP_NODELAY Nagle's algorithm holds each one back
-    // until the client acknowledges the previous (about 40 ms per chunk, measured with bench/).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    // The peer address feeds the per-IP limit.
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(graceful.clone().cancelled_owned());
+    let server = crate::listener::serve(listener, app(state), config.connections, in_flight, graceful.clone());
     let mut server = tracker.spawn(async move { server.await });
     tokio::select! {
         result = &mut server => {

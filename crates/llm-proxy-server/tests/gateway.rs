@@ -501,8 +501,9 @@ async fn a_client_disconnect_cancels_the_upstream_call(backend: Backend) {
     let dropped_at = Instant::now();
     while gw.mock.state.streams_cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(
-            dropped_at.elapsed() < Duration::from_secs(1),
-            "the upstream stream was still running 1 s after the client left"
+            // The whole stream takes 10 s; a busy 2-core machine needs more than 1 s at times.
+            dropped_at.elapsed() < Duration::from_secs(5),
+            "the upstream stream was still running 5 s after the client left"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

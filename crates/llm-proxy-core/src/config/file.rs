@@ -28,6 +28,10 @@ pub(super) struct RawConfig {
     pub(super) shutdown_grace_secs: Option<u64>,
     pub(super) stream_keep_alive_secs: Option<u64>,
     pub(super) upstream_timeouts: Option<RawTimeouts>,
+    pub(super) connections: Option<super::connections::RawConnections>,
+    pub(super) max_tokens_ceiling: Option<u64>,
+    pub(super) log_retention_days: Option<u32>,
+    pub(super) admin_auth_failures_per_minute: Option<u64>,
     #[serde(default)]
     pub(super) providers: IndexMap<String, RawProvider>,
     #[serde(default)]

@@ -14,12 +14,14 @@ use secrecy::SecretString;
 
 use crate::known_provider::Protocol;
 
+mod connections;
 mod file;
 mod limits;
 mod providers;
 mod redact;
 mod routes;
 
+pub use connections::ConnectionLimits;
 pub use file::expand;
 use file::{RawConfig, parse_file};
 pub use limits::{BudgetConfig, CostBudgetConfig, PricingConfig, RateLimitConfig, RateLimitsConfig};
@@ -32,6 +34,13 @@ pub use routes::{
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/llm-proxy.db";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// The most answer tokens a request reserves against limits and budgets when the pricing registry
+/// does not know its model's output limit.
+pub const DEFAULT_MAX_TOKENS_CEILING: u64 = 131_072;
+/// Days of request-log rows kept by default.
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+/// Failed admin-API authentications per client address and minute before it is locked out.
+pub const DEFAULT_ADMIN_AUTH_FAILURES_PER_MINUTE: u64 = 10;
 
 /// The effective configuration. Secrets are `SecretString`: redacted in `Debug`, never serialized.
 #[derive(Debug, Clone)]
@@ -63,6 +72,15 @@ pub struct Config {
     /// How often an idle stream gets an SSE comment, so proxies do not cut it.
     pub stream_keep_alive: Duration,
     pub upstream_timeouts: UpstreamTimeouts,
+    pub connections: ConnectionLimits,
+    /// The most answer tokens one request reserves (`max_tokens` above the model's output limit,
+    /// or above this for a model the registry does not know, reserves only up to it).
+    pub max_tokens_ceiling: u64,
+    /// Request-log rows older than this many days are deleted; 0 keeps them forever.
+    pub log_retention_days: u32,
+    /// Failed admin-API authentications per client address and minute before the address is
+    /// refused (429) until the minute has passed.
+    pub admin_auth_failures_per_minute: u64,
     /// Enabled providers in config order (file order, then ones found only in the environment).
     pub providers: Vec<ProviderConfig>,
     /// Routes from the config file, validated against `providers`; each has its `strategy` set.
@@ -212,7 +230,7 @@ impl Config {
     }
 }
 
-fn env_parse<T: std::str::FromStr>(env: &dyn Env, name: &str, errors: &mut Vec<ConfigError>) -> Option<T>
+pub(crate) fn env_parse<T: std::str::FromStr>(env: &dyn Env, name: &str, errors: &mut Vec<ConfigError>) -> Option<T>
 where
     T::Err: fmt::Display,
 {
@@ -402,6 +420,20 @@ fn build(
         }
     }
 
+    let connections = raw.connections.unwrap_or_default().build(env, errors);
+    let max_tokens_ceiling = raw.max_tokens_ceiling.unwrap_or(DEFAULT_MAX_TOKENS_CEILING);
+    if max_tokens_ceiling == 0 {
+        errors.push(ConfigError { path: "max_tokens_ceiling".into(), message: "must be at least 1".into() });
+    }
+    let log_retention_days =
+        env_parse(env, "LOG_RETENTION_DAYS", errors).or(raw.log_retention_days).unwrap_or(DEFAULT_LOG_RETENTION_DAYS);
+    let admin_auth_failures_per_minute =
+        raw.admin_auth_failures_per_minute.unwrap_or(DEFAULT_ADMIN_AUTH_FAILURES_PER_MINUTE);
+    if admin_auth_failures_per_minute == 0 {
+        errors
+            .push(ConfigError { path: "admin_auth_failures_per_minute".into(), message: "must be at least 1".into() });
+    }
+
     let providers = build_providers(raw.providers, env, errors, warnings);
     let routes = validate_routes(raw.routes, &providers, load_balance_strategy, errors);
     let rate_limits = raw.rate_limits.unwrap_or_default();
@@ -430,6 +462,10 @@ fn build(
         shutdown_grace,
         stream_keep_alive,
         upstream_timeouts,
+        connections,
+        max_tokens_ceiling,
+        log_retention_days,
+        admin_auth_failures_per_minute,
         providers,
         routes,
         circuit_breaker,

@@ -50,6 +50,17 @@ impl Config {
         t.insert("first_byte_secs".into(), self.upstream_timeouts.first_byte.as_secs().into());
         t.insert("between_chunks_secs".into(), self.upstream_timeouts.between_chunks.as_secs().into());
         m.insert("upstream_timeouts".into(), Value::Mapping(t));
+        let c = &self.connections;
+        let mut conn = Mapping::new();
+        conn.insert("max_connections".into(), (c.max_connections as u64).into());
+        conn.insert("header_read_timeout_secs".into(), c.header_read_timeout.as_secs().into());
+        conn.insert("idle_timeout_secs".into(), c.idle_timeout.as_secs().into());
+        conn.insert("write_timeout_secs".into(), c.write_timeout.as_secs().into());
+        conn.insert("max_in_flight".into(), (c.max_in_flight as u64).into());
+        m.insert("connections".into(), Value::Mapping(conn));
+        m.insert("max_tokens_ceiling".into(), self.max_tokens_ceiling.into());
+        m.insert("log_retention_days".into(), self.log_retention_days.into());
+        m.insert("admin_auth_failures_per_minute".into(), self.admin_auth_failures_per_minute.into());
         let mut providers = Mapping::new();
         for p in &self.providers {
             let mut pm = Mapping::new();

@@ -12,6 +12,7 @@
 //! 4. on the answer's end, error or client disconnect (only if step 3 passed):
 //!    `counters.settle(&settles_for(&specs, tokens, cost_micros))`.
 
+mod auth_failures;
 mod headers;
 mod ip_limiter;
 mod parallel_slots;
@@ -21,6 +22,7 @@ mod window;
 use std::collections::HashMap;
 use std::time::Duration;
 
+pub use auth_failures::{AddressCount, AuthFailureSnapshot, AuthFailures, MinuteCount};
 pub use headers::{format_reset, headers};
 pub use ip_limiter::IpLimiter;
 pub use parallel_slots::{ParallelSlots, SlotGuard};
