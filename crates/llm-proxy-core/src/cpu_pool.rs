@@ -6,6 +6,8 @@
 //! a burst of huge requests queues here instead of taking every thread and all the memory at once.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -39,15 +41,37 @@ where
     }
 }
 
+/// Detached jobs not yet finished; shutdown waits for them ([`drain`]).
+static DETACHED: AtomicUsize = AtomicUsize::new(0);
+
 /// Runs `job` from synchronous code (a `Drop`) without blocking the caller: on a blocking thread
 /// when a runtime is current, else right here (there are no async workers to protect then).
 pub fn detach(job: impl FnOnce() + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
+            DETACHED.fetch_add(1, Ordering::AcqRel);
             // Dropping the handle detaches the job; it still runs to the end.
-            drop(rt.spawn_blocking(job));
+            drop(rt.spawn_blocking(move || {
+                struct Done;
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        DETACHED.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                let _done = Done;
+                job();
+            }));
         }
         Err(_) => job(),
+    }
+}
+
+/// Waits (up to `within`) for detached jobs to finish: at shutdown, before the request log's
+/// last flush, since such a job may still be about to record a row.
+pub async fn drain(within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while DETACHED.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -134,6 +134,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError>;
     /// A page of the log, newest first.
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;
+    /// Deletes at most `limit` request-log rows created before `before_ms`, oldest first, and
+    /// says how many went (log retention; called repeatedly until it deletes fewer than `limit`,
+    /// so no single statement holds the database for long). The hourly aggregates are kept.
+    async fn delete_logs_before(&self, _before_ms: i64, _limit: u32) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     /// Usage per group over a time range, read from the hourly aggregates rather than the log:
     /// ordered by group (bytewise, `None` first). [`StatsGroup::None`] always gives one row,
     /// zeros included; otherwise groups without requests in the range are absent.

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
 use llm_proxy_core::config::{BudgetConfig, Config, RateLimitConfig};
 use llm_proxy_core::limits::{
-    Budgets, IpLimiter, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard, headers,
+    Budgets, IpLimiter, LimitKind, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard, headers,
     limits, refusal, settles_for,
 };
 use llm_proxy_core::pricing::{ModelPrice, PriceTable, estimate_max};
@@ -33,6 +33,9 @@ pub struct Accounting {
     pub ip_rpm: Option<u64>,
     pub ip: IpLimiter,
     settles: mpsc::Sender<Vec<Settle>>,
+    /// `max_tokens_ceiling`: the most answer tokens a request may ask for, and what one reserves
+    /// when the registry does not know its model's output limit.
+    pub max_tokens_ceiling: u64,
     /// Whether the config sets any limit or budget: when not, only keys with their own pay for
     /// admission.
     configured: bool,
@@ -98,6 +101,7 @@ impl Accounting {
             ip_rpm: rl.per_ip_requests_per_minute,
             ip: IpLimiter::new(),
             settles: tx,
+            max_tokens_ceiling: config.max_tokens_ceiling,
             configured,
         };
         (me, rx)
@@ -124,15 +128,14 @@ impl Accounting {
     }
 
     /// Checks and reserves everything `principal` is subject to for one request to `model`, served
-    /// first by `provider`/`upstream_model`. `prompt_bytes` and `max_tokens` size the reservation.
+    /// first by `provider`/`upstream_model`; `demand` sizes the reservation.
     pub async fn admit(
         &self,
         principal: &Principal,
         model: &str,
         provider: &str,
         upstream_model: &str,
-        prompt_bytes: usize,
-        max_tokens: Option<u64>,
+        demand: Demand,
     ) -> Result<Admission, ApiError> {
         let prices = self.prices.load_full();
         let key = match principal {
@@ -143,10 +146,20 @@ impl Accounting {
         if !self.configured && key_limits.is_none() {
             return Ok(Admission::unlimited(prices, None));
         }
-        // A cheap estimate: about four bytes of JSON per token. It is only a reservation;
-        // settling replaces it with the real count.
-        let prompt_estimate = (prompt_bytes / 4) as u64;
         let price = prices.lookup(provider, upstream_model).cloned();
+        let (estimated_tokens, estimated_cost_micros) = match demand {
+            Demand::Billed { prompt_bytes, max_tokens } => {
+                // A cheap estimate: about four bytes of JSON per token. It is only a reservation;
+                // settling replaces it with the real count.
+                let prompt_estimate = (prompt_bytes / 4) as u64;
+                // Never more than the model can answer: a client's `max_tokens` is its own number.
+                let most = price.as_ref().and_then(|p| p.max_output_tokens).unwrap_or(self.max_tokens_ceiling);
+                let max_tokens = max_tokens.map(|m| m.min(most));
+                let cost = price.as_ref().map_or(0, |p| estimate_max(p, prompt_estimate, max_tokens));
+                (prompt_estimate.saturating_add(max_tokens.unwrap_or(0)), cost)
+            }
+            Demand::RequestOnly => (0, 0),
+        };
         let deployment = format!("{provider}/{upstream_model}");
         let deployment_limits = self.per_deployment.get(&deployment);
         let facts = RequestFacts {
@@ -156,8 +169,8 @@ impl Accounting {
             model,
             deployment: deployment_limits.map(|_| deployment.as_str()),
             deployment_limits,
-            estimated_tokens: prompt_estimate + max_tokens.unwrap_or(0),
-            estimated_cost_micros: price.as_ref().map_or(0, |p| estimate_max(p, prompt_estimate, max_tokens)),
+            estimated_tokens,
+            estimated_cost_micros,
             now_ms: llm_proxy_core::now_ms().max(0) as u64,
         };
         let slot = match (self.policy.max_parallel(&facts), facts.key_id) {
@@ -167,7 +180,11 @@ impl Accounting {
             },
             _ => None,
         };
-        let specs = self.policy.limits_for(&facts);
+        let mut specs = self.policy.limits_for(&facts);
+        if matches!(demand, Demand::RequestOnly) {
+            // It spends nothing, so no budget can refuse it.
+            specs.retain(|s| s.kind != LimitKind::Spend);
+        }
         if specs.is_empty() {
             return Ok(Admission::unlimited(prices, slot));
         }
@@ -192,6 +209,16 @@ impl Accounting {
         }
         Ok(Admission { specs, headers, slot, prices, settles: Some(self.settles.clone()) })
     }
+}
+
+/// What a request may consume, for its reservation.
+#[derive(Debug, Clone, Copy)]
+pub enum Demand {
+    /// A billed call (chat, embeddings): `prompt_bytes` and `max_tokens` size the reservation.
+    Billed { prompt_bytes: usize, max_tokens: Option<u64> },
+    /// Counted as a request against rate limits, but costs no tokens and no budget (token
+    /// counting).
+    RequestOnly,
 }
 
 fn refused(why: &Refusal, headers: Vec<(&'static str, String)>) -> ApiError {

@@ -58,6 +58,11 @@ pub struct Shared {
     pub master_key: Option<SecretString>,
     pub max_body_bytes: usize,
     pub stream_keep_alive: std::time::Duration,
+    /// Failed authentications by address and minute, for `/api/stats` (instead of log rows).
+    pub auth_failures: llm_proxy_core::limits::AuthFailures,
+    /// Failed admin-API authentications, for the per-address lock-out.
+    pub admin_failures: llm_proxy_core::limits::AuthFailures,
+    pub admin_auth_failures_per_minute: u64,
     /// Fires when the shutdown grace period is over: requests still running end themselves
     /// (503 / an error event), so their log rows are written before the final flush.
     pub cut: CancellationToken,

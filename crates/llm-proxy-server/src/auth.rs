@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use llm_proxy_core::key_ring::KeyRejection;
 use llm_proxy_core::model_catalog::{ModelCatalog, Resolved};
 use llm_proxy_core::virtual_key::{KeyRecord, hash_key};
@@ -51,22 +55,50 @@ impl Principal {
     }
 }
 
-/// The bearer token of `Authorization: Bearer X`.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+/// The bearer token of `Authorization: Bearer X`. Two `Authorization` headers are refused: which
+/// one a server reads differs between servers and proxies, and a request that carries two is
+/// either broken or trying something.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut all = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (all.next(), all.next()) else {
+        return match headers.contains_key(axum::http::header::AUTHORIZATION) {
+            true => Err(duplicate("Authorization")),
+            false => Ok(None),
+        };
+    };
+    let Ok(v) = v.to_str() else { return Ok(None) };
+    let Some((scheme, token)) = v.split_once(' ') else { return Ok(None) };
+    Ok(scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty()))
 }
 
 /// The key on the Anthropic endpoints: `x-api-key` (what the Anthropic SDKs send by default), or a
-/// bearer token (what they send when given an auth token).
-pub fn anthropic_key(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .or_else(|| bearer(headers))
+/// bearer token (what they send when given an auth token). Both may come, but then they must be
+/// the same key: otherwise which one counts would be a guess.
+pub fn anthropic_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut all = headers.get_all("x-api-key").iter();
+    let api_key = match (all.next(), all.next()) {
+        (_, Some(_)) => return Err(duplicate("x-api-key")),
+        (None, None) => None,
+        (Some(v), None) => v.to_str().ok().map(str::trim).filter(|k| !k.is_empty()),
+    };
+    let bearer = bearer(headers)?;
+    match (api_key, bearer) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
+            "The request carries two different API keys (`x-api-key` and `Authorization`); send one.",
+        )
+        .with_code("conflicting_credentials")),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+fn duplicate(header: &str) -> ApiError {
+    ApiError::bad_request(format!("The request carries more than one `{header}` header; send one."))
+        .with_code("conflicting_credentials")
+}
+
+/// The client's address, as the listener saw it.
+pub fn client_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 impl Shared {
@@ -91,13 +123,40 @@ impl Shared {
         }
     }
 
-    /// Only the master key may use the admin API.
-    pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        match self.authenticate(bearer(headers))? {
+    /// Authenticates a client of `/v1`; a failure is counted for its address (and leaves no
+    /// request-log row: see `RequestMeter::fail`).
+    pub fn authenticate_client(&self, secret: Option<&str>, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
+        self.authenticate(secret).inspect_err(|_| self.auth_failures.record(ip, now()))
+    }
+
+    /// Only the master key may use the admin API. An address that failed
+    /// `admin_auth_failures_per_minute` times within a minute is refused (429) until it falls
+    /// back under, whatever it sends: the master key cannot be guessed at speed.
+    pub fn authenticate_admin(&self, parts: &Parts) -> Result<(), ApiError> {
+        let ip = client_ip(&parts.extensions);
+        if let Some(ip) = ip
+            && let Some(wait) = self.admin_failures.locked_out(ip, now(), self.admin_auth_failures_per_minute)
+        {
+            return Err(ApiError::rate_limited(
+                "Too many failed authentications from this address; wait before trying again.",
+                "too_many_auth_failures",
+                wait.as_secs(),
+            ));
+        }
+        let principal = bearer(&parts.headers).and_then(|secret| self.authenticate(secret));
+        let principal = principal.inspect_err(|_| {
+            self.auth_failures.record(ip, now());
+            self.admin_failures.record(ip, now());
+        })?;
+        match principal {
             Principal::Master => Ok(()),
             Principal::Key(_) => {
                 Err(ApiError::forbidden("This endpoint needs the master key.").with_code("admin_only"))
             }
         }
     }
+}
+
+fn now() -> u64 {
+    llm_proxy_core::now_ms().max(0) as u64
 }

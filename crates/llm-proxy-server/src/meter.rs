@@ -1,6 +1,9 @@
 //! `RequestMeter`: collects what the request log needs as a request runs and records exactly one
 //! entry when it ends — on success, on error, or in `Drop` when the client went away (axum drops
 //! the handler future or the response stream), billed for what was received up to then.
+//!
+//! A request that never authenticated leaves no row: a flood of keyless requests would otherwise
+//! fill the database (it is counted per address in `Shared::auth_failures` instead).
 
 use std::time::Instant;
 
@@ -35,6 +38,8 @@ pub struct RequestMeter {
     /// Content chunks streamed to the client: roughly one token each, the completion estimate
     /// when the upstream reports no usage.
     content_chunks: u64,
+    /// Set once the caller authenticated; before that, nothing is recorded.
+    authenticated: bool,
     recorded: bool,
 }
 
@@ -55,11 +60,14 @@ impl RequestMeter {
             price: None,
             body: None,
             content_chunks: 0,
+            authenticated: false,
             recorded: false,
         }
     }
 
+    /// The caller authenticated (as this key, or as the master key when `None`).
     pub fn set_key(&mut self, key_id: Option<&str>) {
+        self.authenticated = true;
         self.entry.key_id = key_id.map(String::from);
     }
 
@@ -129,6 +137,10 @@ impl RequestMeter {
     }
 
     pub fn fail(mut self, err: &ApiError) {
+        if !self.authenticated {
+            self.recorded = true;
+            return;
+        }
         self.record(err.status.as_u16(), Some(err.log_kind), Some(err.message.clone()));
     }
 
@@ -141,40 +153,58 @@ impl RequestMeter {
         let mut entry = std::mem::take(&mut self.entry);
         entry.status = status;
         entry.latency_ms = self.started.elapsed().as_millis() as u64;
-        // No usage from the upstream although an answer (or part of one) went out: count locally.
-        if self.usage.is_none() && self.content_chunks > 0 {
-            let prompt = self.body.as_deref().map(estimate_prompt_tokens).unwrap_or(0);
-            self.usage = Some(TokenUsage {
-                prompt_tokens: prompt,
-                completion_tokens: self.content_chunks,
-                ..Default::default()
-            });
-            entry.cost_estimated = true;
+        entry.error_kind = kind.map(String::from);
+        entry.error_message = message.map(|m| clean_text(&m, MAX_MESSAGE_CHARS));
+        let done = Finished {
+            entry,
+            admission: self.admission.take(),
+            price: self.price.take(),
+            sink: self.sink.clone(),
+        };
+        // No usage from the upstream although an answer (or part of one) went out: count the
+        // prompt locally. That is tokenizing, possibly megabytes of it, and this may be a `Drop`
+        // on an async worker: it goes to a blocking thread, and the row follows from there.
+        match (self.usage, self.content_chunks, self.body.take()) {
+            (None, chunks @ 1.., body) => llm_proxy_core::cpu_pool::detach(move || {
+                let prompt = body.as_deref().map(estimate_prompt_tokens).unwrap_or(0);
+                let usage = TokenUsage { prompt_tokens: prompt, completion_tokens: chunks, ..Default::default() };
+                done.record(Some(usage), true);
+            }),
+            _ => done.record(self.usage, false),
         }
-        entry.prompt_tokens = self.usage.map(|u| u.prompt_tokens);
-        entry.completion_tokens = self.usage.map(|u| u.completion_tokens);
-        if let Some(u) = self.usage {
+    }
+}
+
+/// A request's outcome, ready to be priced, settled and logged.
+struct Finished {
+    entry: RequestLogEntry,
+    admission: Option<Admission>,
+    price: Option<llm_proxy_core::pricing::ModelPrice>,
+    sink: LogSink,
+}
+
+impl Finished {
+    fn record(self, usage: Option<TokenUsage>, estimated: bool) {
+        let Self { mut entry, admission, price, sink } = self;
+        entry.cost_estimated = estimated;
+        entry.prompt_tokens = usage.map(|u| u.prompt_tokens);
+        entry.completion_tokens = usage.map(|u| u.completion_tokens);
+        if let Some(u) = usage {
             entry.cached_tokens = Some(u.cached_tokens).filter(|n| *n > 0);
             entry.cache_write_tokens = Some(u.cache_write_tokens).filter(|n| *n > 0);
             entry.reasoning_tokens = Some(u.reasoning_tokens).filter(|n| *n > 0);
         }
-        let mut cost_micros = 0;
-        if let Some(admission) = self.admission.as_mut() {
-            let cost = match (&self.usage, &self.price) {
-                (Some(u), Some(price)) => Some(llm_proxy_core::pricing::cost(price, u)),
-                _ => None,
-            };
-            if let Some(c) = cost {
+        if let Some(mut admission) = admission {
+            let mut cost_micros = 0;
+            if let (Some(u), Some(price)) = (&usage, &price) {
+                let c = llm_proxy_core::pricing::cost(price, u);
                 entry.cost_usd = Some(c.usd);
                 cost_micros = c.micros;
             }
-            let tokens = self.usage.map_or(0, |u| u.prompt_tokens + u.completion_tokens);
+            let tokens = usage.map_or(0, |u| u.prompt_tokens.saturating_add(u.completion_tokens));
             admission.settle(tokens, cost_micros);
         }
-        self.admission = None;
-        entry.error_kind = kind.map(String::from);
-        entry.error_message = message.map(|m| clean_text(&m, MAX_MESSAGE_CHARS));
-        self.sink.record(entry);
+        sink.record(entry);
     }
 }
 
@@ -192,25 +222,27 @@ impl Drop for RequestMeter {
 
 /// Prompt tokens of a request body counted with `o200k_base`: the text of every `content`,
 /// `text` and `system` string in it (either protocol's shape), plus a little framing per message.
+/// Past the counter's exact budget the rest is extrapolated (see `TokenCounter`).
 fn estimate_prompt_tokens(body: &[u8]) -> u64 {
-    fn walk(v: &serde_json::Value, key: Option<&str>, out: &mut u64) {
+    use llm_proxy_core::token_estimate::TokenCounter;
+    fn walk(v: &serde_json::Value, key: Option<&str>, out: &mut TokenCounter) {
         match v {
             serde_json::Value::String(s) if matches!(key, Some("content" | "text" | "system" | "arguments")) => {
-                *out += llm_proxy_core::token_estimate::count_text(s);
+                out.add_text(s);
             }
             serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, key, out)),
             serde_json::Value::Object(m) => {
                 if m.contains_key("role") {
-                    *out += 3;
+                    out.add_tokens(3);
                 }
                 m.iter().for_each(|(k, v)| walk(v, Some(k), out));
             }
             _ => {}
         }
     }
-    let mut n = 0;
+    let mut n = TokenCounter::default();
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         walk(&v, None, &mut n);
     }
-    n
+    n.total()
 }

@@ -87,12 +87,18 @@ pub async fn run(
         master_key: config.master_key.clone(),
         max_body_bytes: config.max_body_bytes,
         stream_keep_alive: config.stream_keep_alive,
+        auth_failures: Default::default(),
+        admin_failures: Default::default(),
+        admin_auth_failures_per_minute: config.admin_auth_failures_per_minute,
         cut: cut.clone(),
     }));
 
     tracker.spawn(route_sync::poll(state.0.clone(), routes_since, stop.clone()));
     if let Some(url) = config.pricing.refresh_url.clone().filter(|u| !u.trim().is_empty()) {
         tracker.spawn(refresh_prices(state.0.clone(), http.clone(), url, config.clone(), stop.clone()));
+    }
+    if config.log_retention_days > 0 {
+        tracker.spawn(retain_logs(state.store.clone(), config.log_retention_days, stop.clone()));
     }
     if config.health_check.enabled {
         tracker.spawn(health_check::run(state.0.clone(), config.health_check.clone(), stop.clone()));
@@ -133,6 +139,8 @@ pub async fn run(
             }
         }
     }
+    // A row whose prompt is being counted on a blocking thread is still on its way to the log.
+    llm_proxy_core::cpu_pool::drain(CUT_DEADLINE).await;
     stop.cancel();
     writer_stop.cancel();
     tracker.close();
@@ -160,6 +168,43 @@ fn pricing_overrides(config: &Config) -> anyhow::Result<Option<String>> {
         Some(path) => std::fs::read_to_string(path)
             .map(Some)
             .with_context(|| format!("reading the pricing overrides file {path}")),
+    }
+}
+
+/// Rows deleted per statement by the log retention job.
+const RETENTION_BATCH: u32 = 5_000;
+/// How often the log retention job runs (the first pass runs at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes request-log rows older than `days`, at start and then hourly, in batches so that no
+/// statement holds the database for long. The hourly usage aggregates are kept.
+async fn retain_logs(store: Arc<dyn Store>, days: u32, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = llm_proxy_core::now_ms() - i64::from(days) * 86_400_000;
+        let mut deleted = 0;
+        loop {
+            match store.delete_logs_before(cutoff, RETENTION_BATCH).await {
+                Ok(n) => {
+                    deleted += n;
+                    if n < u64::from(RETENTION_BATCH) || stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "log retention: deleting old rows failed; retrying next hour");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, days, "log retention: deleted request-log rows past the retention period");
+        }
     }
 }
 

@@ -99,6 +99,16 @@ macro_rules! impl_store {
             rows::log_page(rows, limit)
         }
 
+        async fn delete_logs_before(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+            let done = sqlx::query(rows::DELETE_OLD_LOGS)
+                .bind(before_ms)
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(done.rows_affected())
+        }
+
         async fn usage_stats(&self, query: &StatsQuery) -> Result<Vec<StatsRow>, StoreError> {
             let rows: Vec<rows::StatsDbRow> = rows::usage_stats_query(query)
                 .build_query_as()

@@ -76,6 +76,11 @@ pub(crate) const REVOKE_KEY: &str = concat!(
 
 /// Insert or replace by name. A replaced route comes back to life; one that was deleted counts as
 /// created anew.
+/// Log retention: the oldest rows before `$1`, at most `$2` of them (the `created_at` index
+/// serves both the filter and the order).
+pub(crate) const DELETE_OLD_LOGS: &str = "DELETE FROM request_logs WHERE request_id IN \
+     (SELECT request_id FROM request_logs WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
 pub(crate) const PUT_ROUTE: &str = concat!(
     "INSERT INTO routes (name, config, created_at, updated_at, deleted_at) VALUES ($1, $2, $3, $3, NULL) ",
     "ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at, ",

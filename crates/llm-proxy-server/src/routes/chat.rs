@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::ChatInput;
 use llm_proxy_protocol::openai::ChatCompletionRequest;
@@ -18,7 +18,7 @@ use crate::dispatch::{Resolution, resolve};
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 use crate::routes::chat_call::{Sizing, serve_chat};
-use crate::routes::{authenticate, decode_body};
+use crate::routes::{authenticate, check_max_tokens, decode_body};
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -29,7 +29,7 @@ pub async fn chat_completions(
     // Taking the request whole avoids the header-map copy a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
     let (principal, live, resolution, request, body_bytes) =
-        match prepare(&state, &parts.headers, body, &mut meter).await {
+        match prepare(&state, &parts, body, &mut meter).await {
             Ok(p) => p,
             Err(e) => {
                 meter.fail(&e);
@@ -44,15 +44,17 @@ pub async fn chat_completions(
 
 async fn prepare(
     state: &AppState,
-    headers: &HeaderMap,
+    parts: &Parts,
     body: Body,
     meter: &mut RequestMeter,
 ) -> Result<(Principal, Arc<Live>, Resolution, ChatCompletionRequest, usize), ApiError> {
-    let principal = authenticate(state, headers, meter)?;
-    let bytes = state.unless_cut(read_limited(headers, body, state.max_body_bytes)).await?;
-    let request: ChatCompletionRequest = decode_body(&bytes)?;
+    let principal = authenticate(state, parts, meter)?;
+    let bytes = state.unless_cut(read_limited(&parts.headers, body, state.max_body_bytes)).await?;
+    let request: ChatCompletionRequest = decode_body(&bytes).await?;
     meter.keep_body(bytes.clone());
     meter.set_model(&request.model, request.is_stream());
+    check_max_tokens(state, request.max_tokens, "max_tokens")?;
+    check_max_tokens(state, request.max_completion_tokens, "max_completion_tokens")?;
     if request.messages.is_empty() {
         return Err(
             ApiError::bad_request("`messages` must contain at least one message.").with_param(Some("messages".into()))

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use llm_proxy_core::provider::{ChatInput, Provider, ProviderError};
 
-use crate::accounting::apply_headers;
+use crate::accounting::{Demand, apply_headers};
 use crate::app::{Live, Shared};
 use crate::attempts::{self, Candidate};
 use crate::auth::Principal;
@@ -50,7 +50,10 @@ pub async fn serve_chat(
     let (provider, upstream) = plan.first();
     let admission = match state
         .accounting
-        .admit(principal, input.model(), provider, upstream, sizing.body_bytes, sizing.max_tokens)
+        .admit(principal, input.model(), provider, upstream, Demand::Billed {
+            prompt_bytes: sizing.body_bytes,
+            max_tokens: sizing.max_tokens,
+        })
         .await
     {
         Ok(a) => a,

@@ -8,6 +8,7 @@ use llm_proxy_protocol::openai::EmbeddingsRequest;
 use serde_json::Value;
 
 use crate::app::{AppState, RequestId};
+use crate::accounting::Demand;
 use crate::attempts::{self, Candidate};
 use crate::body::read_limited;
 use crate::dispatch::{plan, resolve};
@@ -24,14 +25,13 @@ pub async fn embeddings(
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "embeddings");
     let (parts, body) = request.into_parts();
-    let headers = parts.headers;
     let mut count = 0;
     let mut limit_headers = Vec::new();
     let mut by: Option<Candidate> = None;
     let result = async {
-        let principal = authenticate(&state, &headers, &mut meter)?;
-        let bytes = state.unless_cut(read_limited(&headers, body, state.max_body_bytes)).await?;
-        let request: EmbeddingsRequest = decode_body(&bytes)?;
+        let principal = authenticate(&state, &parts, &mut meter)?;
+        let bytes = state.unless_cut(read_limited(&parts.headers, body, state.max_body_bytes)).await?;
+        let request: EmbeddingsRequest = decode_body(&bytes).await?;
         meter.set_model(&request.model, false);
         let valid_input = match &request.input {
             Value::String(_) => true,
@@ -45,10 +45,16 @@ pub async fn embeddings(
             .with_param(Some("input".into())));
         }
         let (live, resolution) = resolve(&state, &principal, &request.model, &mut meter)?;
-        let plan = plan(&live, resolution, None, &headers, NO_ROUTE_DEADLINE).await?;
+        let plan = plan(&live, resolution, None, &parts.headers, NO_ROUTE_DEADLINE).await?;
         let (provider, upstream) = plan.first();
         let admission =
-            state.accounting.admit(&principal, &request.model, provider, upstream, bytes.len(), Some(0)).await?;
+            state
+            .accounting
+            .admit(&principal, &request.model, provider, upstream, Demand::Billed {
+                prompt_bytes: bytes.len(),
+                max_tokens: Some(0),
+            })
+            .await?;
         limit_headers = admission.headers.clone();
         meter.admit(admission);
         let mut request = Some(request);

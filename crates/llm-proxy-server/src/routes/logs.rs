@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::request_log::{LogCursor, LogQuery, RequestLogEntry};
 use serde::{Deserialize, Serialize};
@@ -28,10 +28,10 @@ struct LogView {
 
 pub async fn list_logs(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    parts: Parts,
     params: Result<Query<LogParams>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = state.authenticate_admin(&headers) {
+    if let Err(e) = state.authenticate_admin(&parts) {
         return e.into_response();
     }
     let Ok(Query(params)) = params else {

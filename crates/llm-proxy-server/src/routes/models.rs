@@ -2,16 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_protocol::openai::{ModelList, ModelObject};
 
 use crate::app::AppState;
-use crate::auth::bearer;
+use crate::auth::{Principal, bearer, client_ip};
 use crate::error::ApiError;
 
-pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let principal = match state.authenticate(bearer(&headers)) {
+pub async fn list_models(State(state): State<AppState>, parts: Parts) -> Response {
+    let principal = match caller(&state, &parts) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -28,8 +28,8 @@ pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> R
 
 /// One model by any name a client may use for it (alias, `provider/model` or bare id). A model the
 /// key may not use is reported as not found, like one that does not exist.
-pub async fn retrieve_model(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let principal = match state.authenticate(bearer(&headers)) {
+pub async fn retrieve_model(State(state): State<AppState>, parts: Parts, Path(id): Path<String>) -> Response {
+    let principal = match caller(&state, &parts) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -40,4 +40,8 @@ pub async fn retrieve_model(State(state): State<AppState>, headers: HeaderMap, P
         }
         _ => ApiError::model_not_found(&id).into_response(),
     }
+}
+
+fn caller(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+    state.authenticate_client(bearer(&parts.headers)?, client_ip(&parts.extensions))
 }

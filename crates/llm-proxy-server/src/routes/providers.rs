@@ -4,14 +4,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 
-pub async fn list_providers(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = state.authenticate_admin(&headers) {
+pub async fn list_providers(State(state): State<AppState>, parts: Parts) -> Response {
+    if let Err(e) = state.authenticate_admin(&parts) {
         return e.into_response();
     }
     let live = state.live.load_full();

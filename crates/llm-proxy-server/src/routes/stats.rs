@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow};
@@ -35,10 +35,10 @@ pub struct StatsParams {
 
 pub async fn stats(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    parts: Parts,
     params: Result<Query<StatsParams>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = state.authenticate_admin(&headers) {
+    if let Err(e) = state.authenticate_admin(&parts) {
         return e.into_response();
     }
     let Ok(Query(params)) = params else {
@@ -67,6 +67,8 @@ pub async fn stats(
                     "cached_tokens": total.cached_tokens,
                     "cost_usd": total.cost_usd,
                 },
+                // This instance's refused keyless and wrong-key requests (they leave no log row).
+                "auth_failures": state.auth_failures.snapshot(llm_proxy_core::now_ms().max(0) as u64),
             }))
             .into_response()
         }
