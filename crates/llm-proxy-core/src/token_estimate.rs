@@ -61,11 +61,8 @@ impl TokenCounter {
     }
 
     pub fn total(&self) -> u64 {
-        let rate = if self.exact_tokens > 0 {
-            self.exact_bytes as f64 / self.exact_tokens as f64
-        } else {
-            BYTES_PER_TOKEN
-        };
+        let rate =
+            if self.exact_tokens > 0 { self.exact_bytes as f64 / self.exact_tokens as f64 } else { BYTES_PER_TOKEN };
         let estimated = (self.estimated_bytes as f64 / rate).ceil() as u64;
         self.exact_tokens.saturating_add(estimated).saturating_add(self.fixed)
     }

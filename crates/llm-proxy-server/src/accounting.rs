@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
 use llm_proxy_core::config::{BudgetConfig, Config, RateLimitConfig};
 use llm_proxy_core::limits::{
-    Budgets, IpLimiter, LimitKind, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard, headers,
-    limits, refusal, settles_for,
+    Budgets, IpLimiter, LimitKind, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard,
+    headers, limits, refusal, settles_for,
 };
 use llm_proxy_core::pricing::{ModelPrice, PriceTable, estimate_max};
 use llm_proxy_core::shared_state::{Counters, Settle};

@@ -155,12 +155,8 @@ impl RequestMeter {
         entry.latency_ms = self.started.elapsed().as_millis() as u64;
         entry.error_kind = kind.map(String::from);
         entry.error_message = message.map(|m| clean_text(&m, MAX_MESSAGE_CHARS));
-        let done = Finished {
-            entry,
-            admission: self.admission.take(),
-            price: self.price.take(),
-            sink: self.sink.clone(),
-        };
+        let done =
+            Finished { entry, admission: self.admission.take(), price: self.price.take(), sink: self.sink.clone() };
         // No usage from the upstream although an answer (or part of one) went out: count the
         // prompt locally. That is tokenizing, possibly megabytes of it, and this may be a `Drop`
         // on an async worker: it goes to a blocking thread, and the row follows from there.

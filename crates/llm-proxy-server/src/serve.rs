@@ -186,24 +186,25 @@ async fn retain_logs(store: Arc<dyn Store>, days: u32, stop: CancellationToken) 
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let cutoff = llm_proxy_core::now_ms() - i64::from(days) * 86_400_000;
-        let mut deleted = 0;
-        loop {
-            match store.delete_logs_before(cutoff, RETENTION_BATCH).await {
-                Ok(n) => {
-                    deleted += n;
-                    if n < u64::from(RETENTION_BATCH) || stop.is_cancelled() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "log retention: deleting old rows failed; retrying next hour");
-                    break;
-                }
+        match retain_logs_once(store.as_ref(), days).await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::info!(deleted, days, "log retention: deleted request-log rows past the retention period")
             }
+            Err(e) => tracing::warn!(error = %e, "log retention: deleting old rows failed; retrying next hour"),
         }
-        if deleted > 0 {
-            tracing::info!(deleted, days, "log retention: deleted request-log rows past the retention period");
+    }
+}
+
+/// One pass of log retention: deletes every request-log row older than `days`, batch by batch.
+pub async fn retain_logs_once(store: &dyn Store, days: u32) -> Result<u64, llm_proxy_core::store::StoreError> {
+    let cutoff = llm_proxy_core::now_ms() - i64::from(days) * 86_400_000;
+    let mut deleted = 0;
+    loop {
+        let n = store.delete_logs_before(cutoff, RETENTION_BATCH).await?;
+        deleted += n;
+        if n < u64::from(RETENTION_BATCH) {
+            return Ok(deleted);
         }
     }
 }

@@ -332,9 +332,14 @@ async fn bad_requests_get_openai_errors_and_a_log_row(backend: Backend) {
         (post("{}", Some("sk-llmp-not-a-real-key")).await.unwrap(), 401, "authentication_error", None),
     ];
     let mut ids = Vec::new();
+    let mut unauthenticated = Vec::new();
     for (resp, status, kind, param) in cases {
         assert_eq!(resp.status(), status);
-        ids.push(request_id(&resp));
+        if status == 401 {
+            unauthenticated.push(request_id(&resp))
+        } else {
+            ids.push(request_id(&resp))
+        }
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["type"], kind, "{body}");
         assert_eq!(body["error"]["param"].as_str(), param, "{body}");
@@ -362,6 +367,9 @@ async fn bad_requests_get_openai_errors_and_a_log_row(backend: Backend) {
         let row = gw.log_entry(id).await;
         assert!(row.status >= 400 && row.error_kind.is_some(), "{row:?}");
     }
+    // A caller that never authenticated leaves no row (it is counted per address instead).
+    let logged = gw.all_logs().await;
+    assert!(unauthenticated.iter().all(|id| logged.iter().all(|e| &e.request_id != id)), "a 401 was logged");
     assert_eq!(gw.mock.state.requests().len(), 0, "nothing invalid reached the upstream");
     let unknown_path = client.get(gw.url("/v1/nope")).send().await.unwrap();
     assert_eq!(unknown_path.status(), 404);

@@ -1015,6 +1015,25 @@ async fn migrating_again_keeps_the_data(db: TestDb) {
     assert_eq!(all_logs(store.as_ref(), None).await, vec![entry]);
 }
 
+async fn old_logs_are_deleted_in_batches_and_usage_is_kept(db: TestDb) {
+    let store = db.migrated().await;
+    let batch: Vec<_> = (0..25).map(|i| log(&format!("req-{i:03}"), 1_000 + i, Some("k"))).collect();
+    store.insert_logs(&batch).await.expect("insert");
+    let before = stats(store.as_ref(), 0, 10_000_000, StatsGroup::None, None).await;
+
+    // Rows created before 1_020: the first 20, at most 8 per call, oldest first.
+    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 8);
+    let left = all_logs(store.as_ref(), None).await;
+    assert_eq!(left.len(), 17);
+    assert!(left.iter().all(|e| e.created_at >= 1_008), "the oldest went first");
+    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 8);
+    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 4);
+    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 0);
+    assert_eq!(ids(&all_logs(store.as_ref(), None).await), ["req-024", "req-023", "req-022", "req-021", "req-020"]);
+    // The hourly aggregates still count every request.
+    assert_eq!(stats(store.as_ref(), 0, 10_000_000, StatsGroup::None, None).await, before);
+}
+
 macro_rules! store_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1043,6 +1062,7 @@ store_suite!(
     keys_are_created_listed_and_revoked,
     key_changes_are_seen_by_polling,
     retried_log_batches_never_duplicate,
+    old_logs_are_deleted_in_batches_and_usage_is_kept,
     logs_page_newest_first_without_gaps_or_overlap,
     log_page_size_is_clamped,
     logs_filter_by_key,

@@ -28,14 +28,13 @@ pub async fn chat_completions(
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "chat.completions");
     // Taking the request whole avoids the header-map copy a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
-    let (principal, live, resolution, request, body_bytes) =
-        match prepare(&state, &parts, body, &mut meter).await {
-            Ok(p) => p,
-            Err(e) => {
-                meter.fail(&e);
-                return e.into_response();
-            }
-        };
+    let (principal, live, resolution, request, body_bytes) = match prepare(&state, &parts, body, &mut meter).await {
+        Ok(p) => p,
+        Err(e) => {
+            meter.fail(&e);
+            return e.into_response();
+        }
+    };
     let client = ClientSide::OpenAi { include_usage: request.wants_stream_usage() };
     let sizing = Sizing { body_bytes, max_tokens: request.max_completion_tokens.or(request.max_tokens) };
     serve_chat(&state, meter, &principal, live, resolution, ChatInput::OpenAi(request), &parts.headers, client, sizing)

@@ -50,10 +50,13 @@ pub async fn serve_chat(
     let (provider, upstream) = plan.first();
     let admission = match state
         .accounting
-        .admit(principal, input.model(), provider, upstream, Demand::Billed {
-            prompt_bytes: sizing.body_bytes,
-            max_tokens: sizing.max_tokens,
-        })
+        .admit(
+            principal,
+            input.model(),
+            provider,
+            upstream,
+            Demand::Billed { prompt_bytes: sizing.body_bytes, max_tokens: sizing.max_tokens },
+        )
         .await
     {
         Ok(a) => a,

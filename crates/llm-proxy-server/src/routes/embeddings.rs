@@ -7,8 +7,8 @@ use llm_proxy_core::provider::{Provider, ProviderError};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use serde_json::Value;
 
-use crate::app::{AppState, RequestId};
 use crate::accounting::Demand;
+use crate::app::{AppState, RequestId};
 use crate::attempts::{self, Candidate};
 use crate::body::read_limited;
 use crate::dispatch::{plan, resolve};
@@ -47,13 +47,15 @@ pub async fn embeddings(
         let (live, resolution) = resolve(&state, &principal, &request.model, &mut meter)?;
         let plan = plan(&live, resolution, None, &parts.headers, NO_ROUTE_DEADLINE).await?;
         let (provider, upstream) = plan.first();
-        let admission =
-            state
+        let admission = state
             .accounting
-            .admit(&principal, &request.model, provider, upstream, Demand::Billed {
-                prompt_bytes: bytes.len(),
-                max_tokens: Some(0),
-            })
+            .admit(
+                &principal,
+                &request.model,
+                provider,
+                upstream,
+                Demand::Billed { prompt_bytes: bytes.len(), max_tokens: Some(0) },
+            )
             .await?;
         limit_headers = admission.headers.clone();
         meter.admit(admission);

@@ -13,8 +13,8 @@ use llm_proxy_core::provider::{ChatInput, Provider};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::anthropic::MessagesRequest;
 
-use crate::app::{AppState, Live, RequestId, Shared};
 use crate::accounting::{Demand, apply_headers};
+use crate::app::{AppState, Live, RequestId, Shared};
 use crate::auth::{Principal, anthropic_key, client_ip};
 use crate::body::read_limited;
 use crate::deliver::ClientSide;
@@ -31,14 +31,14 @@ pub async fn messages(
 ) -> Response {
     let mut meter = RequestMeter::start(state.logs.clone(), &id.0, "messages");
     let (parts, body) = request.into_parts();
-    let (principal, live, resolution, request, body_bytes) =
-        match prepare(&state, &parts, body, &mut meter, true).await {
-            Ok(p) => p,
-            Err(e) => {
-                meter.fail(&e);
-                return e.into_response_for(WireProtocol::Anthropic);
-            }
-        };
+    let (principal, live, resolution, request, body_bytes) = match prepare(&state, &parts, body, &mut meter, true).await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            meter.fail(&e);
+            return e.into_response_for(WireProtocol::Anthropic);
+        }
+    };
     let sizing = Sizing { body_bytes, max_tokens: request.max_tokens };
     let input = ChatInput::Anthropic(request);
     serve_chat(&state, meter, &principal, live, resolution, input, &parts.headers, ClientSide::Anthropic, sizing).await
@@ -100,7 +100,8 @@ pub async fn count_tokens(
 /// Counts a request's input tokens here, on the CPU pool (a 9 MB prompt is seconds of work).
 async fn estimate_locally(input: ChatInput, upstream_model: String, body_bytes: usize) -> Result<u64, ApiError> {
     llm_proxy_core::cpu_pool::run(body_bytes, move || {
-        let unified = input.into_unified(&upstream_model).map_err(|e| ApiError::bad_request(e.message).with_param(e.param))?;
+        let unified =
+            input.into_unified(&upstream_model).map_err(|e| ApiError::bad_request(e.message).with_param(e.param))?;
         Ok(llm_proxy_core::token_estimate::estimate_input(&unified))
     })
     .await

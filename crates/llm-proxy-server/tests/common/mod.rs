@@ -92,6 +92,8 @@ impl Gateway {
         } else {
             format!("{extra}\nshutdown_grace_secs: 5")
         };
+        // The harness's small body limit, unless the test sets its own.
+        let body_limit = if extra.contains("max_body_bytes") { "" } else { "max_body_bytes: 65536" };
         let mock = MockUpstream::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut pg_database = None;
@@ -110,7 +112,7 @@ impl Gateway {
 listen_addr: 127.0.0.1:0
 database_url: "{database_url}"
 master_key: {MASTER_KEY}
-max_body_bytes: 65536
+{body_limit}
 upstream_timeouts: {{ connect_secs: 2, first_byte_secs: 2, between_chunks_secs: 2 }}
 providers:
   mock:
