@@ -288,3 +288,48 @@ async fn serve_with_no_config_creates_its_database_and_serves_env_providers() {
     signal(&child, "INT"); // Ctrl-C stops it as cleanly as SIGTERM
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
+
+/// Under a small open-file limit, a flood of connections that never send a request neither
+/// exhausts the descriptors (the connection cap is fitted to the limit) nor keeps the gateway
+/// from answering: the stalled ones are closed after the header timeout and the queue moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_under_a_small_file_limit_is_queued_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("llm-proxy.yaml"),
+        format!("listen_addr: 127.0.0.1:{port}\nconnections: {{header_read_timeout_secs: 1}}\n"),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    // `ulimit -n` in sh sets the soft and the hard limit: the gateway cannot raise it.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 256 && exec \"$0\" serve", BIN])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let mut stalled = Vec::new();
+    for _ in 0..400 {
+        stalled.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    let started = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(30), reqwest::get(format!("http://127.0.0.1:{port}/health")))
+        .await
+        .expect("/health got no answer behind 400 stalled connections")
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    eprintln!("/health answered after {:?} behind 400 stalled connections", started.elapsed());
+    drop(stalled);
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let err = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(err.contains("lowered to fit the open-file limit"), "{err}");
+    assert!(err.contains("connection limit reached"), "{err}");
+    assert!(!err.contains("Too many open files"), "{err}");
+}
