@@ -110,7 +110,7 @@ pub async fn run(
 
     let graceful = CancellationToken::new();
     let server = crate::listener::serve(listener, app(state), config.connections, in_flight, graceful.clone());
-    let mut server = tracker.spawn(async move { server.await });
+    let mut server = tracker.spawn(server);
     tokio::select! {
         result = &mut server => {
             // The listener failed on its own; still flush what was logged.

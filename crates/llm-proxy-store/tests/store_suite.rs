@@ -1022,13 +1022,13 @@ async fn old_logs_are_deleted_in_batches_and_usage_is_kept(db: TestDb) {
     let before = stats(store.as_ref(), 0, 10_000_000, StatsGroup::None, None).await;
 
     // Rows created before 1_020: the first 20, at most 8 per call, oldest first.
-    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 8);
+    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 8);
     let left = all_logs(store.as_ref(), None).await;
     assert_eq!(left.len(), 17);
     assert!(left.iter().all(|e| e.created_at >= 1_008), "the oldest went first");
-    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 8);
-    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 4);
-    assert_eq!(store.delete_logs_before(1_020, 8).await.unwrap(), 0);
+    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 8);
+    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 4);
+    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 0);
     assert_eq!(ids(&all_logs(store.as_ref(), None).await), ["req-024", "req-023", "req-022", "req-021", "req-020"]);
     // The hourly aggregates still count every request.
     assert_eq!(stats(store.as_ref(), 0, 10_000_000, StatsGroup::None, None).await, before);
