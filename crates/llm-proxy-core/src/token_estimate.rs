@@ -119,18 +119,18 @@ mod tests {
     #[test]
     fn past_the_exact_budget_the_count_is_extrapolated_and_close() {
         let sentence = "The quick brown fox jumps over the lazy dog. ";
-        let one = count_text(sentence);
-        let big = sentence.repeat(3 * EXACT_BYTES / sentence.len());
+        let repeats = 2 * EXACT_BYTES / sentence.len();
+        let big = sentence.repeat(repeats);
+        let exact = tiktoken_rs::o200k_base_singleton().encode_ordinary(&big).len() as u64;
         let counted = count_text(&big);
-        let exact = one * (3 * EXACT_BYTES / sentence.len()) as u64;
-        let error = counted.abs_diff(exact) as f64 / exact as f64;
-        assert!(error < 0.01, "{counted} vs {exact}");
-        // Splitting the text across many calls changes nothing.
+        assert!(counted.abs_diff(exact) as f64 / (exact as f64) < 0.01, "{counted} vs {exact}");
+        // Splitting the text across many calls gives about the same (each call loses the merge
+        // of a trailing space with the next word, as separate messages would).
         let mut c = TokenCounter::default();
-        for _ in 0..(3 * EXACT_BYTES / sentence.len()) {
+        for _ in 0..repeats {
             c.add_text(sentence);
         }
-        assert!(c.total().abs_diff(exact) as f64 / (exact as f64) < 0.01);
+        assert!(c.total().abs_diff(exact) as f64 / (exact as f64) < 0.15, "{} vs {exact}", c.total());
     }
 
     #[test]
