@@ -178,6 +178,7 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
+/// A URL a cause quotes (a proxy's, a redirect's) is shown without its credentials.
 pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut cur = e.source();
@@ -186,7 +187,7 @@ pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
         msg.push_str(&s.to_string());
         cur = s.source();
     }
-    msg
+    llm_proxy_core::config::redact_urls_in(&msg)
 }
 
 /// A header value that never shows in debug output.

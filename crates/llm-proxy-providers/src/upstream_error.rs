@@ -48,12 +48,14 @@ pub(crate) fn from_status(
     ProviderError::Status { status, message: truncate(scrub(message, secret)), code, retry_after }
 }
 
-/// Replaces every occurrence of `secret` in `message`.
+/// Replaces every occurrence of `secret` in `message`, and the credentials of every URL it quotes
+/// (an upstream may echo the request URL, with a `base_url`'s `user:pass@` or `?token=`).
 pub(crate) fn scrub(message: String, secret: Option<&str>) -> String {
-    match secret {
+    let message = match secret {
         Some(s) if !s.is_empty() && message.contains(s) => message.replace(s, "[REDACTED]"),
         _ => message,
-    }
+    };
+    llm_proxy_core::config::redact_urls_in(&message)
 }
 
 fn truncate(mut s: String) -> String {
@@ -104,6 +106,13 @@ mod tests {
         let body = format!(r#"{{"error":{{"message":"{}Incorrect API key provided: {key}"}}}}"#, "x".repeat(490));
         let (_, message, _) = parts(from_status(401, body.as_bytes(), None, Some(key)));
         assert!(!message.contains("sk-secret"), "{message}");
+    }
+
+    #[test]
+    fn credentials_of_quoted_urls_are_scrubbed() {
+        let body = br#"{"error":{"message":"no route for http://u:pass@h/v1/chat?token=T"}}"#;
+        let (_, message, _) = parts(from_status(404, body, None, None));
+        assert_eq!(message, "no route for http://u:***@h/v1/chat?token=***");
     }
 
     #[test]

@@ -155,6 +155,21 @@ fn config_check_names_every_problem_and_redacts_secrets() {
     }
 }
 
+#[test]
+fn config_check_shows_provider_urls_without_their_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("llm-proxy.yaml"),
+        "providers:\n  local:\n    protocol: openai\n    base_url: http://user:pass-canary@127.0.0.1:8001/v1?token=T-canary\n  bare:\n    protocol: openai\n    base_url: https://userinfo-canary@127.0.0.1/v1\n",
+    )
+    .unwrap();
+    let out = run(llm_proxy(dir.path()).args(["config", "check"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let effective = stdout(&out);
+    assert!(effective.contains("base_url: http://user:***@127.0.0.1:8001/v1?token=***"), "{effective}");
+    assert!(!effective.contains("canary") && !stderr(&out).contains("canary"), "a credential leaked:\n{effective}");
+}
+
 /// `serve` from an empty directory with nothing but environment variables, debug logging on, and
 /// canary secrets; then SIGTERM while a stream is in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
