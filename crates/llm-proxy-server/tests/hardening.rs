@@ -1,5 +1,5 @@
-//! What the gateway keeps to itself: credentials inside provider URLs. None of it touches the
-//! database, so these run on SQLite.
+//! What the gateway keeps to itself: credentials inside provider URLs, providers a key may not
+//! use. None of it touches the database beyond keys, so these run on SQLite.
 
 // Tests are clients, not the gateway: their own HTTP client and tasks are fine.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
@@ -8,10 +8,14 @@ mod common;
 
 use common::{Backend, Gateway, MASTER_KEY};
 use llm_proxy_testkit::MockConfig;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 async fn admin(gw: &Gateway, path: &str) -> Value {
     reqwest::Client::new().get(gw.url(path)).bearer_auth(MASTER_KEY).send().await.unwrap().json().await.unwrap()
+}
+
+fn ask(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,5 +28,44 @@ async fn provider_urls_are_listed_without_their_credentials() {
         |name: &str| listed["data"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["base_url"].clone();
     assert_eq!(url("vault"), "http://user:***@127.0.0.1:9/v1?token=***&region=eu");
     assert_eq!(url("bare"), "https://***@127.0.0.1:9/v1");
+    gw.stop().await;
+}
+
+/// `mock-twin` is served by three providers: a key sees only the ones it may use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_model_names_only_what_the_key_may_use() {
+    let twins: String = ["twin1", "twin2", "twin3"]
+        .iter()
+        .map(|t| format!("  {t}:\n    protocol: openai\n    base_url: ${{MOCK_URL}}\n    models: [mock-twin]\n"))
+        .collect();
+    let gw = Gateway::start_custom(Backend::Sqlite, &twins, "", MockConfig::default()).await.unwrap();
+
+    // One allowed: that is the one the key meant.
+    let (_, one) = gw.create_key(&["twin2/mock-twin"], None).await;
+    let resp = gw.chat(&one, ask("mock-twin")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-llm-proxy-provider"], "twin2");
+
+    // Several allowed: ambiguous among those only.
+    let (_, two) = gw.create_key(&["twin1/mock-twin", "twin2/mock-twin"], None).await;
+    let resp = gw.chat(&two, ask("mock-twin")).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_ambiguous");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("twin1/mock-twin") && message.contains("twin2/mock-twin"), "{message}");
+    assert!(!message.contains("twin3"), "a provider the key may not use is named: {message}");
+
+    // None allowed: refused as any model the key may not use, naming no provider.
+    let (_, none) = gw.create_key(&["mock-a"], None).await;
+    let resp = gw.chat(&none, ask("mock-twin")).await;
+    assert_eq!(resp.status(), 403);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("model_not_allowed"), "{body}");
+    assert!(["twin1", "twin2", "twin3"].iter().all(|t| !body.contains(t)), "a provider is named: {body}");
+
+    // The master key may use all three.
+    let body: Value = gw.chat(MASTER_KEY, ask("mock-twin")).await.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("twin3/mock-twin"), "{body}");
     gw.stop().await;
 }
