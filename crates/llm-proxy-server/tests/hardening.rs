@@ -1,10 +1,13 @@
 //! What the gateway keeps to itself: credentials inside provider URLs, providers a key may not
-//! use. None of it touches the database beyond keys, so these run on SQLite.
+//! use, and the words of an upstream that refused the gateway's own key. None of it touches the
+//! database beyond keys, so these run on SQLite.
 
 // Tests are clients, not the gateway: their own HTTP client and tasks are fine.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::{Backend, Gateway, MASTER_KEY};
 use llm_proxy_testkit::MockConfig;
@@ -67,5 +70,51 @@ async fn an_ambiguous_model_names_only_what_the_key_may_use() {
     // The master key may use all three.
     let body: Value = gw.chat(MASTER_KEY, ask("mock-twin")).await.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("twin3/mock-twin"), "{body}");
+    gw.stop().await;
+}
+
+/// Every protocol's refusal of the gateway's key — Gemini's 400 `API_KEY_INVALID` too — reaches
+/// the client as a 502 that withholds the upstream's words, and takes the deployment out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_provider_key_is_a_502_from_every_protocol() {
+    let mock = MockConfig {
+        anthropic_key: Some("the-right-anthropic-key".into()),
+        gemini_key: Some("the-right-gemini-key".into()),
+        glm_key: "otherid.othersecret".into(),
+    };
+    let extra = r#"
+health_check: { enabled: true, interval_secs: 1, timeout_secs: 1 }
+routes:
+  - name: gem-watched
+    targets: [{ model: gem/gemini-2.5-flash }]
+"#;
+    let gw = Gateway::start_custom(Backend::Sqlite, "", extra, mock).await.unwrap();
+    for (model, upstream_text) in [
+        ("gem/gemini-2.5-flash", "API key not valid"),
+        ("claude/claude-sonnet-4-5", "x-api-key"),
+        ("zhipu/glm-4.5", "Authorization"),
+    ] {
+        for stream in [false, true] {
+            let mut body = ask(model);
+            body["stream"] = json!(stream);
+            let resp = gw.chat(MASTER_KEY, body).await;
+            assert_eq!(resp.status(), 502, "{model} (stream: {stream})");
+            let text = resp.text().await.unwrap();
+            assert!(text.contains("refused the gateway's credentials"), "{model}: {text}");
+            assert!(!text.contains(upstream_text) && !text.contains("API_KEY_INVALID"), "{model}: {text}");
+            assert!(!text.contains("身份"), "{model}: {text}");
+        }
+    }
+    // The health check sees the refusal too (a 400 would have counted as "up").
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let p = admin(&gw, "/api/providers").await;
+        let d = p["deployments"].as_array().unwrap().iter().find(|d| d["deployment"] == "gem/gemini-2.5-flash");
+        if d.is_some_and(|d| d["breaker"] == "open") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the health check did not take the refused deployment out: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     gw.stop().await;
 }
