@@ -85,14 +85,49 @@ pub struct AttemptRecord {
     pub error_kind: Option<String>,
 }
 
-/// Makes client-supplied text fit to store: no NUL (PostgreSQL text refuses it, which would
-/// block a whole batch) and at most `max_chars` characters.
+/// Makes client-supplied text fit to store and show: control characters escaped
+/// ([`escape_controls`]: a NUL would make PostgreSQL refuse the whole batch, a newline forges log
+/// lines, an ESC drives the terminal of whoever reads them) and at most `max_chars` characters,
+/// counted after escaping (an escape is never cut in half).
 pub fn clean_text(s: &str, max_chars: usize) -> String {
-    let mut out: String = s.chars().filter(|c| *c != '\0').take(max_chars).collect();
-    if s.chars().filter(|c| *c != '\0').nth(max_chars).is_some() {
-        out.push('…');
+    let mut out = String::new();
+    let mut kept = 0;
+    for c in s.chars() {
+        let escaped = escape_char(c);
+        let n = escaped.as_ref().map_or(1, |e| e.chars().count());
+        if kept + n > max_chars {
+            out.push('…');
+            return out;
+        }
+        kept += n;
+        match escaped {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
+        }
     }
     out
+}
+
+/// `s` with every control character (C0, DEL, C1) written visibly as Rust writes it in a string
+/// literal: `\n`, `\t`, `\r`, `\0`, else `\u{1b}`. Other text, backslashes included, is unchanged.
+/// For client- or user-chosen text that is stored or printed (model names, error messages, key
+/// and user names).
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match escape_char(c) {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn escape_char(c: char) -> Option<String> {
+    c.is_control().then(|| c.escape_debug().to_string())
 }
 
 /// Which page of the log to read.
@@ -133,9 +168,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clean_text_drops_nul_and_caps_length() {
-        assert_eq!(clean_text("a\0b", 10), "ab");
+    fn clean_text_escapes_controls_and_caps_length() {
+        assert_eq!(clean_text("a\0b", 10), "a\\0b");
         assert_eq!(clean_text("abcdef", 3), "abc…");
         assert_eq!(clean_text("abc", 3), "abc");
+        assert_eq!(clean_text("ab\u{1b}[2J", 5), "ab…", "an escape is kept whole or not at all");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_visibly() {
+        let forged = "gpt-4o\n2025-01-01 INFO admin logged in\u{1b}]0;pwned\u{7}\u{7f}\u{9b}31m\t\\ é";
+        let cleaned = clean_text(forged, 1000);
+        assert_eq!(cleaned, "gpt-4o\\n2025-01-01 INFO admin logged in\\u{1b}]0;pwned\\u{7}\\u{7f}\\u{9b}31m\\t\\ é");
+        assert!(!cleaned.chars().any(char::is_control), "{cleaned:?}");
+        assert_eq!(escape_controls(forged), cleaned);
+        assert!(matches!(escape_controls("plain/model-1.5 é"), std::borrow::Cow::Borrowed(_)));
     }
 }

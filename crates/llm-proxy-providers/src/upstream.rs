@@ -69,7 +69,8 @@ impl Upstream {
 
 impl Upstream {
     /// `GET url`: the health probe. Any answer but an outage (5xx, 429) or a refusal of the
-    /// gateway's credentials (401, 403) counts as healthy — a 404 still proves the server is up.
+    /// gateway's credentials (401, 403, or what the error body says is one, such as Google's 400
+    /// `API_KEY_INVALID`) counts as healthy — a 404 still proves the server is up.
     pub async fn probe(&self, url: reqwest::Url, headers: HeaderMap) -> Result<(), ProviderError> {
         let req = self.http.inner.get(url).headers(headers);
         let resp = match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
@@ -78,11 +79,14 @@ impl Upstream {
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status().as_u16();
-        if status >= 500 || matches!(status, 401 | 403 | 429) {
-            let body = read_body(resp, self.timeouts.between_chunks, MAX_ERROR_BYTES).await.unwrap_or_default();
-            return Err(upstream_error::from_status(status, &body, None, self.secret()));
+        if resp.status().is_success() {
+            return Ok(());
         }
-        Ok(())
+        let body = read_body(resp, self.timeouts.between_chunks, MAX_ERROR_BYTES).await.unwrap_or_default();
+        match upstream_error::from_status(status, &body, None, self.secret()) {
+            e @ ProviderError::Status { status: 401 | 403 | 429 | 500.., .. } => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -178,6 +182,7 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
+/// A URL a cause quotes (a proxy's, a redirect's) is shown without its credentials.
 pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut cur = e.source();
@@ -186,7 +191,7 @@ pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
         msg.push_str(&s.to_string());
         cur = s.source();
     }
-    msg
+    llm_proxy_core::config::redact_urls_in(&msg)
 }
 
 /// A header value that never shows in debug output.

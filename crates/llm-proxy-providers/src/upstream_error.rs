@@ -8,10 +8,17 @@ const MAX_MESSAGE_CHARS: usize = 500;
 
 /// Builds the error for an upstream `status` with `body`. Understands OpenAI's
 /// `{"error":{"message","type","code"}}`, Anthropic's `{"type":"error","error":{"type","message"}}`,
-/// Google's `{"error":{"code","message","status"}}`, `{"error":"text"}`, `{"message":...}` and FastAPI's
-/// `{"detail":...}`; anything else is quoted as text.
+/// Google's `{"error":{"code","message","status","details"}}` (also wrapped in a one-element
+/// array, as Gemini's OpenAI-compatible endpoint sends it), `{"error":"text"}`, `{"message":...}`
+/// and FastAPI's `{"detail":...}`; anything else is quoted as text.
 /// `secret` (the provider key) is scrubbed from the message before it is cut, so no part of it
 /// survives: upstreams quote a refused key ("Incorrect API key provided: sk-...").
+///
+/// A refused key is classified here, as the 401 it means, whatever status the upstream used:
+/// Google answers a bad API key with 400 `INVALID_ARGUMENT` and an `ErrorInfo` whose reason is
+/// `API_KEY_INVALID` (or `API_KEY_EXPIRED`), and that must reach the client as the gateway's own
+/// credentials failing (502, text withheld), not as the client's bad request. The code is then
+/// Google's reason.
 pub(crate) fn from_status(
     status: u16,
     body: &[u8],
@@ -20,7 +27,20 @@ pub(crate) fn from_status(
 ) -> ProviderError {
     let (message, code) = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
+            let v = match v {
+                Value::Array(mut items) if items.len() == 1 => items.remove(0),
+                v => v,
+            };
             let err = v.get("error").unwrap_or(&Value::Null);
+            if let Some(reason) = google_key_refusal(err) {
+                let message = err.get("message").and_then(Value::as_str).map(String::from);
+                return ProviderError::Status {
+                    status: 401,
+                    message: truncate(scrub(message.unwrap_or_else(|| reason.to_string()), secret)),
+                    code: Some(reason.to_string()),
+                    retry_after,
+                };
+            }
             let message = err
                 .get("message")
                 .and_then(Value::as_str)
@@ -48,12 +68,24 @@ pub(crate) fn from_status(
     ProviderError::Status { status, message: truncate(scrub(message, secret)), code, retry_after }
 }
 
-/// Replaces every occurrence of `secret` in `message`.
+/// The reason of a Google `ErrorInfo` detail that says the API key was refused: a bad or expired
+/// key (Google answers both with 400). Keys blocked for a service, referrer or IP come as 403,
+/// which is a refusal already.
+fn google_key_refusal(err: &Value) -> Option<&str> {
+    err.get("details")?.as_array()?.iter().find_map(|d| {
+        let reason = d.get("reason")?.as_str()?;
+        matches!(reason, "API_KEY_INVALID" | "API_KEY_EXPIRED").then_some(reason)
+    })
+}
+
+/// Replaces every occurrence of `secret` in `message`, and the credentials of every URL it quotes
+/// (an upstream may echo the request URL, with a `base_url`'s `user:pass@` or `?token=`).
 pub(crate) fn scrub(message: String, secret: Option<&str>) -> String {
-    match secret {
+    let message = match secret {
         Some(s) if !s.is_empty() && message.contains(s) => message.replace(s, "[REDACTED]"),
         _ => message,
-    }
+    };
+    llm_proxy_core::config::redact_urls_in(&message)
 }
 
 fn truncate(mut s: String) -> String {
@@ -104,6 +136,27 @@ mod tests {
         let body = format!(r#"{{"error":{{"message":"{}Incorrect API key provided: {key}"}}}}"#, "x".repeat(490));
         let (_, message, _) = parts(from_status(401, body.as_bytes(), None, Some(key)));
         assert!(!message.contains("sk-secret"), "{message}");
+    }
+
+    #[test]
+    fn a_key_google_refuses_with_400_is_an_auth_failure() {
+        // Gemini's answer to a bad API key, as it sends it.
+        let body = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}},{"@type":"type.googleapis.com/google.rpc.LocalizedMessage","locale":"en-US","message":"API key not valid. Please pass a valid API key."}]}}"#;
+        let (status, _, code) = parts(from_status(400, body, None, None));
+        assert_eq!((status, code.as_deref()), (401, Some("API_KEY_INVALID")));
+        // The same through Gemini's OpenAI-compatible endpoint, which wraps it in an array.
+        let wrapped = [b"[".as_slice(), body, b"]"].concat();
+        assert_eq!(parts(from_status(400, &wrapped, None, None)).0, 401);
+        // Any other 400 stays the client's business.
+        let bad = br#"{"error":{"code":400,"message":"Bad thing","status":"INVALID_ARGUMENT","details":[{"reason":"FIELD_INVALID"}]}}"#;
+        assert_eq!(parts(from_status(400, bad, None, None)).0, 400);
+    }
+
+    #[test]
+    fn credentials_of_quoted_urls_are_scrubbed() {
+        let body = br#"{"error":{"message":"no route for http://u:pass@h/v1/chat?token=T"}}"#;
+        let (_, message, _) = parts(from_status(404, body, None, None));
+        assert_eq!(message, "no route for http://u:***@h/v1/chat?token=***");
     }
 
     #[test]

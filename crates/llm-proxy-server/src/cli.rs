@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use llm_proxy_core::config::{Config, Overrides, ProcessEnv};
+use llm_proxy_core::request_log::escape_controls;
 use llm_proxy_core::virtual_key::{KeyLimits, NewKey, generate_key, parse_duration_ms};
 
 use crate::serve;
@@ -233,7 +234,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("no model in the registry matches {:?}", query.unwrap_or_default());
                 return Ok(ExitCode::FAILURE);
             }
-            print!("{}", llm_proxy_core::pricing::format_table(&rows));
+            // Model names come from the operator's overrides file too: no terminal escapes.
+            for line in llm_proxy_core::pricing::format_table(&rows).lines() {
+                println!("{}", escape_controls(line));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { config, command } => {
@@ -321,6 +325,16 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
+            // Names are printed by `keys list` and shown in the dashboard: no terminal escapes,
+            // no line breaks.
+            for (flag, text) in std::iter::once(("--name", &name))
+                .chain(user.iter().map(|u| ("--user", u)))
+                .chain(models.iter().map(|m| ("--models", m)))
+            {
+                if text.chars().any(char::is_control) {
+                    bail!("{flag} must not contain control characters (got {:?})", text);
+                }
+            }
             let limits = limits.into_limits()?;
             let expires_at = match expires.as_deref() {
                 None => None,
@@ -381,16 +395,18 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                     "active"
                 };
                 let models = if k.models.is_empty() { "*".to_string() } else { k.models.join(",") };
+                // Names and models are whoever created the key's text (the admin API, another
+                // tool): escaped, so an ESC sequence in one cannot drive the reader's terminal.
                 println!(
                     "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {:<24}  {}",
-                    k.id,
-                    k.name,
-                    k.display,
+                    escape_controls(&k.id),
+                    escape_controls(&k.name),
+                    escape_controls(&k.display),
                     format_ms(Some(k.created_at)),
                     format_ms(k.expires_at),
                     status,
                     describe_limits(&k.limits),
-                    models
+                    escape_controls(&models)
                 );
             }
         }

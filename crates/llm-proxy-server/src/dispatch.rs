@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use llm_proxy_core::model_catalog::ResolveError;
+use llm_proxy_core::model_catalog::{ResolveError, Resolved};
 use llm_proxy_core::provider::{ChatInput, Provider};
 use llm_proxy_core::routing::{Deployment, RequestContext, Route, conversation_key};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
@@ -42,12 +42,26 @@ pub fn resolve(
         Ok(t) => t,
         Err(ResolveError::Unknown) => return Err(ApiError::model_not_found(model)),
         Err(ResolveError::Ambiguous(candidates)) => {
-            return Err(ApiError::bad_request(format!(
-                "The model `{model}` is served by several providers; name one of: {}.",
-                candidates.join(", ")
-            ))
-            .with_param(Some("model".into()))
-            .with_code("model_ambiguous"));
+            // Only the candidates this key may use count: the one it may use is what it meant,
+            // and the others are not named to it (they are none of its business).
+            let mut allowed: Vec<Resolved> = candidates
+                .iter()
+                .filter_map(|c| live.catalog.resolve(c).ok())
+                .filter(|t| principal.allows(&live.catalog, model, t))
+                .collect();
+            match allowed.len() {
+                0 => return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`."))),
+                1 => allowed.remove(0),
+                _ => {
+                    let names: Vec<String> = allowed.iter().map(Resolved::canonical).collect();
+                    return Err(ApiError::bad_request(format!(
+                        "The model `{model}` is served by several providers; name one of: {}.",
+                        names.join(", ")
+                    ))
+                    .with_param(Some("model".into()))
+                    .with_code("model_ambiguous"));
+                }
+            }
         }
     };
     if !principal.allows(&live.catalog, model, &target) {

@@ -155,6 +155,64 @@ fn config_check_names_every_problem_and_redacts_secrets() {
     }
 }
 
+#[test]
+fn config_check_shows_provider_urls_without_their_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("llm-proxy.yaml"),
+        "providers:\n  local:\n    protocol: openai\n    base_url: http://user:pass-canary@127.0.0.1:8001/v1?token=T-canary\n  bare:\n    protocol: openai\n    base_url: https://userinfo-canary@127.0.0.1/v1\n",
+    )
+    .unwrap();
+    let out = run(llm_proxy(dir.path()).args(["config", "check"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let effective = stdout(&out);
+    assert!(effective.contains("base_url: http://user:***@127.0.0.1:8001/v1?token=***"), "{effective}");
+    assert!(!effective.contains("canary") && !stderr(&out).contains("canary"), "a credential leaked:\n{effective}");
+}
+
+/// Key names and models are printed to terminals: `keys create` refuses control characters, and
+/// `keys list` escapes any that reached the database another way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_put_control_characters_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        ["--name", "evil\u{1b}]0;pwned\u{7}", "--user", "u"],
+        ["--name", "two\nlines", "--user", "u"],
+        ["--name", "ok", "--models", "m\u{1b}[2J"],
+        ["--name", "ok", "--user", "u\u{7f}"],
+    ] {
+        let out = run(llm_proxy(dir.path()).args(["keys", "create"]).args(args));
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains("control characters"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains('\u{1b}'), "the refusal echoes the escape raw: {:?}", stderr(&out));
+    }
+
+    let out = run(llm_proxy(dir.path()).args(["keys", "create", "--name", "plain"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = format!("sqlite://{}", dir.path().join("data/llm-proxy.db").display());
+    let store = llm_proxy_store::connect(&db, 1, 1).await.unwrap();
+    let g = llm_proxy_core::virtual_key::generate_key();
+    store
+        .insert_key(&llm_proxy_core::virtual_key::NewKey {
+            limits: Default::default(),
+            id: "k-evil".into(),
+            name: "evil\u{1b}]0;pwned\u{7}\nforged line".into(),
+            hash: g.hash,
+            display: g.display,
+            models: vec!["m\u{9b}2J".into()],
+            user: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let out = run(llm_proxy(dir.path()).args(["keys", "list"]));
+    let listing = stdout(&out);
+    assert!(!listing.chars().any(|c| c.is_control() && c != '\n'), "{listing:?}");
+    assert!(listing.contains("evil\\u{1b}]0;pwned\\u{7}\\nforged line"), "{listing}");
+    assert!(listing.contains("m\\u{9b}2J"), "{listing}");
+    assert_eq!(listing.lines().count(), 3, "one line per key and the header: {listing}");
+}
+
 /// `serve` from an empty directory with nothing but environment variables, debug logging on, and
 /// canary secrets; then SIGTERM while a stream is in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

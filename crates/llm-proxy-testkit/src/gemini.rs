@@ -87,12 +87,17 @@ fn check_key(state: &MockState, headers: &HeaderMap, query: Option<&str>) -> Res
         // A bearer token is taken for OAuth, and an API key is no OAuth token.
         None if headers.contains_key("authorization") => Err(error(401, UNAUTHENTICATED)),
         None => Err(error(403, UNREGISTERED)),
+        // Google's answer to a wrong key: 400 INVALID_ARGUMENT (not 401), the reason in an
+        // `ErrorInfo`, the message again in a `LocalizedMessage`.
         Some(key) if state.config().gemini_key.as_deref().is_some_and(|expected| expected != key) => {
             Err(error_with_details(
                 400,
                 KEY_INVALID,
-                Some(json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                    "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])),
+                Some(json!([
+                    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+                    {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": KEY_INVALID},
+                ])),
             ))
         }
         Some(_) => Ok(()),

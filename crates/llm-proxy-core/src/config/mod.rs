@@ -26,7 +26,7 @@ pub use file::expand;
 use file::{RawConfig, parse_file};
 pub use limits::{BudgetConfig, CostBudgetConfig, PricingConfig, RateLimitConfig, RateLimitsConfig};
 use providers::build_providers;
-pub use redact::redact_url;
+pub use redact::{redact_url, redact_urls_in};
 pub use routes::{
     DEFAULT_RETRIES, DEFAULT_ROUTE_TIMEOUT_SECS, MAX_ATTEMPTS_CAP, RouteConfig, RouteTargetConfig, SemanticConfig,
     StrategyKind,

@@ -63,7 +63,7 @@ pub(super) fn build_providers(
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             errors.push(ConfigError {
                 path: format!("{path}.base_url"),
-                message: format!("{base_url:?} must start with http:// or https://"),
+                message: format!("{:?} must start with http:// or https://", super::redact_url(&base_url)),
             });
             continue;
         }

@@ -65,7 +65,7 @@ impl Config {
         for p in &self.providers {
             let mut pm = Mapping::new();
             pm.insert("protocol".into(), p.protocol.as_str().into());
-            pm.insert("base_url".into(), p.base_url.clone().into());
+            pm.insert("base_url".into(), redact_url(&p.base_url).into());
             pm.insert("api_key".into(), secret(&p.api_key));
             pm.insert("stream_options".into(), p.stream_options.into());
             let models: Vec<Value> = p
@@ -86,11 +86,13 @@ impl Config {
             providers.insert(p.name.clone().into(), Value::Mapping(pm));
         }
         m.insert("providers".into(), Value::Mapping(providers));
-        // Limits, budgets and pricing sources hold no secrets.
+        // Limits and budgets hold no secrets; the pricing refresh URL may carry a token.
+        let mut pricing = self.pricing.clone();
+        pricing.refresh_url = pricing.refresh_url.as_deref().map(redact_url);
         for (name, v) in [
             ("rate_limits", serde_yaml::to_value(&self.rate_limits)),
             ("cost_budget", serde_yaml::to_value(&self.cost_budget)),
-            ("pricing", serde_yaml::to_value(&self.pricing)),
+            ("pricing", serde_yaml::to_value(&pricing)),
         ] {
             m.insert(name.into(), v.unwrap_or(Value::Null));
         }
@@ -102,7 +104,11 @@ impl Config {
     }
 }
 
-/// Hides the password of a `scheme://user:password@host/db?password=...` URL, wherever it is.
+/// Hides the credentials of a `scheme://user:password@host/path?token=...` URL, wherever they are:
+/// the password (the user stays, it names an account), a user-only userinfo (`https://KEY@host`
+/// carries a token there), and the value of every query parameter that looks secret
+/// ([`secret_param`]). Used for every URL the gateway shows: database and Redis URLs, provider
+/// `base_url`s, URLs quoted in upstream error text.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
@@ -122,7 +128,8 @@ pub fn redact_url(url: &str) -> String {
                     out.push_str(user);
                     out.push_str(":***");
                 }
-                None => out.push_str(userinfo),
+                None if userinfo.is_empty() => {}
+                None => out.push_str("***"),
             }
             out.push_str(&before_query[at..]);
         }
@@ -133,7 +140,7 @@ pub fn redact_url(url: &str) -> String {
         let params: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => format!("{k}=***"),
+                Some((k, v)) if !v.is_empty() && secret_param(k) => format!("{k}=***"),
                 _ => kv.to_string(),
             })
             .collect();
@@ -142,19 +149,99 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Whether a query parameter named `name` likely carries a credential: the short names services
+/// use for them, and any name containing key, token, secret, password, signature or credential
+/// (`X-Amz-Signature`, `sslpassword`), whatever the case.
+fn secret_param(name: &str) -> bool {
+    const EXACT: [&str; 5] = ["pass", "pwd", "sig", "auth", "code"];
+    const PARTS: [&str; 6] = ["key", "token", "secret", "password", "signature", "credential"];
+    let name = name.to_ascii_lowercase();
+    EXACT.contains(&name.as_str()) || PARTS.iter().any(|p| name.contains(p))
+}
+
+/// `text` with every `http://` or `https://` URL in it passed through [`redact_url`]: for
+/// messages that may quote a URL (upstream errors, transport failures).
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["http://", "https://"].iter().filter_map(|s| find_ci(rest, s)).min() {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        // A URL ends where whitespace, a quote or a closing bracket begins.
+        let end =
+            tail.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`')).unwrap_or(tail.len());
+        out.push_str(&redact_url(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The byte offset of `needle` (ASCII) in `haystack`, ignoring ASCII case.
+fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, redact_urls_in};
+    use crate::config::{Config, Overrides};
 
     #[test]
     fn passwords_are_hidden_wherever_they_are() {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("postgres://u:pa/ss@h/db"), "postgres://u:***@h/db");
         assert_eq!(
-            redact_url("postgres://app@db/llm?sslmode=require&password=s3cret&sslpassword=x"),
-            "postgres://app@db/llm?sslmode=require&password=***&sslpassword=***"
+            redact_url("postgres://app:x@db/llm?sslmode=require&password=s3cret&sslpassword=x"),
+            "postgres://app:***@db/llm?sslmode=require&password=***&sslpassword=***"
         );
         assert_eq!(redact_url("sqlite://data/llm-proxy.db"), "sqlite://data/llm-proxy.db");
         assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
+    }
+
+    #[test]
+    fn user_only_userinfo_and_secret_query_parameters_are_hidden() {
+        assert_eq!(redact_url("https://sk-abc@api.example/v1"), "https://***@api.example/v1");
+        assert_eq!(redact_url("http://user:pass@host/v1?token=T"), "http://user:***@host/v1?token=***");
+        for name in [
+            "key",
+            "api_key",
+            "apikey",
+            "token",
+            "access_token",
+            "secret",
+            "password",
+            "pass",
+            "sig",
+            "signature",
+            "auth",
+            "code",
+            "X-Goog-Api-Key",
+            "clientSecret",
+            "X-Amz-Signature",
+            "X-Amz-Security-Token",
+        ] {
+            assert_eq!(redact_url(&format!("https://h/p?a=1&{name}=T&b=2")), format!("https://h/p?a=1&{name}=***&b=2"));
+        }
+        assert_eq!(redact_url("https://h/v1?alt=sse&model=m"), "https://h/v1?alt=sse&model=m", "others stay");
+    }
+
+    #[test]
+    fn urls_quoted_in_text_are_redacted() {
+        assert_eq!(
+            redact_urls_in("cannot reach \"http://u:pass@h/v1?key=T\": refused; see HTTPS://x@docs/a"),
+            "cannot reach \"http://u:***@h/v1?key=***\": refused; see HTTPS://***@docs/a"
+        );
+        assert_eq!(redact_urls_in("no url here"), "no url here");
+    }
+
+    #[test]
+    fn config_check_shows_no_credential_of_a_base_url() {
+        let file = "providers:\n  local:\n    protocol: openai\n    base_url: http://user:pw-canary@h/v1?token=tok-canary\n  bare:\n    protocol: openai\n    base_url: https://userinfo-canary@h/v1\npricing:\n  refresh_url: https://h/p.json?sig=sig-canary\n";
+        let env = |_: &str| None::<String>;
+        let (c, _) = Config::load(Some(file), &env, &Overrides::default()).unwrap();
+        let out = c.redacted_yaml();
+        assert!(!out.contains("canary"), "a credential leaked in:\n{out}");
+        assert!(out.contains("http://user:***@h/v1?token=***"), "{out}");
     }
 }

@@ -24,7 +24,8 @@ pub async fn list_providers(State(state): State<AppState>, parts: Parts) -> Resp
             json!({
                 "name": p.name,
                 "protocol": p.protocol.as_str(),
-                "base_url": p.base_url,
+                // Credentials in the URL (`user:pass@`, `?token=`) are not shown.
+                "base_url": llm_proxy_core::config::redact_url(&p.base_url),
                 "has_key": p.api_key.is_some(),
                 "models": p.models.iter().map(|m| json!({"name": m.name, "alias": m.alias})).collect::<Vec<_>>(),
             })

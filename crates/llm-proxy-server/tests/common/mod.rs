@@ -13,7 +13,7 @@ use llm_proxy_core::config::{Config, Overrides};
 use llm_proxy_core::request_log::{LogQuery, RequestLogEntry};
 use llm_proxy_core::store::Store;
 use llm_proxy_core::virtual_key::{NewKey, generate_key};
-use llm_proxy_testkit::MockUpstream;
+use llm_proxy_testkit::{MockConfig, MockUpstream};
 use tokio_util::sync::CancellationToken;
 
 pub const MASTER_KEY: &str = "test-master-key-0123456789";
@@ -87,6 +87,13 @@ impl Gateway {
 
     /// `extra` is YAML appended to the config (top-level keys other than `providers`).
     pub async fn start_with(backend: Backend, extra: &str) -> Option<Self> {
+        Self::start_custom(backend, "", extra, MockConfig::default()).await
+    }
+
+    /// `providers` is YAML for more entries of the `providers` map (indented by two spaces; it may
+    /// name the mock as `${MOCK_URL}`, `${MOCK_GEMINI_URL}`), and `mock` sets the keys the mock
+    /// upstream demands.
+    pub async fn start_custom(backend: Backend, providers: &str, extra: &str, mock: MockConfig) -> Option<Self> {
         let extra = if extra.contains("shutdown_grace_secs") {
             extra.to_string()
         } else {
@@ -94,7 +101,7 @@ impl Gateway {
         };
         // The harness's small body limit, unless the test sets its own.
         let body_limit = if extra.contains("max_body_bytes") { "" } else { "max_body_bytes: 65536" };
-        let mock = MockUpstream::start().await.unwrap();
+        let mock = MockUpstream::start_with(mock).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut pg_database = None;
         let database_url = match backend {
@@ -163,6 +170,7 @@ providers:
     protocol: glm
     base_url: {glm}
     api_key: {glm_key}
+{providers}
 {extra}
 "#,
             base = mock.base_url(),
@@ -171,7 +179,11 @@ providers:
             glm = mock.glm_base_url(),
             glm_key = llm_proxy_testkit::DEFAULT_GLM_KEY,
         );
-        let env = |_: &str| None::<String>;
+        let env = |name: &str| match name {
+            "MOCK_URL" => Some(mock.base_url()),
+            "MOCK_GEMINI_URL" => Some(mock.gemini_base_url()),
+            _ => None,
+        };
         let (config, _) = Config::load(Some(&yaml), &env, &Overrides::default()).unwrap();
         Some(Self::launch(config, mock, dir, pg_database).await)
     }
