@@ -56,7 +56,8 @@ async fn a_client_leaving_a_translated_stream_cancels_the_upstream_call() {
     drop(body);
     let dropped_at = Instant::now();
     while gw.mock.state.streams_cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(dropped_at.elapsed() < Duration::from_secs(1), "the upstream stream outlived the client by 1 s");
+        // The whole stream takes 10 s; a busy 2-core machine needs more than 1 s at times.
+        assert!(dropped_at.elapsed() < Duration::from_secs(5), "the upstream stream outlived the client by 5 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let row = gw.log_entry(&rid).await;
