@@ -45,18 +45,24 @@ impl Gemini {
     /// `…/models/{model}:{method}`.
     fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
         let model = checked_model(model)?;
-        self.models_url
-            // "./" keeps `gemini-2.5-flash:` from parsing as a URL scheme.
-            .join(&format!("./{model}:{method}"))
-            .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))
+        // "./" keeps `gemini-2.5-flash:` from parsing as a URL scheme.
+        self.under_models(&format!("./{model}:{method}"))
+    }
+
+    /// A URL relative to `…/models/`, with the base URL's query kept (a relative join drops it).
+    fn under_models(&self, relative: &str) -> Result<reqwest::Url, ProviderError> {
+        let mut url = self
+            .models_url
+            .join(relative)
+            .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))?;
+        url.set_query(self.models_url.query());
+        Ok(url)
     }
 
     /// `…/models/{model}`: the model resource, the health probe's target.
     fn model_url(&self, model: &str) -> Result<reqwest::Url, ProviderError> {
         let model = checked_model(model)?;
-        self.models_url
-            .join(&format!("./{model}"))
-            .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))
+        self.under_models(&format!("./{model}"))
     }
 }
 

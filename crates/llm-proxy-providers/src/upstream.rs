@@ -201,8 +201,34 @@ pub(crate) fn sensitive(value: &str) -> Option<reqwest::header::HeaderValue> {
     Some(v)
 }
 
-/// `base` + `path` as a URL, checked once when the adapter is built.
+/// `base` + `path` as a URL, checked once when the adapter is built. The path goes after the base's
+/// path and before its query, which is kept (`…/v1?api-version=…` → `…/v1/chat/completions?api-version=…`).
 pub(crate) fn join(base: &str, path: &str, provider: &str) -> Result<reqwest::Url, crate::BuildError> {
-    reqwest::Url::parse(&format!("{}/{path}", base.trim_end_matches('/')))
-        .map_err(|e| crate::BuildError::InvalidUrl { provider: provider.to_string(), reason: e.to_string() })
+    let invalid = |reason: String| crate::BuildError::InvalidUrl { provider: provider.to_string(), reason };
+    let mut url = reqwest::Url::parse(base.trim()).map_err(|e| invalid(e.to_string()))?;
+    if url.cannot_be_a_base() {
+        return Err(invalid("not a base URL".into()));
+    }
+    let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::join;
+
+    #[test]
+    fn the_path_goes_before_the_query() {
+        let url = |base: &str| join(base, "chat/completions", "p").unwrap().to_string();
+        assert_eq!(url("http://h/v1"), "http://h/v1/chat/completions");
+        assert_eq!(url("http://h/v1/"), "http://h/v1/chat/completions");
+        assert_eq!(url("http://h"), "http://h/chat/completions");
+        assert_eq!(
+            url("http://h/openai/v1?api-version=2024-10-21"),
+            "http://h/openai/v1/chat/completions?api-version=2024-10-21"
+        );
+        assert!(join("not a url", "x", "p").is_err());
+    }
 }
