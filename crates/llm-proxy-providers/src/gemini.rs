@@ -49,13 +49,20 @@ impl Gemini {
         self.under_models(&format!("./{model}:{method}"))
     }
 
-    /// A URL relative to `…/models/`, with the base URL's query kept (a relative join drops it).
+    /// A URL relative to `…/models/` (which may carry its own query), with the base URL's query
+    /// kept after it (a relative join drops it).
     fn under_models(&self, relative: &str) -> Result<reqwest::Url, ProviderError> {
         let mut url = self
             .models_url
             .join(relative)
             .map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))?;
-        url.set_query(self.models_url.query());
+        if let Some(base) = self.models_url.query() {
+            let merged = match url.query() {
+                Some(own) => format!("{own}&{base}"),
+                None => base.to_string(),
+            };
+            url.set_query(Some(&merged));
+        }
         Ok(url)
     }
 
