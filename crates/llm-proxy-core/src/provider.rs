@@ -76,6 +76,18 @@ impl ChatInput {
         }
     }
 
+    /// About how many bytes the conversation takes, the bulk of any request: what decides whether
+    /// translating or re-encoding it is heavy work (`crate::cpu_pool`).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Self::OpenAi(r) => r.messages.raw().get().len(),
+            Self::Anthropic(r) => r.messages.raw().get().len(),
+            Self::Unified(r) => {
+                r.messages.iter().map(|m| 16 + m.content.iter().map(unified::Part::size_hint).sum::<usize>()).sum()
+            }
+        }
+    }
+
     /// The client's protocol; `None` for an already unified request.
     pub fn protocol(&self) -> Option<WireProtocol> {
         match self {

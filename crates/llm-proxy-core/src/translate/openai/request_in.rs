@@ -130,9 +130,9 @@ pub fn request_to_unified(r: ChatCompletionRequest) -> Result<ChatRequest, Trans
         stream_usage: r.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
         ..Default::default()
     };
-    for (i, m) in r.messages.into_iter().enumerate() {
-        message(m, &format!("messages[{i}]"), &mut out)?;
-    }
+    out.messages.reserve(r.messages.len());
+    // One message decoded at a time: a long conversation never exists twice in full.
+    r.messages.try_for_each(|i, m| message(m, &format!("messages[{i}]"), &mut out))?;
     for (i, t) in r.tools.unwrap_or_default().into_iter().enumerate() {
         let path = format!("tools[{i}]");
         let tool: Tool = field(Value::Object(t), &path)?;
