@@ -166,7 +166,15 @@ fn message(m: MessageParam, i: usize) -> Result<Message, TranslateError> {
     let content = match m.content {
         Value::String(text) => vec![Part::Text { text, cache_control: None }],
         Value::Array(blocks) => {
-            blocks.into_iter().enumerate().map(|(j, b)| part(b, &format!("{path}[{j}]"))).collect::<Result<_, _>>()?
+            let mut parts: Vec<Part> = blocks
+                .into_iter()
+                .enumerate()
+                .map(|(j, b)| part(b, &format!("{path}[{j}]")))
+                .collect::<Result<_, _>>()?;
+            // Collecting through `Result` cannot size the `Vec` up front; a conversation holds
+            // many of these.
+            parts.shrink_to_fit();
+            parts
         }
         _ => return Err(invalid(&path, "expected a string or an array of content blocks")),
     };
