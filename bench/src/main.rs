@@ -5,6 +5,8 @@
 //! stall; prints each figure next to its target with PASS or MISS and writes them all as JSON.
 //! What rate limits and budgets cost is measured twice: counted in process, and in cluster mode on
 //! a Redis server (which must run on this machine; it is only read from outside, never written).
+//! `--memory` runs only the memory scenario instead (`memory.rs`): the peak resident memory of one
+//! big request per case against its stated bound, and what a burst leaves behind.
 //!
 //! Loopback only; every process it starts is killed by PID on every exit path (success, error,
 //! timeout, Ctrl-C, panic). Depends on no crate of the workspace: it drives the release binaries as
