@@ -51,6 +51,10 @@ impl From<llm_proxy_protocol::openai::Usage> for TokenUsage {
 
 /// A chat request as the client sent it.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, moved along its path and never stored in bulk; boxing would cost an allocation each"
+)]
 pub enum ChatInput {
     OpenAi(ChatCompletionRequest),
     Anthropic(MessagesRequest),
