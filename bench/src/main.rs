@@ -5,6 +5,8 @@
 //! stall; prints each figure next to its target with PASS or MISS and writes them all as JSON.
 //! What rate limits and budgets cost is measured twice: counted in process, and in cluster mode on
 //! a Redis server (which must run on this machine; it is only read from outside, never written).
+//! `--memory` runs only the memory scenario instead (`memory.rs`): the peak resident memory of one
+//! big request per case against its stated bound, and what a burst leaves behind.
 //!
 //! Loopback only; every process it starts is killed by PID on every exit path (success, error,
 //! timeout, Ctrl-C, panic). Depends on no crate of the workspace: it drives the release binaries as
@@ -12,6 +14,7 @@
 
 mod cluster_run;
 mod load;
+mod memory;
 mod procs;
 mod procstat;
 mod redis;
@@ -114,6 +117,17 @@ struct Args {
     /// its acquire calls from its settles.
     #[arg(long, default_value_t = 2000)]
     redis_sample: usize,
+    /// Run only the memory scenario (see bench/README.md): peak RSS of one big request per case
+    /// against the stated bound, and RSS after a burst. Its JSON goes beside `--out`, as
+    /// `memory.json`.
+    #[arg(long)]
+    memory: bool,
+    /// The memory scenario's request body, in MB.
+    #[arg(long, default_value_t = 10.0)]
+    memory_body_mb: f64,
+    /// Seconds of quiet after the memory scenario's burst before RSS is read.
+    #[arg(long, default_value_t = 5.0)]
+    memory_idle_secs: f64,
     /// Stop everything and fail after this many seconds.
     #[arg(long, default_value_t = 170)]
     max_secs: u64,
@@ -147,7 +161,7 @@ fn main() -> ExitCode {
     // Dropping `bench` on timeout or Ctrl-C drops its `Proc`s, which kills the children.
     let outcome = runtime.block_on(async {
         tokio::select! {
-            r = tokio::time::timeout(Duration::from_secs(args.max_secs), bench(&args, cpus, &all_cpus)) => {
+            r = tokio::time::timeout(Duration::from_secs(args.max_secs), chosen(&args, cpus, &all_cpus)) => {
                 r.unwrap_or_else(|_| Err(format!("gave up after {} s", args.max_secs).into()))
             }
             _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
@@ -161,6 +175,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The memory scenario when asked for, else the overhead benchmark.
+async fn chosen(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
+    if !args.memory {
+        return bench(args, cpus, all_cpus).await;
+    }
+    let out = args.out.with_file_name("memory.json");
+    let opts = memory::Options {
+        gateway_bin: &args.gateway_bin,
+        mock_bin: &args.mock_bin,
+        body_mb: args.memory_body_mb,
+        idle_secs: args.memory_idle_secs,
+        out: &out,
+    };
+    if memory::run(&opts).await? { Ok(()) } else { Err("peak memory over the stated bound".into()) }
 }
 
 /// Fails on the first error of a warm-up: the measured figures would mean nothing.

@@ -51,6 +51,10 @@ impl From<llm_proxy_protocol::openai::Usage> for TokenUsage {
 
 /// A chat request as the client sent it.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, moved along its path and never stored in bulk; boxing would cost an allocation each"
+)]
 pub enum ChatInput {
     OpenAi(ChatCompletionRequest),
     Anthropic(MessagesRequest),
@@ -73,6 +77,18 @@ impl ChatInput {
             Self::OpenAi(r) => &r.model,
             Self::Anthropic(r) => &r.model,
             Self::Unified(r) => &r.model,
+        }
+    }
+
+    /// About how many bytes the conversation takes, the bulk of any request: what decides whether
+    /// translating or re-encoding it is heavy work (`crate::cpu_pool`).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Self::OpenAi(r) => r.messages.raw().get().len(),
+            Self::Anthropic(r) => r.messages.raw().get().len(),
+            Self::Unified(r) => {
+                r.messages.iter().map(|m| 16 + m.content.iter().map(unified::Part::size_hint).sum::<usize>()).sum()
+            }
         }
     }
 

@@ -6,5 +6,6 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod json;
+pub mod messages;
 pub mod openai;
 pub mod sse;

@@ -20,7 +20,9 @@ use llm_proxy_protocol::sse::SseEvent;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::sse_stream::{SseHandler, sse_stream};
-use crate::upstream::{Upstream, join, key_header, scrub_reported, to_body, with_segment};
+use crate::upstream::{
+    Upstream, join, key_header, on_cpu_pool, scrub_reported, to_body, to_body_sized, translate, with_segment,
+};
 use crate::{BuildError, HttpClient};
 
 /// The API version every request states; the wire formats here are this version's.
@@ -57,8 +59,11 @@ impl Anthropic {
 
     async fn passthrough(&self, model: &str, mut request: MessagesRequest) -> Result<ChatOutput, ProviderError> {
         request.model = model.to_string();
-        let body = to_body(&request)?;
-        if !request.is_stream() {
+        let stream = request.is_stream();
+        // The messages go out as the client's text: re-encoding copies it, no more.
+        let size = request.messages.raw().get().len();
+        let body = on_cpu_pool(size, move || to_body_sized(&request, size)).await?;
+        if !stream {
             let body = self.upstream.post_for_body(&self.messages_url, self.headers(), body).await?;
             let usage = usage_of_message(&body)?;
             return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
@@ -82,10 +87,11 @@ impl Provider for Anthropic {
     async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
         let request = match request {
             ChatInput::Anthropic(r) => return self.passthrough(model, r).await,
-            other => other.into_unified(model)?,
+            other => other,
         };
-        let body = to_body(&request_from_unified(&request)?)?;
-        if !request.stream {
+        let (stream, body) =
+            translate(model, request, |r, size| to_body_sized(&request_from_unified(r)?, size)).await?;
+        if !stream {
             let body = self.upstream.post_for_body(&self.messages_url, self.headers(), body).await?;
             return Ok(ChatOutput::Unified(response_to_unified(&body)?));
         }

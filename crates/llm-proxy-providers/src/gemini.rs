@@ -12,7 +12,7 @@ use llm_proxy_core::unified::{TranslateError, WireProtocol};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::upstream::{Upstream, join, key_header, to_body};
+use crate::upstream::{Upstream, join, key_header, to_body, to_body_sized, translate};
 use crate::{BuildError, HttpClient};
 
 pub struct Gemini {
@@ -98,9 +98,9 @@ impl Provider for Gemini {
     }
 
     async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
-        let request = request.into_unified(model)?;
-        let body = to_body(&request_from_unified(&request)?)?;
-        if !request.stream {
+        let (stream, body) =
+            translate(model, request, |r, size| to_body_sized(&request_from_unified(r)?, size)).await?;
+        if !stream {
             let url = self.url(model, "generateContent")?;
             let body = self.upstream.post_for_body(&url, self.headers(), body).await?;
             return Ok(ChatOutput::Unified(response_to_unified(&body, model)?));

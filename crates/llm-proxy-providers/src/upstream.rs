@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use llm_proxy_core::config::UpstreamTimeouts;
-use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
+use llm_proxy_core::cpu_pool;
+use llm_proxy_core::provider::{ChatInput, ProviderError, TimeoutPhase};
+use llm_proxy_core::unified::ChatRequest;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use crate::HttpClient;
@@ -146,7 +148,41 @@ pub(crate) fn with_segment(base: &reqwest::Url, segment: &str) -> reqwest::Url {
 
 /// Serialises a request body; a failure here is a bug in a converter, reported as a protocol error.
 pub(crate) fn to_body(value: &impl serde::Serialize) -> Result<Vec<u8>, ProviderError> {
-    serde_json::to_vec(value).map_err(|e| ProviderError::Protocol(e.to_string()))
+    to_body_sized(value, 0)
+}
+
+/// `to_body` into a buffer made for about `size` bytes (plus the request's other fields), so a big
+/// body is written without the copies a doubling buffer makes on its way up.
+pub(crate) fn to_body_sized(value: &impl serde::Serialize, size: usize) -> Result<Vec<u8>, ProviderError> {
+    let mut out = Vec::with_capacity(if size < cpu_pool::INLINE_BYTES { 0 } else { size + size / 8 + 4096 });
+    serde_json::to_writer(&mut out, value).map_err(|e| ProviderError::Protocol(e.to_string()))?;
+    Ok(out)
+}
+
+/// Runs a CPU-heavy step of a request of `size` bytes on the CPU pool (inline when small).
+pub(crate) async fn on_cpu_pool<T: Send + 'static>(
+    size: usize,
+    job: impl FnOnce() -> Result<T, ProviderError> + Send + 'static,
+) -> Result<T, ProviderError> {
+    cpu_pool::run(size, job).await.map_err(|e| ProviderError::Protocol(e.to_string()))?
+}
+
+/// A request of another protocol, translated into the unified model and encoded for this
+/// upstream by `encode` (given the request and its size), on the CPU pool when it is big. The
+/// unified request is dropped before the body is sent; what the caller still needs of it is
+/// whether it streams.
+pub(crate) async fn translate<F>(model: &str, request: ChatInput, encode: F) -> Result<(bool, Vec<u8>), ProviderError>
+where
+    F: FnOnce(&ChatRequest, usize) -> Result<Vec<u8>, ProviderError> + Send + 'static,
+{
+    let size = request.size_hint();
+    let model = model.to_string();
+    on_cpu_pool(size, move || {
+        let request = request.into_unified(&model)?;
+        let body = encode(&request, size)?;
+        Ok((request.stream, body))
+    })
+    .await
 }
 
 /// Reads a whole body, with the between-chunks limit on each read and a cap on the total.

@@ -296,6 +296,9 @@ impl MockUpstream {
     }
 }
 
+/// Largest request body the mock reads.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
@@ -311,6 +314,9 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/_mock/stats", get(stats))
         .route("/_mock/down/{*model}", post(take_down))
         .route("/_mock/up/{*model}", post(bring_up))
+        // The gateway forwards bodies up to its own `max_body_bytes` (the memory bench sends tens
+        // of MB); axum's default 2 MB limit would answer those with 413 before the handler runs.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
 }
 

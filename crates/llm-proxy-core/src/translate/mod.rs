@@ -10,9 +10,79 @@ pub mod gemini;
 pub mod openai;
 
 use futures_util::StreamExt;
+use serde_json::{Map, Value};
 
 use crate::provider::{ChatChunk, ChatStream, ChunkKind, EventStream, ProviderError};
-use crate::unified::StreamEvent;
+use crate::unified::{Message, Part, Role, StreamEvent};
+
+/// A request body for an upstream: its small fields as maps, and `messages` written straight from
+/// the unified messages when serialised. The conversation is most of a body; as a tree of its own
+/// (`json!` values, one map per message) it took several times the body's size.
+#[derive(Debug)]
+pub struct RequestBody<M> {
+    /// The fields before `messages`.
+    pub(crate) head: Map<String, Value>,
+    pub(crate) messages: M,
+    /// The fields after `messages`.
+    pub(crate) tail: Map<String, Value>,
+}
+
+impl<M: serde::Serialize> serde::Serialize for RequestBody<M> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.head.len() + 1 + self.tail.len()))?;
+        for (k, v) in &self.head {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("messages", &self.messages)?;
+        for (k, v) in &self.tail {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// The turns of a conversation for protocols that want user and assistant turns alternating:
+/// each a role and the span of messages it merges. Messages with no part that `keeps` (nothing to
+/// send) are skipped, whatever their role, and may sit inside a span.
+pub(crate) struct TurnSpans<'a> {
+    messages: &'a [Message],
+    at: usize,
+    keeps: fn(&Part) -> bool,
+}
+
+impl<'a> TurnSpans<'a> {
+    pub(crate) fn new(messages: &'a [Message], keeps: fn(&Part) -> bool) -> Self {
+        Self { messages, at: 0, keeps }
+    }
+}
+
+impl Iterator for TurnSpans<'_> {
+    type Item = (Role, std::ops::Range<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let keeps = self.keeps;
+        let kept = |m: &Message| m.content.iter().any(keeps);
+        let ms = self.messages;
+        while self.at < ms.len() && !kept(&ms[self.at]) {
+            self.at += 1;
+        }
+        let start = self.at;
+        let role = ms.get(start)?.role;
+        let mut end = start + 1;
+        self.at = end;
+        while let Some(m) = ms.get(self.at) {
+            if kept(m) {
+                if m.role != role {
+                    break;
+                }
+                end = self.at + 1;
+            }
+            self.at += 1;
+        }
+        Some((role, start..end))
+    }
+}
 
 /// Upstream side of a translated stream: turns each SSE event of the upstream's protocol into
 /// unified events, as they arrive.

@@ -1,11 +1,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::messages::{MessageShape, Messages};
+
 /// `POST /v1/messages` body. Typed fields are the ones the gateway reads or must validate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessagesRequest {
     pub model: String,
-    pub messages: Vec<MessageParam>,
+    /// Kept as the client's JSON text: forwarded as is, decoded one message at a time when
+    /// translated (see `crate::messages`).
+    pub messages: Messages<MessageParam>,
     /// Required by Anthropic on `/v1/messages`; absent on `count_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
@@ -32,6 +36,10 @@ pub struct MessageParam {
     pub content: Value,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl MessageShape for MessageParam {
+    const REQUIRED: &'static [&'static str] = &["content"];
 }
 
 /// A client tool of `tools`. Server tools (`web_search_20250305`, `bash_20250124`, ...) have a

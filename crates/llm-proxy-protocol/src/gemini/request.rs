@@ -3,15 +3,17 @@ use serde_json::{Map, Value};
 
 use super::Content;
 
-/// `POST /v1beta/models/{model}:generateContent` (and `:streamGenerateContent`) body.
+/// `POST /v1beta/models/{model}:generateContent` (and `:streamGenerateContent`) body. `C` is what
+/// writes `contents`: the wire type, or (for a request the gateway writes) something that writes
+/// the turns without holding them all at once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GenerateContentRequest {
+pub struct GenerateContentRequest<C = Vec<Content>> {
     /// `models/{model}`; only inside `countTokens`' `generateContentRequest`, where the schema
     /// requires it. The generate endpoints take the model from the URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    pub contents: Vec<Content>,
+    pub contents: C,
     /// Text parts only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_instruction: Option<Content>,
@@ -145,9 +147,9 @@ pub struct ThinkingConfig {
 /// `generateContentRequest` (with its `model`) so that system instruction and tools count too.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CountTokensRequest {
+pub struct CountTokensRequest<C = Vec<Content>> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contents: Vec<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generate_content_request: Option<GenerateContentRequest>,
+    pub generate_content_request: Option<GenerateContentRequest<C>>,
 }

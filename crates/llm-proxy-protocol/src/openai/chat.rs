@@ -3,13 +3,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Usage;
+use crate::messages::{MessageShape, Messages};
 
 /// `POST /v1/chat/completions` body. The typed fields are the ones the gateway reads or must
 /// validate; everything else rides along in `extra` untouched (tools, images, response_format…).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatCompletionRequest {
     pub model: String,
-    pub messages: Vec<ChatMessage>,
+    /// Kept as the client's JSON text: forwarded as is, decoded one message at a time when
+    /// translated (see `crate::messages`).
+    pub messages: Messages<ChatMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,10 @@ pub struct ChatMessage {
     pub role: String,
     #[serde(flatten)]
     pub rest: Map<String, Value>,
+}
+
+impl MessageShape for ChatMessage {
+    const REQUIRED: &'static [&'static str] = &[];
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

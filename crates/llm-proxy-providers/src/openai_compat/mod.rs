@@ -25,7 +25,9 @@ use secrecy::ExposeSecret;
 
 use crate::glm_auth::GlmToken;
 use crate::sse_stream::{SseHandler, sse_stream};
-use crate::upstream::{Upstream, join, key_header, scrub_reported, to_body, with_segment};
+use crate::upstream::{
+    Upstream, join, key_header, on_cpu_pool, scrub_reported, to_body, to_body_sized, translate, with_segment,
+};
 use crate::{BuildError, HttpClient};
 use convert::StreamItem;
 
@@ -94,19 +96,25 @@ impl OpenAiCompat {
 
     async fn passthrough(&self, model: &str, mut request: ChatCompletionRequest) -> Result<ChatOutput, ProviderError> {
         request.model = model.to_string();
-        if !request.is_stream() {
-            let body = self.upstream.post_for_body(&self.chat_url, self.headers(), to_body(&request)?).await?;
+        let stream = request.is_stream();
+        if stream {
+            if self.dialect.stream_options {
+                // The gateway needs the usage chunk to count tokens; the relay strips it again if
+                // the client did not ask for it.
+                request.request_stream_usage();
+            } else {
+                request.stream_options = None;
+            }
+        }
+        // The messages go out as the client's text: re-encoding copies it, no more.
+        let size = request.messages.raw().get().len();
+        let body = on_cpu_pool(size, move || to_body_sized(&request, size)).await?;
+        if !stream {
+            let body = self.upstream.post_for_body(&self.chat_url, self.headers(), body).await?;
             let usage = convert::complete_usage(&body)?;
             return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
         }
-        if self.dialect.stream_options {
-            // The gateway needs the usage chunk to count tokens; the relay strips it again if
-            // the client did not ask for it.
-            request.request_stream_usage();
-        } else {
-            request.stream_options = None;
-        }
-        let resp = self.upstream.post(&self.chat_url, self.headers(), to_body(&request)?).await?;
+        let resp = self.upstream.post(&self.chat_url, self.headers(), body).await?;
         let handler = Passthrough {
             finished: false,
             secret: self.upstream.secret.clone(),
@@ -125,10 +133,12 @@ impl Provider for OpenAiCompat {
     async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
         let request = match request {
             ChatInput::OpenAi(r) => return self.passthrough(model, r).await,
-            other => other.into_unified(model)?,
+            other => other,
         };
-        let body = to_body(&request_from_unified(&request, self.dialect)?)?;
-        if !request.stream {
+        let dialect = self.dialect;
+        let (stream, body) =
+            translate(model, request, move |r, size| to_body_sized(&request_from_unified(r, dialect)?, size)).await?;
+        if !stream {
             let body = self.upstream.post_for_body(&self.chat_url, self.headers(), body).await?;
             return Ok(ChatOutput::Unified(response_to_unified(&body)?));
         }

@@ -25,7 +25,7 @@ mod fixture_tests;
 pub use event_decoder::EventDecoder;
 pub use event_encoder::EventEncoder;
 pub use request_in::request_to_unified;
-pub use request_out::{DEFAULT_MAX_TOKENS, count_tokens_body, request_from_unified};
+pub use request_out::{DEFAULT_MAX_TOKENS, Turns, count_tokens_body, request_from_unified};
 pub use response::{response_from_unified, response_to_unified, usage_of_message};
 pub use scan::{PassthroughScan, PassthroughScanner};
 

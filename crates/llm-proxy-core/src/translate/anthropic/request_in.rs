@@ -23,7 +23,13 @@ pub fn request_to_unified(r: MessagesRequest) -> Result<ChatRequest, TranslateEr
         None | Some(Value::Null) => Vec::new(),
         Some(v) => system_parts(v)?,
     };
-    let messages = messages.into_iter().enumerate().map(|(i, m)| message(m, i)).collect::<Result<_, _>>()?;
+    let mut turns = Vec::with_capacity(messages.len());
+    // One message decoded at a time: a long conversation never exists twice in full.
+    messages.try_for_each(|i, m| {
+        turns.push(message(m, i)?);
+        Ok::<_, TranslateError>(())
+    })?;
+    let messages = turns;
     let tools = match extra.remove("tools") {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => tools(v)?,
@@ -160,7 +166,15 @@ fn message(m: MessageParam, i: usize) -> Result<Message, TranslateError> {
     let content = match m.content {
         Value::String(text) => vec![Part::Text { text, cache_control: None }],
         Value::Array(blocks) => {
-            blocks.into_iter().enumerate().map(|(j, b)| part(b, &format!("{path}[{j}]"))).collect::<Result<_, _>>()?
+            let mut parts: Vec<Part> = blocks
+                .into_iter()
+                .enumerate()
+                .map(|(j, b)| part(b, &format!("{path}[{j}]")))
+                .collect::<Result<_, _>>()?;
+            // Collecting through `Result` cannot size the `Vec` up front; a conversation holds
+            // many of these.
+            parts.shrink_to_fit();
+            parts
         }
         _ => return Err(invalid(&path, "expected a string or an array of content blocks")),
     };

@@ -7,9 +7,10 @@ use llm_proxy_protocol::anthropic::{
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::translate::{RequestBody, TurnSpans};
 use crate::unified::{
-    ChatRequest, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResultPart, TranslateError,
-    WireProtocol,
+    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResultPart,
+    TranslateError, WireProtocol,
 };
 
 /// `max_tokens` when the request has none: Anthropic requires one.
@@ -22,8 +23,9 @@ const MIN_THINKING_BUDGET: u64 = 1024;
 const MIN_TOP_P_WITH_THINKING: f64 = 0.95;
 
 /// The body of `POST /v1/messages`.
-pub fn request_from_unified(r: &ChatRequest) -> Result<Value, TranslateError> {
-    let (mut body, thinking) = prompt(r)?;
+pub fn request_from_unified(r: &ChatRequest) -> Result<RequestBody<Turns<'_>>, TranslateError> {
+    let (mut out, thinking) = prompt(r)?;
+    let body = &mut out.tail;
     let requested = r.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     // The thinking budget is part of `max_tokens`, which must exceed it; a request whose limit
     // would leave no room for the answer gets the budget on top of what it asked for.
@@ -36,10 +38,10 @@ pub fn request_from_unified(r: &ChatRequest) -> Result<Value, TranslateError> {
     // Anthropic rejects `temperature` and `top_k` with thinking on, and `top_p` below 0.95: they
     // are dropped rather than failing a request the client wrote for another provider.
     if !thinking_on {
-        insert_some(&mut body, "temperature", r.temperature);
-        insert_some(&mut body, "top_k", r.top_k);
+        insert_some(body, "temperature", r.temperature);
+        insert_some(body, "top_k", r.top_k);
     }
-    insert_some(&mut body, "top_p", r.top_p.filter(|p| !thinking_on || *p >= MIN_TOP_P_WITH_THINKING));
+    insert_some(body, "top_p", r.top_p.filter(|p| !thinking_on || *p >= MIN_TOP_P_WITH_THINKING));
     if !r.stop.is_empty() {
         body.insert("stop_sequences".into(), json!(r.stop));
     }
@@ -63,28 +65,35 @@ pub fn request_from_unified(r: &ChatRequest) -> Result<Value, TranslateError> {
     }
     // Seed and penalties have no Anthropic counterpart and are dropped.
     if r.extra.from == Some(WireProtocol::Anthropic) {
-        merge_extra(&mut body, &r.extra.fields);
+        let fields = r.extra.fields.iter().filter(|(k, _)| !out.head.contains_key(*k) && *k != "messages");
+        merge_extra(&mut out.tail, fields);
     }
-    Ok(Value::Object(body))
+    Ok(out)
 }
 
 /// The body of `POST /v1/messages/count_tokens`: the prompt only (that endpoint takes no
 /// `max_tokens`, sampling settings or `stream`).
-pub fn count_tokens_body(r: &ChatRequest) -> Result<Value, TranslateError> {
-    prompt(r).map(|(body, _)| Value::Object(body))
+pub fn count_tokens_body(r: &ChatRequest) -> Result<RequestBody<Turns<'_>>, TranslateError> {
+    prompt(r).map(|(body, _)| body)
 }
 
 /// What both endpoints take: model, system, messages, tools, tool choice and thinking (also
 /// returned, as it shapes the generation settings).
-fn prompt(r: &ChatRequest) -> Result<(Map<String, Value>, Option<ThinkingConfig>), TranslateError> {
-    let mut body = Map::new();
-    body.insert("model".into(), json!(r.model));
+fn prompt(r: &ChatRequest) -> Result<(RequestBody<Turns<'_>>, Option<ThinkingConfig>), TranslateError> {
+    let mut head = Map::new();
+    head.insert("model".into(), json!(r.model));
     if let Some(system) = system(r) {
-        body.insert("system".into(), system);
+        head.insert("system".into(), system);
     }
-    let turns = turns(r)?;
-    let thinking = thinking(r, &turns);
-    body.insert("messages".into(), messages(turns));
+    // The only part that can fail to translate is a tool call's arguments: checked here, so
+    // that writing the turns later cannot fail.
+    for (i, m) in r.messages.iter().enumerate() {
+        for p in m.content.iter().filter(|p| matches!(p, Part::ToolCall { .. })) {
+            block(p, i)?;
+        }
+    }
+    let thinking = thinking(r);
+    let mut tail = Map::new();
     // Without tools there is nothing to choose from: a lone `tool_choice` is left out.
     if !r.tools.is_empty() {
         let tools: Vec<Tool> = r
@@ -98,15 +107,15 @@ fn prompt(r: &ChatRequest) -> Result<(Map<String, Value>, Option<ThinkingConfig>
                 cache_control: t.cache_control.clone(),
             })
             .collect();
-        body.insert("tools".into(), json_of(&tools));
+        tail.insert("tools".into(), json_of(&tools));
         if let Some(choice) = tool_choice(r) {
-            body.insert("tool_choice".into(), json_of(&choice));
+            tail.insert("tool_choice".into(), json_of(&choice));
         }
     }
     if let Some(t) = &thinking {
-        body.insert("thinking".into(), json_of(t));
+        tail.insert("thinking".into(), json_of(t));
     }
-    Ok((body, thinking))
+    Ok((RequestBody { head, messages: Turns(&r.messages), tail }, thinking))
 }
 
 /// A string when nothing is cached (what every Anthropic-compatible server accepts), else text
@@ -146,7 +155,7 @@ fn tool_choice(r: &ChatRequest) -> Option<WireToolChoice> {
     })
 }
 
-fn thinking(r: &ChatRequest, turns: &[(Role, Vec<ContentBlock>)]) -> Option<ThinkingConfig> {
+fn thinking(r: &ChatRequest) -> Option<ThinkingConfig> {
     let config = match r.reasoning.as_ref()? {
         Reasoning::Disabled | Reasoning::Budget(0) => return Some(ThinkingConfig::Disabled),
         // Only adaptive thinking yields an effort from an Anthropic client; send it back as such.
@@ -160,9 +169,14 @@ fn thinking(r: &ChatRequest, turns: &[(Role, Vec<ContentBlock>)]) -> Option<Thin
     }
     // It also refuses to continue a tool-use turn (tool results last) whose assistant part does
     // not open with its signed thinking, which a turn produced by another provider cannot have.
-    if let [.., (Role::Assistant, calls), (Role::User, results)] = turns
-        && matches!(results.first(), Some(ContentBlock::ToolResult(_)))
-        && !matches!(calls.first(), Some(ContentBlock::Thinking(_) | ContentBlock::RedactedThinking(_)))
+    let mut last_two = [None, None];
+    for turn in TurnSpans::new(&r.messages, is_kept) {
+        last_two = [last_two[1].take(), Some(turn)];
+    }
+    if let [Some((Role::Assistant, calls)), Some((Role::User, results))] =
+        last_two.map(|t| t.map(|(role, range)| (role, &r.messages[range])))
+        && kept_parts(results).any(|p| matches!(p, Part::ToolResult { .. }))
+        && !matches!(kept_parts(calls).next(), Some(Part::Thinking { .. } | Part::RedactedThinking { .. }))
     {
         return None;
     }
@@ -182,45 +196,52 @@ enum OutContent {
     Blocks(Vec<ContentBlock>),
 }
 
-/// The messages' blocks, consecutive turns of one role merged (Anthropic wants them alternating)
-/// and turns left empty (all their parts dropped) skipped. In a user turn tool results come first,
-/// as Anthropic requires.
-fn turns(r: &ChatRequest) -> Result<Vec<(Role, Vec<ContentBlock>)>, TranslateError> {
-    let mut turns: Vec<(Role, Vec<ContentBlock>)> = Vec::with_capacity(r.messages.len());
-    for (i, m) in r.messages.iter().enumerate() {
-        let mut blocks = Vec::with_capacity(m.content.len());
-        for p in &m.content {
-            if let Some(b) = block(p, i)? {
-                blocks.push(b);
-            }
-        }
-        match turns.last_mut() {
-            _ if blocks.is_empty() => {}
-            Some((role, prev)) if *role == m.role => prev.extend(blocks),
-            _ => turns.push((m.role, blocks)),
-        }
-    }
-    for (role, blocks) in &mut turns {
-        if *role == Role::User {
-            // A stable sort: the results keep their order, and so does the rest.
-            blocks.sort_by_key(|b| !matches!(b, ContentBlock::ToolResult(_)));
-        }
-    }
-    Ok(turns)
-}
+/// The messages as Anthropic turns: consecutive messages of one role merged (Anthropic wants them
+/// alternating) and messages left empty (all their parts dropped) skipped. In a user turn tool
+/// results come first, as Anthropic requires. Written one turn at a time.
+#[derive(Debug)]
+pub struct Turns<'a>(&'a [Message]);
 
-fn messages(turns: Vec<(Role, Vec<ContentBlock>)>) -> Value {
-    let out: Vec<OutMessage> = turns
-        .into_iter()
-        .map(|(role, blocks)| {
+impl Serialize for Turns<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        for (role, range) in TurnSpans::new(self.0, is_kept) {
+            let mut blocks = Vec::new();
+            for (i, m) in self.0[range.clone()].iter().enumerate() {
+                for p in &m.content {
+                    // Cannot fail: `prompt` checked every tool call.
+                    if let Some(b) = block(p, range.start + i).map_err(S::Error::custom)? {
+                        blocks.push(b);
+                    }
+                }
+            }
             let role = match role {
-                Role::User => "user",
+                Role::User => {
+                    // A stable sort: the results keep their order, and so does the rest.
+                    blocks.sort_by_key(|b| !matches!(b, ContentBlock::ToolResult(_)));
+                    "user"
+                }
                 Role::Assistant => "assistant",
             };
-            OutMessage { role, content: content(blocks) }
-        })
-        .collect();
-    json_of(&out)
+            seq.serialize_element(&OutMessage { role, content: content(blocks) })?;
+        }
+        seq.end()
+    }
+}
+
+/// Whether `block` makes a block of this part (what it drops, it drops here too).
+fn is_kept(p: &Part) -> bool {
+    match p {
+        Part::Text { text, .. } => !text.is_empty(),
+        Part::Thinking { signature, .. } => signature.as_ref().is_some_and(|s| !s.is_empty()),
+        Part::Image { .. } | Part::ToolCall { .. } | Part::ToolResult { .. } | Part::RedactedThinking { .. } => true,
+    }
+}
+
+/// The parts of `messages` that make blocks, in order.
+fn kept_parts(messages: &[Message]) -> impl Iterator<Item = &Part> {
+    messages.iter().flat_map(|m| m.content.iter()).filter(|p| is_kept(p))
 }
 
 /// A lone uncached text block as the string shorthand, anything else as blocks.
@@ -318,7 +339,7 @@ fn insert_some<T: Into<Value>>(body: &mut Map<String, Value>, key: &str, value: 
 
 /// Adds the client's own fields where the translation did not set one; objects set on both sides
 /// (`output_config`) are merged, the translation's keys winning.
-fn merge_extra(body: &mut Map<String, Value>, extra: &Map<String, Value>) {
+fn merge_extra<'e>(body: &mut Map<String, Value>, extra: impl Iterator<Item = (&'e String, &'e Value)>) {
     for (key, value) in extra {
         match (body.get_mut(key), value) {
             (None, _) => {
@@ -343,7 +364,12 @@ fn json_of<T: Serialize>(value: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unified::{Extra, Message, SystemPart, ToolDef};
+    use crate::unified::{Extra, SystemPart, ToolDef};
+
+    /// The body as JSON, as the upstream receives it.
+    fn request_from_unified(r: &ChatRequest) -> Result<Value, TranslateError> {
+        super::request_from_unified(r).map(|b| serde_json::to_value(b).unwrap())
+    }
 
     fn user(text: &str) -> Message {
         Message { role: Role::User, content: vec![Part::Text { text: text.into(), cache_control: None }] }
@@ -690,7 +716,7 @@ mod tests {
             ..request(vec![user("Hello")])
         };
         assert_eq!(
-            count_tokens_body(&r).unwrap(),
+            serde_json::to_value(count_tokens_body(&r).unwrap()).unwrap(),
             json!({
                 "model": "claude-sonnet-4-5",
                 "system": "Be brief.",

@@ -16,7 +16,7 @@ use llm_proxy_protocol::json;
 
 pub use call_id::without_signature as call_id_without_signature;
 pub use embeddings::{embeddings_request, embeddings_response};
-pub use request::{count_tokens_body, request_from_unified};
+pub use request::{Contents, count_tokens_body, request_from_unified};
 pub use response::response_to_unified;
 pub use stream::StreamChunkDecoder;
 

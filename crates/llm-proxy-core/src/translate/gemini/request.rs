@@ -5,32 +5,29 @@ use llm_proxy_protocol::gemini::{
     FunctionDeclaration, FunctionResponse, GenerateContentRequest, GenerationConfig, Part as GPart, ThinkingConfig,
     Tool, ToolConfig,
 };
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{call_id, model_resource};
+use crate::translate::TurnSpans;
 use crate::unified::{
     ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolDef, ToolResultPart,
     TranslateError, WireProtocol,
 };
 
 /// The `generateContent` (or `streamGenerateContent`) body; the model goes in the URL.
-pub fn request_from_unified(r: &ChatRequest) -> Result<Value, TranslateError> {
-    to_json(&build(r)?)
+pub fn request_from_unified(r: &ChatRequest) -> Result<GenerateContentRequest<Contents<'_>>, TranslateError> {
+    build(r)
 }
 
 /// The `countTokens` body: the whole generate request, so that system instruction and tools count.
-pub fn count_tokens_body(r: &ChatRequest) -> Result<Value, TranslateError> {
+pub fn count_tokens_body(r: &ChatRequest) -> Result<CountTokensRequest<Contents<'_>>, TranslateError> {
     let mut request = build(r)?;
     request.model = Some(model_resource(&r.model));
-    to_json(&CountTokensRequest { contents: Vec::new(), generate_content_request: Some(request) })
+    Ok(CountTokensRequest { contents: Vec::new(), generate_content_request: Some(request) })
 }
 
-fn to_json<T: serde::Serialize>(body: &T) -> Result<Value, TranslateError> {
-    serde_json::to_value(body)
-        .map_err(|e| TranslateError::new(format!("could not encode the Gemini request: {e}"), None))
-}
-
-fn build(r: &ChatRequest) -> Result<GenerateContentRequest, TranslateError> {
+fn build(r: &ChatRequest) -> Result<GenerateContentRequest<Contents<'_>>, TranslateError> {
     let system: Vec<GPart> = r.system.iter().filter(|s| !s.text.is_empty()).map(|s| GPart::text(&s.text)).collect();
     let mut request = GenerateContentRequest {
         model: None,
@@ -66,33 +63,61 @@ fn build(r: &ChatRequest) -> Result<GenerateContentRequest, TranslateError> {
 }
 
 /// Gemini wants `user` / `model` turns alternating, so consecutive messages of one role (an
-/// OpenAI tool message followed by a user message, say) become one turn.
-fn contents(r: &ChatRequest) -> Result<Vec<Content>, TranslateError> {
-    let mut out: Vec<Content> = Vec::new();
-    for (i, msg) in r.messages.iter().enumerate() {
-        let parts = parts(msg, i, &r.messages[..i])?;
-        if parts.is_empty() {
-            // Gemini rejects a turn without parts (e.g. one that only held foreign thinking).
-            continue;
+/// OpenAI tool message followed by a user message, say) become one turn. Written one turn at a
+/// time when serialised: the turns of a long conversation never exist all at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contents<'a> {
+    messages: &'a [Message],
+    /// Function calls Gemini did not make get the sentinel signature (`sign_foreign_calls`).
+    sign: bool,
+}
+
+impl Serialize for Contents<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        for (role, span) in TurnSpans::new(self.messages, is_kept) {
+            let mut turn = Content { role: Some(role_name(role).to_string()), parts: Vec::new() };
+            for i in span {
+                // Cannot fail: `contents` checked every message that can.
+                turn.parts.extend(parts(&self.messages[i], i, &self.messages[..i]).map_err(S::Error::custom)?);
+            }
+            if self.sign && role == Role::Assistant {
+                sign_foreign_calls(&mut turn);
+            }
+            seq.serialize_element(&turn)?;
         }
-        let role = match msg.role {
-            Role::User => "user",
-            Role::Assistant => "model",
-        };
-        match out.last_mut() {
-            Some(last) if last.role.as_deref() == Some(role) => last.parts.extend(parts),
-            _ => out.push(Content { role: Some(role.to_string()), parts }),
+        seq.end()
+    }
+}
+
+/// The turns of `r`, checked: tool calls and results translate, and some message has content.
+fn contents(r: &ChatRequest) -> Result<Contents<'_>, TranslateError> {
+    for (i, msg) in r.messages.iter().enumerate() {
+        if msg.content.iter().any(|p| matches!(p, Part::ToolCall { .. } | Part::ToolResult { .. })) {
+            parts(msg, i, &r.messages[..i])?;
         }
     }
-    if out.is_empty() {
+    if TurnSpans::new(&r.messages, is_kept).next().is_none() {
         return Err(TranslateError::new("Gemini needs at least one message with content", Some("messages".into())));
     }
-    if signatures_validated(&r.model) {
-        for turn in out.iter_mut().filter(|c| c.role.as_deref() == Some("model")) {
-            sign_foreign_calls(turn);
-        }
+    Ok(Contents { messages: &r.messages, sign: signatures_validated(&r.model) })
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "model",
     }
-    Ok(out)
+}
+
+/// Whether `parts` makes a Gemini part of this one.
+fn is_kept(p: &Part) -> bool {
+    match p {
+        Part::Text { text, .. } => !text.is_empty(),
+        Part::Image { .. } | Part::ToolCall { .. } | Part::ToolResult { .. } => true,
+        Part::Thinking { .. } | Part::RedactedThinking { .. } => false,
+    }
 }
 
 /// Stands in for the thought signature of function calls Gemini did not make (a history from

@@ -15,7 +15,7 @@ mod response;
 mod stream;
 
 pub use request_in::request_to_unified;
-pub use request_out::{Dialect, request_from_unified};
+pub use request_out::{ChatMessages, Dialect, request_from_unified};
 pub use response::{response_from_unified, response_to_unified};
 pub use stream::{ChunkDecoder, ChunkEncoder};
 

@@ -130,9 +130,9 @@ pub fn request_to_unified(r: ChatCompletionRequest) -> Result<ChatRequest, Trans
         stream_usage: r.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
         ..Default::default()
     };
-    for (i, m) in r.messages.into_iter().enumerate() {
-        message(m, &format!("messages[{i}]"), &mut out)?;
-    }
+    out.messages.reserve(r.messages.len());
+    // One message decoded at a time: a long conversation never exists twice in full.
+    r.messages.try_for_each(|i, m| message(m, &format!("messages[{i}]"), &mut out))?;
     for (i, t) in r.tools.unwrap_or_default().into_iter().enumerate() {
         let path = format!("tools[{i}]");
         let tool: Tool = field(Value::Object(t), &path)?;
@@ -221,15 +221,20 @@ fn message(m: ChatMessage, path: &str, out: &mut ChatRequest) -> Result<(), Tran
             out.messages.push(Message { role: Role::User, content: parts });
         }
         "assistant" => {
-            let mut parts = Vec::new();
             // DeepSeek-style reasoning sent back in history.
-            if let Some(text) = take::<String>(&mut rest, "reasoning_content", &prefix)?.filter(|t| !t.is_empty()) {
+            let reasoning = take::<String>(&mut rest, "reasoning_content", &prefix)?.filter(|t| !t.is_empty());
+            let content = match take::<Content>(&mut rest, "content", &prefix)? {
+                Some(content) => content_parts(content, &format!("{path}.content"))?,
+                None => Vec::new(),
+            };
+            let calls: Vec<ToolCall> = take(&mut rest, "tool_calls", &prefix)?.unwrap_or_default();
+            // Sized exactly: a conversation holds many of these, and a growing `Vec` would keep
+            // room for four parts in each.
+            let mut parts = Vec::with_capacity(usize::from(reasoning.is_some()) + content.len() + calls.len());
+            if let Some(text) = reasoning {
                 parts.push(Part::Thinking { text, signature: None });
             }
-            if let Some(content) = take::<Content>(&mut rest, "content", &prefix)? {
-                parts.extend(content_parts(content, &format!("{path}.content"))?);
-            }
-            let calls: Vec<ToolCall> = take(&mut rest, "tool_calls", &prefix)?.unwrap_or_default();
+            parts.extend(content);
             for c in calls {
                 parts.push(Part::ToolCall { id: c.id, name: c.function.name, arguments: c.function.arguments });
             }
@@ -297,7 +302,13 @@ fn content_parts(content: Content, path: &str) -> Result<Vec<Part>, TranslateErr
                     Some(format!("{path}[{i}].type")),
                 )),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            // Collecting through `Result` cannot size the `Vec` up front; a conversation holds
+            // many of these.
+            .map(|mut parts| {
+                parts.shrink_to_fit();
+                parts
+            }),
     }
 }
 

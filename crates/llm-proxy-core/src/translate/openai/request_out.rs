@@ -1,6 +1,9 @@
 //! The unified model → a request body for an OpenAI-protocol upstream.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+
+use crate::translate::RequestBody;
 
 use crate::unified::{
     ChatRequest, Message, Part, ResponseFormat, Role, ToolChoice, ToolResultPart, TranslateError, WireProtocol,
@@ -29,25 +32,27 @@ impl Dialect {
     pub const DEEPSEEK: Self = Self { reasoning_history: true, ..Self::COMPATIBLE };
 }
 
-pub fn request_from_unified(r: &ChatRequest, dialect: Dialect) -> Result<Value, TranslateError> {
+pub fn request_from_unified(
+    r: &ChatRequest,
+    dialect: Dialect,
+) -> Result<RequestBody<ChatMessages<'_>>, TranslateError> {
+    // The only messages that can fail to translate are assistant turns with images or tool
+    // results: checked here, so that writing the messages later cannot fail.
+    for (i, m) in r.messages.iter().enumerate() {
+        if m.role == Role::Assistant
+            && m.content.iter().any(|p| matches!(p, Part::Image { .. } | Part::ToolResult { .. }))
+        {
+            assistant_message(m, i, dialect)?;
+        }
+    }
     let mut body = Map::new();
     // Unknown fields of an OpenAI client go first so that translated fields win.
     if r.extra.from == Some(WireProtocol::OpenAi) {
         body.extend(r.extra.fields.clone());
     }
     body.insert("model".into(), r.model.clone().into());
-    let mut messages = Vec::new();
-    if !r.system.is_empty() {
-        let text: Vec<&str> = r.system.iter().map(|s| s.text.as_str()).collect();
-        messages.push(json!({"role": "system", "content": text.join("\n")}));
-    }
-    for (i, m) in r.messages.iter().enumerate() {
-        match m.role {
-            Role::User => user_messages(m, &mut messages),
-            Role::Assistant => messages.push(assistant_message(m, i, dialect)?),
-        }
-    }
-    body.insert("messages".into(), messages.into());
+    // Where the messages go; written by `ChatMessages` when the body is serialised.
+    body.insert("messages".into(), Value::Null);
     if let Some(n) = r.max_tokens {
         let field = if dialect.max_completion_tokens { "max_completion_tokens" } else { "max_tokens" };
         body.insert(field.into(), n.into());
@@ -112,7 +117,49 @@ pub fn request_from_unified(r: &ChatRequest, dialect: Dialect) -> Result<Value, 
         };
         body.insert("response_format".into(), v);
     }
-    Ok(Value::Object(body))
+    let (mut head, mut tail, mut after) = (Map::new(), Map::new(), false);
+    for (k, v) in body {
+        match k.as_str() {
+            "messages" => after = true,
+            _ if after => drop(tail.insert(k, v)),
+            _ => drop(head.insert(k, v)),
+        }
+    }
+    Ok(RequestBody { head, messages: ChatMessages { r, dialect }, tail })
+}
+
+/// The messages of an OpenAI body, written one unified message at a time.
+#[derive(Debug)]
+pub struct ChatMessages<'a> {
+    r: &'a ChatRequest,
+    dialect: Dialect,
+}
+
+impl Serialize for ChatMessages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        if !self.r.system.is_empty() {
+            let text: Vec<&str> = self.r.system.iter().map(|s| s.text.as_str()).collect();
+            seq.serialize_element(&json!({"role": "system", "content": text.join("\n")}))?;
+        }
+        let mut user = Vec::new();
+        for (i, m) in self.r.messages.iter().enumerate() {
+            match m.role {
+                Role::User => {
+                    user_messages(m, &mut user);
+                    for v in user.drain(..) {
+                        seq.serialize_element(&v)?;
+                    }
+                }
+                // Cannot fail: `request_from_unified` checked every assistant turn that can.
+                Role::Assistant => {
+                    seq.serialize_element(&assistant_message(m, i, self.dialect).map_err(S::Error::custom)?)?
+                }
+            }
+        }
+        seq.end()
+    }
 }
 
 fn insert_opt<T: Into<Value>>(body: &mut Map<String, Value>, key: &str, v: Option<T>) {
@@ -205,6 +252,11 @@ fn assistant_message(m: &Message, index: usize, dialect: Dialect) -> Result<Valu
 mod tests {
     use super::*;
     use crate::unified::{ImageSource, Reasoning, SystemPart, ToolDef};
+
+    /// The body as JSON, as the upstream receives it.
+    fn request_from_unified(r: &ChatRequest, dialect: Dialect) -> Result<Value, TranslateError> {
+        super::request_from_unified(r, dialect).map(|b| serde_json::to_value(b).unwrap())
+    }
 
     fn req() -> ChatRequest {
         ChatRequest {

@@ -3,6 +3,15 @@ use crate::unified::{Extra, SystemPart};
 use proptest::prelude::*;
 use serde_json::json;
 
+/// The body as JSON, as the upstream receives it.
+fn request_from_unified(r: &ChatRequest) -> Result<Value, TranslateError> {
+    super::request_from_unified(r).map(|b| serde_json::to_value(b).unwrap())
+}
+
+fn count_tokens_body(r: &ChatRequest) -> Result<Value, TranslateError> {
+    super::count_tokens_body(r).map(|b| serde_json::to_value(b).unwrap())
+}
+
 fn text(t: &str) -> Part {
     Part::Text { text: t.into(), cache_control: None }
 }
