@@ -9,6 +9,7 @@
 //! (`messages[3].role`). Translations walk the array one message at a time (`try_for_each`), so
 //! only one message is ever decoded at once.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
@@ -25,8 +26,8 @@ pub trait MessageShape: DeserializeOwned {
     const REQUIRED: &'static [&'static str];
 }
 
-/// A `messages` array as the client's JSON text (re-written compactly: `role` first, then the
-/// other fields in the client's order, values byte for byte). Shared, not copied, by clones: every
+/// A `messages` array as the client's JSON text (re-written compactly: fields in the client's
+/// order, values byte for byte). Shared, not copied, by clones: every
 /// attempt of a route gets the same text.
 pub struct Messages<T>(Arc<Inner<T>>);
 
@@ -188,45 +189,85 @@ impl<'de, T: MessageShape> Visitor<'de> for Message<'_, T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut role: Option<String> = None;
-        let mut rest = String::new();
+        // Written as it is read, fields in the client's order: no second buffer per message.
+        if !self.first {
+            self.out.push(',');
+        }
+        self.out.push('{');
+        let mut role = false;
+        let mut first_field = true;
         // Bit i: `T::REQUIRED[i]` was there (a protocol requires a handful of fields at most).
         let mut seen: u64 = 0;
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if !std::mem::take(&mut first_field) {
+                self.out.push(',');
+            }
+            push_json_string(self.out, &key);
+            self.out.push(':');
             if key == "role" {
-                if role.is_some() {
+                if role {
                     return Err(de::Error::duplicate_field("role"));
                 }
-                role = Some(map.next_value()?);
+                role = true;
+                let Key(value) = map.next_value::<Key<'de>>()?;
+                push_json_string(self.out, &value);
                 continue;
             }
             let value: Box<RawValue> = map.next_value()?;
             if let Some(i) = T::REQUIRED.iter().position(|r| *r == key) {
                 seen |= 1 << i;
             }
-            rest.push(',');
-            push_json_string(&mut rest, &key);
-            rest.push(':');
-            rest.push_str(value.get());
+            self.out.push_str(value.get());
         }
-        let role = role.ok_or_else(|| de::Error::missing_field("role"))?;
+        if !role {
+            return Err(de::Error::missing_field("role"));
+        }
         if let Some(missing) = T::REQUIRED.iter().enumerate().find(|(i, _)| seen & (1 << i) == 0) {
             return Err(de::Error::missing_field(missing.1));
         }
-        if !self.first {
-            self.out.push(',');
-        }
-        self.out.push_str("{\"role\":");
-        push_json_string(self.out, &role);
-        self.out.push_str(&rest);
         self.out.push('}');
         Ok(())
     }
 }
 
+/// A string that borrows from the input when it can (no escapes), else is owned.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Appends `s` as a JSON string: as it is when nothing in it needs escaping (keys and roles, almost
+/// always), else escaped by serde_json.
 fn push_json_string(out: &mut String, s: &str) {
-    // Writing a string into a String cannot fail.
-    if let Ok(quoted) = serde_json::to_string(s) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else if let Ok(quoted) = serde_json::to_string(s) {
+        // Writing a string into a String cannot fail.
         out.push_str(&quoted);
     }
 }
@@ -260,9 +301,18 @@ mod tests {
         assert_eq!(b.messages.len(), 2);
         let want: Value = serde_json::from_slice::<Value>(body).unwrap()["messages"].clone();
         assert_eq!(serde_json::to_value(&b.messages).unwrap(), want);
-        assert!(b.messages.raw().get().starts_with(r#"[{"role":"user","content":"#), "role goes first");
+        assert!(b.messages.raw().get().starts_with(r#"[{"content":[{"type":"#), "fields keep their order");
         let roles: Vec<&str> = b.messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["user", "assistant"]);
+    }
+
+    #[test]
+    fn escaped_keys_and_roles_survive() {
+        let body = br#"{"messages":[{"ro\u006ce":"us\"er","c\\t":"x","content":"y"}]}"#;
+        let b: Body = decode(body).unwrap();
+        let want: Value = serde_json::from_slice::<Value>(body).unwrap()["messages"].clone();
+        assert_eq!(serde_json::to_value(&b.messages).unwrap(), want);
+        assert_eq!(b.messages.iter().next().unwrap().role, "us\"er");
     }
 
     #[test]
