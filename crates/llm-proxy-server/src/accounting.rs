@@ -9,8 +9,8 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
 use llm_proxy_core::config::{BudgetConfig, Config, RateLimitConfig};
 use llm_proxy_core::limits::{
-    Budgets, IpLimiter, LimitKind, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, SlotGuard,
-    headers, limits, refusal, settles_for,
+    Budgets, IpLimiter, LimitKind, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, Scope,
+    SlotGuard, headers, limits as limits_of, refusal, settles_for,
 };
 use llm_proxy_core::pricing::{ModelPrice, PriceTable, estimate_max};
 use llm_proxy_core::shared_state::{Counters, Settle};
@@ -25,8 +25,6 @@ const SETTLE_QUEUE: usize = 65_536;
 pub struct Accounting {
     pub counters: Arc<dyn Counters>,
     pub policy: LimitPolicy,
-    /// Route targets' own limits, by deployment (`provider/model`).
-    per_deployment: std::collections::HashMap<String, RateLimits>,
     pub prices: ArcSwap<PriceTable>,
     pub slots: ParallelSlots,
     /// `rate_limits.per_ip_requests_per_minute`, and its counter (per instance).
@@ -68,25 +66,7 @@ impl Accounting {
             global_budget: budgets(&cb.global),
             user_budget: cb.per_user.as_ref().map(budgets).unwrap_or_default(),
         };
-        let catalog = llm_proxy_core::model_catalog::ModelCatalog::new(&config.providers);
-        let mut per_deployment = std::collections::HashMap::new();
-        for t in config.routes.iter().flat_map(|r| &r.targets) {
-            if t.requests_per_minute.is_none() && t.tokens_per_minute.is_none() {
-                continue;
-            }
-            if let Ok(d) = catalog.resolve(&t.model) {
-                per_deployment.insert(
-                    d.canonical(),
-                    RateLimits {
-                        requests_per_minute: t.requests_per_minute,
-                        tokens_per_minute: t.tokens_per_minute,
-                        max_parallel: None,
-                    },
-                );
-            }
-        }
-        let configured = !per_deployment.is_empty()
-            || policy.defaults != RateLimits::default()
+        let configured = policy.defaults != RateLimits::default()
             || policy.per_user != RateLimits::default()
             || !policy.per_model.is_empty()
             || policy.global_budget != Budgets::default()
@@ -95,7 +75,6 @@ impl Accounting {
         let me = Self {
             counters,
             policy,
-            per_deployment,
             prices: ArcSwap::from_pointee(prices),
             slots: ParallelSlots::new(),
             ip_rpm: rl.per_ip_requests_per_minute,
@@ -144,7 +123,10 @@ impl Accounting {
         };
         let key_limits = key.map(|k| &k.limits).filter(|l| !l.is_empty());
         if !self.configured && key_limits.is_none() {
-            return Ok(Admission::unlimited(prices, None));
+            // Nothing to check here; a deployment with its own token limit still needs the size.
+            let mut admission = Admission::unlimited(prices, None);
+            admission.estimated_tokens = demand.tokens(self.max_tokens_ceiling);
+            return Ok(admission);
         }
         let price = prices.lookup(provider, upstream_model).cloned();
         let (estimated_tokens, estimated_cost_micros) = match demand {
@@ -160,15 +142,14 @@ impl Accounting {
             }
             Demand::RequestOnly => (0, 0),
         };
-        let deployment = format!("{provider}/{upstream_model}");
-        let deployment_limits = self.per_deployment.get(&deployment);
         let facts = RequestFacts {
             key_id: key.map(|k| k.id.as_str()),
             key_limits,
             user: key.and_then(|k| k.user.as_deref()),
             model,
-            deployment: deployment_limits.map(|_| deployment.as_str()),
-            deployment_limits,
+            // A deployment's own limits are checked per attempt (`admit_deployment`).
+            deployment: None,
+            deployment_limits: None,
             estimated_tokens,
             estimated_cost_micros,
             now_ms: llm_proxy_core::now_ms().max(0) as u64,
@@ -188,7 +169,7 @@ impl Accounting {
         if specs.is_empty() {
             return Ok(Admission::unlimited(prices, slot));
         }
-        let acquired = self.counters.acquire(&limits(&specs)).await;
+        let acquired = self.counters.acquire(&limits_of(&specs)).await;
         if acquired.local_fallback {
             tracing::debug!("limits checked locally: the shared counter store is unreachable");
         }
@@ -207,8 +188,53 @@ impl Accounting {
             err.headers = headers;
             return Err(err);
         }
-        Ok(Admission { specs, headers, slot, prices, settles: Some(self.settles.clone()) })
+        Ok(Admission { specs, headers, slot, prices, settles: Some(self.settles.clone()), estimated_tokens })
     }
+
+    /// Reserves one call (and `tokens`) against a deployment's own limits, before an attempt is
+    /// made on it. Refused: the deployment is skipped like one with an open breaker.
+    pub async fn admit_deployment(
+        &self,
+        key: &str,
+        limits: &RateLimits,
+        tokens: u64,
+    ) -> Result<DeploymentReservation, Refusal> {
+        let facts = RequestFacts {
+            key_id: None,
+            key_limits: None,
+            user: None,
+            model: "",
+            deployment: Some(key),
+            deployment_limits: Some(limits),
+            estimated_tokens: tokens,
+            estimated_cost_micros: 0,
+            now_ms: llm_proxy_core::now_ms().max(0) as u64,
+        };
+        let mut specs = self.policy.limits_for(&facts);
+        specs.retain(|s| s.scope == Scope::Deployment);
+        if specs.is_empty() {
+            return Ok(DeploymentReservation { specs });
+        }
+        let acquired = self.counters.acquire(&limits_of(&specs)).await;
+        match refusal(&specs, &acquired) {
+            None => Ok(DeploymentReservation { specs }),
+            Some(why) => Err(why),
+        }
+    }
+
+    /// Gives back what a failed attempt reserved on its deployment (it made no tokens).
+    pub fn release(&self, reservation: DeploymentReservation) {
+        let batch = settles_for(&reservation.specs, 0, 0);
+        if !batch.is_empty() && self.settles.try_send(batch).is_err() {
+            tracing::warn!("settle queue full; a reservation stands until its window ends");
+        }
+    }
+}
+
+/// What one attempt reserved on its deployment's own limits.
+#[derive(Debug, Default)]
+pub struct DeploymentReservation {
+    specs: Vec<LimitSpec>,
 }
 
 /// What a request may consume, for its reservation.
@@ -219,6 +245,18 @@ pub enum Demand {
     /// Counted as a request against rate limits, but costs no tokens and no budget (token
     /// counting).
     RequestOnly,
+}
+
+impl Demand {
+    /// Prompt plus answer tokens, the answer counted up to `most` (without a price at hand).
+    fn tokens(self, most: u64) -> u64 {
+        match self {
+            Self::Billed { prompt_bytes, max_tokens } => {
+                ((prompt_bytes / 4) as u64).saturating_add(max_tokens.map_or(0, |m| m.min(most)))
+            }
+            Self::RequestOnly => 0,
+        }
+    }
 }
 
 fn refused(why: &Refusal, headers: Vec<(&'static str, String)>) -> ApiError {
@@ -235,12 +273,23 @@ pub struct Admission {
     /// The price table this request is priced with (one snapshot for the whole request).
     pub prices: Arc<PriceTable>,
     settles: Option<mpsc::Sender<Vec<Settle>>>,
+    /// Prompt and answer tokens reserved: what each attempt reserves on its deployment too.
+    pub estimated_tokens: u64,
 }
 
 impl Admission {
     /// Nothing reserved: priced only.
     fn unlimited(prices: Arc<PriceTable>, slot: Option<SlotGuard>) -> Self {
-        Self { specs: Vec::new(), headers: Vec::new(), slot, prices, settles: None }
+        Self { specs: Vec::new(), headers: Vec::new(), slot, prices, settles: None, estimated_tokens: 0 }
+    }
+
+    /// The serving deployment's reservation, settled with the rest when the request ends.
+    pub fn hold(&mut self, reservation: DeploymentReservation, accounting: &Accounting) {
+        if reservation.specs.is_empty() {
+            return;
+        }
+        self.specs.extend(reservation.specs);
+        self.settles.get_or_insert_with(|| accounting.settles.clone());
     }
 
     pub fn price(&self, provider: &str, model: &str) -> Option<&ModelPrice> {

@@ -18,7 +18,10 @@ use llm_proxy_core::shared_state::{Admission, DeploymentHealth, InFlightGuard};
 use llm_proxy_providers::ProviderClient;
 use rand::Rng;
 
+use crate::accounting::{Accounting, DeploymentReservation};
 use crate::error::ApiError;
+use llm_proxy_core::limits::{RateLimits, Refusal};
+use llm_proxy_core::request_log::error_kind;
 
 /// How long the first chunk of a stream is awaited before answering 200. Within it, a stream that
 /// fails at once still gets an honest status — or another deployment; past it, the client gets
@@ -39,9 +42,16 @@ pub struct Candidate {
     /// Routes' deployments have health (breaker, in-flight, latency); a model named directly
     /// has none.
     pub health: Option<Arc<dyn DeploymentHealth>>,
+    /// The deployment's own rate limits (a route target's), checked before each call to it.
+    pub limits: Option<RateLimits>,
 }
 
 impl Candidate {
+    /// `provider/model`, the deployment's key.
+    fn key(&self) -> String {
+        format!("{}/{}", self.provider_name, self.upstream_model)
+    }
+
     fn same_deployment(&self, other: &Candidate) -> bool {
         self.provider_name == other.provider_name && self.upstream_model == other.upstream_model
     }
@@ -73,6 +83,16 @@ pub struct Served<T> {
     /// Held for as long as the answer runs (drop it when the response ends): least-connections
     /// counts it.
     pub in_flight: Option<InFlightGuard>,
+    /// What the call reserved on its deployment's own limits: settle it with the request.
+    pub reservation: DeploymentReservation,
+}
+
+/// What admits each attempt besides the breaker: the deployment's own rate limits, counted over
+/// all keys. A deployment over its limit is skipped like one with an open breaker.
+pub struct DeploymentGate<'a> {
+    pub accounting: &'a Accounting,
+    /// Tokens each attempt reserves (the request's estimate).
+    pub tokens: u64,
 }
 
 /// Every upstream call made, successful or not, for the request log.
@@ -139,8 +159,10 @@ fn now_ms() -> u64 {
     llm_proxy_core::now_ms().max(0) as u64
 }
 
-/// Walks `plan`, calling `call` for each attempt, until one succeeds or nothing is left to try.
-pub async fn run<T, F, Fut>(plan: Plan, mut call: F) -> (Result<Served<T>, ApiError>, Attempts)
+/// Walks `plan`, calling `call` for each attempt that `gate` and the deployment's breaker admit,
+/// until one succeeds or nothing is left to try. When every deployment was over its own limit the
+/// answer is 429 with the soonest `retry-after`.
+pub async fn run<T, F, Fut>(plan: Plan, gate: DeploymentGate<'_>, mut call: F) -> (Result<Served<T>, ApiError>, Attempts)
 where
     F: FnMut(&Candidate, bool) -> Fut,
     Fut: std::future::Future<Output = Result<T, ProviderError>>,
@@ -151,6 +173,8 @@ where
     let mut attempts = Attempts::new();
     let mut last_error: Option<ApiError> = None;
     let mut soonest_retry: Option<Duration> = None;
+    // The refusal of a deployment over its own limit that frees up soonest.
+    let mut limited: Option<Refusal> = None;
     // The deployment just tried and how long to wait before trying it again.
     let mut previous: Option<(Candidate, Duration)> = None;
     let mut retries = 0;
@@ -167,10 +191,24 @@ where
         if started.elapsed() >= plan.deadline {
             break;
         }
+        let reservation = match &candidate.limits {
+            None => DeploymentReservation::default(),
+            Some(limits) => match gate.accounting.admit_deployment(&candidate.key(), limits, gate.tokens).await {
+                Ok(r) => r,
+                Err(why) => {
+                    attempts.push(record(&candidate, 429, Duration::ZERO, Some(error_kind::RATE_LIMITED)));
+                    if limited.as_ref().is_none_or(|l| why.retry_after_secs < l.retry_after_secs) {
+                        limited = Some(why);
+                    }
+                    continue;
+                }
+            },
+        };
         let guard = match &candidate.health {
             None => None,
             Some(h) => match h.admit(now_ms()) {
                 Admission::Reject { retry_in } => {
+                    gate.accounting.release(reservation);
                     soonest_retry = Some(soonest_retry.map_or(retry_in, |s| s.min(retry_in)));
                     continue;
                 }
@@ -188,9 +226,10 @@ where
                     h.record_success(now_ms(), Some(latency));
                 }
                 attempts.push(record(&candidate, 200, latency, None));
-                return (Ok(Served { value, candidate, in_flight: guard }), attempts);
+                return (Ok(Served { value, candidate, in_flight: guard, reservation }), attempts);
             }
             Err(e) => {
+                gate.accounting.release(reservation);
                 let err = ApiError::upstream(&candidate.provider_name, &e);
                 let status = match &e {
                     ProviderError::Status { status, .. } => *status,
@@ -227,10 +266,16 @@ where
             }
         }
     }
-    let err = match (last_error, soonest_retry) {
-        (Some(e), _) => e,
-        (None, Some(retry_in)) => ApiError::all_deployments_unavailable(retry_in),
-        (None, None) => ApiError::route_timed_out(plan.deadline),
+    let err = match (last_error, limited, soonest_retry) {
+        (Some(e), _, _) => e,
+        (None, Some(why), breakers) => {
+            // Over their limits (and any others out with open breakers): the client should slow
+            // down, and may come back when the first of them has room.
+            let secs = breakers.map_or(why.retry_after_secs, |b| why.retry_after_secs.min(b.as_secs().max(1)));
+            ApiError::rate_limited(&why.message, why.kind.code(), secs)
+        }
+        (None, None, Some(retry_in)) => ApiError::all_deployments_unavailable(retry_in),
+        (None, None, None) => ApiError::route_timed_out(plan.deadline),
     };
     (Err(err), attempts)
 }

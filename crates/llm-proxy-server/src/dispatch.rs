@@ -73,6 +73,7 @@ pub fn resolve(
         provider_name: target.provider_name,
         upstream_model: target.upstream_model,
         health: None,
+        limits: None,
     };
     Ok((live, Resolution::Single(candidate)))
 }
@@ -83,6 +84,7 @@ fn candidate(live: &Live, d: &Deployment) -> Candidate {
         provider_name: d.target.provider_name.clone(),
         upstream_model: d.target.upstream_model.clone(),
         health: Some(d.health.clone()),
+        limits: d.limits.clone(),
     }
 }
 

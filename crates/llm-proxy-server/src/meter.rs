@@ -13,7 +13,7 @@ use llm_proxy_core::provider::TokenUsage;
 use llm_proxy_core::request_log::{AttemptRecord, RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text, error_kind};
 use llm_proxy_core::shared_state::InFlightGuard;
 
-use crate::accounting::Admission;
+use crate::accounting::{Accounting, Admission, DeploymentReservation};
 
 use crate::error::ApiError;
 
@@ -94,6 +94,14 @@ impl RequestMeter {
 
     pub fn admit(&mut self, admission: Admission) {
         self.admission = Some(admission);
+    }
+
+    /// The serving deployment's own reservation, settled with the request's.
+    pub fn hold_reservation(&mut self, reservation: DeploymentReservation, accounting: &Accounting) {
+        match self.admission.as_mut() {
+            Some(a) => a.hold(reservation, accounting),
+            None => accounting.release(reservation),
+        }
     }
 
     pub fn keep_body(&mut self, body: bytes::Bytes) {

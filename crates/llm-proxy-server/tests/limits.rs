@@ -367,3 +367,84 @@ async fn an_unreachable_pricing_refresh_neither_blocks_start_nor_loses_prices() 
     assert!(!header(&resp, "x-llm-proxy-cost").is_empty(), "prices survive a failed refresh");
     gw.stop().await;
 }
+
+/// The deployments a request's log row shows it tried, in order: `(model, status)`.
+async fn tried(gw: &Gateway, resp: &reqwest::Response) -> Vec<(String, u16)> {
+    let row = gw.log_entry(&request_id(resp)).await;
+    row.attempts.iter().map(|a| (a.model.clone(), a.status)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_over_its_own_limit_is_skipped_for_the_next_one() {
+    let (gw, _d) = gateway(
+        "routes:\n  - name: chain\n    targets: [{ model: oai/mock-dl-a, requests_per_minute: 1 }]\n    fallbacks: [oai/mock-dl-b, oai/mock-dl-c]\n    retries: 0\n",
+    )
+    .await;
+    let (_, key) = gw.create_key(&[], None).await;
+    let first = gw.chat(&key, ask("chain")).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-llm-proxy-model"), "mock-dl-a");
+    // The first target is over its limit: skipped, not a 429; the fallback serves.
+    let second = gw.chat(&key, ask("chain")).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(header(&second, "x-llm-proxy-model"), "mock-dl-b");
+    assert_eq!(tried(&gw, &second).await, [("mock-dl-a".into(), 429), ("mock-dl-b".into(), 200)]);
+    let row = gw.log_entry(&request_id(&second)).await;
+    assert_eq!(row.attempts[0].error_kind.as_deref(), Some("rate_limited"));
+    let calls_to_a = gw.mock.state.requests().iter().filter(|r| r.body["model"] == "mock-dl-a").count();
+    assert_eq!(calls_to_a, 1, "a deployment over its limit is not called");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_over_its_limit_is_skipped_and_all_over_is_429_with_the_soonest_retry() {
+    let (gw, _d) = gateway(
+        "routes:\n  - name: chain\n    targets: [{ model: oai/mock-fl-a, requests_per_minute: 1 }]\n    fallbacks: [oai/mock-fl-b]\n    retries: 0\n  - name: b-capped\n    targets: [{ model: oai/mock-fl-b, requests_per_minute: 2 }]\n",
+    )
+    .await;
+    let (_, key) = gw.create_key(&[], None).await;
+    assert_eq!(header(&gw.chat(&key, ask("chain")).await, "x-llm-proxy-model"), "mock-fl-a");
+    assert_eq!(header(&gw.chat(&key, ask("chain")).await, "x-llm-proxy-model"), "mock-fl-b");
+    assert_eq!(header(&gw.chat(&key, ask("chain")).await, "x-llm-proxy-model"), "mock-fl-b");
+    // Both over: 429, and the retry-after of the one with room soonest (b: 2 a minute, one
+    // back in ~30 s; a: one a minute, ~60 s).
+    let refused = gw.chat(&key, ask("chain")).await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=31).contains(&retry), "the soonest deployment frees up within 30 s: {retry}");
+    assert_eq!(tried(&gw, &refused).await, [("mock-fl-a".into(), 429), ("mock-fl-b".into(), 429)]);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("deployment"), "{body}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_routes_target_limit_is_enforced_and_follows_a_change() {
+    let (gw, _d) = gateway("").await;
+    let (_, key) = gw.create_key(&[], None).await;
+    let put = |rpm: u64| {
+        let route: llm_proxy_core::config::RouteConfig = serde_json::from_value(json!({
+            "name": "stored", "targets": [{"model": "oai/mock-sl-a", "requests_per_minute": rpm}], "retries": 0
+        }))
+        .unwrap();
+        let store = gw.store.clone();
+        async move { store.put_route(&route).await.unwrap() }
+    };
+    put(1).await;
+    // Served once the gateway has the route, then over its limit of one a minute.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.chat(&key, ask("stored")).await.status() != 200 {
+        assert!(Instant::now() < deadline, "the stored route was not served within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.chat(&key, ask("stored")).await.status(), 429);
+    // Raised to 1,000 a minute: the change takes the limit along.
+    put(1000).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.chat(&key, ask("stored")).await.status() != 200 {
+        assert!(Instant::now() < deadline, "the raised limit did not apply within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.stop().await;
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::limits::RateLimits;
 use crate::model_catalog::Resolved;
 use crate::shared_state::DeploymentHealth;
 
@@ -14,6 +15,9 @@ pub struct Deployment {
     /// Where to send the request. `alias` is `None`: routes name deployments, clients do not.
     pub target: Resolved,
     pub health: Arc<dyn DeploymentHealth>,
+    /// Its own requests and tokens per minute over all keys (route targets'
+    /// `requests_per_minute` / `tokens_per_minute`), checked before each call to it.
+    pub limits: Option<RateLimits>,
 }
 
 impl fmt::Debug for Deployment {

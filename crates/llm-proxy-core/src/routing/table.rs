@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use super::route::Target;
 use super::{Deployment, Route, Semantic};
 use crate::config::{BreakerConfig, RouteConfig, StrategyKind};
+use crate::limits::RateLimits;
 use crate::model_catalog::{ModelCatalog, ResolveError, Resolved};
 use crate::shared_state::SharedState;
 
@@ -35,7 +36,8 @@ impl RoutingTable {
         breaker: BreakerConfig,
     ) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
-        let mut registry = Registry { state, breaker, by_key: HashMap::new(), list: Vec::new() };
+        let limits = deployment_limits(routes, catalog);
+        let mut registry = Registry { state, breaker, limits, by_key: HashMap::new(), list: Vec::new() };
         let mut table = IndexMap::new();
         for config in routes {
             if table.contains_key(&config.name) {
@@ -70,6 +72,8 @@ impl RoutingTable {
 struct Registry<'a> {
     state: &'a dyn SharedState,
     breaker: BreakerConfig,
+    /// Deployment limits by key, from every route that names the deployment as a target.
+    limits: HashMap<String, RateLimits>,
     by_key: HashMap<String, Arc<Deployment>>,
     list: Vec<Arc<Deployment>>,
 }
@@ -81,11 +85,35 @@ impl Registry<'_> {
             return Arc::clone(d);
         }
         let health = self.state.deployment_health(&key, self.breaker);
-        let d = Arc::new(Deployment { key: key.clone(), target: Resolved { alias: None, ..resolved }, health });
+        let limits = self.limits.get(&key).cloned();
+        let d = Arc::new(Deployment { key: key.clone(), target: Resolved { alias: None, ..resolved }, health, limits });
         self.by_key.insert(key, Arc::clone(&d));
         self.list.push(Arc::clone(&d));
         d
     }
+}
+
+/// The limits route targets set on their deployments. A deployment is one upstream model whoever
+/// routes to it, so when several targets limit the same one the strictest figure of each kind
+/// holds (wherever it is reached from: a target, a fallback, another route).
+fn deployment_limits(routes: &[RouteConfig], catalog: &ModelCatalog) -> HashMap<String, RateLimits> {
+    fn stricter(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    let mut out: HashMap<String, RateLimits> = HashMap::new();
+    for t in routes.iter().flat_map(|r| &r.targets) {
+        if t.requests_per_minute.is_none() && t.tokens_per_minute.is_none() {
+            continue;
+        }
+        let Ok(resolved) = catalog.resolve(&t.model) else { continue };
+        let l = out.entry(resolved.canonical()).or_default();
+        l.requests_per_minute = stricter(l.requests_per_minute, t.requests_per_minute);
+        l.tokens_per_minute = stricter(l.tokens_per_minute, t.tokens_per_minute);
+    }
+    out
 }
 
 fn resolve(

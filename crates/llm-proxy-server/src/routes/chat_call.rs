@@ -10,7 +10,7 @@ use llm_proxy_core::provider::{ChatInput, Provider, ProviderError};
 
 use crate::accounting::{Demand, apply_headers};
 use crate::app::{Live, Shared};
-use crate::attempts::{self, Candidate};
+use crate::attempts::{self, Candidate, DeploymentGate};
 use crate::auth::Principal;
 use crate::deliver::{ClientSide, deliver};
 use crate::dispatch::{self, Resolution};
@@ -66,6 +66,7 @@ pub async fn serve_chat(
         }
     };
     let limit_headers = admission.headers.clone();
+    let gate = DeploymentGate { accounting: &state.accounting, tokens: admission.estimated_tokens };
     meter.admit(admission);
     let mut input = Some(input);
     let call = |c: &Candidate, last: bool| {
@@ -81,7 +82,7 @@ pub async fn serve_chat(
     let (result, tried) = tokio::select! {
         biased;
         () = state.cut.cancelled() => (Err(ApiError::shutting_down()), Vec::new()),
-        r = attempts::run(plan, call) => r,
+        r = attempts::run(plan, gate, call) => r,
     };
     let count = tried.len();
     meter.set_attempts(tried);
@@ -96,6 +97,7 @@ pub async fn serve_chat(
             let c = served.candidate;
             meter.set_deployment(&c.provider_name, &c.upstream_model);
             meter.hold(served.in_flight);
+            meter.hold_reservation(served.reservation, &state.accounting);
             let resp = deliver(served.value, meter, client, &c.upstream_model, &c.provider_name, state).await;
             let mut resp = with_served_by(resp, Some(&c), count);
             apply_headers(&mut resp, &limit_headers);

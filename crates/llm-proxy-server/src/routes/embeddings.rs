@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::accounting::Demand;
 use crate::app::{AppState, RequestId};
-use crate::attempts::{self, Candidate};
+use crate::attempts::{self, Candidate, DeploymentGate};
 use crate::body::read_limited;
 use crate::dispatch::{plan, resolve};
 use crate::error::ApiError;
@@ -58,6 +58,7 @@ pub async fn embeddings(
             )
             .await?;
         limit_headers = admission.headers.clone();
+        let gate = DeploymentGate { accounting: &state.accounting, tokens: admission.estimated_tokens };
         meter.admit(admission);
         let mut request = Some(request);
         let call = |c: &Candidate, last: bool| {
@@ -71,12 +72,13 @@ pub async fn embeddings(
         let (result, tried) = tokio::select! {
             biased;
             () = state.cut.cancelled() => (Err(ApiError::shutting_down()), Vec::new()),
-            r = attempts::run(plan, call) => r,
+            r = attempts::run(plan, gate, call) => r,
         };
         count = tried.len();
         meter.set_attempts(tried);
         let served = result?;
         meter.set_deployment(&served.candidate.provider_name, &served.candidate.upstream_model);
+        meter.hold_reservation(served.reservation, &state.accounting);
         by = Some(served.candidate);
         Ok(served.value)
     }
