@@ -162,7 +162,11 @@ fn now_ms() -> u64 {
 /// Walks `plan`, calling `call` for each attempt that `gate` and the deployment's breaker admit,
 /// until one succeeds or nothing is left to try. When every deployment was over its own limit the
 /// answer is 429 with the soonest `retry-after`.
-pub async fn run<T, F, Fut>(plan: Plan, gate: DeploymentGate<'_>, mut call: F) -> (Result<Served<T>, ApiError>, Attempts)
+pub async fn run<T, F, Fut>(
+    plan: Plan,
+    gate: DeploymentGate<'_>,
+    mut call: F,
+) -> (Result<Served<T>, ApiError>, Attempts)
 where
     F: FnMut(&Candidate, bool) -> Fut,
     Fut: std::future::Future<Output = Result<T, ProviderError>>,
