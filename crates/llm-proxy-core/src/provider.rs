@@ -158,6 +158,21 @@ pub enum ChatOutput {
     UnifiedStream(EventStream),
 }
 
+/// What an upstream's error answer means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The prompt does not fit the model's context window: another model may take it.
+    ContextOverflow,
+    /// The upstream is rate limiting the gateway: try elsewhere, or later.
+    RateLimited,
+    /// The upstream is overloaded or down for now (5xx, Anthropic's 529, 408).
+    Unavailable,
+    /// The gateway's own credentials were refused, whatever status said so.
+    Auth,
+    /// The request itself was refused; any deployment would refuse it too.
+    Rejected,
+}
+
 /// Which phase of an upstream call ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutPhase {
@@ -180,7 +195,11 @@ pub enum ProviderError {
         message: String,
         /// The upstream's `type`/`code`, when it gave one.
         code: Option<String>,
-        retry_after: Option<String>,
+        /// The upstream's `retry-after`, when it sent one in seconds.
+        retry_after: Option<std::time::Duration>,
+        /// What the failure means, decided by the adapter that read it (it knows its provider's
+        /// dialect): the server acts on this, never on the upstream's text.
+        failure: Failure,
     },
     /// The upstream answered with something that is not the protocol.
     #[error("upstream protocol error: {0}")]

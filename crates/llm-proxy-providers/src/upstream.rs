@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use llm_proxy_core::config::UpstreamTimeouts;
 use llm_proxy_core::cpu_pool;
-use llm_proxy_core::provider::{ChatInput, ProviderError, TimeoutPhase};
+use llm_proxy_core::provider::{ChatInput, Failure, ProviderError, TimeoutPhase};
 use llm_proxy_core::unified::ChatRequest;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
@@ -54,7 +54,7 @@ impl Upstream {
         }
         let retry_after = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
         let body = read_body(resp, self.timeouts.between_chunks, MAX_ERROR_BYTES).await.unwrap_or_default();
-        Err(upstream_error::from_status(status.as_u16(), &body, retry_after, self.secret()))
+        Err(upstream_error::from_status(status.as_u16(), &body, retry_after.as_deref(), self.secret()))
     }
 
     /// Posts and reads the whole answer.
@@ -86,7 +86,9 @@ impl Upstream {
         }
         let body = read_body(resp, self.timeouts.between_chunks, MAX_ERROR_BYTES).await.unwrap_or_default();
         match upstream_error::from_status(status, &body, None, self.secret()) {
-            e @ ProviderError::Status { status: 401 | 403 | 429 | 500.., .. } => Err(e),
+            e @ ProviderError::Status {
+                failure: Failure::Auth | Failure::RateLimited | Failure::Unavailable, ..
+            } => Err(e),
             _ => Ok(()),
         }
     }

@@ -1,6 +1,8 @@
 //! Reading an upstream's error answer into a `ProviderError`, whatever dialect of JSON it uses.
 
-use llm_proxy_core::provider::ProviderError;
+use std::time::Duration;
+
+use llm_proxy_core::provider::{Failure, ProviderError};
 use serde_json::Value;
 
 /// Longest upstream message passed on; longer ones are cut (they are for humans, not parsers).
@@ -19,12 +21,11 @@ const MAX_MESSAGE_CHARS: usize = 500;
 /// `API_KEY_INVALID` (or `API_KEY_EXPIRED`), and that must reach the client as the gateway's own
 /// credentials failing (502, text withheld), not as the client's bad request. The code is then
 /// Google's reason.
-pub(crate) fn from_status(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<String>,
-    secret: Option<&str>,
-) -> ProviderError {
+///
+/// Every error is classified here ([`Failure`]), where the provider's dialect is known, so the
+/// server never reads an upstream's text.
+pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<&str>, secret: Option<&str>) -> ProviderError {
+    let retry_after = retry_after.and_then(parse_retry_after);
     let (message, code) = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
             let v = match v {
@@ -39,6 +40,7 @@ pub(crate) fn from_status(
                     message: truncate(scrub(message.unwrap_or_else(|| reason.to_string()), secret)),
                     code: Some(reason.to_string()),
                     retry_after,
+                    failure: Failure::Auth,
                 };
             }
             let message = err
@@ -65,7 +67,49 @@ pub(crate) fn from_status(
         let text = text.trim();
         if text.is_empty() { "no error message".to_string() } else { text.to_string() }
     });
-    ProviderError::Status { status, message: truncate(scrub(message, secret)), code, retry_after }
+    let failure = classify(status, &message, code.as_deref());
+    ProviderError::Status { status, message: truncate(scrub(message, secret)), code, retry_after, failure }
+}
+
+/// What an error status means.
+fn classify(status: u16, message: &str, code: Option<&str>) -> Failure {
+    match status {
+        401 | 403 => Failure::Auth,
+        429 => Failure::RateLimited,
+        408 | 500..=599 => Failure::Unavailable,
+        400 | 413 | 422 if is_context_overflow(message, code) => Failure::ContextOverflow,
+        _ => Failure::Rejected,
+    }
+}
+
+/// Whether a refusal says the prompt does not fit the model's context window, in each provider's
+/// words: OpenAI's `context_length_exceeded` ("This model's maximum context length is…"),
+/// Anthropic's "prompt is too long: N tokens > M maximum", Gemini's "The input token count (N)
+/// exceeds the maximum number of tokens allowed", GLM's code 1261 ("Prompt exceeds max length"),
+/// and the wordings of OpenAI-compatible servers (vLLM, Ollama, DeepSeek).
+fn is_context_overflow(message: &str, code: Option<&str>) -> bool {
+    if matches!(code, Some("context_length_exceeded" | "1261")) {
+        return true;
+    }
+    let m = message.to_ascii_lowercase();
+    [
+        "context length",
+        "context window",
+        "maximum context",
+        "prompt is too long",
+        "prompt exceeds max length",
+        "input token count",
+        "too many tokens",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// `retry-after` in seconds (the HTTP-date form is rare from APIs and treated as absent), at most
+/// an hour.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 /// The reason of a Google `ErrorInfo` detail that says the API key was refused: a bad or expired
@@ -130,6 +174,52 @@ mod tests {
         assert_eq!(parts(from_status(503, b"", None, None)).1, "no error message");
     }
 
+    fn failure(e: &ProviderError) -> Failure {
+        match e {
+            ProviderError::Status { failure, .. } => *failure,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each provider's own words for "the prompt does not fit", as the mock and the real APIs
+    /// send them, and the other classes by status.
+    #[test]
+    fn failures_are_classified_in_each_providers_dialect() {
+        let overflow: [&[u8]; 4] = [
+            br#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+            br#"{"error":{"code":400,"message":"The input token count (1100000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}"#,
+            br#"{"error":{"code":"1261","message":"Prompt exceeds max length"}}"#,
+        ];
+        for body in overflow {
+            assert_eq!(
+                failure(&from_status(400, body, None, None)),
+                Failure::ContextOverflow,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let bad = br#"{"error":{"message":"messages: roles must alternate","type":"invalid_request_error"}}"#;
+        assert_eq!(failure(&from_status(400, bad, None, None)), Failure::Rejected);
+        assert_eq!(failure(&from_status(404, bad, None, None)), Failure::Rejected);
+        assert_eq!(failure(&from_status(401, bad, None, None)), Failure::Auth);
+        assert_eq!(failure(&from_status(403, bad, None, None)), Failure::Auth);
+        assert_eq!(failure(&from_status(529, bad, None, None)), Failure::Unavailable);
+        assert_eq!(failure(&from_status(408, bad, None, None)), Failure::Unavailable);
+        let limited = from_status(429, bad, Some("7"), None);
+        assert_eq!(failure(&limited), Failure::RateLimited);
+        assert!(matches!(limited, ProviderError::Status { retry_after: Some(d), .. } if d == Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("99999"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
     #[test]
     fn the_key_is_scrubbed_before_the_message_is_cut() {
         let key = "sk-secret-key-0123456789";
@@ -144,6 +234,7 @@ mod tests {
         let body = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}},{"@type":"type.googleapis.com/google.rpc.LocalizedMessage","locale":"en-US","message":"API key not valid. Please pass a valid API key."}]}}"#;
         let (status, _, code) = parts(from_status(400, body, None, None));
         assert_eq!((status, code.as_deref()), (401, Some("API_KEY_INVALID")));
+        assert_eq!(failure(&from_status(400, body, None, None)), Failure::Auth);
         // The same through Gemini's OpenAI-compatible endpoint, which wraps it in an array.
         let wrapped = [b"[".as_slice(), body, b"]"].concat();
         assert_eq!(parts(from_status(400, &wrapped, None, None)).0, 401);

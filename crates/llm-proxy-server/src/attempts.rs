@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use llm_proxy_core::provider::{ChatOutput, ProviderError};
+use llm_proxy_core::provider::{ChatOutput, Failure, ProviderError};
 use llm_proxy_core::request_log::AttemptRecord;
 use llm_proxy_core::shared_state::{Admission, DeploymentHealth, InFlightGuard};
 use llm_proxy_providers::ProviderClient;
@@ -115,39 +115,16 @@ fn verdict(e: &ProviderError) -> Verdict {
         | ProviderError::Protocol(_)
         | ProviderError::Interrupted(_)
         | ProviderError::Reported(_) => Verdict::Retry { unhealthy: true, retry_after: None },
-        ProviderError::Status { status, message, code, retry_after } => match status {
-            400 | 413 | 422 if is_context_overflow(message, code.as_deref()) => Verdict::ContextWindow,
-            408 | 429 | 500..=599 => Verdict::Retry { unhealthy: true, retry_after: parse_retry_after(retry_after) },
-            _ => Verdict::Final,
+        // The adapter classified the failure where it was born; no upstream text is read here.
+        ProviderError::Status { failure, retry_after, .. } => match failure {
+            Failure::ContextOverflow => Verdict::ContextWindow,
+            Failure::RateLimited | Failure::Unavailable => {
+                Verdict::Retry { unhealthy: true, retry_after: *retry_after }
+            }
+            Failure::Auth | Failure::Rejected => Verdict::Final,
         },
         ProviderError::Untranslatable(_) | ProviderError::Unsupported(_) => Verdict::Final,
     }
-}
-
-/// Whether an upstream's 400 says the prompt does not fit the model's context window (OpenAI
-/// `context_length_exceeded`, Anthropic "prompt is too long", Gemini "input token count ...
-/// exceeds the maximum").
-fn is_context_overflow(message: &str, code: Option<&str>) -> bool {
-    if code == Some("context_length_exceeded") {
-        return true;
-    }
-    let m = message.to_ascii_lowercase();
-    [
-        "context length",
-        "context window",
-        "maximum context",
-        "prompt is too long",
-        "input token count",
-        "too many tokens",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
-}
-
-/// `retry-after` in seconds (the HTTP-date form is rare from APIs and treated as absent).
-fn parse_retry_after(v: &Option<String>) -> Option<Duration> {
-    let secs: f64 = v.as_deref()?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 fn backoff(retry: u32) -> Duration {
@@ -362,34 +339,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn what_is_retried() {
-        let status =
-            |s: u16, m: &str| ProviderError::Status { status: s, message: m.into(), code: None, retry_after: None };
-        assert!(matches!(verdict(&status(500, "boom")), Verdict::Retry { unhealthy: true, .. }));
-        assert!(matches!(verdict(&status(429, "slow down")), Verdict::Retry { .. }));
-        assert!(matches!(verdict(&status(400, "bad")), Verdict::Final));
-        assert!(matches!(verdict(&status(401, "key")), Verdict::Final));
-        assert!(matches!(verdict(&status(403, "no")), Verdict::Final));
-        assert!(matches!(verdict(&ProviderError::Connect("refused".into())), Verdict::Retry { .. }));
-        assert!(matches!(
-            verdict(&status(400, "prompt is too long: 210000 tokens > 200000 maximum")),
-            Verdict::ContextWindow
-        ));
-        let openai = ProviderError::Status {
-            status: 400,
-            message: "This model's maximum context length is 128000 tokens.".into(),
-            code: Some("context_length_exceeded".into()),
-            retry_after: None,
+    fn what_is_retried_follows_the_adapters_classification() {
+        let status = |s: u16, failure: Failure| ProviderError::Status {
+            status: s,
+            message: "whatever the upstream said".into(),
+            code: None,
+            retry_after: Some(Duration::from_secs(3)),
+            failure,
         };
-        assert!(matches!(verdict(&openai), Verdict::ContextWindow));
-    }
-
-    #[test]
-    fn retry_after_in_seconds() {
-        assert_eq!(parse_retry_after(&Some("2".into())), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after(&Some("0.5".into())), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after(&Some("Wed, 21 Oct 2015 07:28:00 GMT".into())), None);
-        assert_eq!(parse_retry_after(&None), None);
+        assert!(matches!(
+            verdict(&status(500, Failure::Unavailable)),
+            Verdict::Retry { unhealthy: true, retry_after: Some(d) } if d == Duration::from_secs(3)
+        ));
+        assert!(matches!(verdict(&status(429, Failure::RateLimited)), Verdict::Retry { .. }));
+        assert!(matches!(verdict(&status(400, Failure::Rejected)), Verdict::Final));
+        assert!(matches!(verdict(&status(400, Failure::Auth)), Verdict::Final));
+        assert!(matches!(verdict(&status(400, Failure::ContextOverflow)), Verdict::ContextWindow));
+        assert!(matches!(verdict(&ProviderError::Connect("refused".into())), Verdict::Retry { .. }));
     }
 
     #[test]

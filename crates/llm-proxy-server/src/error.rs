@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
+use llm_proxy_core::provider::{Failure, ProviderError, TimeoutPhase};
 use llm_proxy_core::request_log::error_kind;
 use llm_proxy_core::unified::WireProtocol;
 use serde_json::json;
@@ -210,8 +210,19 @@ impl ApiError {
                 ),
             )
             .with_code("upstream_timeout"),
-            ProviderError::Status { status, message, code, retry_after } => {
+            ProviderError::Status { status, message, code, retry_after, failure } => {
                 let upstream_code = code.clone().unwrap_or_else(|| format!("upstream_{status}"));
+                // Whole seconds, rounded up: what `retry-after` carries.
+                let retry_after = retry_after.map(|d| d.as_secs_f64().ceil().max(1.0).to_string());
+                if *failure == Failure::Auth {
+                    return Self::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        error_kind::UPSTREAM_STATUS,
+                        format!("Upstream provider `{provider}` refused the gateway's credentials (HTTP {status}); the operator must check its API key."),
+                    )
+                    .with_code(format!("upstream_{status}"));
+                }
                 match *status {
                     400 | 404 | 409 | 413 | 422 => Self {
                         code: Some(upstream_code),
@@ -222,13 +233,6 @@ impl ApiError {
                             format!("Upstream provider `{provider}` rejected the request: {message}"),
                         )
                     },
-                    401 | 403 => Self::new(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream_error",
-                        error_kind::UPSTREAM_STATUS,
-                        format!("Upstream provider `{provider}` refused the gateway's credentials (HTTP {status}); the operator must check its API key."),
-                    )
-                    .with_code(format!("upstream_{status}")),
                     // Anthropic's "overloaded": a temporary outage, to be retried later.
                     529 => Self {
                         code: Some(upstream_code),
