@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use llm_proxy_core::provider::{ChatOutput, Failure, ProviderError};
 use llm_proxy_core::request_log::AttemptRecord;
-use llm_proxy_core::shared_state::{Admission, DeploymentHealth, InFlightGuard};
+use llm_proxy_core::shared_state::{BreakerVerdict, DeploymentHealth, InFlightGuard};
 use llm_proxy_providers::ProviderClient;
 use rand::Rng;
 
@@ -188,12 +188,12 @@ where
         let guard = match &candidate.health {
             None => None,
             Some(h) => match h.admit(now_ms()) {
-                Admission::Reject { retry_in } => {
+                BreakerVerdict::Reject { retry_in } => {
                     gate.accounting.release(reservation);
                     soonest_retry = Some(soonest_retry.map_or(retry_in, |s| s.min(retry_in)));
                     continue;
                 }
-                Admission::Allow | Admission::Probe => Some(llm_proxy_core::shared_state::start(h)),
+                BreakerVerdict::Allow | BreakerVerdict::Probe => Some(llm_proxy_core::shared_state::start(h)),
             },
         };
         // The last attempt may take the request instead of a copy of it.

@@ -9,7 +9,7 @@ use crate::known_provider::Protocol;
 use crate::model_catalog::ModelCatalog;
 use crate::shared_state::LocalState;
 
-use super::{Deployment, Plan, RequestContext, Route, RoutingTable};
+use super::{Deployment, RequestContext, Route, RoutePlan, RoutingTable};
 
 /// Providers `a`…`f`, each serving `m` and `emb`; `fast` is an alias of `a/m`.
 pub fn catalog() -> ModelCatalog {
@@ -54,7 +54,7 @@ pub fn keys(ds: &[Arc<Deployment>]) -> Vec<&str> {
     ds.iter().map(|d| d.key.as_str()).collect()
 }
 
-pub fn first(plan: &Plan) -> String {
+pub fn first(plan: &RoutePlan) -> String {
     plan.attempts[0].key.clone()
 }
 

@@ -1,4 +1,4 @@
-//! What a route hands the server for one request: [`RequestContext`] in, [`Plan`] out.
+//! What a route hands the server for one request: [`RequestContext`] in, [`RoutePlan`] out.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ pub struct RequestContext<'a> {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub struct RoutePlan {
     /// Upstream calls to try, in order: the strategy's choice, then `retries` more on the route's
     /// targets (the next-best other target each time; the same target again only when it is the
     /// only one available), then `fallbacks` in order. At most `max_attempts` long.

@@ -8,7 +8,7 @@ use rand::Rng;
 
 use super::plan::cap;
 use super::strategy::Ranking;
-use super::{Deployment, Plan, RequestContext, Semantic};
+use super::{Deployment, RequestContext, RoutePlan, Semantic};
 use crate::config::StrategyKind;
 
 /// One target of a route.
@@ -49,17 +49,17 @@ pub struct Route {
 }
 
 impl Route {
-    /// The upstream calls to try for one request, in order (see [`Plan`]).
+    /// The upstream calls to try for one request, in order (see [`RoutePlan`]).
     ///
     /// Lock-free: it reads each candidate's health through atomics, takes a turn of the route's
     /// rotation with one `fetch_add`, and draws randomness from the thread-local RNG.
-    pub fn plan(&self, ctx: &RequestContext<'_>) -> Plan {
+    pub fn plan(&self, ctx: &RequestContext<'_>) -> RoutePlan {
         self.plan_with(ctx, &mut rand::thread_rng())
     }
 
     /// [`plan`](Self::plan) with the caller's RNG, for deterministic tests of the random
     /// strategies.
-    pub fn plan_with<R: Rng + ?Sized>(&self, ctx: &RequestContext<'_>, rng: &mut R) -> Plan {
+    pub fn plan_with<R: Rng + ?Sized>(&self, ctx: &RequestContext<'_>, rng: &mut R) -> RoutePlan {
         let now = ctx.now_ms;
         let (mut available, mut unavailable): (Vec<usize>, Vec<usize>) =
             (0..self.candidates.len()).partition(|&c| self.candidates[c].available(now));
@@ -88,7 +88,7 @@ impl Route {
             (0..on_targets).map(|k| candidate(available[k % available.len()], true)).collect()
         };
         entries.extend(self.fallbacks.iter().map(|f| (Arc::clone(f), f.health.available(now))));
-        Plan {
+        RoutePlan {
             attempts: cap(entries, max),
             context_fallbacks: self.context_fallbacks.iter().take(max.saturating_sub(1)).cloned().collect(),
         }
@@ -119,10 +119,10 @@ mod tests {
     use std::time::Duration;
 
     use super::super::fixtures::*;
-    use super::super::{Plan, RequestContext};
-    use crate::shared_state::{Admission, LocalState};
+    use super::super::{RequestContext, RoutePlan};
+    use crate::shared_state::{BreakerVerdict, LocalState};
 
-    fn attempts(plan: &Plan) -> Vec<&str> {
+    fn attempts(plan: &RoutePlan) -> Vec<&str> {
         keys(&plan.attempts)
     }
 
@@ -170,7 +170,7 @@ mod tests {
         // fallback.
         let p = r.plan(&ctx(1));
         assert_eq!(attempts(&p), ["b/m", "c/m", "a/m", "d/m"]);
-        assert!(matches!(p.attempts[0].health.admit(1), Admission::Reject { .. }));
+        assert!(matches!(p.attempts[0].health.admit(1), BreakerVerdict::Reject { .. }));
         // After the cooldown they are available again (each for one probe).
         assert_eq!(attempts(&r.plan(&ctx(30_000))).len(), 4);
     }

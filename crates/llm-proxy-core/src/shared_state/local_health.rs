@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::{Admission, BreakerState, DeploymentHealth, HealthSnapshot};
+use super::{BreakerState, BreakerVerdict, DeploymentHealth, HealthSnapshot};
 use crate::config::BreakerConfig;
 
 /// "No value" in the `u64` slots below. Never a real timestamp (ms since 1970 stay far below it)
@@ -156,29 +156,29 @@ impl LocalHealth {
 }
 
 impl DeploymentHealth for LocalHealth {
-    fn admit(&self, now_ms: u64) -> Admission {
+    fn admit(&self, now_ms: u64) -> BreakerVerdict {
         let cooldown = self.policy.load().cooldown_ms();
         loop {
             let word = self.state.load(Acquire);
             let (state, since) = unpack(word);
             let until = since.saturating_add(cooldown);
             match state {
-                CLOSED => return Admission::Allow,
+                CLOSED => return BreakerVerdict::Allow,
                 OPEN if now_ms < until => {
-                    return Admission::Reject { retry_in: Duration::from_millis(until - now_ms) };
+                    return BreakerVerdict::Reject { retry_in: Duration::from_millis(until - now_ms) };
                 }
                 // A probe is out. One that has not reported within a cooldown is taken as lost
                 // (its request was cancelled before the server recorded anything), so the
                 // breaker cannot stay half-open for ever.
                 HALF_OPEN if now_ms < until => {
                     let retry_in = (until - now_ms).min(HALF_OPEN_RETRY_MS);
-                    return Admission::Reject { retry_in: Duration::from_millis(retry_in) };
+                    return BreakerVerdict::Reject { retry_in: Duration::from_millis(retry_in) };
                 }
                 _ => {}
             }
             // Cooldown over: of all callers racing here, the one whose swap lands is the probe.
             if self.state.compare_exchange(word, pack(HALF_OPEN, now_ms), AcqRel, Acquire).is_ok() {
-                return Admission::Probe;
+                return BreakerVerdict::Probe;
             }
             // Someone else moved the breaker first (took the probe, or recorded an outcome).
         }
@@ -290,14 +290,14 @@ mod tests {
         h.record_failure(1_000);
         h.record_failure(2_000);
         assert_eq!((state(&h, 2_000), h.snapshot(2_000).recent_failures), (BreakerState::Closed, 2));
-        assert_eq!(h.admit(2_000), Admission::Allow);
+        assert_eq!(h.admit(2_000), BreakerVerdict::Allow);
         h.record_failure(3_000);
         let s = h.snapshot(3_000);
         assert_eq!(
             (s.breaker, s.opened_at_ms, s.retry_in),
             (BreakerState::Open, Some(3_000), Some(Duration::from_secs(5)))
         );
-        assert_eq!(h.admit(4_500), Admission::Reject { retry_in: Duration::from_millis(3_500) });
+        assert_eq!(h.admit(4_500), BreakerVerdict::Reject { retry_in: Duration::from_millis(3_500) });
         assert!(!h.available(4_500));
         assert!(h.available(8_000), "available again once the cooldown is over");
     }
@@ -346,9 +346,9 @@ mod tests {
                 })
             })
             .collect();
-        let all: Vec<Admission> = handles.into_iter().flat_map(|t| t.join().unwrap()).collect();
-        assert_eq!(all.iter().filter(|a| **a == Admission::Probe).count(), 1);
-        assert_eq!(all.iter().filter(|a| matches!(a, Admission::Reject { .. })).count(), threads * 100 - 1);
+        let all: Vec<BreakerVerdict> = handles.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        assert_eq!(all.iter().filter(|a| **a == BreakerVerdict::Probe).count(), 1);
+        assert_eq!(all.iter().filter(|a| matches!(a, BreakerVerdict::Reject { .. })).count(), threads * 100 - 1);
         assert_eq!(state(&h, 5_000), BreakerState::HalfOpen);
         assert!(!h.available(5_000), "a probe is in flight");
     }
@@ -357,26 +357,26 @@ mod tests {
     fn a_successful_probe_closes_and_a_failed_one_reopens() {
         let h = LocalHealth::new(breaker());
         h.record_check(0, false);
-        assert_eq!(h.admit(5_000), Admission::Probe);
+        assert_eq!(h.admit(5_000), BreakerVerdict::Probe);
         h.record_failure(5_100);
         assert_eq!(state(&h, 5_100), BreakerState::Open);
-        assert_eq!(h.admit(6_000), Admission::Reject { retry_in: Duration::from_millis(4_100) }, "a new cooldown");
-        assert_eq!(h.admit(10_100), Admission::Probe);
+        assert_eq!(h.admit(6_000), BreakerVerdict::Reject { retry_in: Duration::from_millis(4_100) }, "a new cooldown");
+        assert_eq!(h.admit(10_100), BreakerVerdict::Probe);
         h.record_success(10_200, Some(Duration::from_millis(80)));
         let s = h.snapshot(10_200);
         assert_eq!((s.breaker, s.opened_at_ms, s.retry_in), (BreakerState::Closed, None, None));
-        assert_eq!(h.admit(10_300), Admission::Allow);
+        assert_eq!(h.admit(10_300), BreakerVerdict::Allow);
     }
 
     #[test]
     fn a_probe_that_never_reports_is_replaced_after_a_cooldown() {
         let h = LocalHealth::new(breaker());
         h.record_check(0, false);
-        assert_eq!(h.admit(5_000), Admission::Probe);
-        assert_eq!(h.admit(5_500), Admission::Reject { retry_in: Duration::from_millis(1_000) });
-        assert_eq!(h.admit(9_999), Admission::Reject { retry_in: Duration::from_millis(1) });
+        assert_eq!(h.admit(5_000), BreakerVerdict::Probe);
+        assert_eq!(h.admit(5_500), BreakerVerdict::Reject { retry_in: Duration::from_millis(1_000) });
+        assert_eq!(h.admit(9_999), BreakerVerdict::Reject { retry_in: Duration::from_millis(1) });
         assert!(h.available(10_000));
-        assert_eq!(h.admit(10_000), Admission::Probe);
+        assert_eq!(h.admit(10_000), BreakerVerdict::Probe);
     }
 
     #[test]
@@ -399,10 +399,10 @@ mod tests {
         h.record_check(2_000, true);
         let s = h.snapshot(2_000);
         assert_eq!((s.breaker, s.last_check), (BreakerState::Closed, Some((2_000, true))));
-        assert_eq!(h.admit(2_000), Admission::Allow);
+        assert_eq!(h.admit(2_000), BreakerVerdict::Allow);
         // An unhealthy verdict while a probe is out wins over the probe's late success.
         h.record_check(3_000, false);
-        assert_eq!(h.admit(8_000), Admission::Probe);
+        assert_eq!(h.admit(8_000), BreakerVerdict::Probe);
         h.record_check(8_100, false);
         h.record_success(8_200, None);
         assert_eq!(state(&h, 8_200), BreakerState::Open);

@@ -44,7 +44,7 @@ pub trait DeploymentHealth: Send + Sync {
     /// Whether a request may go to this deployment now. Closed → `Allow`. Open before the cooldown
     /// ends → `Reject { retry_in }`. Open after the cooldown → the breaker goes half-open and exactly
     /// one caller gets `Probe` (others `Reject` until the probe's outcome is recorded).
-    fn admit(&self, now_ms: u64) -> Admission;
+    fn admit(&self, now_ms: u64) -> BreakerVerdict;
     /// Whether a plan should consider it (no side effects): closed, or open with the cooldown over
     /// and no probe in flight.
     fn available(&self, now_ms: u64) -> bool;
@@ -109,7 +109,7 @@ impl std::fmt::Debug for InFlightGuard {
 
 /// The answer of [`DeploymentHealth::admit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum BreakerVerdict {
     Allow,
     /// Allowed as the single trial request of a half-open breaker; its outcome decides.
     Probe,
@@ -119,7 +119,7 @@ pub enum Admission {
     },
 }
 
-impl Admission {
+impl BreakerVerdict {
     pub fn is_allowed(self) -> bool {
         !matches!(self, Self::Reject { .. })
     }
