@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use llm_proxy_core::model_catalog::{ResolveError, Resolved};
 use llm_proxy_core::provider::{ChatInput, Provider};
-use llm_proxy_core::routing::{Deployment, RequestContext, Route, conversation_key};
+use llm_proxy_core::routing::{Deployment, RequestContext, Route};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use serde_json::Value;
 
@@ -103,11 +103,11 @@ pub async fn plan(
     // Hashing the conversation reads the prompt: only the strategy that uses it pays for it.
     let conversation = request
         .filter(|_| route.strategy == llm_proxy_core::config::StrategyKind::ConversationHash)
-        .map(|r| conversation_of(r, headers));
+        .map(|r| r.conversation_key(headers.get("x-session-id").and_then(|v| v.to_str().ok())));
     let embedding = match (route.semantic(), request) {
         (Some(semantic), Some(r)) => {
             ensure_examples(live, semantic).await;
-            match last_user_text(r) {
+            match r.last_user_text() {
                 Some(text) if semantic.ready() => embed(live, &semantic.embedding_model, vec![text])
                     .await
                     .map_err(|e| tracing::warn!(route = %route.name, error = %e.message, "cannot embed the request; using the default target"))
@@ -129,63 +129,6 @@ pub async fn plan(
         context_fallbacks: p.context_fallbacks.iter().map(|d| candidate(live, d)).collect(),
         deadline: route.timeout,
     })
-}
-
-/// The conversation a request belongs to, for `conversation_hash`: the client's `user`, an
-/// `x-session-id` header, or else the system prompt and first user message (the same for every
-/// turn of one conversation).
-fn conversation_of(r: &ChatInput, headers: &HeaderMap) -> u64 {
-    if let Some(session) = headers.get("x-session-id").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()) {
-        return conversation_key(&["session", session]);
-    }
-    match r {
-        ChatInput::OpenAi(r) => {
-            if let Some(user) = r.extra.get("user").and_then(Value::as_str) {
-                return conversation_key(&["user", user]);
-            }
-            let system = r.messages.iter().find(|m| m.role == "system" || m.role == "developer");
-            let first = r.messages.iter().find(|m| m.role == "user");
-            let text = |m: Option<&llm_proxy_protocol::openai::ChatMessage>| {
-                m.and_then(|m| m.rest.get("content")).map(content_text).unwrap_or_default()
-            };
-            conversation_key(&["start", &text(system), &text(first)])
-        }
-        ChatInput::Anthropic(r) => {
-            if let Some(user) = r.extra.get("metadata").and_then(|m| m.get("user_id")).and_then(Value::as_str) {
-                return conversation_key(&["user", user]);
-            }
-            let system = r.system.as_ref().map(content_text).unwrap_or_default();
-            let first = r.messages.iter().find(|m| m.role == "user").map(|m| content_text(&m.content));
-            conversation_key(&["start", &system, &first.unwrap_or_default()])
-        }
-        ChatInput::Unified(r) => {
-            let system: Vec<&str> = r.system.iter().map(|s| s.text.as_str()).collect();
-            conversation_key(&["start", &system.join("\n"), &r.user.clone().unwrap_or_default()])
-        }
-    }
-}
-
-/// The text of a message content in either protocol: a string, or the `text` of its parts.
-fn content_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
-
-/// What a semantic route embeds: the last user message's text.
-fn last_user_text(r: &ChatInput) -> Option<String> {
-    let text = match r {
-        ChatInput::OpenAi(r) => {
-            r.messages.iter().rev().find(|m| m.role == "user").and_then(|m| m.rest.get("content")).map(content_text)
-        }
-        ChatInput::Anthropic(r) => r.messages.iter().rev().find(|m| m.role == "user").map(|m| content_text(&m.content)),
-        ChatInput::Unified(_) => None,
-    }?;
-    (!text.trim().is_empty()).then_some(text)
 }
 
 /// Embeds a semantic route's example prompts, once (the route keeps them until the config changes).

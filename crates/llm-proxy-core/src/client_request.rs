@@ -1,0 +1,154 @@
+//! What routing reads of a client's request, in the request's own protocol: the conversation it
+//! belongs to (for `conversation_hash` routes) and its last user message (what a `semantic` route
+//! embeds). Protocol knowledge lives here, beside the request types, so the server never walks a
+//! protocol's JSON. Messages are decoded one at a time and the walk stops as soon as it can.
+
+use llm_proxy_protocol::json::DecodeError;
+use serde_json::Value;
+
+use crate::provider::ChatInput;
+use crate::routing::conversation_key;
+
+/// Ends a walk over the messages early (or on a message that does not decode).
+enum Walk {
+    Done,
+    Bad,
+}
+
+impl From<DecodeError> for Walk {
+    fn from(_: DecodeError) -> Self {
+        Self::Bad
+    }
+}
+
+impl ChatInput {
+    /// The conversation this request belongs to: a `session` the client named (the
+    /// `x-session-id` header), else the client's user (`user`, Anthropic's `metadata.user_id`),
+    /// else its system prompt and first user message, which are the same for every turn of one
+    /// conversation. The hash of these is pinned (`routing::conversation_key`): a change would
+    /// move every running conversation after an upgrade.
+    pub fn conversation_key(&self, session: Option<&str>) -> u64 {
+        if let Some(session) = session.filter(|s| !s.is_empty()) {
+            return conversation_key(&["session", session]);
+        }
+        match self {
+            Self::OpenAi(r) => {
+                if let Some(user) = r.extra.get("user").and_then(Value::as_str) {
+                    return conversation_key(&["user", user]);
+                }
+                let (mut system, mut first) = (None, None);
+                let _ = r.messages.try_for_each(|_, m| {
+                    let content = || m.rest.get("content").map(content_text).unwrap_or_default();
+                    if system.is_none() && (m.role == "system" || m.role == "developer") {
+                        system = Some(content());
+                    } else if first.is_none() && m.role == "user" {
+                        first = Some(content());
+                    }
+                    if system.is_some() && first.is_some() { Err(Walk::Done) } else { Ok(()) }
+                });
+                conversation_key(&["start", &system.unwrap_or_default(), &first.unwrap_or_default()])
+            }
+            Self::Anthropic(r) => {
+                if let Some(user) = r.extra.get("metadata").and_then(|m| m.get("user_id")).and_then(Value::as_str) {
+                    return conversation_key(&["user", user]);
+                }
+                let system = r.system.as_ref().map(content_text).unwrap_or_default();
+                let mut first = None;
+                let _ = r.messages.try_for_each(|_, m| {
+                    if m.role == "user" {
+                        first = Some(content_text(&m.content));
+                        return Err(Walk::Done);
+                    }
+                    Ok(())
+                });
+                conversation_key(&["start", &system, &first.unwrap_or_default()])
+            }
+            Self::Unified(r) => {
+                let system: Vec<&str> = r.system.iter().map(|s| s.text.as_str()).collect();
+                conversation_key(&["start", &system.join("\n"), r.user.as_deref().unwrap_or_default()])
+            }
+        }
+    }
+
+    /// The text of the last user message, if it has any (images alone have none).
+    pub fn last_user_text(&self) -> Option<String> {
+        let mut last = None;
+        match self {
+            Self::OpenAi(r) => {
+                let _ = r.messages.try_for_each(|_, m| -> Result<(), Walk> {
+                    if m.role == "user" {
+                        last = m.rest.get("content").map(content_text);
+                    }
+                    Ok(())
+                });
+            }
+            Self::Anthropic(r) => {
+                let _ = r.messages.try_for_each(|_, m| -> Result<(), Walk> {
+                    if m.role == "user" {
+                        last = Some(content_text(&m.content));
+                    }
+                    Ok(())
+                });
+            }
+            Self::Unified(_) => {}
+        }
+        last.filter(|t: &String| !t.trim().is_empty())
+    }
+}
+
+/// The text of a message content in either protocol: a string, or the `text` of its parts.
+fn content_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openai(body: Value) -> ChatInput {
+        ChatInput::OpenAi(serde_json::from_value(body).unwrap())
+    }
+
+    fn anthropic(body: Value) -> ChatInput {
+        ChatInput::Anthropic(serde_json::from_value(body).unwrap())
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_key_from_turn_to_turn() {
+        let turn1 = openai(serde_json::json!({"model": "m", "messages": [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}));
+        let turn2 = openai(serde_json::json!({"model": "m", "messages": [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"}, {"role": "user", "content": [{"type": "text", "text": "more"}]}]}));
+        let other = openai(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "bye"}]}));
+        assert_eq!(turn1.conversation_key(None), turn2.conversation_key(None));
+        assert_ne!(turn1.conversation_key(None), other.conversation_key(None));
+        // Pinned to the same parts as ever: system text, then the first user text.
+        assert_eq!(turn1.conversation_key(None), conversation_key(&["start", "be brief", "hi"]));
+        assert_eq!(turn1.conversation_key(Some("s-1")), conversation_key(&["session", "s-1"]));
+        assert_eq!(turn2.last_user_text().as_deref(), Some("more"));
+    }
+
+    #[test]
+    fn anthropic_requests_read_their_own_shape() {
+        let r = anthropic(
+            serde_json::json!({"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "sys"}],
+            "metadata": {"user_id": "u-7"},
+            "messages": [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
+                         {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]}),
+        );
+        assert_eq!(r.conversation_key(None), conversation_key(&["user", "u-7"]));
+        // The last user turn has only an image: nothing to embed.
+        assert_eq!(r.last_user_text(), None);
+        let r = anthropic(serde_json::json!({"model": "m", "max_tokens": 5, "system": "sys",
+            "messages": [{"role": "user", "content": "first"}]}));
+        assert_eq!(r.conversation_key(None), conversation_key(&["start", "sys", "first"]));
+        assert_eq!(r.last_user_text().as_deref(), Some("first"));
+    }
+}
