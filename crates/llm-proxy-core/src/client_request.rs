@@ -63,10 +63,6 @@ impl ChatInput {
                 });
                 conversation_key(&["start", &system, &first.unwrap_or_default()])
             }
-            Self::Unified(r) => {
-                let system: Vec<&str> = r.system.iter().map(|s| s.text.as_str()).collect();
-                conversation_key(&["start", &system.join("\n"), r.user.as_deref().unwrap_or_default()])
-            }
         }
     }
 
@@ -90,7 +86,6 @@ impl ChatInput {
                     Ok(())
                 });
             }
-            Self::Unified(_) => {}
         }
         last.filter(|t: &String| !t.trim().is_empty())
     }

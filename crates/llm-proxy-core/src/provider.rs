@@ -51,15 +51,9 @@ impl From<llm_proxy_protocol::openai::Usage> for TokenUsage {
 
 /// A chat request as the client sent it.
 #[derive(Debug, Clone)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per request, moved along its path and never stored in bulk; boxing would cost an allocation each"
-)]
 pub enum ChatInput {
     OpenAi(ChatCompletionRequest),
     Anthropic(MessagesRequest),
-    /// Already translated (e.g. by an earlier attempt of a route).
-    Unified(unified::ChatRequest),
 }
 
 impl ChatInput {
@@ -67,7 +61,6 @@ impl ChatInput {
         match self {
             Self::OpenAi(r) => r.is_stream(),
             Self::Anthropic(r) => r.is_stream(),
-            Self::Unified(r) => r.stream,
         }
     }
 
@@ -76,7 +69,6 @@ impl ChatInput {
         match self {
             Self::OpenAi(r) => &r.model,
             Self::Anthropic(r) => &r.model,
-            Self::Unified(r) => &r.model,
         }
     }
 
@@ -86,18 +78,6 @@ impl ChatInput {
         match self {
             Self::OpenAi(r) => r.messages.raw().get().len(),
             Self::Anthropic(r) => r.messages.raw().get().len(),
-            Self::Unified(r) => {
-                r.messages.iter().map(|m| 16 + m.content.iter().map(unified::Part::size_hint).sum::<usize>()).sum()
-            }
-        }
-    }
-
-    /// The client's protocol; `None` for an already unified request.
-    pub fn protocol(&self) -> Option<WireProtocol> {
-        match self {
-            Self::OpenAi(_) => Some(WireProtocol::OpenAi),
-            Self::Anthropic(_) => Some(WireProtocol::Anthropic),
-            Self::Unified(_) => None,
         }
     }
 
@@ -107,7 +87,6 @@ impl ChatInput {
         let mut req = match self {
             Self::OpenAi(r) => crate::translate::openai::request_to_unified(r)?,
             Self::Anthropic(r) => crate::translate::anthropic::request_to_unified(r)?,
-            Self::Unified(r) => r,
         };
         req.model = model.to_string();
         Ok(req)

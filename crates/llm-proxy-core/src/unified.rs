@@ -124,27 +124,6 @@ pub enum Part {
     },
 }
 
-impl Part {
-    /// About how many bytes of JSON this part takes (`ChatInput::size_hint`).
-    pub fn size_hint(&self) -> usize {
-        32 + match self {
-            Self::Text { text, .. } | Self::Thinking { text, .. } => text.len(),
-            Self::Image { source: ImageSource::Base64 { data, .. }, .. } => data.len(),
-            Self::Image { source: ImageSource::Url(url), .. } => url.len(),
-            Self::ToolCall { arguments, .. } => arguments.len(),
-            Self::ToolResult { content, .. } => content
-                .iter()
-                .map(|c| match c {
-                    ToolResultPart::Text(t) => t.len(),
-                    ToolResultPart::Image(ImageSource::Base64 { data, .. }) => data.len(),
-                    ToolResultPart::Image(ImageSource::Url(url)) => url.len(),
-                })
-                .sum(),
-            Self::RedactedThinking { data } => data.len(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolResultPart {
     Text(String),
