@@ -1,6 +1,6 @@
 //! The `llm-proxy` binary as a user runs it: keys on the command line, `config check`, and `serve`
 //! from an empty directory, with debug logging on and canary secrets that must never come out.
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

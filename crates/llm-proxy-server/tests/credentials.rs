@@ -3,7 +3,7 @@
 //! database beyond keys, so these run on SQLite.
 
 // Tests are clients, not the gateway: their own HTTP client and tasks are fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

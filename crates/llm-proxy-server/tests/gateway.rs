@@ -1,6 +1,6 @@
 //! The gateway end to end: a real server on a random port, the mock upstream speaking OpenAI's
 //! wire format, a real database. Every case runs on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 mod common;
 

@@ -4,7 +4,7 @@
 //!
 //! Connection behaviour does not depend on the database, so those cases run on SQLite only.
 // Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 mod common;
 

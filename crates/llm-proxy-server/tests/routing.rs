@@ -4,7 +4,7 @@
 //! not touch the database, so these run on SQLite (stored routes run on both).
 
 // Tests are clients, not the gateway: their own HTTP client and tasks are fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

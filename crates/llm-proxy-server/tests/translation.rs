@@ -4,7 +4,7 @@
 //! so these run on SQLite only.
 
 // Tests are clients, not the gateway: their own HTTP client is fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -5,7 +5,7 @@
 //! under its own prefix; the outage tests start and kill their own `redis-server`.
 
 // Test helpers panic on the unexpected, like the tests themselves.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -8,6 +8,10 @@
 //! each creates its own database through it and drops it afterwards. Without the variable they
 //! are skipped, except on CI (`CI=true`), where skipping would hide a broken backend.
 
+// The cases are plain async fns run by `store_suite!`, not `#[test]`s, so clippy's test
+// allowances do not reach them; a test may expect and panic.
+#![allow(clippy::expect_used, clippy::panic)]
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -16,15 +16,18 @@ const BUNDLED_JSON: &str = include_str!("../../data/pricing.json");
 const FORMAT: u32 = 1;
 
 static BUNDLED: LazyLock<PriceTable> = LazyLock::new(|| {
-    // The file is part of the source tree and a unit test parses it: failing here is a build error
-    // that slipped through, not a runtime condition.
-    PriceTable::from_json(BUNDLED_JSON).expect("the bundled data/pricing.json is valid")
+    // The file is part of the source tree and a unit test parses it, so this cannot fail in a
+    // tested build; should it anyway, the gateway serves unpriced rather than not at all.
+    PriceTable::from_json(BUNDLED_JSON).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the bundled pricing registry does not parse; requests go unpriced");
+        PriceTable::default()
+    })
 });
 
 /// Prices and limits of known models, by provider and model id.
 ///
 /// Immutable once built: refreshes and overrides make a new table (see `PricingSource`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     /// Sorted by `provider/model`, case-insensitively: the order `search` lists them in.
     entries: Vec<Entry>,

@@ -3,7 +3,7 @@
 //! PostgreSQL runs when `LLM_PROXY_TEST_DATABASE_URL` names a server; each gateway gets a fresh
 //! database there. On CI (`CI=true`) an unset variable fails the test instead of skipping it.
 // Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
-#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
