@@ -14,6 +14,7 @@ pub mod conn_io;
 pub mod deliver;
 pub mod dispatch;
 pub mod error;
+pub mod exchange;
 pub mod health_check;
 pub mod listener;
 pub mod meter;
