@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::provider::ChatInput;
 use crate::routing::conversation_key;
+use crate::token_estimate::TokenCounter;
 
 /// Ends a walk over the messages early (or on a message that does not decode).
 enum Walk {
@@ -91,6 +92,61 @@ impl ChatInput {
     }
 }
 
+impl ChatInput {
+    /// Decodes a chat request body in the client's `protocol` (for a body kept as bytes, read
+    /// again only when needed).
+    pub fn decode(protocol: crate::unified::WireProtocol, body: &[u8]) -> Option<Self> {
+        use crate::unified::WireProtocol;
+        match protocol {
+            WireProtocol::Anthropic => llm_proxy_protocol::json::decode(body).ok().map(Self::Anthropic),
+            WireProtocol::OpenAi => llm_proxy_protocol::json::decode(body).ok().map(Self::OpenAi),
+            _ => None,
+        }
+    }
+
+    /// Prompt tokens of the request counted with `o200k_base`, in its own shape: the text of the
+    /// system prompt and of every message (its text parts and tool-call arguments too), plus a
+    /// little framing per message. Past the counter's exact budget the rest is extrapolated (see
+    /// `TokenCounter`): this is for answers the upstream reported no usage for.
+    pub fn prompt_tokens(&self) -> u64 {
+        let mut n = TokenCounter::default();
+        match self {
+            Self::OpenAi(r) => {
+                let _ = r.messages.try_for_each(|_, m| -> Result<(), Walk> {
+                    n.add_tokens(PER_MESSAGE);
+                    m.rest.iter().for_each(|(k, v)| count_strings(v, Some(k), &mut n));
+                    Ok(())
+                });
+            }
+            Self::Anthropic(r) => {
+                if let Some(system) = &r.system {
+                    count_strings(system, Some("system"), &mut n);
+                }
+                let _ = r.messages.try_for_each(|_, m| -> Result<(), Walk> {
+                    n.add_tokens(PER_MESSAGE);
+                    count_strings(&m.content, Some("content"), &mut n);
+                    Ok(())
+                });
+            }
+        }
+        n.total()
+    }
+}
+
+/// Per-message framing (role markers) that chat templates add.
+const PER_MESSAGE: u64 = 3;
+
+/// Counts the strings under `content`, `text`, `system` and `arguments` keys, at any depth:
+/// what a model reads of a message in either protocol.
+fn count_strings(v: &Value, key: Option<&str>, out: &mut TokenCounter) {
+    match v {
+        Value::String(s) if matches!(key, Some("content" | "text" | "system" | "arguments")) => out.add_text(s),
+        Value::Array(items) => items.iter().for_each(|i| count_strings(i, key, out)),
+        Value::Object(m) => m.iter().for_each(|(k, v)| count_strings(v, Some(k), out)),
+        _ => {}
+    }
+}
+
 /// The text of a message content in either protocol: a string, or the `text` of its parts.
 fn content_text(v: &Value) -> String {
     match v {
@@ -145,5 +201,22 @@ mod tests {
             "messages": [{"role": "user", "content": "first"}]}));
         assert_eq!(r.conversation_key(None), conversation_key(&["start", "sys", "first"]));
         assert_eq!(r.last_user_text().as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn prompt_tokens_count_what_the_model_reads_in_either_shape() {
+        let o = openai(serde_json::json!({"model": "m", "user": "not counted", "messages": [
+            {"role": "system", "content": "hello world"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function",
+                "function": {"name": "f", "arguments": "hello world"}}]},
+            {"role": "user", "content": [{"type": "text", "text": "hello world"}]}]}));
+        let hello = crate::token_estimate::count_text("hello world");
+        assert_eq!(o.prompt_tokens(), 3 * (PER_MESSAGE + hello));
+        let a = anthropic(serde_json::json!({"model": "m", "max_tokens": 5, "system": "hello world",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hello world"}]}]}));
+        assert_eq!(a.prompt_tokens(), PER_MESSAGE + 2 * hello);
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hello world"}]}"#;
+        let decoded = ChatInput::decode(crate::unified::WireProtocol::OpenAi, body).unwrap();
+        assert_eq!(decoded.prompt_tokens(), PER_MESSAGE + hello);
     }
 }

@@ -2,28 +2,70 @@
 
 use serde::Serialize;
 
-/// Low-cardinality reasons a request did not succeed, shared by the log, metrics and tests.
-pub mod error_kind {
-    pub const INVALID_REQUEST: &str = "invalid_request";
-    pub const AUTHENTICATION: &str = "authentication";
-    pub const PERMISSION: &str = "permission";
-    pub const NOT_FOUND: &str = "not_found";
-    pub const BODY_TOO_LARGE: &str = "body_too_large";
-    pub const UPSTREAM_STATUS: &str = "upstream_status";
-    pub const UPSTREAM_CONNECT: &str = "upstream_connect";
-    pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
-    pub const UPSTREAM_PROTOCOL: &str = "upstream_protocol";
-    pub const STREAM_INTERRUPTED: &str = "stream_interrupted";
+/// Low-cardinality reasons a request (or one upstream attempt) did not succeed, shared by the
+/// log, metrics and tests. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    InvalidRequest,
+    Authentication,
+    Permission,
+    NotFound,
+    BodyTooLarge,
+    UpstreamStatus,
+    UpstreamConnect,
+    UpstreamTimeout,
+    UpstreamProtocol,
+    StreamInterrupted,
     /// A rate limit, budget or parallel-request cap of the gateway's refused it.
-    pub const RATE_LIMITED: &str = "rate_limited";
+    RateLimited,
     /// Every deployment that could serve it had its circuit breaker open.
-    pub const UPSTREAM_UNAVAILABLE: &str = "upstream_unavailable";
-    pub const CLIENT_DISCONNECT: &str = "client_disconnect";
+    UpstreamUnavailable,
+    ClientDisconnect,
     /// Still running when the shutdown grace period ended.
-    pub const SHUTDOWN: &str = "shutdown";
+    Shutdown,
     /// The gateway was at its limit of requests in flight.
-    pub const OVERLOADED: &str = "overloaded";
-    pub const INTERNAL: &str = "internal";
+    Overloaded,
+    Internal,
+    /// A stored kind this build does not know (written by a newer instance sharing the
+    /// database): read, never written.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Authentication => "authentication",
+            Self::Permission => "permission",
+            Self::NotFound => "not_found",
+            Self::BodyTooLarge => "body_too_large",
+            Self::UpstreamStatus => "upstream_status",
+            Self::UpstreamConnect => "upstream_connect",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamProtocol => "upstream_protocol",
+            Self::StreamInterrupted => "stream_interrupted",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::ClientDisconnect => "client_disconnect",
+            Self::Shutdown => "shutdown",
+            Self::Overloaded => "overloaded",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The kind a stored name stands for; a name this build does not know is `Unknown`.
+    pub fn parse(name: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).unwrap_or(Self::Unknown)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The HTTP-ish status recorded for a client that went away before the answer was complete
@@ -63,7 +105,7 @@ pub struct RequestLogEntry {
     /// The token counts (and so the cost) were counted by the gateway, not reported by the
     /// upstream: a stream cut short, or an upstream that reports no usage.
     pub cost_estimated: bool,
-    pub error_kind: Option<String>,
+    pub error_kind: Option<ErrorKind>,
     /// A short, secret-free description for operators.
     pub error_message: Option<String>,
     /// Every upstream call made for this request, in order (retries and fallbacks included); the
@@ -80,9 +122,9 @@ pub struct AttemptRecord {
     /// (502 unreachable, 504 timeout); 200 for the attempt that answered.
     pub status: u16,
     pub latency_ms: u64,
-    /// An `error_kind` for a failed attempt.
+    /// Why the attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<String>,
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// Makes client-supplied text fit to store and show: control characters escaped
@@ -166,6 +208,19 @@ pub struct LogPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_kinds_are_stored_by_name_and_unknown_names_still_read() {
+        for kind in [ErrorKind::ClientDisconnect, ErrorKind::UpstreamStatus, ErrorKind::RateLimited] {
+            assert_eq!(ErrorKind::parse(kind.as_str()), kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::Value::from(kind.as_str()));
+        }
+        assert_eq!(ErrorKind::parse("something_newer"), ErrorKind::Unknown);
+        let attempt: AttemptRecord =
+            serde_json::from_str(r#"{"provider":"p","model":"m","status":500,"latency_ms":3,"error_kind":"new"}"#)
+                .unwrap();
+        assert_eq!(attempt.error_kind, Some(ErrorKind::Unknown));
+    }
 
     #[test]
     fn clean_text_escapes_controls_and_caps_length() {

@@ -182,7 +182,7 @@ impl Accounting {
                 None => ApiError::rate_limited(
                     "A rate limit of this gateway refused the request.",
                     "rate_limit_exceeded",
-                    1,
+                    std::time::Duration::from_secs(1),
                 ),
             };
             err.headers = headers;
@@ -260,7 +260,7 @@ impl Demand {
 }
 
 fn refused(why: &Refusal, headers: Vec<(&'static str, String)>) -> ApiError {
-    ApiError { headers, ..ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after_secs) }
+    ApiError { headers, ..ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after) }
 }
 
 /// What admission granted a request, carried by its meter until it is recorded.

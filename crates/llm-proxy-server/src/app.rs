@@ -195,7 +195,7 @@ async fn per_ip_limit(
         && let Err(wait) = state.accounting.ip.check(ip, rpm)
     {
         let why = llm_proxy_core::limits::Refusal::ip(rpm, wait);
-        let err = ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after_secs);
+        let err = ApiError::rate_limited(&why.message, why.kind.code(), why.retry_after);
         let protocol = if req.uri().path().starts_with("/v1/messages") {
             llm_proxy_core::unified::WireProtocol::Anthropic
         } else {

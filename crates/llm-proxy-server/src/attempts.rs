@@ -21,7 +21,7 @@ use rand::Rng;
 use crate::accounting::{Accounting, DeploymentReservation};
 use crate::error::ApiError;
 use llm_proxy_core::limits::{RateLimits, Refusal};
-use llm_proxy_core::request_log::error_kind;
+use llm_proxy_core::request_log::ErrorKind;
 
 /// How long the first chunk of a stream is awaited before answering 200. Within it, a stream that
 /// fails at once still gets an honest status — or another deployment; past it, the client gets
@@ -177,8 +177,8 @@ where
             Some(limits) => match gate.accounting.admit_deployment(&candidate.key(), limits, gate.tokens).await {
                 Ok(r) => r,
                 Err(why) => {
-                    attempts.push(record(&candidate, 429, Duration::ZERO, Some(error_kind::RATE_LIMITED)));
-                    if limited.as_ref().is_none_or(|l| why.retry_after_secs < l.retry_after_secs) {
+                    attempts.push(record(&candidate, 429, Duration::ZERO, Some(ErrorKind::RateLimited)));
+                    if limited.as_ref().is_none_or(|l| why.retry_after < l.retry_after) {
                         limited = Some(why);
                     }
                     continue;
@@ -252,8 +252,8 @@ where
         (None, Some(why), breakers) => {
             // Over their limits (and any others out with open breakers): the client should slow
             // down, and may come back when the first of them has room.
-            let secs = breakers.map_or(why.retry_after_secs, |b| why.retry_after_secs.min(b.as_secs().max(1)));
-            ApiError::rate_limited(&why.message, why.kind.code(), secs)
+            let wait = breakers.map_or(why.retry_after, |b| why.retry_after.min(b));
+            ApiError::rate_limited(&why.message, why.kind.code(), wait)
         }
         (None, None, Some(retry_in)) => ApiError::all_deployments_unavailable(retry_in),
         (None, None, None) => ApiError::route_timed_out(plan.deadline),
@@ -261,13 +261,13 @@ where
     (Err(err), attempts)
 }
 
-fn record(c: &Candidate, status: u16, latency: Duration, error_kind: Option<&str>) -> AttemptRecord {
+fn record(c: &Candidate, status: u16, latency: Duration, error_kind: Option<ErrorKind>) -> AttemptRecord {
     AttemptRecord {
         provider: c.provider_name.clone(),
         model: c.upstream_model.clone(),
         status,
         latency_ms: latency.as_millis() as u64,
-        error_kind: error_kind.map(String::from),
+        error_kind,
     }
 }
 

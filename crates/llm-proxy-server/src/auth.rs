@@ -140,7 +140,7 @@ impl Shared {
             return Err(ApiError::rate_limited(
                 "Too many failed authentications from this address; wait before trying again.",
                 "too_many_auth_failures",
-                wait.as_secs(),
+                wait,
             ));
         }
         let principal = bearer(&parts.headers).and_then(|secret| self.authenticate(secret));

@@ -9,27 +9,55 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::{Failure, ProviderError, TimeoutPhase};
-use llm_proxy_core::request_log::error_kind;
+use llm_proxy_core::request_log::ErrorKind;
 use llm_proxy_core::unified::WireProtocol;
 use serde_json::json;
+use std::time::Duration;
+
+/// The error's `type` in OpenAI's shape. (Anthropic's `type` follows from the status instead:
+/// [`ApiError::anthropic_type`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    InvalidRequest,
+    Authentication,
+    Permission,
+    RateLimit,
+    /// The gateway's own failure (or it is shutting down, or overloaded).
+    Server,
+    /// An upstream failed, or none could be reached.
+    Upstream,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request_error",
+            Self::Authentication => "authentication_error",
+            Self::Permission => "permission_error",
+            Self::RateLimit => "rate_limit_error",
+            Self::Server => "server_error",
+            Self::Upstream => "upstream_error",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    /// OpenAI's `type`: `invalid_request_error`, `authentication_error`, ...
-    pub kind: &'static str,
+    pub kind: ErrorType,
     pub message: String,
     pub param: Option<String>,
     pub code: Option<String>,
     /// Low-cardinality reason for the request log and metrics.
-    pub log_kind: &'static str,
-    pub retry_after: Option<String>,
+    pub log_kind: ErrorKind,
+    /// Sent as whole seconds, rounded up.
+    pub retry_after: Option<Duration>,
     /// Extra response headers (`x-ratelimit-*` on a refusal).
     pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, log_kind: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, kind: ErrorType, log_kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             status,
             kind,
@@ -43,10 +71,10 @@ impl ApiError {
     }
 
     /// A rate limit or budget of the gateway's own refused the request.
-    pub fn rate_limited(message: &str, code: &str, retry_after_secs: u64) -> Self {
+    pub fn rate_limited(message: &str, code: &str, retry_after: Duration) -> Self {
         Self {
-            retry_after: Some(retry_after_secs.max(1).to_string()),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", error_kind::RATE_LIMITED, message)
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimit, ErrorKind::RateLimited, message)
                 .with_code(code)
         }
     }
@@ -62,16 +90,16 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", error_kind::INVALID_REQUEST, message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequest, ErrorKind::InvalidRequest, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", error_kind::AUTHENTICATION, message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorType::Authentication, ErrorKind::Authentication, message)
             .with_code("invalid_api_key")
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "permission_error", error_kind::PERMISSION, message)
+        Self::new(StatusCode::FORBIDDEN, ErrorType::Permission, ErrorKind::Permission, message)
             .with_code("model_not_allowed")
     }
 
@@ -79,8 +107,8 @@ impl ApiError {
         let model = llm_proxy_core::request_log::clean_text(model, 256);
         Self::new(
             StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            error_kind::NOT_FOUND,
+            ErrorType::InvalidRequest,
+            ErrorKind::NotFound,
             format!(
                 "The model `{model}` does not exist or is not configured on this gateway. \
                  GET /v1/models lists the models your key may use; name one as `provider/model` \
@@ -94,48 +122,48 @@ impl ApiError {
     pub fn body_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            error_kind::BODY_TOO_LARGE,
+            ErrorType::InvalidRequest,
+            ErrorKind::BodyTooLarge,
             format!("Request body is larger than the gateway's limit of {limit} bytes."),
         )
         .with_code("request_too_large")
     }
 
     pub fn not_found_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", error_kind::NOT_FOUND, "Unknown path.")
+        Self::new(StatusCode::NOT_FOUND, ErrorType::InvalidRequest, ErrorKind::NotFound, "Unknown path.")
     }
 
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            error_kind::INVALID_REQUEST,
+            ErrorType::InvalidRequest,
+            ErrorKind::InvalidRequest,
             "This path does not accept that method.",
         )
     }
 
-    pub fn body_timeout(after: std::time::Duration) -> Self {
+    pub fn body_timeout(after: Duration) -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
-            "invalid_request_error",
-            error_kind::INVALID_REQUEST,
+            ErrorType::InvalidRequest,
+            ErrorKind::InvalidRequest,
             format!("The request body did not arrive within {} s.", after.as_secs()),
         )
         .with_code("request_timeout")
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", error_kind::INTERNAL, message)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorType::Server, ErrorKind::Internal, message)
     }
 
     /// `connections.max_in_flight` requests are already running.
     pub fn overloaded(max_in_flight: usize) -> Self {
         Self {
-            retry_after: Some("1".into()),
+            retry_after: Some(Duration::from_secs(1)),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                error_kind::OVERLOADED,
+                ErrorType::Server,
+                ErrorKind::Overloaded,
                 format!("The gateway is at its limit of {max_in_flight} requests in flight; retry shortly."),
             )
             .with_code("gateway_overloaded")
@@ -145,22 +173,22 @@ impl ApiError {
     pub fn shutting_down() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            error_kind::SHUTDOWN,
+            ErrorType::Server,
+            ErrorKind::Shutdown,
             "The gateway is shutting down; retry on another instance.",
         )
         .with_code("shutting_down")
     }
 
     /// Every deployment of a route has its circuit breaker open.
-    pub fn all_deployments_unavailable(retry_in: std::time::Duration) -> Self {
+    pub fn all_deployments_unavailable(retry_in: Duration) -> Self {
         let secs = retry_in.as_secs_f64().ceil().max(1.0) as u64;
         Self {
-            retry_after: Some(secs.to_string()),
+            retry_after: Some(retry_in),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_error",
-                error_kind::UPSTREAM_UNAVAILABLE,
+                ErrorType::Upstream,
+                ErrorKind::UpstreamUnavailable,
                 format!(
                     "Every deployment for this model is failing and has been taken out of rotation; retry in {secs} s."
                 ),
@@ -170,18 +198,18 @@ impl ApiError {
     }
 
     /// A route's time budget ran out before any attempt could be made.
-    pub fn route_timed_out(after: std::time::Duration) -> Self {
+    pub fn route_timed_out(after: Duration) -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "upstream_error",
-            error_kind::UPSTREAM_TIMEOUT,
+            ErrorType::Upstream,
+            ErrorKind::UpstreamTimeout,
             format!("No upstream answered within the route's {} s budget.", after.as_secs()),
         )
         .with_code("route_timeout")
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", error_kind::INTERNAL, "Internal error.")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Server, ErrorKind::Internal, "Internal error.")
     }
 
     /// Maps an upstream failure. The upstream's message is passed on for statuses that are the
@@ -191,15 +219,15 @@ impl ApiError {
         match err {
             ProviderError::Connect(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                error_kind::UPSTREAM_CONNECT,
+                ErrorType::Upstream,
+                ErrorKind::UpstreamConnect,
                 format!("Could not reach upstream provider `{provider}`."),
             )
             .with_code("upstream_unreachable"),
             ProviderError::Timeout(phase) => Self::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                "upstream_error",
-                error_kind::UPSTREAM_TIMEOUT,
+                ErrorType::Upstream,
+                ErrorKind::UpstreamTimeout,
                 format!(
                     "Upstream provider `{provider}` timed out {}.",
                     match phase {
@@ -212,13 +240,11 @@ impl ApiError {
             .with_code("upstream_timeout"),
             ProviderError::Status { status, message, code, retry_after, failure } => {
                 let upstream_code = code.clone().unwrap_or_else(|| format!("upstream_{status}"));
-                // Whole seconds, rounded up: what `retry-after` carries.
-                let retry_after = retry_after.map(|d| d.as_secs_f64().ceil().max(1.0).to_string());
                 if *failure == Failure::Auth {
                     return Self::new(
                         StatusCode::BAD_GATEWAY,
-                        "upstream_error",
-                        error_kind::UPSTREAM_STATUS,
+                        ErrorType::Upstream,
+                        ErrorKind::UpstreamStatus,
                         format!("Upstream provider `{provider}` refused the gateway's credentials (HTTP {status}); the operator must check its API key."),
                     )
                     .with_code(format!("upstream_{status}"));
@@ -228,29 +254,29 @@ impl ApiError {
                         code: Some(upstream_code),
                         ..Self::new(
                             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
-                            "invalid_request_error",
-                            error_kind::UPSTREAM_STATUS,
+                            ErrorType::InvalidRequest,
+                            ErrorKind::UpstreamStatus,
                             format!("Upstream provider `{provider}` rejected the request: {message}"),
                         )
                     },
                     // Anthropic's "overloaded": a temporary outage, to be retried later.
                     529 => Self {
                         code: Some(upstream_code),
-                        retry_after: retry_after.clone(),
+                        retry_after: *retry_after,
                         ..Self::new(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            "upstream_error",
-                            error_kind::UPSTREAM_STATUS,
+                            ErrorType::Upstream,
+                            ErrorKind::UpstreamStatus,
                             format!("Upstream provider `{provider}` is overloaded: {message}"),
                         )
                     },
                     429 => Self {
                         code: Some(upstream_code),
-                        retry_after: retry_after.clone(),
+                        retry_after: *retry_after,
                         ..Self::new(
                             StatusCode::TOO_MANY_REQUESTS,
-                            "rate_limit_error",
-                            error_kind::UPSTREAM_STATUS,
+                            ErrorType::RateLimit,
+                            ErrorKind::UpstreamStatus,
                             format!("Upstream provider `{provider}` is rate limiting: {message}"),
                         )
                     },
@@ -258,8 +284,8 @@ impl ApiError {
                         code: Some(upstream_code),
                         ..Self::new(
                             StatusCode::BAD_GATEWAY,
-                            "upstream_error",
-                            error_kind::UPSTREAM_STATUS,
+                            ErrorType::Upstream,
+                            ErrorKind::UpstreamStatus,
                             format!("Upstream provider `{provider}` failed with HTTP {status}: {message}"),
                         )
                     },
@@ -267,15 +293,15 @@ impl ApiError {
             }
             ProviderError::Protocol(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                error_kind::UPSTREAM_PROTOCOL,
+                ErrorType::Upstream,
+                ErrorKind::UpstreamProtocol,
                 format!("Upstream provider `{provider}` answered with an invalid response."),
             )
             .with_code("upstream_invalid_response"),
             ProviderError::Reported(message) => Self::new(
                 StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                error_kind::STREAM_INTERRUPTED,
+                ErrorType::Upstream,
+                ErrorKind::StreamInterrupted,
                 format!("Upstream provider `{provider}` failed mid-answer: {message}"),
             )
             .with_code("upstream_error"),
@@ -290,8 +316,8 @@ impl ApiError {
             }
             ProviderError::Interrupted(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                error_kind::STREAM_INTERRUPTED,
+                ErrorType::Upstream,
+                ErrorKind::StreamInterrupted,
                 format!("Upstream provider `{provider}` broke off its answer."),
             )
             .with_code("upstream_interrupted"),
@@ -300,7 +326,7 @@ impl ApiError {
 
     /// The JSON body, also used for an error event inside a stream.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+        json!({"error": {"message": self.message, "type": self.kind.as_str(), "param": self.param, "code": self.code}})
     }
 }
 
@@ -337,8 +363,10 @@ impl ApiError {
 
     fn respond(self, body: serde_json::Value) -> Response {
         let mut resp = (self.status, Json(body)).into_response();
-        if let Some(v) = self.retry_after.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
-            resp.headers_mut().insert("retry-after", v);
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up, at least one.
+            let secs = wait.as_micros().div_ceil(1_000_000).max(1);
+            resp.headers_mut().insert("retry-after", HeaderValue::from(u64::try_from(secs).unwrap_or(u64::MAX)));
         }
         crate::accounting::apply_headers(&mut resp, &self.headers);
         if self.status == StatusCode::PAYLOAD_TOO_LARGE || self.status == StatusCode::REQUEST_TIMEOUT {

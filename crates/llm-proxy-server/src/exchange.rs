@@ -116,7 +116,7 @@ impl<'a> Exchange<'a> {
         let len = bytes.len();
         // A reference count, not a copy: the prompt is counted from it should the upstream
         // report no usage.
-        meter.keep_body(bytes);
+        meter.keep_body(bytes, protocol);
         Ok((principal, request, len))
     }
 

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use llm_proxy_core::log_writer::LogSink;
 use llm_proxy_core::model_catalog::Resolved;
-use llm_proxy_core::provider::TokenUsage;
-use llm_proxy_core::request_log::{AttemptRecord, RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text, error_kind};
+use llm_proxy_core::provider::{ChatInput, TokenUsage};
+use llm_proxy_core::request_log::{AttemptRecord, ErrorKind, RequestLogEntry, STATUS_CLIENT_CLOSED, clean_text};
 use llm_proxy_core::shared_state::InFlightGuard;
+use llm_proxy_core::unified::WireProtocol;
 
 use crate::accounting::{Accounting, Admission, DeploymentReservation};
 
@@ -32,9 +33,9 @@ pub struct RequestMeter {
     admission: Option<Admission>,
     /// The serving deployment's price, looked up once when it is known.
     price: Option<llm_proxy_core::pricing::ModelPrice>,
-    /// The request body, kept (a reference count, not a copy) to count its tokens locally should
-    /// the upstream report none.
-    body: Option<bytes::Bytes>,
+    /// The request body and its protocol, kept (a reference count, not a copy) to count its
+    /// tokens locally should the upstream report none.
+    body: Option<(bytes::Bytes, WireProtocol)>,
     /// Content chunks streamed to the client: roughly one token each, the completion estimate
     /// when the upstream reports no usage.
     content_chunks: u64,
@@ -104,8 +105,8 @@ impl RequestMeter {
         }
     }
 
-    pub fn keep_body(&mut self, body: bytes::Bytes) {
-        self.body = Some(body);
+    pub fn keep_body(&mut self, body: bytes::Bytes, protocol: WireProtocol) {
+        self.body = Some((body, protocol));
     }
 
     /// The key's user, for the log and per-user stats.
@@ -152,7 +153,7 @@ impl RequestMeter {
         self.record(err.status.as_u16(), Some(err.log_kind), Some(err.message.clone()));
     }
 
-    fn record(&mut self, status: u16, kind: Option<&str>, message: Option<String>) {
+    fn record(&mut self, status: u16, kind: Option<ErrorKind>, message: Option<String>) {
         if self.recorded {
             return;
         }
@@ -161,7 +162,7 @@ impl RequestMeter {
         let mut entry = std::mem::take(&mut self.entry);
         entry.status = status;
         entry.latency_ms = self.started.elapsed().as_millis() as u64;
-        entry.error_kind = kind.map(String::from);
+        entry.error_kind = kind;
         entry.error_message = message.map(|m| clean_text(&m, MAX_MESSAGE_CHARS));
         let done =
             Finished { entry, admission: self.admission.take(), price: self.price.take(), sink: self.sink.clone() };
@@ -170,7 +171,8 @@ impl RequestMeter {
         // on an async worker: it goes to a blocking thread, and the row follows from there.
         match (self.usage, self.content_chunks, self.body.take()) {
             (None, chunks @ 1.., body) => llm_proxy_core::cpu_pool::detach(move || {
-                let prompt = body.as_deref().map(estimate_prompt_tokens).unwrap_or(0);
+                let request = body.and_then(|(bytes, protocol)| ChatInput::decode(protocol, &bytes));
+                let prompt = request.map_or(0, |r| r.prompt_tokens());
                 let usage = TokenUsage { prompt_tokens: prompt, completion_tokens: chunks, ..Default::default() };
                 done.record(Some(usage), true);
             }),
@@ -217,36 +219,9 @@ impl Drop for RequestMeter {
         if !self.recorded {
             self.record(
                 STATUS_CLIENT_CLOSED,
-                Some(error_kind::CLIENT_DISCONNECT),
+                Some(ErrorKind::ClientDisconnect),
                 Some("the client disconnected before the answer was complete".into()),
             );
         }
     }
-}
-
-/// Prompt tokens of a request body counted with `o200k_base`: the text of every `content`,
-/// `text` and `system` string in it (either protocol's shape), plus a little framing per message.
-/// Past the counter's exact budget the rest is extrapolated (see `TokenCounter`).
-fn estimate_prompt_tokens(body: &[u8]) -> u64 {
-    use llm_proxy_core::token_estimate::TokenCounter;
-    fn walk(v: &serde_json::Value, key: Option<&str>, out: &mut TokenCounter) {
-        match v {
-            serde_json::Value::String(s) if matches!(key, Some("content" | "text" | "system" | "arguments")) => {
-                out.add_text(s);
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, key, out)),
-            serde_json::Value::Object(m) => {
-                if m.contains_key("role") {
-                    out.add_tokens(3);
-                }
-                m.iter().for_each(|(k, v)| walk(v, Some(k), out));
-            }
-            _ => {}
-        }
-    }
-    let mut n = TokenCounter::default();
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        walk(&v, None, &mut n);
-    }
-    n.total()
 }

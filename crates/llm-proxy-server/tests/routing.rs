@@ -210,7 +210,7 @@ routes:
     assert_eq!(row.provider.as_deref(), Some("claude"));
     let statuses: Vec<(String, u16)> = row.attempts.iter().map(|a| (a.model.clone(), a.status)).collect();
     assert_eq!(statuses, vec![("mock-fail-500".into(), 500), ("mock-fallback".into(), 200)]);
-    assert_eq!(row.attempts[0].error_kind.as_deref(), Some("upstream_status"));
+    assert_eq!(row.attempts[0].error_kind.map(|k| k.as_str()), Some("upstream_status"));
 
     // 400 is the request's fault: not retried, not failed over.
     let before = gw.mock.state.requests().len();

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use llm_proxy_core::config::RouteConfig;
-use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogPage, LogQuery, RequestLogEntry};
+use llm_proxy_core::request_log::{AttemptRecord, ErrorKind, LogCursor, LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey};
 use sqlx::{Database, Encode, QueryBuilder, Type};
@@ -240,7 +240,7 @@ impl TryFrom<LogRow> for RequestLogEntry {
             reasoning_tokens: count(row.reasoning_tokens, "request_logs.reasoning_tokens is negative")?,
             cost_usd: row.cost_usd,
             cost_estimated: row.cost_estimated,
-            error_kind: row.error_kind,
+            error_kind: row.error_kind.as_deref().map(ErrorKind::parse),
             error_message: row.error_message,
             attempts: attempts_from_column(row.attempts.as_deref()),
         })
@@ -361,7 +361,7 @@ where
             .push_bind(e.prompt_tokens.map(to_i64))
             .push_bind(e.completion_tokens.map(to_i64))
             .push_bind(e.cost_usd)
-            .push_bind(e.error_kind.as_deref())
+            .push_bind(e.error_kind.map(ErrorKind::as_str))
             .push_bind(e.error_message.as_deref())
             .push_bind(attempts_column(&e.attempts))
             .push_bind(e.cached_tokens.map(to_i64))
@@ -612,7 +612,7 @@ mod tests {
                 model: "m".into(),
                 status: 503,
                 latency_ms: 7,
-                error_kind: Some("upstream_status".into()),
+                error_kind: Some(ErrorKind::UpstreamStatus),
             },
             AttemptRecord { provider: "b".into(), model: "n".into(), status: 200, latency_ms: 9, error_kind: None },
         ];

@@ -237,7 +237,7 @@ fn attempt(provider: &str, model: &str, status: u16, error_kind: Option<&str>) -
         model: model.into(),
         status,
         latency_ms: u64::from(status) / 10,
-        error_kind: error_kind.map(str::to_string),
+        error_kind: error_kind.map(llm_proxy_core::request_log::ErrorKind::parse),
     }
 }
 
@@ -511,7 +511,7 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
         cost_usd: Some(0.1 + 0.2),
         cost_estimated: true,
         user: Some("alice — ops 😶".into()),
-        error_kind: Some("client_disconnect".into()),
+        error_kind: Some(llm_proxy_core::request_log::ErrorKind::ClientDisconnect),
         error_message: Some("client went away — \"mid-stream\" 😶; DROP TABLE x;".into()),
         attempts: vec![
             attempt("openai", "gpt-4o", 429, Some("upstream_status")),

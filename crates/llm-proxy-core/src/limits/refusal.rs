@@ -36,7 +36,7 @@ pub struct Refusal {
     /// requests per minute (5). Try again in 12s."
     pub message: String,
     /// The `retry-after` header: whole seconds, rounded up, at least 1.
-    pub retry_after_secs: u64,
+    pub retry_after: Duration,
     pub kind: RefusalKind,
     /// Whose limit it was (for metrics).
     pub scope: Scope,
@@ -51,7 +51,7 @@ impl Refusal {
                 "Too many concurrent requests: the key's limit of {max} in flight at once is reached. Try again when one \
                  finishes."
             ),
-            retry_after_secs: 1,
+            retry_after: Duration::from_secs(1),
             kind: RefusalKind::Parallel,
             scope: Scope::Key,
         }
@@ -64,7 +64,7 @@ impl Refusal {
                 "Rate limit reached: this address's requests per minute ({rpm}). Try again in {}.",
                 format_reset(retry_after)
             ),
-            retry_after_secs: secs_up(retry_after),
+            retry_after: secs_up(retry_after),
             kind: RefusalKind::RateLimit,
             scope: Scope::Ip,
         }
@@ -89,7 +89,7 @@ pub fn refusal(specs: &[LimitSpec], acquired: &Acquired) -> Option<Refusal> {
         // Refused with no limit saying why (a counters backend in trouble): still a 429.
         return Some(Refusal {
             message: "Rate limit reached. Try again in 1s.".into(),
-            retry_after_secs: 1,
+            retry_after: Duration::from_secs(1),
             kind: RefusalKind::RateLimit,
             scope: Scope::Global,
         });
@@ -118,9 +118,10 @@ pub fn refusal(specs: &[LimitSpec], acquired: &Acquired) -> Option<Refusal> {
             RefusalKind::RateLimit,
         ),
     };
-    Some(Refusal { message, retry_after_secs: secs_up(wait), kind, scope: spec.scope })
+    Some(Refusal { message, retry_after: secs_up(wait), kind, scope: spec.scope })
 }
 
-fn secs_up(d: Duration) -> u64 {
-    d.as_micros().div_ceil(1_000_000).max(1).try_into().unwrap_or(u64::MAX)
+/// Whole seconds, rounded up, at least one: what `retry-after` can carry.
+fn secs_up(d: Duration) -> Duration {
+    Duration::from_secs(d.as_micros().div_ceil(1_000_000).max(1).try_into().unwrap_or(u64::MAX))
 }

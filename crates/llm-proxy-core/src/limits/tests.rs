@@ -336,7 +336,7 @@ fn a_rate_refusal_names_the_limit_and_when_to_come_back() {
         refusal(&specs, &a),
         Some(Refusal {
             message: "Rate limit reached: the key's requests per minute (5). Try again in 12s.".into(),
-            retry_after_secs: 12,
+            retry_after: Duration::from_secs(12),
             kind: RefusalKind::RateLimit,
             scope: Scope::Key,
         })
@@ -346,7 +346,7 @@ fn a_rate_refusal_names_the_limit_and_when_to_come_back() {
 
     // A partial second rounds up.
     states[0] = refused(60_000, 11_001);
-    assert_eq!(refusal(&specs, &acquired(states)).unwrap().retry_after_secs, 12);
+    assert_eq!(refusal(&specs, &acquired(states)).unwrap().retry_after.as_secs(), 12);
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn of_several_refusals_the_one_that_frees_up_last_is_named() {
     let states = vec![refused(60_000, 600), refused(30_000, 30_500), allowed(0, 1), refused(3_600_000, 1_000)];
     let r = refusal(&specs, &acquired(states)).unwrap();
     assert_eq!(r.message, "Rate limit reached: the key's tokens per minute (100000). Try again in 30.5s.");
-    assert_eq!(r.retry_after_secs, 31);
+    assert_eq!(r.retry_after.as_secs(), 31);
 
     // Equal waits: the first listed (the narrower scope) is named.
     let states = vec![refused(1, 2_000), refused(1, 2_000), allowed(0, 1), allowed(0, 1)];
@@ -380,7 +380,7 @@ fn a_budget_refusal_names_the_budget_and_when_its_window_ends() {
         r.message,
         "Budget exceeded: the key's daily budget ($10.00) is reached. It resets at 2026-11-23T00:00:00Z (in 10h14m30s)."
     );
-    assert_eq!((r.retry_after_secs, r.kind, r.scope), (36_870, RefusalKind::Budget, Scope::Key));
+    assert_eq!((r.retry_after.as_secs(), r.kind, r.scope), (36_870, RefusalKind::Budget, Scope::Key));
     assert_eq!(r.kind.code(), "budget_exceeded");
 }
 
@@ -399,11 +399,11 @@ fn a_request_larger_than_a_token_limit_is_told_so() {
 #[test]
 fn parallel_and_ip_refusals() {
     let p = Refusal::parallel(2);
-    assert_eq!((p.retry_after_secs, p.kind.code(), p.scope), (1, "too_many_parallel_requests", Scope::Key));
+    assert_eq!((p.retry_after.as_secs(), p.kind.code(), p.scope), (1, "too_many_parallel_requests", Scope::Key));
     assert!(p.message.contains("limit of 2 in flight"));
     let ip = Refusal::ip(60, Duration::from_millis(400));
     assert_eq!(ip.message, "Rate limit reached: this address's requests per minute (60). Try again in 400ms.");
-    assert_eq!((ip.retry_after_secs, ip.kind, ip.scope), (1, RefusalKind::RateLimit, Scope::Ip));
+    assert_eq!((ip.retry_after.as_secs(), ip.kind, ip.scope), (1, RefusalKind::RateLimit, Scope::Ip));
 }
 
 /// The whole loop against the in-process counters: limits → acquire → headers/refusal → settle.
@@ -431,7 +431,7 @@ async fn policy_and_local_counters_together() {
     let a = counters.acquire(&limits(&specs)).await;
     let r = refusal(&specs, &a).unwrap();
     assert_eq!(r.message, "Rate limit reached: the key's requests per minute (5). Try again in 12s.");
-    assert_eq!(r.retry_after_secs, 12);
+    assert_eq!(r.retry_after.as_secs(), 12);
     assert_eq!(
         headers(&specs, &a),
         [
