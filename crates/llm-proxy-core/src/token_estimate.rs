@@ -16,6 +16,12 @@ pub const EXACT_BYTES: usize = 1024 * 1024;
 /// Bytes per token assumed when nothing has been counted exactly yet.
 const BYTES_PER_TOKEN: f64 = 4.0;
 
+/// Builds the tokenizer's tables (a few hundred milliseconds of CPU) so that no request pays for
+/// them; call it once at start, off the async workers.
+pub fn warm() {
+    tiktoken_rs::o200k_base_singleton();
+}
+
 /// Tokens of `text` in `o200k_base` (exact up to [`EXACT_BYTES`], extrapolated beyond).
 pub fn count_text(text: &str) -> u64 {
     let mut c = TokenCounter::default();

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use llm_proxy_core::model_catalog::Resolved;
 use llm_proxy_core::provider::{ChatOutput, Failure, ProviderError};
 use llm_proxy_core::request_log::AttemptRecord;
+use llm_proxy_core::routing::{Deployment, DeploymentKey};
 use llm_proxy_core::shared_state::{BreakerVerdict, DeploymentHealth, InFlightGuard};
 use llm_proxy_providers::ProviderClient;
 use rand::Rng;
@@ -37,23 +39,60 @@ const BACKOFF_CAP: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Candidate {
     pub client: Arc<ProviderClient>,
-    pub provider_name: String,
-    pub upstream_model: String,
-    /// Routes' deployments have health (breaker, in-flight, latency); a model named directly
-    /// has none.
-    pub health: Option<Arc<dyn DeploymentHealth>>,
-    /// The deployment's own rate limits (a route target's), checked before each call to it.
-    pub limits: Option<RateLimits>,
+    via: Via,
+}
+
+#[derive(Clone)]
+enum Via {
+    /// A route's deployment: it has health (breaker, in-flight, latency) and may have its own
+    /// rate limits, checked before each call to it.
+    Route(Arc<Deployment>),
+    /// A model named directly: no health, no limits of its own.
+    Direct(Resolved),
 }
 
 impl Candidate {
-    /// `provider/model`, the deployment's key.
-    fn key(&self) -> String {
-        format!("{}/{}", self.provider_name, self.upstream_model)
+    pub fn routed(client: Arc<ProviderClient>, deployment: Arc<Deployment>) -> Self {
+        Self { client, via: Via::Route(deployment) }
+    }
+
+    pub fn direct(client: Arc<ProviderClient>, target: Resolved) -> Self {
+        Self { client, via: Via::Direct(target) }
+    }
+
+    fn target(&self) -> &Resolved {
+        match &self.via {
+            Via::Route(d) => &d.target,
+            Via::Direct(t) => t,
+        }
+    }
+
+    pub fn provider_name(&self) -> &str {
+        &self.target().provider_name
+    }
+
+    /// The model id the upstream knows it by.
+    pub fn upstream_model(&self) -> &str {
+        &self.target().upstream_model
+    }
+
+    fn health(&self) -> Option<&Arc<dyn DeploymentHealth>> {
+        match &self.via {
+            Via::Route(d) => Some(&d.health),
+            Via::Direct(_) => None,
+        }
+    }
+
+    /// The deployment's own limits, and the key they are counted under.
+    fn limits(&self) -> Option<(&DeploymentKey, &RateLimits)> {
+        match &self.via {
+            Via::Route(d) => d.limits.as_ref().map(|l| (&d.key, l)),
+            Via::Direct(_) => None,
+        }
     }
 
     fn same_deployment(&self, other: &Candidate) -> bool {
-        self.provider_name == other.provider_name && self.upstream_model == other.upstream_model
+        self.provider_name() == other.provider_name() && self.upstream_model() == other.upstream_model()
     }
 }
 
@@ -72,7 +111,7 @@ impl Plan {
 
     /// Provider and upstream model of the first attempt: what admission prices and limits.
     pub fn first(&self) -> (&str, &str) {
-        self.attempts.first().map_or(("", ""), |c| (c.provider_name.as_str(), c.upstream_model.as_str()))
+        self.attempts.first().map_or(("", ""), |c| (c.provider_name(), c.upstream_model()))
     }
 }
 
@@ -172,9 +211,9 @@ where
         if started.elapsed() >= plan.deadline {
             break;
         }
-        let reservation = match &candidate.limits {
+        let reservation = match candidate.limits() {
             None => DeploymentReservation::default(),
-            Some(limits) => match gate.accounting.admit_deployment(&candidate.key(), limits, gate.tokens).await {
+            Some((key, limits)) => match gate.accounting.admit_deployment(key.as_str(), limits, gate.tokens).await {
                 Ok(r) => r,
                 Err(why) => {
                     attempts.push(record(&candidate, 429, Duration::ZERO, Some(ErrorKind::RateLimited)));
@@ -185,7 +224,7 @@ where
                 }
             },
         };
-        let guard = match &candidate.health {
+        let guard = match candidate.health() {
             None => None,
             Some(h) => match h.admit(now_ms()) {
                 BreakerVerdict::Reject { retry_in } => {
@@ -203,7 +242,7 @@ where
         let latency = t0.elapsed();
         match result {
             Ok(value) => {
-                if let Some(h) = &candidate.health {
+                if let Some(h) = candidate.health() {
                     h.record_success(now_ms(), Some(latency));
                 }
                 attempts.push(record(&candidate, 200, latency, None));
@@ -211,23 +250,23 @@ where
             }
             Err(e) => {
                 gate.accounting.release(reservation);
-                let err = ApiError::upstream(&candidate.provider_name, &e);
+                let err = ApiError::upstream(candidate.provider_name(), &e);
                 let status = match &e {
                     ProviderError::Status { status, .. } => *status,
                     _ => err.status.as_u16(),
                 };
                 attempts.push(record(&candidate, status, latency, Some(err.log_kind)));
-                tracing::debug!(provider = %candidate.provider_name, model = %candidate.upstream_model, error = %e, "attempt failed");
+                tracing::debug!(provider = %candidate.provider_name(), model = %candidate.upstream_model(), error = %e, "attempt failed");
                 match verdict(&e) {
                     Verdict::Final => {
-                        if let Some(h) = &candidate.health {
+                        if let Some(h) = candidate.health() {
                             // It answered: the deployment is up, whatever it thought of the request.
                             h.record_success(now_ms(), None);
                         }
                         return (Err(err), attempts);
                     }
                     Verdict::ContextWindow => {
-                        if let Some(h) = &candidate.health {
+                        if let Some(h) = candidate.health() {
                             h.record_success(now_ms(), None);
                         }
                         match context_fallbacks.take() {
@@ -236,7 +275,7 @@ where
                         }
                     }
                     Verdict::Retry { unhealthy, retry_after } => {
-                        if unhealthy && let Some(h) = &candidate.health {
+                        if unhealthy && let Some(h) = candidate.health() {
                             h.record_failure(now_ms());
                         }
                         previous = Some((candidate, retry_after.unwrap_or_default()));
@@ -263,8 +302,8 @@ where
 
 fn record(c: &Candidate, status: u16, latency: Duration, error_kind: Option<ErrorKind>) -> AttemptRecord {
     AttemptRecord {
-        provider: c.provider_name.clone(),
-        model: c.upstream_model.clone(),
+        provider: c.provider_name().to_string(),
+        model: c.upstream_model().to_string(),
         status,
         latency_ms: latency.as_millis() as u64,
         error_kind,

@@ -68,24 +68,12 @@ pub fn resolve(
         return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
     }
     meter.set_target(&target);
-    let candidate = Candidate {
-        client: live.providers[target.provider].clone(),
-        provider_name: target.provider_name,
-        upstream_model: target.upstream_model,
-        health: None,
-        limits: None,
-    };
+    let candidate = Candidate::direct(live.providers[target.provider].clone(), target);
     Ok((live, Resolution::Single(candidate)))
 }
 
-fn candidate(live: &Live, d: &Deployment) -> Candidate {
-    Candidate {
-        client: live.providers[d.target.provider].clone(),
-        provider_name: d.target.provider_name.clone(),
-        upstream_model: d.target.upstream_model.clone(),
-        health: Some(d.health.clone()),
-        limits: d.limits.clone(),
-    }
+fn candidate(live: &Live, d: &Arc<Deployment>) -> Candidate {
+    Candidate::routed(live.providers[d.target.provider].clone(), Arc::clone(d))
 }
 
 /// The plan for a request. `deadline` bounds a single model's attempt; a route has its own.

@@ -198,7 +198,7 @@ impl<'a> Exchange<'a> {
             }
             Ok(served) => {
                 let c = served.candidate;
-                meter.set_deployment(&c.provider_name, &c.upstream_model);
+                meter.set_deployment(c.provider_name(), c.upstream_model());
                 meter.hold(served.in_flight);
                 meter.hold_reservation(served.reservation, &state.accounting);
                 let by = ServedBy::of(&c);
@@ -234,8 +234,8 @@ struct ServedBy {
 impl ServedBy {
     fn of(c: &Candidate) -> Self {
         Self {
-            provider: HeaderValue::from_str(&c.provider_name).ok(),
-            model: HeaderValue::from_str(&c.upstream_model).ok(),
+            provider: HeaderValue::from_str(c.provider_name()).ok(),
+            model: HeaderValue::from_str(c.upstream_model()).ok(),
         }
     }
 }

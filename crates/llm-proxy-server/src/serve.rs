@@ -53,6 +53,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce() + Send,
 ) -> anyhow::Result<()> {
+    // The tokenizer, built now on a blocking thread, not by the first request that counts locally.
+    llm_proxy_core::cpu_pool::detach(llm_proxy_core::token_estimate::warm);
     let store = open_store(&config).await?;
     let (keys, watermark) = KeyRing::load(store.as_ref()).await.context("loading virtual keys")?;
     let keys = Arc::new(keys);

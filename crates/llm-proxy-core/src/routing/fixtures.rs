@@ -55,11 +55,11 @@ pub fn keys(ds: &[Arc<Deployment>]) -> Vec<&str> {
 }
 
 pub fn first(plan: &RoutePlan) -> String {
-    plan.attempts[0].key.clone()
+    plan.attempts[0].key.to_string()
 }
 
 pub fn target<'r>(route: &'r Route, key: &str) -> &'r Arc<Deployment> {
-    &route.targets().iter().find(|t| t.deployment.key == key).unwrap().deployment
+    &route.targets().iter().find(|t| t.deployment.key.as_str() == key).unwrap().deployment
 }
 
 /// Takes a deployment out the way the health checker would.

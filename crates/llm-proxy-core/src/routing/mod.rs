@@ -21,7 +21,7 @@ mod semantic;
 mod strategy;
 mod table;
 
-pub use deployment::Deployment;
+pub use deployment::{Deployment, DeploymentKey};
 pub use hash::conversation_key;
 pub use plan::{RequestContext, RoutePlan};
 pub use route::{Route, Target};

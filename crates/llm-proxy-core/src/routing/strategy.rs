@@ -113,7 +113,7 @@ impl Ranking<'_, '_> {
             .iter()
             .map(|&c| {
                 let t = &self.candidates[c];
-                let h = rendezvous_hash(conversation, &t.deployment.key);
+                let h = rendezvous_hash(conversation, t.deployment.key.as_str());
                 (rendezvous_score(h, t.weight), h, c)
             })
             .collect();

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicUsize;
 use indexmap::IndexMap;
 
 use super::route::Target;
-use super::{Deployment, Route, Semantic};
+use super::{Deployment, DeploymentKey, Route, Semantic};
 use crate::config::{BreakerConfig, RouteConfig, StrategyKind};
 use crate::limits::RateLimits;
 use crate::model_catalog::{ModelCatalog, ResolveError, Resolved};
@@ -86,7 +86,12 @@ impl Registry<'_> {
         }
         let health = self.state.deployment_health(&key, self.breaker);
         let limits = self.limits.get(&key).cloned();
-        let d = Arc::new(Deployment { key: key.clone(), target: Resolved { alias: None, ..resolved }, health, limits });
+        let d = Arc::new(Deployment {
+            key: DeploymentKey::of(&resolved),
+            target: Resolved { alias: None, ..resolved },
+            health,
+            limits,
+        });
         self.by_key.insert(key, Arc::clone(&d));
         self.list.push(Arc::clone(&d));
         d

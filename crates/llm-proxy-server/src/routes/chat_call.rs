@@ -25,10 +25,10 @@ pub async fn serve_chat(
         headers,
         demand,
         |c, request| {
-            let (provider, model) = (c.client.clone(), c.upstream_model.clone());
+            let (provider, model) = (c.client.clone(), c.upstream_model().to_string());
             async move { attempts::prime(provider.chat(&model, request).await?).await }
         },
-        |output, meter, c| async move { deliver(output, meter, client, &c.upstream_model, &c.provider_name, state).await },
+        |output, meter, c| async move { deliver(output, meter, client, c.upstream_model(), c.provider_name(), state).await },
     )
     .await
 }

@@ -44,7 +44,7 @@ pub async fn embeddings(
         &parts.headers,
         demand,
         |c, request| {
-            let (provider, model) = (c.client.clone(), c.upstream_model.clone());
+            let (provider, model) = (c.client.clone(), c.upstream_model().to_string());
             async move { provider.embeddings(&model, request).await }
         },
         |done, mut meter, _| async move {

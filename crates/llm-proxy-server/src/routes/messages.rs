@@ -61,7 +61,7 @@ pub async fn count_tokens(
         &parts.headers,
         Demand::RequestOnly,
         |c, input| {
-            let (provider, model) = (c.client.clone(), c.upstream_model.clone());
+            let (provider, model) = (c.client.clone(), c.upstream_model().to_string());
             async move {
                 // An upstream without a counting endpoint answers `None`: counted here instead.
                 let counted = provider.count_tokens(&model, input.clone()).await?;
@@ -69,7 +69,7 @@ pub async fn count_tokens(
             }
         },
         |(counted, input), meter, c| {
-            let upstream_model = c.upstream_model.clone();
+            let upstream_model = c.upstream_model().to_string();
             async move {
                 let counted = match counted {
                     Some(n) => Ok(n),
