@@ -53,6 +53,8 @@ async fn an_outage_is_logged_once_and_so_is_the_recovery() {
 
     for outage in 1..=2 {
         server.kill();
+        // Spread over several breaker cooldowns (300 ms), so the outage sees failed probes too:
+        // the time passing is the point here, not a wait for something to happen.
         for _ in 0..20 {
             assert!(c.acquire(&l).await.local_fallback);
             tokio::time::sleep(Duration::from_millis(40)).await;

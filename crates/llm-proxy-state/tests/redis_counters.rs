@@ -336,7 +336,7 @@ async fn redis_stopped_mid_test_answers_locally_at_once_and_is_used_again_when_b
     for _ in 0..30 {
         let started = Instant::now();
         let a = c.acquire(&l).await;
-        assert!(started.elapsed() < Duration::from_millis(100), "took {:?}", started.elapsed());
+        assert!(started.elapsed() < AT_ONCE, "took {:?}", started.elapsed());
         assert!(a.local_fallback && a.allowed);
     }
     assert_eq!(local.acquires.load(Ordering::SeqCst), 30);
@@ -350,7 +350,7 @@ async fn redis_stopped_mid_test_answers_locally_at_once_and_is_used_again_when_b
     let started = Instant::now();
     c.settle(&[Settle::Rate { key: "rl:req:key:k".into(), limit: 1000, period: MINUTE, delta: 5 }]).await;
     assert_eq!(c.budget_spent("budget:key:k:day").await, 42);
-    assert!(started.elapsed() < Duration::from_millis(200));
+    assert!(started.elapsed() < AT_ONCE, "took {:?}", started.elapsed());
     assert_eq!(local.settles.load(Ordering::SeqCst), 1);
     assert_eq!(local.budget_reads.load(Ordering::SeqCst), 1);
 
@@ -376,7 +376,9 @@ async fn an_unreachable_redis_at_start_is_not_an_error() {
     let started = Instant::now();
     let url = format!("redis://127.0.0.1:{port}");
     let c = RedisCounters::connect(&url, impatient("llmp:"), local.clone()).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(500));
+    // It waits 100 ms at most (connect and script upload); the bound tells that from waiting on
+    // a Redis that is not there.
+    assert!(started.elapsed() < 2 * AT_ONCE, "took {:?}", started.elapsed());
     assert!(!c.using_redis());
 
     let l = [rpm("k", 10)];
@@ -409,7 +411,8 @@ async fn a_hung_redis_costs_each_request_at_most_the_timeout() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Only the calls that tried Redis waited (50 ms); with the breaker open the rest did not.
-    assert!(slowest < Duration::from_millis(100), "slowest {slowest:?}");
+    // Without the timeout, a call to a stopped server never returns.
+    assert!(slowest < AT_ONCE, "slowest {slowest:?}");
     assert!(!c.using_redis());
 
     server.resume();

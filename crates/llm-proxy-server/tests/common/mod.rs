@@ -34,6 +34,28 @@ pub struct Gateway {
     pg_database: Option<(String, String)>,
 }
 
+/// How long a test waits for something that must happen (a log row, a key taking effect, a health
+/// check's verdict): a deadline for a broken build, not a measure of speed, so long enough for a
+/// busy 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Polls `probe` until it answers `Ok`, and returns that; after `within`, panics with the last
+/// `Err` (say what was awaited and what was seen). Tests wait on what a client can observe, never
+/// for a fixed time. The pause between probes grows from 10 ms to 200 ms, so a probe that is a
+/// request does not flood a gateway that counts requests per address.
+pub async fn eventually<T, E: std::fmt::Display>(within: Duration, mut probe: impl AsyncFnMut() -> Result<T, E>) -> T {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => panic!("not within {within:?}: {last}"),
+            Err(_) => tokio::time::sleep(pause).await,
+        }
+        pause = (pause * 3 / 2).min(Duration::from_millis(200));
+    }
+}
+
 /// The PostgreSQL server to test against, or `None` to skip (never on CI).
 pub fn postgres_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
@@ -245,15 +267,15 @@ providers:
             .await
             .unwrap();
         // Wait until the gateway's key ring has it: any answer but "Invalid API key".
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
+        eventually(PATIENCE, async || {
             let resp = reqwest::Client::new().get(self.url("/v1/models")).bearer_auth(&g.secret).send().await.unwrap();
-            if resp.status() != 401 || !resp.text().await.unwrap().contains("Invalid API key") {
-                break;
+            if resp.status() == 401 && resp.text().await.unwrap().contains("Invalid API key") {
+                Err("the gateway did not accept a new key")
+            } else {
+                Ok(())
             }
-            assert!(Instant::now() < deadline, "a new key was not accepted within 3 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
         (id, g.secret)
     }
 
@@ -273,16 +295,13 @@ providers:
         reqwest::Client::new().post(self.url("/v1/chat/completions")).bearer_auth(key).json(&body).send().await.unwrap()
     }
 
-    /// Waits (up to 5 s) for the request log row of `request_id`.
+    /// Waits for the request log row of `request_id`.
     pub async fn log_entry(&self, request_id: &str) -> RequestLogEntry {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(e) = self.all_logs().await.into_iter().find(|e| e.request_id == request_id) {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "no request log row for {request_id}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(PATIENCE, async || {
+            let row = self.all_logs().await.into_iter().find(|e| e.request_id == request_id);
+            row.ok_or_else(|| format!("no request log row for {request_id}"))
+        })
+        .await
     }
 
     pub async fn all_logs(&self) -> Vec<RequestLogEntry> {
