@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Backend, Gateway, PATIENCE, eventually, request_id};
 use futures_util::StreamExt;
 use llm_proxy_core::virtual_key::KeyLimits;
+use llm_proxy_testkit_macros::needs_redis;
 use serde_json::{Value, json};
 
 const PRICES: &str = r#"{
@@ -245,6 +246,7 @@ async fn config_limits_apply_per_user_per_model_and_per_ip() {
     gw.stop().await;
 }
 
+#[needs_redis]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_hold_one_limit() {
     let Some(redis) = common::redis_url() else { return };
@@ -264,6 +266,7 @@ async fn two_instances_sharing_redis_hold_one_limit() {
     b.stop().await;
 }
 
+#[needs_redis]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_keep_flowing_when_redis_goes_away() {
     if common::redis_url().is_none() {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use llm_proxy_core::shared_state::{Counters, Limit};
 use llm_proxy_state::RedisCounters;
+use llm_proxy_testkit_macros::needs_redis;
 
 /// Log lines written while it is the default subscriber (of this thread).
 #[derive(Clone, Default)]
@@ -35,6 +36,7 @@ impl Captured {
 }
 
 // One thread, so that the subscriber set for this thread sees every line.
+#[needs_redis]
 #[tokio::test(flavor = "current_thread")]
 async fn an_outage_is_logged_once_and_so_is_the_recovery() {
     if redis_url().is_none() {

@@ -6,7 +6,8 @@
 //!
 //! PostgreSQL cases need `LLM_PROXY_TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`);
 //! each creates its own database through it and drops it afterwards. Without the variable they
-//! are skipped, except on CI (`CI=true`), where skipping would hide a broken backend.
+//! are reported as ignored (`#[needs_postgres]`), except on CI (`CI=true`), where skipping would
+//! hide a broken backend: there they run and fail.
 
 // The cases are plain async fns run by `store_suite!`, not `#[test]`s, so clippy's test
 // allowances do not reach them; a test may expect and panic.
@@ -149,7 +150,8 @@ where
     case(TestDb { url, backend: Backend::Sqlite }).await;
 }
 
-/// The server named by `LLM_PROXY_TEST_DATABASE_URL`, or `None` to skip.
+/// The server named by `LLM_PROXY_TEST_DATABASE_URL`, or `None` to skip (only a run with
+/// `--include-ignored` gets here without one).
 fn postgres_server() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -1050,6 +1052,7 @@ macro_rules! store_suite {
         }
         mod postgres {
             $(
+                #[llm_proxy_testkit_macros::needs_postgres]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     crate::on_postgres(crate::$case).await;

@@ -1,7 +1,8 @@
 //! A real gateway on a random port in front of the mock upstream, on SQLite or PostgreSQL.
 //!
 //! PostgreSQL runs when `LLM_PROXY_TEST_DATABASE_URL` names a server; each gateway gets a fresh
-//! database there. On CI (`CI=true`) an unset variable fails the test instead of skipping it.
+//! database there. Without it the PostgreSQL and Redis cases are reported as ignored
+//! (`#[needs_postgres]`, `#[needs_redis]`), except on CI (`CI=true`), where they run and fail.
 // Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
@@ -56,7 +57,8 @@ pub async fn eventually<T, E: std::fmt::Display>(within: Duration, mut probe: im
     }
 }
 
-/// The PostgreSQL server to test against, or `None` to skip (never on CI).
+/// The PostgreSQL server to test against, or `None` to skip (never on CI). Only a test run with
+/// `--include-ignored` gets here without one: `#[needs_postgres]` ignores it otherwise.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -70,7 +72,8 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
-/// The Redis to test against, or `None` to skip (never on CI).
+/// The Redis to test against, or `None` to skip (never on CI). Only a test run with
+/// `--include-ignored` gets here without one: `#[needs_redis]` ignores it otherwise.
 pub fn redis_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -343,7 +346,8 @@ pub fn request_id(resp: &reqwest::Response) -> String {
     resp.headers().get("x-request-id").expect("x-request-id header").to_str().unwrap().to_string()
 }
 
-/// Runs each named test case on SQLite and on PostgreSQL.
+/// Runs each named test case on SQLite and on PostgreSQL (the latter reported as ignored where no
+/// server is configured).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -357,6 +361,7 @@ macro_rules! on_both_backends {
         }
         mod postgres {
             $(
+                #[llm_proxy_testkit_macros::needs_postgres]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case($crate::common::Backend::Postgres).await;

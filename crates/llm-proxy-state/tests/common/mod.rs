@@ -22,7 +22,8 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub const AT_ONCE: Duration = Duration::from_secs(1);
 
 /// The shared Redis of this machine (or CI's), from `LLM_PROXY_TEST_REDIS_URL`. Unset: the suite
-/// is skipped, except on CI, where it must run.
+/// is skipped, except on CI, where it must run. The tests say `#[needs_redis]`, which reports
+/// them as ignored then; only a run with `--include-ignored` gets here without a Redis.
 pub fn redis_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
