@@ -2,8 +2,11 @@
 //! use, and the words of an upstream that refused the gateway's own key. None of it touches the
 //! database beyond keys, so these run on SQLite.
 
-// Tests are clients, not the gateway: their own HTTP client and tasks are fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping"
+)]
 
 mod common;
 

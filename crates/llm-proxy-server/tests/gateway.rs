@@ -1,6 +1,12 @@
 //! The gateway end to end: a real server on a random port, the mock upstream speaking OpenAI's
 //! wire format, a real database. Every case runs on SQLite and on PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping and panicking"
+)]
 
 mod common;
 

@@ -3,8 +3,11 @@
 //! keyless floods; guessing at the admin key; numbers that wrap; two keys in one request.
 //!
 //! Connection behaviour does not depend on the database, so those cases run on SQLite only.
-// Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping"
+)]
 
 mod common;
 

@@ -2,8 +2,11 @@
 //! Prices come from an override file so the arithmetic is known: `oai/mock-priced*` costs $1 per
 //! million input tokens and $2 per million output tokens.
 
-// Tests are clients, not the gateway: their own HTTP client and tasks are fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping"
+)]
 
 mod common;
 

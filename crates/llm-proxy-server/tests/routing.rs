@@ -3,8 +3,12 @@
 //! checks take sick deployments out and put them back, and every choice is visible. Routing does
 //! not touch the database, so these run on SQLite (stored routes run on both).
 
-// Tests are clients, not the gateway: their own HTTP client and tasks are fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping"
+)]
 
 mod common;
 

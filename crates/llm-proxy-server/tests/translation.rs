@@ -3,8 +3,11 @@
 //! Anthropic shape, and random bodies on `/v1/messages`. Translation does not touch the database,
 //! so these run on SQLite only.
 
-// Tests are clients, not the gateway: their own HTTP client is fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::disallowed_methods,
+    clippy::expect_used,
+    reason = "tests are clients, not the gateway: their own HTTP clients are fine, and they assert by expecting"
+)]
 
 mod common;
 

@@ -3,7 +3,7 @@
 //! A test binary of its own: a subscriber set for one thread misses events whose callsites other
 //! tests' threads registered first, so this test must be alone in its process.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert by unwrapping and panicking")]
 
 mod common;
 

@@ -5,8 +5,7 @@
 //! that need Redis are reported as ignored (`#[needs_redis]`). Each test keeps its keys
 //! under its own prefix; the outage tests start and kill their own `redis-server`.
 
-// Test helpers panic on the unexpected, like the tests themselves.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert by unwrapping and panicking")]
 
 mod common;
 

@@ -9,9 +9,11 @@
 //! are reported as ignored (`#[needs_postgres]`), except on CI (`CI=true`), where skipping would
 //! hide a broken backend: there they run and fail.
 
-// The cases are plain async fns run by `store_suite!`, not `#[test]`s, so clippy's test
-// allowances do not reach them; a test may expect and panic.
-#![allow(clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "the cases are plain async fns run by `store_suite!`, not `#[test]`s, so clippy's test allowances do not reach them; a test may expect and panic"
+)]
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -668,7 +670,7 @@ const H1: i64 = H0 + HOUR;
 const H2: i64 = H1 + HOUR;
 
 /// A log row for the usage cases: who, what, when, and what it cost.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "one argument per column of the row it builds")]
 fn used(
     request_id: &str,
     created_at: i64,
@@ -709,7 +711,6 @@ fn two_hours_of_usage() -> Vec<RequestLogEntry> {
     ]
 }
 
-#[allow(clippy::too_many_arguments)]
 fn row(
     group: Option<&str>,
     requests: u64,

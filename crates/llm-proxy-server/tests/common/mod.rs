@@ -3,8 +3,14 @@
 //! PostgreSQL runs when `LLM_PROXY_TEST_DATABASE_URL` names a server; each gateway gets a fresh
 //! database there. Without it the PostgreSQL and Redis cases are reported as ignored
 //! (`#[needs_postgres]`, `#[needs_redis]`), except on CI (`CI=true`), where they run and fail.
-// Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![allow(dead_code, reason = "each test binary uses its own part of this module")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping and panicking"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

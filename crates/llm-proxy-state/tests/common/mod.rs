@@ -1,7 +1,7 @@
 //! Helpers for the Redis suite: the server to use, a unique key prefix per test, a stand-in for the
 //! local counters, and a private `redis-server` child process that a test may stop and restart.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses its own part of this module")]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
