@@ -25,7 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import httpx
 import openai
@@ -44,6 +44,25 @@ GLM_KEY = "canaryid.canary-glm-secret-0123456789"
 HEALTH_TIMEOUT_S = 30.0
 SHUTDOWN_TIMEOUT_S = 15.0
 CLI_TIMEOUT_S = 60.0
+# How long a test waits for something that must happen (a log entry, a key taking effect): a
+# deadline for a broken build, not a measure of speed, so long enough for a busy 2-core machine.
+PATIENCE_S = 10.0
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], message: str | Callable[[], str], within: float = PATIENCE_S) -> T:
+    """Calls ``probe`` every 50 ms until it returns something truthy, and returns that; after
+    ``within`` seconds the test fails with ``message`` (a callable may describe the last state).
+    Tests wait on what a client can observe, never for a fixed time."""
+    deadline = time.monotonic() + within
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{message() if callable(message) else message} (waited {within:.0f} s)")
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,17 +212,18 @@ class Stack:
             self.wait_until_key_accepted(created["key"])
         return created
 
-    def wait_until_key_accepted(self, key: str, timeout: float = 3.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            r = httpx.get(f"{self.base_url}/models", headers={"authorization": f"Bearer {key}"})
-            if r.status_code == 200:
-                return
-            assert time.monotonic() < deadline, (
-                f"a key created with the CLI was not accepted by the running gateway within {timeout} s "
-                f"(last answer {r.status_code}: {r.text})"
-            )
-            time.sleep(0.05)
+    def wait_until_key_accepted(self, key: str) -> None:
+        last: list[httpx.Response] = []
+
+        def accepted() -> bool:
+            last[:] = [httpx.get(f"{self.base_url}/models", headers={"authorization": f"Bearer {key}"})]
+            return last[0].status_code == 200
+
+        eventually(
+            accepted,
+            lambda: "a key created with the CLI was not accepted by the running gateway "
+            f"(last answer {last[0].status_code}: {last[0].text})",
+        )
 
     # -- the mock -----------------------------------------------------------------------------
 

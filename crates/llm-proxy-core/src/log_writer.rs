@@ -245,7 +245,7 @@ impl LogWriter {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // a test runs the writer as its own task
+#[expect(clippy::disallowed_methods, reason = "a test runs the writer as its own task")]
 mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::AtomicU32;

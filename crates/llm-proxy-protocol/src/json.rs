@@ -60,12 +60,12 @@ mod tests {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "only decoded, to see where decoding fails")]
     struct Outer {
         items: Vec<Inner>,
     }
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "only decoded, to see where decoding fails")]
     struct Inner {
         flag: bool,
     }

@@ -14,7 +14,6 @@ impl HttpClient {
     /// Builds the pool. Only a connect timeout is set here: first-byte and between-chunk limits are
     /// applied per call, because one total timeout would cut long but healthy streams.
     pub fn new(timeouts: &UpstreamTimeouts) -> Result<Self, reqwest::Error> {
-        #[allow(clippy::disallowed_methods)] // this is the one place the client is built
         let inner = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -1,6 +1,11 @@
 //! The `llm-proxy` binary as a user runs it: keys on the command line, `config check`, and `serve`
 //! from an empty directory, with debug logging on and canary secrets that must never come out.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping and panicking"
+)]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -3,14 +3,17 @@
 //! keyless floods; guessing at the admin key; numbers that wrap; two keys in one request.
 //!
 //! Connection behaviour does not depend on the database, so those cases run on SQLite only.
-// Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping"
+)]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Gateway, MASTER_KEY, request_id};
+use common::{Backend, Gateway, MASTER_KEY, PATIENCE, eventually, request_id};
 use futures_util::StreamExt;
 use llm_proxy_core::virtual_key::KeyLimits;
 use serde_json::{Value, json};
@@ -70,18 +73,20 @@ async fn slow_and_idle_connections_are_closed_while_health_stays_fast() {
         }));
     }
     // The gateway keeps answering everyone else while they hang on (without the timeouts these
-    // connections stayed forever, and 1,100 of them took every descriptor).
+    // connections stayed forever, and 1,100 of them took every descriptor). The bound is loose:
+    // a busy machine is slow to answer, a starved gateway does not answer at all.
     for _ in 0..5 {
         let took = health_latency(&gw).await;
-        assert!(took < Duration::from_secs(1), "/health took {took:?} beside 1,000 stalled connections");
+        assert!(took < Duration::from_secs(5), "/health took {took:?} beside 1,000 stalled connections");
     }
     let mut latest = Duration::ZERO;
     for c in clients {
         let closed = tokio::time::timeout(Duration::from_secs(20), c).await.expect("a stalled connection stayed open");
         latest = latest.max(closed.unwrap() - started);
     }
-    // Every one is closed about a second after it was accepted (generous for a busy machine).
-    assert!(latest < Duration::from_secs(8), "the last stalled connection was closed after {latest:?}");
+    // Every one is closed about a second after it was accepted (generous for a busy machine;
+    // without the header timeout they stay open for good).
+    assert!(latest < Duration::from_secs(15), "the last stalled connection was closed after {latest:?}");
 
     // A keep-alive connection is left alone between requests for the idle timeout, not the
     // header timeout, then closed.
@@ -140,19 +145,21 @@ async fn a_client_that_stops_reading_is_cut_after_the_write_timeout() {
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
     // Now stop reading. The gateway's writes block; after the write timeout it lets go of the
     // connection, which ends the upstream call and records the request.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gw.mock.state.streams_cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "a client that stopped reading held its stream for 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    loop {
+    let cancelled = || gw.mock.state.streams_cancelled.load(std::sync::atomic::Ordering::SeqCst);
+    eventually(2 * PATIENCE, async || match cancelled() {
+        0 => Err("a client that stopped reading still held its stream"),
+        _ => Ok(()),
+    })
+    .await;
+    eventually(PATIENCE, async || {
         let rows = gw.all_logs().await;
         if rows.iter().any(|r| r.status == 499 && r.error_kind.map(|k| k.as_str()) == Some("client_disconnect")) {
-            break;
+            Ok(())
+        } else {
+            Err(format!("no client_disconnect row: {rows:?}"))
         }
-        assert!(Instant::now() < deadline, "no client_disconnect row: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     drop(tcp);
     gw.stop().await;
 }
@@ -380,8 +387,9 @@ async fn health_answers_while_huge_prompts_are_counted() {
         worst = worst.max(health_latency(&gw).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Counting on the async workers once stalled /health for 4.9 s.
-    assert!(worst < Duration::from_millis(500), "/health took {worst:?} while prompts were counted");
+    // Counting on the async workers once stalled /health for 4.9 s (longer on a busy machine);
+    // off them, /health waits for nothing but the CPU.
+    assert!(worst < Duration::from_secs(2), "/health took {worst:?} while prompts were counted");
     for c in counts {
         let resp = c.await.unwrap();
         assert_eq!(resp.status(), 200);

@@ -6,11 +6,14 @@
 //!
 //! PostgreSQL cases need `LLM_PROXY_TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`);
 //! each creates its own database through it and drops it afterwards. Without the variable they
-//! are skipped, except on CI (`CI=true`), where skipping would hide a broken backend.
+//! are reported as ignored (`#[needs_postgres]`), except on CI (`CI=true`), where skipping would
+//! hide a broken backend: there they run and fail.
 
-// The cases are plain async fns run by `store_suite!`, not `#[test]`s, so clippy's test
-// allowances do not reach them; a test may expect and panic.
-#![allow(clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "the cases are plain async fns run by `store_suite!`, not `#[test]`s, so clippy's test allowances do not reach them; a test may expect and panic"
+)]
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -149,7 +152,8 @@ where
     case(TestDb { url, backend: Backend::Sqlite }).await;
 }
 
-/// The server named by `LLM_PROXY_TEST_DATABASE_URL`, or `None` to skip.
+/// The server named by `LLM_PROXY_TEST_DATABASE_URL`, or `None` to skip (only a run with
+/// `--include-ignored` gets here without one).
 fn postgres_server() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -666,7 +670,7 @@ const H1: i64 = H0 + HOUR;
 const H2: i64 = H1 + HOUR;
 
 /// A log row for the usage cases: who, what, when, and what it cost.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "one argument per column of the row it builds")]
 fn used(
     request_id: &str,
     created_at: i64,
@@ -707,7 +711,6 @@ fn two_hours_of_usage() -> Vec<RequestLogEntry> {
     ]
 }
 
-#[allow(clippy::too_many_arguments)]
 fn row(
     group: Option<&str>,
     requests: u64,
@@ -1050,6 +1053,7 @@ macro_rules! store_suite {
         }
         mod postgres {
             $(
+                #[llm_proxy_testkit_macros::needs_postgres]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     crate::on_postgres(crate::$case).await;

@@ -71,8 +71,10 @@
 //! `message_start`), Gemini `modelVersion` (every chunk). Dev-only: never a dependency of the
 //! binary.
 
-// The mock runs until its test's runtime ends; there is no shutdown to wait for.
-#![allow(clippy::disallowed_methods)]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the mock runs until its test's runtime ends; there is no shutdown to wait for"
+)]
 
 mod anthropic;
 pub mod embedding;

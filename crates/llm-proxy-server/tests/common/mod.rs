@@ -1,9 +1,16 @@
 //! A real gateway on a random port in front of the mock upstream, on SQLite or PostgreSQL.
 //!
 //! PostgreSQL runs when `LLM_PROXY_TEST_DATABASE_URL` names a server; each gateway gets a fresh
-//! database there. On CI (`CI=true`) an unset variable fails the test instead of skipping it.
-// Tests are clients, not the gateway: their own HTTP clients and tasks are fine.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+//! database there. Without it the PostgreSQL and Redis cases are reported as ignored
+//! (`#[needs_postgres]`, `#[needs_redis]`), except on CI (`CI=true`), where they run and fail.
+#![allow(dead_code, reason = "each test binary uses its own part of this module")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "tests are clients, not the gateway: their own HTTP clients and tasks are fine, and they assert by unwrapping and panicking"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,7 +41,30 @@ pub struct Gateway {
     pg_database: Option<(String, String)>,
 }
 
-/// The PostgreSQL server to test against, or `None` to skip (never on CI).
+/// How long a test waits for something that must happen (a log row, a key taking effect, a health
+/// check's verdict): a deadline for a broken build, not a measure of speed, so long enough for a
+/// busy 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Polls `probe` until it answers `Ok`, and returns that; after `within`, panics with the last
+/// `Err` (say what was awaited and what was seen). Tests wait on what a client can observe, never
+/// for a fixed time. The pause between probes grows from 10 ms to 200 ms, so a probe that is a
+/// request does not flood a gateway that counts requests per address.
+pub async fn eventually<T, E: std::fmt::Display>(within: Duration, mut probe: impl AsyncFnMut() -> Result<T, E>) -> T {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => panic!("not within {within:?}: {last}"),
+            Err(_) => tokio::time::sleep(pause).await,
+        }
+        pause = (pause * 3 / 2).min(Duration::from_millis(200));
+    }
+}
+
+/// The PostgreSQL server to test against, or `None` to skip (never on CI). Only a test run with
+/// `--include-ignored` gets here without one: `#[needs_postgres]` ignores it otherwise.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -48,7 +78,8 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
-/// The Redis to test against, or `None` to skip (never on CI).
+/// The Redis to test against, or `None` to skip (never on CI). Only a test run with
+/// `--include-ignored` gets here without one: `#[needs_redis]` ignores it otherwise.
 pub fn redis_url() -> Option<String> {
     match std::env::var("LLM_PROXY_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -245,15 +276,15 @@ providers:
             .await
             .unwrap();
         // Wait until the gateway's key ring has it: any answer but "Invalid API key".
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
+        eventually(PATIENCE, async || {
             let resp = reqwest::Client::new().get(self.url("/v1/models")).bearer_auth(&g.secret).send().await.unwrap();
-            if resp.status() != 401 || !resp.text().await.unwrap().contains("Invalid API key") {
-                break;
+            if resp.status() == 401 && resp.text().await.unwrap().contains("Invalid API key") {
+                Err("the gateway did not accept a new key")
+            } else {
+                Ok(())
             }
-            assert!(Instant::now() < deadline, "a new key was not accepted within 3 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
         (id, g.secret)
     }
 
@@ -273,16 +304,13 @@ providers:
         reqwest::Client::new().post(self.url("/v1/chat/completions")).bearer_auth(key).json(&body).send().await.unwrap()
     }
 
-    /// Waits (up to 5 s) for the request log row of `request_id`.
+    /// Waits for the request log row of `request_id`.
     pub async fn log_entry(&self, request_id: &str) -> RequestLogEntry {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(e) = self.all_logs().await.into_iter().find(|e| e.request_id == request_id) {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "no request log row for {request_id}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(PATIENCE, async || {
+            let row = self.all_logs().await.into_iter().find(|e| e.request_id == request_id);
+            row.ok_or_else(|| format!("no request log row for {request_id}"))
+        })
+        .await
     }
 
     pub async fn all_logs(&self) -> Vec<RequestLogEntry> {
@@ -324,7 +352,8 @@ pub fn request_id(resp: &reqwest::Response) -> String {
     resp.headers().get("x-request-id").expect("x-request-id header").to_str().unwrap().to_string()
 }
 
-/// Runs each named test case on SQLite and on PostgreSQL.
+/// Runs each named test case on SQLite and on PostgreSQL (the latter reported as ignored where no
+/// server is configured).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -338,6 +367,7 @@ macro_rules! on_both_backends {
         }
         mod postgres {
             $(
+                #[llm_proxy_testkit_macros::needs_postgres]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case($crate::common::Backend::Postgres).await;

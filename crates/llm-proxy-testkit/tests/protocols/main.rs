@@ -1,6 +1,10 @@
 //! Drives the mock over HTTP in each protocol it speaks, as a gateway would.
-// Tests are clients, not the gateway: their own HTTP client is fine.
-#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests are clients, not the gateway: their own HTTP client is fine, and they assert by unwrapping and panicking"
+)]
 
 mod anthropic;
 mod gemini;
