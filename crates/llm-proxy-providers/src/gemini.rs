@@ -4,6 +4,7 @@
 
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
 use llm_proxy_core::provider::{ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
+use llm_proxy_core::translate::AnswerIds;
 use llm_proxy_core::translate::gemini::{
     StreamChunkDecoder, count_tokens_body, count_tokens_result, embeddings_request, embeddings_response,
     request_from_unified, response_to_unified,
@@ -100,14 +101,16 @@ impl Provider for Gemini {
     async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
         let (stream, body) =
             translate(model, request, |r, size| to_body_sized(&request_from_unified(r)?, size)).await?;
+        // The ids this answer needs where Gemini names none: the translators make up none themselves.
+        let ids = AnswerIds::random();
         if !stream {
             let url = self.url(model, "generateContent")?;
             let body = self.upstream.post_for_body(&url, self.headers(), body).await?;
-            return Ok(ChatOutput::Unified(response_to_unified(&body, model)?));
+            return Ok(ChatOutput::Unified(response_to_unified(&body, model, ids)?));
         }
         let url = self.url(model, "streamGenerateContent?alt=sse")?;
         let resp = self.upstream.post(&url, self.headers(), body).await?;
-        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, StreamChunkDecoder::new(model))))
+        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, StreamChunkDecoder::new(model, ids))))
     }
 
     async fn count_tokens(&self, model: &str, request: ChatInput) -> Result<Option<u64>, ProviderError> {

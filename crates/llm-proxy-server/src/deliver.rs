@@ -4,7 +4,7 @@
 use axum::response::Response;
 use bytes::Bytes;
 use llm_proxy_core::provider::ChatOutput;
-use llm_proxy_core::translate::{self, StreamEncoder, anthropic, openai};
+use llm_proxy_core::translate::{self, AnswerIds, StreamEncoder, anthropic, openai};
 use llm_proxy_core::unified::WireProtocol;
 
 use crate::app::Shared;
@@ -58,9 +58,11 @@ pub async fn deliver(
             if answer.model.is_empty() {
                 answer.model = model.to_string();
             }
+            // The answer's id where the upstream named none: the translators make up none themselves.
+            let ids = AnswerIds::random();
             let body = match client {
-                ClientSide::OpenAi { .. } => openai::response_from_unified(&answer, now_secs()),
-                ClientSide::Anthropic => anthropic::response_from_unified(&answer),
+                ClientSide::OpenAi { .. } => openai::response_from_unified(&answer, now_secs(), ids),
+                ClientSide::Anthropic => anthropic::response_from_unified(&answer, ids),
             };
             meter.first_token();
             if let Some(u) = answer.usage {
@@ -71,11 +73,12 @@ pub async fn deliver(
             with_cost(relay::json_response(Bytes::from(body.to_string())), cost)
         }
         ChatOutput::UnifiedStream(events) => {
+            let ids = AnswerIds::random();
             let encoder: Box<dyn StreamEncoder> = match client {
                 ClientSide::OpenAi { include_usage } => {
-                    Box::new(openai::ChunkEncoder::new(model, now_secs(), include_usage))
+                    Box::new(openai::ChunkEncoder::new(model, now_secs(), include_usage, ids))
                 }
-                ClientSide::Anthropic => Box::new(anthropic::EventEncoder::new(model)),
+                ClientSide::Anthropic => Box::new(anthropic::EventEncoder::new(model, ids)),
             };
             // The encoder already leaves out what the client did not ask for.
             relay::sse_response(translate::encode_stream(events, encoder), meter, true, protocol, provider, state).await

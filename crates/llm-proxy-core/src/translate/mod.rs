@@ -2,12 +2,16 @@
 //!
 //! One module per protocol, each with both directions: the client side (its request → unified,
 //! unified answers → its response body and stream events) and the upstream side (unified → its
-//! request body, its response body and stream events → unified). No I/O; tested on fixtures from
-//! the providers' API references.
+//! request body, its response body and stream events → unified). No I/O and no randomness: the ids
+//! a translator makes up come from the caller's `AnswerIds`. Tested on fixtures from the providers'
+//! API references.
 
+mod answer_ids;
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+
+pub use answer_ids::AnswerIds;
 
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -200,6 +204,35 @@ mod tests {
         out
     }
 
+    /// Gemini upstream → Anthropic client, no id anywhere: the answer is a function of its input
+    /// and its ids, byte for byte, and another answer's calls get other ids.
+    #[test]
+    fn translated_streams_are_reproducible_from_their_ids() {
+        let events = [(
+            "",
+            json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"x": 1}}}]}, "finishReason": "STOP"}]}).to_string(),
+        )];
+        let answer = |seed: &str| {
+            let ids = AnswerIds::from_seed(seed);
+            let out = run(
+                &mut gemini::StreamChunkDecoder::new("m", ids),
+                &events,
+                &mut anthropic::EventEncoder::new("m", ids),
+            );
+            out.into_iter().map(|c| c.data).collect::<Vec<_>>()
+        };
+        let tool_id = |data: &[String]| -> String {
+            data.iter()
+                .map(|d| serde_json::from_str::<Value>(d).expect("json"))
+                .find_map(|v| v["content_block"]["id"].as_str().map(str::to_string))
+                .expect("a tool_use block")
+        };
+        let one = answer("answer-1");
+        assert_eq!(one, answer("answer-1"));
+        let other = answer("answer-2");
+        assert_ne!(tool_id(&one), tool_id(&other));
+    }
+
     proptest! {
         /// Anthropic upstream → OpenAI client: `partial_json` fragments become `arguments`
         /// fragments that concatenate to the upstream's text byte for byte.
@@ -218,7 +251,7 @@ mod tests {
             events.push(("content_block_stop", json!({"type": "content_block_stop", "index": 0}).to_string()));
             events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 9}}).to_string()));
             events.push(("message_stop", json!({"type": "message_stop"}).to_string()));
-            let out = run(&mut anthropic::EventDecoder::new(), &events, &mut openai::ChunkEncoder::new("m", 1, true));
+            let out = run(&mut anthropic::EventDecoder::new(), &events, &mut openai::ChunkEncoder::new("m", 1, true, AnswerIds::from_seed("encoder")));
             let mut got = String::new();
             let mut finish = Vec::new();
             for c in &out {
@@ -251,7 +284,11 @@ mod tests {
             events.push(("", json!({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}).to_string()));
             events.push(("", json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 7, "total_tokens": 11}}).to_string()));
             events.push(("", "[DONE]".to_string()));
-            let out = run(&mut openai::ChunkDecoder::new(), &events, &mut anthropic::EventEncoder::new("m"));
+            let out = run(
+                &mut openai::ChunkDecoder::new(AnswerIds::from_seed("decoder")),
+                &events,
+                &mut anthropic::EventEncoder::new("m", AnswerIds::from_seed("encoder")),
+            );
             let mut got = String::new();
             let names: Vec<&str> = out.iter().filter_map(|c| c.event.as_deref()).collect();
             for c in &out {

@@ -16,6 +16,7 @@ use llm_proxy_core::known_provider::Protocol;
 use llm_proxy_core::provider::{
     ChatChunk, ChatInput, ChatOutput, ChunkKind, CompleteResponse, Provider, ProviderError,
 };
+use llm_proxy_core::translate::AnswerIds;
 use llm_proxy_core::translate::openai::{ChunkDecoder, Dialect, request_from_unified, response_to_unified};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
@@ -138,12 +139,14 @@ impl Provider for OpenAiCompat {
         let dialect = self.dialect;
         let (stream, body) =
             translate(model, request, move |r, size| to_body_sized(&request_from_unified(r, dialect)?, size)).await?;
+        // Ids for the tool calls the upstream leaves unnamed: the translators make up none themselves.
+        let ids = AnswerIds::random();
         if !stream {
             let body = self.upstream.post_for_body(&self.chat_url, self.headers(), body).await?;
-            return Ok(ChatOutput::Unified(response_to_unified(&body)?));
+            return Ok(ChatOutput::Unified(response_to_unified(&body, ids)?));
         }
         let resp = self.upstream.post(&self.chat_url, self.headers(), body).await?;
-        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, ChunkDecoder::new())))
+        Ok(ChatOutput::UnifiedStream(self.upstream.translated_events(resp, ChunkDecoder::new(ids))))
     }
 
     async fn count_tokens(&self, _model: &str, _request: ChatInput) -> Result<Option<u64>, ProviderError> {

@@ -8,9 +8,9 @@ use llm_proxy_protocol::anthropic::{
 };
 use serde_json::{Map, Value};
 
-use super::{client_stop_reason, new_message_id, usage_to_wire};
+use super::{client_stop_reason, usage_to_wire};
 use crate::provider::{ChatChunk, ChunkKind, TokenUsage};
-use crate::translate::StreamEncoder;
+use crate::translate::{AnswerIds, StreamEncoder};
 use crate::unified::{StopReason, StreamEvent};
 
 /// Encodes a unified event stream as Anthropic's: `message_start` (sent lazily, before the first
@@ -25,6 +25,8 @@ pub struct EventEncoder {
     model: String,
     /// The upstream's answer id, once `Start` said it.
     id: Option<String>,
+    /// Names the message and tool calls when the upstream did not.
+    ids: AnswerIds,
     started: bool,
     finished: bool,
     /// The open block and its index.
@@ -45,10 +47,11 @@ enum Open {
 }
 
 impl EventEncoder {
-    pub fn new(model: &str) -> Self {
+    pub fn new(model: &str, ids: AnswerIds) -> Self {
         Self {
             model: model.to_string(),
             id: None,
+            ids,
             started: false,
             finished: false,
             open: None,
@@ -80,7 +83,7 @@ impl EventEncoder {
             None => usage_to_wire(&TokenUsage::default()),
         };
         let message = Message {
-            id: self.id.take().unwrap_or_else(new_message_id),
+            id: self.id.take().unwrap_or_else(|| self.ids.message_id()),
             kind: "message".into(),
             role: "assistant".into(),
             content: Vec::new(),
@@ -124,7 +127,7 @@ impl EventEncoder {
                         thinking: String::new(),
                         signature: Some(String::new()),
                     }),
-                    Open::Tool(_) => tool_use(new_tool_id(), String::new()),
+                    Open::Tool(_) => tool_use(tool_id(&self.ids, self.next_index), String::new()),
                 };
                 self.open(out, kind, block)
             }
@@ -140,8 +143,11 @@ fn tool_use(id: String, name: String) -> ContentBlock {
     ContentBlock::ToolUse(ToolUseBlock { id, name, input: Value::Object(Map::new()), cache_control: None })
 }
 
-fn new_tool_id() -> String {
-    format!("toolu_{}", uuid::Uuid::new_v4().simple())
+/// The id of a tool call whose arguments came before its start (and id): `toolu_<tag>_<block>`, the
+/// tag telling it from other answers' calls in one conversation and the block index from this
+/// answer's others. Under the 40 characters OpenAI accepts, should the conversation go there.
+fn tool_id(ids: &AnswerIds, block: usize) -> String {
+    format!("toolu_{}_{block}", ids.tag(16))
 }
 
 impl StreamEncoder for EventEncoder {
@@ -234,7 +240,11 @@ mod tests {
     use serde_json::json;
 
     fn run(events: Vec<StreamEvent>) -> Vec<ChatChunk> {
-        let mut encoder = EventEncoder::new("claude-via-gpt");
+        run_with(events, AnswerIds::from_seed("encoder"))
+    }
+
+    fn run_with(events: Vec<StreamEvent>, ids: AnswerIds) -> Vec<ChatChunk> {
+        let mut encoder = EventEncoder::new("claude-via-gpt", ids);
         let mut out = Vec::new();
         for e in events {
             encoder.encode(e, &mut out);
@@ -365,7 +375,7 @@ mod tests {
         ]);
         let events = data(&chunks);
         assert_eq!(events[0]["message"]["usage"]["input_tokens"], 0);
-        assert!(events[0]["message"]["id"].as_str().unwrap().starts_with("msg_"));
+        assert_eq!(events[0]["message"]["id"].as_str().unwrap(), AnswerIds::from_seed("encoder").message_id());
         assert_eq!(events[0]["message"]["stop_reason"], Value::Null);
         assert_eq!(events[4]["usage"]["input_tokens"], 9);
     }
@@ -442,8 +452,37 @@ mod tests {
         assert_eq!(events[1]["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
         assert_eq!(events[2]["delta"], json!({"type": "signature_delta", "signature": "sig"}));
         assert_eq!(events[4]["content_block"]["type"], "tool_use");
-        assert!(events[4]["content_block"]["id"].as_str().unwrap().starts_with("toolu_"));
+        let tag = AnswerIds::from_seed("encoder").tag(16);
+        assert_eq!(events[4]["content_block"]["id"].as_str().unwrap(), format!("toolu_{tag}_1"));
         assert_eq!(events[5]["delta"], json!({"type": "input_json_delta", "partial_json": "{}"}));
+    }
+
+    #[test]
+    fn made_up_ids_come_from_the_answer_ids() {
+        let events = || {
+            vec![
+                StreamEvent::Text("Calling.".into()),
+                StreamEvent::ToolCallArgs { index: 0, fragment: "{}".into() },
+                StreamEvent::ToolCallArgs { index: 1, fragment: "{}".into() },
+            ]
+        };
+        let bytes = |chunks: Vec<ChatChunk>| chunks.into_iter().map(|c| c.data).collect::<Vec<_>>();
+        let one = bytes(run_with(events(), AnswerIds::from_seed("answer-1")));
+        assert_eq!(one, bytes(run_with(events(), AnswerIds::from_seed("answer-1"))), "same seed: same bytes");
+        let tool_ids = |chunks: &[String]| -> Vec<String> {
+            chunks
+                .iter()
+                .map(|c| serde_json::from_str::<Value>(c).unwrap())
+                .filter(|e| e["content_block"]["type"] == "tool_use")
+                .map(|e| e["content_block"]["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let ids = tool_ids(&one);
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1], "calls of one answer get distinct ids");
+        assert!(ids.iter().all(|id| id.len() <= 40), "{ids:?}");
+        let other = tool_ids(&bytes(run_with(events(), AnswerIds::from_seed("answer-2"))));
+        assert!(ids.iter().all(|id| !other.contains(id)), "another answer's calls get other ids: {ids:?} {other:?}");
     }
 
     #[test]
@@ -461,7 +500,7 @@ mod tests {
 
     #[test]
     fn finish_is_idempotent_and_ends_encoding() {
-        let mut encoder = EventEncoder::new("m");
+        let mut encoder = EventEncoder::new("m", AnswerIds::from_seed("encoder"));
         let mut out = Vec::new();
         encoder.finish(&mut out);
         encoder.finish(&mut out);

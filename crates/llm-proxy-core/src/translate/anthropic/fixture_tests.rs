@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::provider::{ChatChunk, ChunkKind, TokenUsage};
-use crate::translate::{StreamDecoder, StreamEncoder};
+use crate::translate::{AnswerIds, StreamDecoder, StreamEncoder};
 use crate::unified::{ChatRequest, StreamEvent};
 
 const REQUEST_TOOLS_IMAGES: &str = include_str!("../../../fixtures/anthropic/request_tools_images.json");
@@ -33,7 +33,7 @@ fn decode(text: &str) -> Vec<StreamEvent> {
 
 /// The SSE text an Anthropic client receives for these events.
 fn encode(model: &str, events: Vec<StreamEvent>) -> String {
-    let mut encoder = EventEncoder::new(model);
+    let mut encoder = EventEncoder::new(model, AnswerIds::from_seed("fixture"));
     let mut chunks: Vec<ChatChunk> = Vec::new();
     for e in events {
         encoder.encode(e, &mut chunks);
@@ -79,7 +79,7 @@ fn response_with_tool_use() {
     assert_eq!(usage_of_message(RESPONSE_TOOL_USE.as_bytes()).unwrap(), unified.usage);
     // Encoded for an Anthropic client, it is the original message again.
     let original: Value = serde_json::from_str(RESPONSE_TOOL_USE).unwrap();
-    assert_eq!(response_from_unified(&unified), original);
+    assert_eq!(response_from_unified(&unified, AnswerIds::from_seed("fixture")), original);
 }
 
 #[test]

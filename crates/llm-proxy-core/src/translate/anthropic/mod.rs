@@ -91,11 +91,6 @@ fn client_stop_reason(reason: Option<&StopReason>, has_tool_calls: bool) -> (&'s
     }
 }
 
-/// A fresh `msg_…` id for an answer whose upstream gave none.
-fn new_message_id() -> String {
-    format!("msg_{}", uuid::Uuid::new_v4().simple())
-}
-
 /// Unified usage of Anthropic's counts (the cached input added back into the prompt).
 fn usage_from_wire(u: &Usage) -> TokenUsage {
     let cached = u.cache_read_input_tokens.unwrap_or(0);

@@ -6,8 +6,9 @@ use llm_proxy_protocol::anthropic::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{client_stop_reason, new_message_id, stop_reason_from_wire, usage_from_wire, usage_to_wire};
+use super::{client_stop_reason, stop_reason_from_wire, usage_from_wire, usage_to_wire};
 use crate::provider::{ProviderError, TokenUsage};
+use crate::translate::AnswerIds;
 use crate::unified::{ChatResponse, Part};
 
 /// An Anthropic upstream's `message` body as a unified answer.
@@ -39,8 +40,9 @@ pub fn response_to_unified(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     })
 }
 
-/// A unified answer as the `message` object an Anthropic client expects.
-pub fn response_from_unified(r: &ChatResponse) -> Value {
+/// A unified answer as the `message` object an Anthropic client expects. `ids` gives the id when
+/// the upstream named none.
+pub fn response_from_unified(r: &ChatResponse, ids: AnswerIds) -> Value {
     let has_tool_calls = r.content.iter().any(|p| matches!(p, Part::ToolCall { .. }));
     let content = r
         .content
@@ -70,7 +72,7 @@ pub fn response_from_unified(r: &ChatResponse) -> Value {
         .collect();
     let (stop_reason, stop_sequence) = client_stop_reason(r.stop_reason.as_ref(), has_tool_calls);
     let message = Message {
-        id: if r.id.is_empty() { new_message_id() } else { r.id.clone() },
+        id: if r.id.is_empty() { ids.message_id() } else { r.id.clone() },
         kind: "message".into(),
         role: "assistant".into(),
         content,
@@ -157,12 +159,16 @@ mod tests {
 
     #[test]
     fn an_answer_without_id_or_stop_gets_one() {
-        let v = response_from_unified(&ChatResponse {
+        let answer = ChatResponse {
             model: "gpt-4o".into(),
             content: vec![Part::Text { text: "Hi".into(), cache_control: None }],
             ..ChatResponse::default()
-        });
-        assert!(v["id"].as_str().unwrap().starts_with("msg_"));
+        };
+        let ids = AnswerIds::from_seed("answer-1");
+        let v = response_from_unified(&answer, ids);
+        assert_eq!(v["id"].as_str().unwrap(), ids.message_id());
+        assert_eq!(v, response_from_unified(&answer, ids), "same answer, same ids: same message");
+        assert_ne!(v["id"], response_from_unified(&answer, AnswerIds::from_seed("answer-2"))["id"]);
         assert_eq!(v["stop_reason"], "end_turn");
         assert_eq!(v["stop_sequence"], Value::Null);
         assert_eq!(
@@ -174,16 +180,19 @@ mod tests {
     #[test]
     fn tool_calls_end_a_turn_as_tool_use_whatever_the_upstream_said() {
         let response = |stop: Option<StopReason>, arguments: &str| {
-            response_from_unified(&ChatResponse {
-                id: "msg_1".into(),
-                model: "gemini-2.5-pro".into(),
-                content: vec![
-                    Part::Text { text: String::new(), cache_control: None },
-                    Part::ToolCall { id: "call_1".into(), name: "f".into(), arguments: arguments.into() },
-                ],
-                stop_reason: stop,
-                usage: None,
-            })
+            response_from_unified(
+                &ChatResponse {
+                    id: "msg_1".into(),
+                    model: "gemini-2.5-pro".into(),
+                    content: vec![
+                        Part::Text { text: String::new(), cache_control: None },
+                        Part::ToolCall { id: "call_1".into(), name: "f".into(), arguments: arguments.into() },
+                    ],
+                    stop_reason: stop,
+                    usage: None,
+                },
+                AnswerIds::from_seed("answer"),
+            )
         };
         let v = response(Some(StopReason::EndTurn), r#"{"a":1}"#);
         assert_eq!(v["stop_reason"], "tool_use");
@@ -194,25 +203,31 @@ mod tests {
 
     #[test]
     fn thinking_content_filter_and_stop_sequence_answers() {
-        let v = response_from_unified(&ChatResponse {
-            id: "msg_1".into(),
-            model: "m".into(),
-            content: vec![
-                Part::Thinking { text: "deepseek reasoning".into(), signature: None },
-                Part::RedactedThinking { data: "EmwK".into() },
-            ],
-            stop_reason: Some(StopReason::ContentFilter),
-            usage: None,
-        });
+        let v = response_from_unified(
+            &ChatResponse {
+                id: "msg_1".into(),
+                model: "m".into(),
+                content: vec![
+                    Part::Thinking { text: "deepseek reasoning".into(), signature: None },
+                    Part::RedactedThinking { data: "EmwK".into() },
+                ],
+                stop_reason: Some(StopReason::ContentFilter),
+                usage: None,
+            },
+            AnswerIds::from_seed("answer"),
+        );
         assert_eq!(
             v["content"],
             json!([{"type": "thinking", "thinking": "deepseek reasoning", "signature": ""}, {"type": "redacted_thinking", "data": "EmwK"}])
         );
         assert_eq!(v["stop_reason"], "refusal");
-        let v = response_from_unified(&ChatResponse {
-            stop_reason: Some(StopReason::StopSequence(Some("END".into()))),
-            ..ChatResponse::default()
-        });
+        let v = response_from_unified(
+            &ChatResponse {
+                stop_reason: Some(StopReason::StopSequence(Some("END".into()))),
+                ..ChatResponse::default()
+            },
+            AnswerIds::from_seed("answer"),
+        );
         assert_eq!((&v["stop_reason"], &v["stop_sequence"]), (&json!("stop_sequence"), &json!("END")));
     }
 

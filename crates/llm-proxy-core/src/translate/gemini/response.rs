@@ -7,11 +7,13 @@ use serde_json::Value;
 
 use super::call_id;
 use crate::provider::{ProviderError, TokenUsage};
+use crate::translate::AnswerIds;
 use crate::unified::{ChatResponse, ImageSource, Part, StopReason};
 
 /// Decodes a `generateContent` answer. Only the first candidate is read: the gateway never asks
-/// for more (`candidateCount` is not set).
-pub fn response_to_unified(body: &[u8], model: &str) -> Result<ChatResponse, ProviderError> {
+/// for more (`candidateCount` is not set). `ids` names the answer and its function calls when
+/// Gemini did not.
+pub fn response_to_unified(body: &[u8], model: &str, ids: AnswerIds) -> Result<ChatResponse, ProviderError> {
     let resp: GenerateContentResponse = json::decode(body)
         .map_err(|e| ProviderError::Protocol(format!("not a Gemini GenerateContentResponse: {e}")))?;
     // Every field is optional on the wire, so `{}` or an error body would decode as an empty answer.
@@ -23,12 +25,12 @@ pub fn response_to_unified(body: &[u8], model: &str) -> Result<ChatResponse, Pro
         return Err(ProviderError::Protocol(format!("Gemini answered with {detail}")));
     }
 
-    let mut ids = CallIds::new(resp.response_id.as_deref());
+    let mut calls = CallIds::new(resp.response_id.as_deref(), &ids);
     let mut content: Vec<Part> = Vec::new();
     let candidate = resp.candidates.first();
     for part in candidate.and_then(|c| c.content.as_ref()).map(|c| c.parts.as_slice()).unwrap_or_default() {
         if let Some(call) = &part.function_call {
-            let (id, name, arguments) = ids.tool_call(call, part.thought_signature.as_deref());
+            let (id, name, arguments) = calls.tool_call(call, part.thought_signature.as_deref());
             content.push(Part::ToolCall { id, name, arguments });
         } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
             // A thought signature on a text part is dropped: Gemini only requires the ones on
@@ -47,7 +49,7 @@ pub fn response_to_unified(body: &[u8], model: &str) -> Result<ChatResponse, Pro
         None => prompt_blocked(&resp).then_some(StopReason::ContentFilter),
     };
     Ok(ChatResponse {
-        id: resp.response_id.clone().unwrap_or_else(generated_response_id),
+        id: resp.response_id.clone().unwrap_or_else(|| ids.response_id()),
         model: resp.model_version.clone().unwrap_or_else(|| model.to_string()),
         content,
         stop_reason,
@@ -113,10 +115,6 @@ pub(super) fn usage(u: &UsageMetadata) -> TokenUsage {
     }
 }
 
-pub(super) fn generated_response_id() -> String {
-    format!("gen-{}", uuid::Uuid::new_v4().simple())
-}
-
 /// Hands out the unified ids of one answer's function calls.
 pub(super) struct CallIds {
     /// Distinguishes this answer's generated ids from other answers' in the same conversation.
@@ -125,13 +123,15 @@ pub(super) struct CallIds {
 }
 
 impl CallIds {
-    pub(super) fn new(response_id: Option<&str>) -> Self {
+    /// The tag comes from Gemini's response id, or from `ids` when it gave none.
+    pub(super) fn new(response_id: Option<&str>, ids: &AnswerIds) -> Self {
         // 16 characters keep plain ids under the 40 that OpenAI accepts as a tool-call id, should
         // the conversation later go there.
+        const TAG_LEN: usize = 16;
         let mut tag: String =
-            response_id.unwrap_or_default().chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+            response_id.unwrap_or_default().chars().filter(char::is_ascii_alphanumeric).take(TAG_LEN).collect();
         if tag.is_empty() {
-            tag = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+            tag = ids.tag(TAG_LEN);
         }
         Self { tag, next: 0 }
     }
@@ -159,15 +159,19 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
+    fn decode(body: &[u8], model: &str) -> Result<ChatResponse, ProviderError> {
+        response_to_unified(body, model, AnswerIds::from_seed("answer"))
+    }
+
     #[test]
     fn text_answer() {
-        let resp = response_to_unified(&fixture("response_text.json"), "gemini-2.5-flash").unwrap();
+        let resp = decode(&fixture("response_text.json"), "gemini-2.5-flash").unwrap();
         insta::assert_debug_snapshot!(resp);
     }
 
     #[test]
     fn function_call_answer_with_thought_signature() {
-        let resp = response_to_unified(&fixture("response_function_call.json"), "gemini-3-pro-preview").unwrap();
+        let resp = decode(&fixture("response_function_call.json"), "gemini-3-pro-preview").unwrap();
         insta::assert_debug_snapshot!(resp);
         let Part::ToolCall { id, .. } = &resp.content[1] else { panic!("{:?}", resp.content) };
         let call = call_id::from_unified(id);
@@ -177,8 +181,8 @@ mod tests {
 
     #[test]
     fn blocked_prompt_is_an_empty_filtered_answer() {
-        let mut resp = response_to_unified(&fixture("response_blocked_prompt.json"), "gemini-2.5-flash").unwrap();
-        assert!(resp.id.starts_with("gen-"), "{}", resp.id);
+        let mut resp = decode(&fixture("response_blocked_prompt.json"), "gemini-2.5-flash").unwrap();
+        assert_eq!(resp.id, AnswerIds::from_seed("answer").response_id());
         resp.id = "<generated>".into();
         insta::assert_debug_snapshot!(resp);
     }
@@ -186,10 +190,10 @@ mod tests {
     #[test]
     fn what_is_not_a_response_is_a_protocol_error() {
         for body in [&b"{}"[..], b"[]", b"<html>", br#"{"candidates": "x"}"#] {
-            let err = response_to_unified(body, "m").unwrap_err();
+            let err = decode(body, "m").unwrap_err();
             assert!(matches!(err, ProviderError::Protocol(_)), "{err:?}");
         }
-        let err = response_to_unified(&fixture("error_invalid_argument.json"), "m").unwrap_err();
+        let err = decode(&fixture("error_invalid_argument.json"), "m").unwrap_err();
         let ProviderError::Protocol(message) = err else { panic!() };
         assert!(message.contains("API key not valid"), "{message}");
     }
@@ -242,7 +246,7 @@ mod tests {
             {"functionCall":{"name":"b"}},
             {"functionCall":{"id":"fc_7","name":"c","args":{}}}
         ]},"finishReason":"STOP"}],"responseId":"r-1_x"}"#;
-        let resp = response_to_unified(body, "m").unwrap();
+        let resp = decode(body, "m").unwrap();
         assert_eq!(resp.model, "m");
         assert_eq!(resp.stop_reason, Some(StopReason::ToolUse));
         assert_eq!(resp.usage, None);
@@ -261,14 +265,18 @@ mod tests {
     #[test]
     fn generated_call_ids_differ_between_answers_without_response_id() {
         let body = br#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"a"}}]},"finishReason":"STOP"}]}"#;
-        let ids: Vec<String> = (0..2)
-            .map(|_| match &response_to_unified(body, "m").unwrap().content[0] {
+        let answer = |seed: &str| response_to_unified(body, "m", AnswerIds::from_seed(seed)).unwrap();
+        assert_eq!(answer("answer-1"), answer("answer-1"), "same body, same seed: same answer");
+        let ids: Vec<String> = ["answer-1", "answer-2"]
+            .into_iter()
+            .map(|seed| match &answer(seed).content[0] {
                 Part::ToolCall { id, .. } => id.clone(),
                 p => panic!("{p:?}"),
             })
             .collect();
         assert_ne!(ids[0], ids[1]);
-        assert!(ids.iter().all(|id| id.starts_with("call_") && id.ends_with("_0")), "{ids:?}");
+        assert_eq!(ids[0], format!("call_{}_0", AnswerIds::from_seed("answer-1").tag(16)));
+        assert!(ids.iter().all(|id| id.starts_with("call_") && id.ends_with("_0") && id.len() <= 40), "{ids:?}");
     }
 
     #[test]
@@ -278,7 +286,7 @@ mod tests {
             {"executableCode":{"language":"PYTHON","code":"print(1)"}},
             {"text":""}
         ]},"finishReason":"SAFETY"}],"modelVersion":"gemini-2.5-flash-image"}"#;
-        let resp = response_to_unified(body, "m").unwrap();
+        let resp = decode(body, "m").unwrap();
         assert_eq!(resp.model, "gemini-2.5-flash-image");
         assert_eq!(resp.stop_reason, Some(StopReason::ContentFilter));
         assert_eq!(

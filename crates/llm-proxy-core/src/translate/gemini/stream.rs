@@ -8,14 +8,16 @@
 use llm_proxy_protocol::gemini::StreamChunk;
 use llm_proxy_protocol::json;
 
-use super::response::{CallIds, generated_response_id, prompt_blocked, stop_reason, usage};
+use super::response::{CallIds, prompt_blocked, stop_reason, usage};
 use crate::provider::ProviderError;
-use crate::translate::StreamDecoder;
+use crate::translate::{AnswerIds, StreamDecoder};
 use crate::unified::{StopReason, StreamEvent};
 
 pub struct StreamChunkDecoder {
     /// The upstream model id, for `Start` when Gemini names no `modelVersion`.
     model: String,
+    /// Names the answer and its function calls when Gemini did not.
+    answer_ids: AnswerIds,
     /// Set by the first chunk, which also emits `Start`.
     ids: Option<CallIds>,
     /// Tool calls seen so far: the next call's index, and whether the stop is a tool-use one.
@@ -24,8 +26,8 @@ pub struct StreamChunkDecoder {
 }
 
 impl StreamChunkDecoder {
-    pub fn new(model: &str) -> Self {
-        Self { model: model.to_string(), ids: None, calls: 0, finished: false }
+    pub fn new(model: &str, answer_ids: AnswerIds) -> Self {
+        Self { model: model.to_string(), answer_ids, ids: None, calls: 0, finished: false }
     }
 }
 
@@ -51,10 +53,10 @@ impl StreamDecoder for StreamChunkDecoder {
             Some(ids) => ids,
             None => {
                 out.push(StreamEvent::Start {
-                    id: resp.response_id.clone().unwrap_or_else(generated_response_id),
+                    id: resp.response_id.clone().unwrap_or_else(|| self.answer_ids.response_id()),
                     model: resp.model_version.clone().unwrap_or_else(|| self.model.clone()),
                 });
-                self.ids.insert(CallIds::new(resp.response_id.as_deref()))
+                self.ids.insert(CallIds::new(resp.response_id.as_deref(), &self.answer_ids))
             }
         };
 

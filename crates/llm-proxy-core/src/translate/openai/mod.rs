@@ -20,15 +20,15 @@ pub use response::{response_from_unified, response_to_unified};
 pub use stream::{ChunkDecoder, ChunkEncoder};
 
 use crate::provider::TokenUsage;
+use crate::translate::AnswerIds;
 use crate::unified::StopReason;
 use llm_proxy_protocol::openai::{CompletionTokensDetails, PromptTokensDetails, Usage};
 
-/// A short random tag for the tool-call ids an answer's calls get when the upstream sent none:
-/// `call_0` in every turn would collide in the history a later request sends to Anthropic.
-fn call_tag() -> String {
-    let mut tag = uuid::Uuid::new_v4().simple().to_string();
-    tag.truncate(12);
-    tag
+/// The tag in the tool-call ids an answer's calls get when the upstream sent none
+/// (`call_<tag>_<n>`): `call_0` in every turn would collide in the history a later request sends
+/// to Anthropic.
+fn call_tag(ids: &AnswerIds) -> String {
+    ids.tag(12)
 }
 
 /// OpenAI's `finish_reason` for a stop reason.

@@ -6,10 +6,12 @@ use serde_json::{Value, json};
 use super::stream::null_default;
 use super::{finish_reason, stop_reason, usage_to_wire};
 use crate::provider::{ProviderError, TokenUsage};
+use crate::translate::AnswerIds;
 use crate::unified::{ChatResponse, Part, StopReason};
 
-/// A `chat.completion` for an OpenAI client. `created` is in seconds.
-pub fn response_from_unified(r: &ChatResponse, created: i64) -> Value {
+/// A `chat.completion` for an OpenAI client. `created` is in seconds; `ids` gives the id when the
+/// upstream named none.
+pub fn response_from_unified(r: &ChatResponse, created: i64, ids: AnswerIds) -> Value {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
@@ -35,7 +37,7 @@ pub fn response_from_unified(r: &ChatResponse, created: i64) -> Value {
         message["reasoning_content"] = reasoning.into();
     }
     let mut out = json!({
-        "id": chat_id(&r.id),
+        "id": chat_id(&r.id, &ids),
         "object": "chat.completion",
         "created": created,
         "model": r.model,
@@ -52,9 +54,9 @@ pub fn response_from_unified(r: &ChatResponse, created: i64) -> Value {
     out
 }
 
-/// The id an OpenAI client sees: the upstream's, or a fresh one.
-pub(super) fn chat_id(id: &str) -> String {
-    if id.is_empty() { format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()) } else { id.to_string() }
+/// The id an OpenAI client sees: the upstream's, or one of this answer's.
+pub(super) fn chat_id(id: &str, ids: &AnswerIds) -> String {
+    if id.is_empty() { ids.completion_id() } else { id.to_string() }
 }
 
 // `null` reads as absent throughout, as in the stream decoder.
@@ -106,8 +108,9 @@ struct WireFunction {
     arguments: String,
 }
 
-/// A `chat.completion` from an OpenAI-protocol upstream.
-pub fn response_to_unified(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+/// A `chat.completion` from an OpenAI-protocol upstream. `ids` names the tool calls the upstream
+/// gave no id.
+pub fn response_to_unified(body: &[u8], ids: AnswerIds) -> Result<ChatResponse, ProviderError> {
     let c: Completion = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("the upstream answer is not a chat completion: {e}")))?;
     let choice = c
@@ -124,7 +127,7 @@ pub fn response_to_unified(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     if let Some(text) = m.content.or(m.refusal).filter(|t| !t.is_empty()) {
         content.push(Part::Text { text, cache_control: None });
     }
-    let tag = super::call_tag();
+    let tag = super::call_tag(&ids);
     for (i, call) in m.tool_calls.into_iter().enumerate() {
         let id = if call.id.is_empty() { format!("call_{tag}_{i}") } else { call.id };
         content.push(Part::ToolCall { id, name: call.function.name, arguments: call.function.arguments });
@@ -145,7 +148,7 @@ mod tests {
               "finish_reason":"tool_calls"}],
             "usage":{"prompt_tokens":20,"completion_tokens":9,"total_tokens":29,
               "prompt_tokens_details":{"cached_tokens":8},"completion_tokens_details":{"reasoning_tokens":4}}}"#;
-        let r = response_to_unified(body).unwrap();
+        let r = response_to_unified(body, AnswerIds::from_seed("answer")).unwrap();
         assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
         assert_eq!(
             r.usage,
@@ -157,7 +160,7 @@ mod tests {
                 reasoning_tokens: 4
             })
         );
-        let out = response_from_unified(&r, 1);
+        let out = response_from_unified(&r, 1, AnswerIds::from_seed("answer"));
         let want: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(out["choices"][0]["message"]["tool_calls"], want["choices"][0]["message"]["tool_calls"]);
         assert_eq!(out["choices"][0]["message"]["reasoning_content"], "Think.");
@@ -169,21 +172,31 @@ mod tests {
     #[test]
     fn nulls_refusals_and_missing_ids() {
         let body = br#"{"id":null,"choices":[{"message":{"role":"assistant","content":null,"refusal":"No.","tool_calls":null},"finish_reason":"stop"}]}"#;
-        let r = response_to_unified(body).unwrap();
+        let ids = AnswerIds::from_seed("answer-1");
+        let r = response_to_unified(body, ids).unwrap();
         assert_eq!(r.content, vec![Part::Text { text: "No.".into(), cache_control: None }]);
         assert_eq!(r.stop_reason, Some(StopReason::ContentFilter));
         let body = br#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":null}}]},"finish_reason":"tool_calls"}]}"#;
-        let (a, b) = (response_to_unified(body).unwrap(), response_to_unified(body).unwrap());
         let id = |r: &ChatResponse| match &r.content[0] {
             Part::ToolCall { id, .. } => id.clone(),
             other => panic!("{other:?}"),
         };
+        let a = response_to_unified(body, ids).unwrap();
+        assert_eq!(id(&a), format!("call_{}_0", ids.tag(12)));
+        assert!(id(&a).len() <= 40, "OpenAI takes tool-call ids of at most 40 characters");
+        assert_eq!(response_to_unified(body, ids).unwrap(), a, "same body, same ids: same answer");
+        let b = response_to_unified(body, AnswerIds::from_seed("answer-2")).unwrap();
         assert_ne!(id(&a), id(&b), "generated ids differ between answers");
+        // An answer without an id gets this answer's.
+        let out = response_from_unified(&a, 1, ids);
+        assert_eq!(out["id"].as_str().unwrap(), ids.completion_id());
+        assert_eq!(out, response_from_unified(&a, 1, ids));
     }
 
     #[test]
     fn not_a_completion_is_a_protocol_error() {
-        assert!(matches!(response_to_unified(b"[]"), Err(ProviderError::Protocol(_))));
-        assert!(matches!(response_to_unified(br#"{"choices":[]}"#), Err(ProviderError::Protocol(_))));
+        let ids = AnswerIds::from_seed("answer");
+        assert!(matches!(response_to_unified(b"[]", ids), Err(ProviderError::Protocol(_))));
+        assert!(matches!(response_to_unified(br#"{"choices":[]}"#, ids), Err(ProviderError::Protocol(_))));
     }
 }

@@ -6,13 +6,15 @@ use serde::Deserialize;
 use super::response::chat_id;
 use super::{finish_reason, stop_reason, usage_to_wire};
 use crate::provider::{ChatChunk, ChunkKind, ProviderError, TokenUsage};
-use crate::translate::{StreamDecoder, StreamEncoder};
+use crate::translate::{AnswerIds, StreamDecoder, StreamEncoder};
 use crate::unified::{StopReason, StreamEvent};
 
 /// Writes chunks for an OpenAI client. Chunks are formatted by hand around a prefix computed once
 /// (id, created, model): this runs for every token of every translated stream.
 pub struct ChunkEncoder {
     id: String,
+    /// Names the answer when the upstream did not.
+    ids: AnswerIds,
     model: String,
     created: i64,
     include_usage: bool,
@@ -25,9 +27,10 @@ pub struct ChunkEncoder {
 
 impl ChunkEncoder {
     /// `model` is what the client sees (the name it asked for); `created` is in seconds.
-    pub fn new(model: &str, created: i64, include_usage: bool) -> Self {
+    pub fn new(model: &str, created: i64, include_usage: bool, ids: AnswerIds) -> Self {
         Self {
             id: String::new(),
+            ids,
             model: model.to_string(),
             created,
             include_usage,
@@ -42,7 +45,7 @@ impl ChunkEncoder {
         if self.prefix.is_none() {
             let mut p = String::with_capacity(128);
             p.push_str("{\"id\":");
-            push_json_str(&mut p, &chat_id(&self.id));
+            push_json_str(&mut p, &chat_id(&self.id, &self.ids));
             p.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
             p.push_str(&self.created.to_string());
             p.push_str(",\"model\":");
@@ -228,15 +231,10 @@ pub struct ChunkDecoder {
     finished: bool,
 }
 
-impl Default for ChunkDecoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl ChunkDecoder {
-    pub fn new() -> Self {
-        Self { started: false, tools: Vec::new(), tag: super::call_tag(), refused: false, finished: false }
+    /// `ids` names the tool calls the upstream gives no id.
+    pub fn new(ids: AnswerIds) -> Self {
+        Self { started: false, tools: Vec::new(), tag: super::call_tag(&ids), refused: false, finished: false }
     }
 
     /// The slot a delta belongs to. With an index, the call of that index (newest first); without
@@ -364,7 +362,11 @@ mod tests {
     use serde_json::Value;
 
     fn decode_all(chunks: &[&str]) -> (Vec<StreamEvent>, bool) {
-        let mut d = ChunkDecoder::new();
+        decode_with(chunks, AnswerIds::from_seed("decoder"))
+    }
+
+    fn decode_with(chunks: &[&str], ids: AnswerIds) -> (Vec<StreamEvent>, bool) {
+        let mut d = ChunkDecoder::new(ids);
         let mut out = Vec::new();
         for c in chunks {
             d.decode(None, c, &mut out).unwrap();
@@ -460,14 +462,14 @@ mod tests {
 
     #[test]
     fn in_band_error_and_garbage() {
-        let mut d = ChunkDecoder::new();
+        let mut d = ChunkDecoder::new(AnswerIds::from_seed("decoder"));
         let err = d.decode(None, r#"{"error":{"message":"overloaded"}}"#, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, ProviderError::Reported(m) if m == "overloaded"));
         assert!(matches!(d.decode(None, "nope", &mut Vec::new()), Err(ProviderError::Protocol(_))));
     }
 
     fn encode_all(events: Vec<StreamEvent>, include_usage: bool) -> Vec<ChatChunk> {
-        let mut e = ChunkEncoder::new("smart", 7, include_usage);
+        let mut e = ChunkEncoder::new("smart", 7, include_usage, AnswerIds::from_seed("encoder"));
         let mut out = Vec::new();
         for ev in events {
             e.encode(ev, &mut out);
@@ -509,6 +511,46 @@ mod tests {
         assert_eq!(out[1].kind, ChunkKind::Content);
         let without = encode_all(vec![StreamEvent::Usage(TokenUsage::default())], false);
         assert!(without.iter().all(|c| c.kind != ChunkKind::UsageOnly), "no usage chunk unless asked for");
+    }
+
+    #[test]
+    fn made_up_ids_come_from_the_answer_ids() {
+        // No id for the answer nor for its calls: the decoder and the encoder make them up.
+        let chunks = [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ];
+        let seeded = |seed: &str| {
+            let ids = AnswerIds::from_seed(seed);
+            let (events, _) = decode_with(&chunks, ids);
+            let mut e = ChunkEncoder::new("smart", 7, false, ids);
+            let mut out = Vec::new();
+            for ev in events.iter().cloned() {
+                e.encode(ev, &mut out);
+            }
+            e.finish(&mut out);
+            let data: Vec<String> = out.into_iter().map(|c| c.data).collect();
+            (events, data)
+        };
+        let (events, data) = seeded("answer-1");
+        assert_eq!(seeded("answer-1"), (events.clone(), data.clone()), "same input, same seed: same bytes");
+        let tool_ids = |events: &[StreamEvent]| -> Vec<String> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    StreamEvent::ToolCallStart { id, .. } => Some(id.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let tag = AnswerIds::from_seed("answer-1").tag(12);
+        assert_eq!(tool_ids(&events), [format!("call_{tag}_0"), format!("call_{tag}_1")]);
+        let first: Value = serde_json::from_str(&data[0]).unwrap();
+        assert_eq!(first["id"].as_str().unwrap(), AnswerIds::from_seed("answer-1").completion_id());
+        let (other, _) = seeded("answer-2");
+        let (a, b) = (tool_ids(&events), tool_ids(&other));
+        assert!(a.iter().all(|id| !b.contains(id)), "another answer's calls get other ids: {a:?} {b:?}");
     }
 
     proptest! {

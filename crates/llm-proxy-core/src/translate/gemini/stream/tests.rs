@@ -10,7 +10,7 @@ fn decode_all(sse: &[u8], model: &str) -> (Vec<StreamEvent>, bool) {
     let mut sse_decoder = SseDecoder::new();
     sse_decoder.feed(sse, &mut events).unwrap();
     sse_decoder.finish(&mut events);
-    let mut decoder = StreamChunkDecoder::new(model);
+    let mut decoder = StreamChunkDecoder::new(model, AnswerIds::from_seed("stream"));
     let mut out = Vec::new();
     for SseEvent { event, data } in &events {
         decoder.decode(event.as_deref(), data, &mut out).unwrap();
@@ -39,18 +39,19 @@ fn streamed_parallel_function_calls() {
 
 #[test]
 fn a_stream_without_finish_reason_is_not_finished() {
-    let mut d = StreamChunkDecoder::new("m");
+    let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
     let mut out = Vec::new();
     d.decode(None, r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hel"}]}}]}"#, &mut out).unwrap();
     d.decode(None, "", &mut out).unwrap();
     assert!(!d.is_finished());
-    assert!(matches!(&out[0], StreamEvent::Start { id, model } if id.starts_with("gen-") && model == "m"), "{out:?}");
+    let id = AnswerIds::from_seed("stream").response_id();
+    assert_eq!(out[0], StreamEvent::Start { id, model: "m".into() });
     assert_eq!(out[1..], [StreamEvent::Text("Hel".into())]);
 }
 
 #[test]
 fn in_band_errors_are_reported() {
-    let mut d = StreamChunkDecoder::new("m");
+    let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
     let mut out = Vec::new();
     let err = d
         .decode(None, r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#, &mut out)
@@ -63,7 +64,7 @@ fn in_band_errors_are_reported() {
 
 #[test]
 fn garbage_is_a_protocol_error() {
-    let mut d = StreamChunkDecoder::new("m");
+    let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
     let mut out = Vec::new();
     for data in ["[DONE]", "{not json", r#"{"candidates": 3}"#] {
         assert!(matches!(d.decode(None, data, &mut out), Err(ProviderError::Protocol(_))), "{data}");
@@ -72,7 +73,7 @@ fn garbage_is_a_protocol_error() {
 
 #[test]
 fn blocked_prompt_stops_with_content_filter() {
-    let mut d = StreamChunkDecoder::new("m");
+    let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
     let mut out = Vec::new();
     let data = r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"responseId":"r1"}"#;
     d.decode(None, data, &mut out).unwrap();
@@ -89,7 +90,7 @@ fn blocked_prompt_stops_with_content_filter() {
 
 #[test]
 fn only_one_stop_and_calls_count_across_chunks() {
-    let mut d = StreamChunkDecoder::new("m");
+    let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
     let mut out = Vec::new();
     let chunks = [
         r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"a","args":{"q":1}}}]}}],"responseId":"R"}"#,
@@ -116,7 +117,7 @@ fn only_one_stop_and_calls_count_across_chunks() {
 #[test]
 fn finish_reasons_in_streams() {
     let stop_of = |reason: &str| {
-        let mut d = StreamChunkDecoder::new("m");
+        let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
         let mut out = Vec::new();
         let data = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}).to_string();
         d.decode(None, &data, &mut out).unwrap();
@@ -132,6 +133,40 @@ fn finish_reasons_in_streams() {
     assert_eq!(stop_of("MALFORMED_FUNCTION_CALL"), Some(StopReason::EndTurn));
 }
 
+#[test]
+fn made_up_ids_come_from_the_answer_ids() {
+    // Neither a response id nor call ids: all three are made up from the answer's ids.
+    let chunks = [
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"a"}},{"functionCall":{"name":"b"}}]}}]}"#,
+        r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"c"}}]},"finishReason":"STOP"}]}"#,
+    ];
+    let decode = |seed: &str| {
+        let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed(seed));
+        let mut out = Vec::new();
+        for c in chunks {
+            d.decode(None, c, &mut out).unwrap();
+        }
+        out
+    };
+    let tool_ids = |events: &[StreamEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCallStart { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let one = decode("answer-1");
+    assert_eq!(one, decode("answer-1"), "same input, same seed: same events");
+    let ids = AnswerIds::from_seed("answer-1");
+    assert_eq!(one[0], StreamEvent::Start { id: ids.response_id(), model: "m".into() });
+    let tag = ids.tag(16);
+    assert_eq!(tool_ids(&one), [format!("call_{tag}_0"), format!("call_{tag}_1"), format!("call_{tag}_2")]);
+    let other = tool_ids(&decode("answer-2"));
+    assert!(tool_ids(&one).iter().all(|id| !other.contains(id)), "another answer's calls get other ids: {other:?}");
+}
+
 proptest! {
     /// However Gemini's args look, the fragments a client concatenates parse to the same JSON.
     #[test]
@@ -140,7 +175,7 @@ proptest! {
         let data = format!(
             r#"{{"candidates":[{{"content":{{"role":"model","parts":[{{"functionCall":{{"name":"f","args":{args_text}}}}}]}},"finishReason":"STOP"}}]}}"#
         );
-        let mut d = StreamChunkDecoder::new("m");
+        let mut d = StreamChunkDecoder::new("m", AnswerIds::from_seed("stream"));
         let mut out = Vec::new();
         d.decode(None, &data, &mut out).unwrap();
         let joined: String = out
