@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
+use futures_util::future::Either;
 use llm_proxy_core::provider::{ChatInput, ProviderError};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
@@ -172,13 +173,14 @@ impl<'a> Exchange<'a> {
             meter.admit(admission);
             let mut request = Some(request);
             let call = |c: &Candidate, last: bool| {
-                // Only an attempt that may be followed by another needs its own copy.
-                let call = if last { request.take() } else { request.clone() }.map(|r| attempt(c, r));
-                async move {
-                    match call {
-                        Some(call) => call.await,
-                        None => Err(ProviderError::Protocol("the request was already sent".into())),
-                    }
+                // Only an attempt that may be followed by another needs its own copy. (`Either`,
+                // not an `async` block around the call: that would hold the upstream call's
+                // future twice over, and it is big.)
+                match if last { request.take() } else { request.clone() } {
+                    Some(r) => Either::Left(attempt(c, r)),
+                    None => Either::Right(std::future::ready(Err(ProviderError::Protocol(
+                        "the request was already sent".into(),
+                    )))),
                 }
             };
             let (result, attempts) = tokio::select! {

@@ -32,7 +32,8 @@ pub async fn chat_completions(
     }
     let client = ClientSide::OpenAi { include_usage: request.wants_stream_usage() };
     let max_tokens = request.max_completion_tokens.or(request.max_tokens);
-    serve_chat(x, ChatInput::OpenAi(request), &parts.headers, client, max_tokens).await
+    // Boxed: the pipeline's future is big, and every layer above moves the handler's future.
+    Box::pin(serve_chat(x, ChatInput::OpenAi(request), &parts.headers, client, max_tokens)).await
 }
 
 fn check(state: &Shared, request: &ChatCompletionRequest) -> Result<(), ApiError> {

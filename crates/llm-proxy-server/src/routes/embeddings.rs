@@ -39,7 +39,7 @@ pub async fn embeddings(
     }
     // Embeddings have no answer tokens: the input alone is reserved.
     let demand = Demand::Billed { prompt_bytes: x.body_bytes(), max_tokens: Some(0) };
-    x.serve(
+    Box::pin(x.serve(
         request,
         &parts.headers,
         demand,
@@ -54,6 +54,6 @@ pub async fn embeddings(
             meter.succeed(200);
             relay::json_response(done.body)
         },
-    )
+    ))
     .await
 }

@@ -33,7 +33,8 @@ pub async fn messages(
         return x.fail(e);
     }
     let max_tokens = request.max_tokens;
-    serve_chat(x, ChatInput::Anthropic(request), &parts.headers, ClientSide::Anthropic, max_tokens).await
+    // Boxed: the pipeline's future is big, and every layer above moves the handler's future.
+    Box::pin(serve_chat(x, ChatInput::Anthropic(request), &parts.headers, ClientSide::Anthropic, max_tokens)).await
 }
 
 /// Input tokens of a request as the upstream counts them (Anthropic, Gemini), or estimated with
@@ -56,7 +57,7 @@ pub async fn count_tokens(
         return x.fail(e);
     }
     let body_bytes = x.body_bytes();
-    x.serve(
+    Box::pin(x.serve(
         ChatInput::Anthropic(request),
         &parts.headers,
         Demand::RequestOnly,
@@ -87,7 +88,7 @@ pub async fn count_tokens(
                 }
             }
         },
-    )
+    ))
     .await
 }
 
