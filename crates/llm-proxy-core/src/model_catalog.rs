@@ -9,11 +9,26 @@ use std::collections::HashMap;
 use crate::config::ProviderConfig;
 use crate::known_provider::known_provider;
 
+/// A provider of one config snapshot: its place in the config's provider list (and in the
+/// snapshot's list of provider clients, built in the same order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProviderId(usize);
+
+impl ProviderId {
+    /// The provider at `index` of the config's provider list.
+    pub fn at(index: usize) -> Self {
+        Self(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// Where a public name leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// Index into the config's provider list.
-    pub provider: usize,
+    pub provider: ProviderId,
     pub provider_name: String,
     pub upstream_model: String,
     /// The alias, when the client used one.
@@ -118,7 +133,12 @@ impl ModelCatalog {
     }
 
     fn resolved(&self, i: usize, model: &str, alias: Option<String>) -> Resolved {
-        Resolved { provider: i, provider_name: self.entries[i].name.clone(), upstream_model: model.to_string(), alias }
+        Resolved {
+            provider: ProviderId(i),
+            provider_name: self.entries[i].name.clone(),
+            upstream_model: model.to_string(),
+            alias,
+        }
     }
 
     /// Whether a key limited to `allowed` may reach `target` under the name `requested`.
@@ -221,7 +241,7 @@ mod tests {
     fn bare_ids_served_twice_are_ambiguous() {
         let c = ModelCatalog::new(&[provider("a", &[("m", None)]), provider("b", &[("m", None)])]);
         assert_eq!(c.resolve("m"), Err(ResolveError::Ambiguous(vec!["a/m".into(), "b/m".into()])));
-        assert_eq!(c.resolve("b/m").unwrap().provider, 1);
+        assert_eq!(c.resolve("b/m").unwrap().provider, ProviderId::at(1));
     }
 
     #[test]

@@ -87,6 +87,13 @@ pub struct Live {
     pub routes: RoutingTable,
 }
 
+impl Live {
+    /// The client of a provider this snapshot's catalog or routes resolved to.
+    pub fn client(&self, id: llm_proxy_core::model_catalog::ProviderId) -> &Arc<ProviderClient> {
+        &self.providers[id.index()]
+    }
+}
+
 /// What a routing table is built from; kept so that routes edited in the database can be merged
 /// with the file's and the table rebuilt while serving.
 pub struct RouteInputs {

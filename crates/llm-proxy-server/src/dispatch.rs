@@ -68,12 +68,12 @@ pub fn resolve(
         return Err(ApiError::forbidden(format!("This API key may not use the model `{model}`.")));
     }
     meter.set_target(&target);
-    let candidate = Candidate::direct(live.providers[target.provider].clone(), target);
+    let candidate = Candidate::direct(live.client(target.provider).clone(), target);
     Ok((live, Resolution::Single(candidate)))
 }
 
 fn candidate(live: &Live, d: &Arc<Deployment>) -> Candidate {
-    Candidate::routed(live.providers[d.target.provider].clone(), Arc::clone(d))
+    Candidate::routed(live.client(d.target.provider).clone(), Arc::clone(d))
 }
 
 /// The plan for a request. `deadline` bounds a single model's attempt; a route has its own.
@@ -140,7 +140,7 @@ async fn ensure_examples(live: &Live, semantic: &llm_proxy_core::routing::Semant
 /// Embeds `texts` with `model` through the gateway's own providers.
 async fn embed(live: &Live, model: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ApiError> {
     let target = live.catalog.resolve(model).map_err(|_| ApiError::model_not_found(model))?;
-    let client = &live.providers[target.provider];
+    let client = &live.client(target.provider);
     let mut extra = serde_json::Map::new();
     extra.insert("encoding_format".into(), "float".into());
     let request = EmbeddingsRequest { model: target.upstream_model.clone(), input: Value::from(texts), extra };

@@ -26,7 +26,7 @@ pub async fn run(state: Arc<Shared>, config: HealthCheck, stop: CancellationToke
         let live = state.live.load_full();
         // Owned pairs: the probes outlive no borrow of the snapshot.
         let targets: Vec<_> =
-            live.routes.deployments().iter().map(|d| (d.clone(), live.providers[d.target.provider].clone())).collect();
+            live.routes.deployments().iter().map(|d| (d.clone(), live.client(d.target.provider).clone())).collect();
         let probes = targets.into_iter().map(|(d, client)| async move {
             let healthy = match tokio::time::timeout(config.timeout, client.probe(&d.target.upstream_model)).await {
                 Ok(Ok(())) => true,
