@@ -94,9 +94,10 @@ pub async fn plan(
         .map(|r| r.conversation_key(headers.get("x-session-id").and_then(|v| v.to_str().ok())));
     let embedding = match (route.semantic(), request) {
         (Some(semantic), Some(r)) => {
-            ensure_examples(live, semantic).await;
+            // Boxed: an embeddings call is a big future, and only semantic routes make one.
+            Box::pin(ensure_examples(live, semantic)).await;
             match r.last_user_text() {
-                Some(text) if semantic.ready() => embed(live, &semantic.embedding_model, vec![text])
+                Some(text) if semantic.ready() => Box::pin(embed(live, &semantic.embedding_model, vec![text]))
                     .await
                     .map_err(|e| tracing::warn!(route = %route.name, error = %e.message, "cannot embed the request; using the default target"))
                     .ok()

@@ -177,7 +177,9 @@ impl<'a> Exchange<'a> {
                 // not an `async` block around the call: that would hold the upstream call's
                 // future twice over, and it is big.)
                 match if last { request.take() } else { request.clone() } {
-                    Some(r) => Either::Left(attempt(c, r)),
+                    // Boxed: an upstream call's future is kilobytes, and the pipeline's future,
+                    // which would otherwise hold it, is moved through every layer above.
+                    Some(r) => Either::Left(Box::pin(attempt(c, r))),
                     None => Either::Right(std::future::ready(Err(ProviderError::Protocol(
                         "the request was already sent".into(),
                     )))),
@@ -204,7 +206,7 @@ impl<'a> Exchange<'a> {
                 meter.hold(served.in_flight);
                 meter.hold_reservation(served.reservation, &state.accounting);
                 let by = ServedBy::of(&c);
-                let resp = answer(served.value, meter, c).await;
+                let resp = Box::pin(answer(served.value, meter, c)).await;
                 with_served_by(resp, Some(by), tried)
             }
         };

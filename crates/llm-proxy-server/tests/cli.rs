@@ -50,9 +50,14 @@ fn signal(child: &Child, name: &str) {
     Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
 }
 
-async fn wait_healthy(port: u16) {
+/// Waits for `child` to answer `/health` on `port`; fails at once, saying so, if it exits first
+/// (a port taken in the meantime by another test's server would otherwise answer for it).
+async fn wait_healthy(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway exited before it was healthy on port {port}: {status}");
+        }
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
             && r.status() == 200
         {
@@ -251,7 +256,7 @@ async fn serve_keeps_secrets_out_of_logs_and_drains_on_sigterm() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    wait_healthy(port).await;
+    wait_healthy(&mut child, port).await;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let chat = |model: &str, stream: bool| {
@@ -334,7 +339,7 @@ async fn serve_with_no_config_creates_its_database_and_serves_env_providers() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    wait_healthy(port).await;
+    wait_healthy(&mut child, port).await;
     assert!(dir.path().join("data/llm-proxy.db").exists());
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -377,7 +382,7 @@ async fn a_connection_flood_under_a_small_file_limit_is_queued_not_fatal() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    wait_healthy(port).await;
+    wait_healthy(&mut child, port).await;
     let mut stalled = Vec::new();
     for _ in 0..400 {
         stalled.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
