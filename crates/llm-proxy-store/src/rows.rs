@@ -20,15 +20,32 @@ const MAX_PAGE: u32 = 1000;
 /// Columns per `request_logs` row; with [`LOG_ROWS_PER_INSERT`] it bounds the bind parameters of
 /// one statement.
 const LOG_COLUMNS: usize = 22;
-/// Rows per multi-row `INSERT`. 22 × 500 = 11,000 parameters: under SQLite's limit (32,766 since
-/// 3.32) and PostgreSQL's (65,535), with room to add columns.
-pub(crate) const LOG_ROWS_PER_INSERT: usize = 500;
-const _: () = assert!(LOG_COLUMNS * LOG_ROWS_PER_INSERT <= 32_766);
+/// Most rows per multi-row `INSERT` (a power of two: see [`statement_chunks`]). 22 × 64 = 1,408
+/// parameters, far under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
+pub(crate) const LOG_ROWS_PER_INSERT: usize = 64;
+const _: () = assert!(LOG_ROWS_PER_INSERT.is_power_of_two() && LOG_COLUMNS * LOG_ROWS_PER_INSERT <= 32_766);
 
-/// Columns per `usage_hourly` row, and rows per upsert.
+/// Columns per `usage_hourly` row, and most rows per upsert (a power of two, as above).
 const USAGE_COLUMNS: usize = 11;
-pub(crate) const USAGE_ROWS_PER_UPSERT: usize = 500;
-const _: () = assert!(USAGE_COLUMNS * USAGE_ROWS_PER_UPSERT <= 32_766);
+pub(crate) const USAGE_ROWS_PER_UPSERT: usize = 64;
+const _: () = assert!(USAGE_ROWS_PER_UPSERT.is_power_of_two() && USAGE_COLUMNS * USAGE_ROWS_PER_UPSERT <= 32_766);
+
+/// Splits `rows` into chunks whose lengths are powers of two of at most `max` (a power of two),
+/// largest first. A multi-row statement's text depends on its row count, so this keeps the
+/// statements a batch of any size needs to a few shapes (7 for 64): each is parsed once per
+/// connection and then reused from the statement cache. Parsing a fresh statement for every batch
+/// cost more than executing it (SQLite's parser is linear in the rows).
+pub(crate) fn statement_chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let len = if rows.len() >= max { max } else { 1 << rows.len().ilog2() };
+        let (chunk, rest) = rows.split_at(len);
+        rows = rest;
+        Some(chunk)
+    })
+}
 
 /// The width of a `usage_hourly` bucket.
 const HOUR_MS: i64 = 3_600_000;
@@ -594,6 +611,19 @@ pub(crate) fn log_page(rows: Vec<LogRow>, limit: u32) -> Result<LogPage, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_split_into_power_of_two_chunks_largest_first() {
+        let lens = |n: usize| statement_chunks(&vec![0u8; n], 64).map(<[u8]>::len).collect::<Vec<_>>();
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(7), [4, 2, 1]);
+        assert_eq!(lens(64), [64]);
+        assert_eq!(lens(200), [64, 64, 64, 8]);
+        for n in 0..300 {
+            assert_eq!(lens(n).iter().sum::<usize>(), n);
+        }
+    }
 
     #[test]
     fn page_limit_is_clamped() {
