@@ -65,33 +65,56 @@ macro_rules! impl_store {
             }
             let entries = rows::unique_requests(entries);
             let mut conn = self.log_conn.take(&self.pool).await.map_err(map_sqlx)?;
-            let written: Result<(), StoreError> = async {
-                let mut usage = rows::UsageBatch::default();
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_sqlx)?;
-                // A few statement shapes, each prepared once per connection and cached (sqlx's
-                // statement cache holds 100 per connection; these take 14).
-                for chunk in rows::statement_chunks(&entries, rows::LOG_ROWS_PER_INSERT) {
-                    let inserted: Vec<String> = rows::insert_logs_query(chunk)
-                        .build_query_scalar()
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_sqlx)?;
-                    // Only what this insert stored: rows a retried batch had already written are
-                    // counted already.
-                    usage.add_inserted(chunk, &inserted);
-                }
-                if !usage.is_empty() {
-                    for groups in rows::statement_chunks(&usage.rows(), rows::USAGE_ROWS_PER_UPSERT) {
-                        rows::upsert_usage_query(groups)
-                            .build()
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_sqlx)?;
+            // Usually no row of a batch is stored yet, and each INSERT's count says so: the usage
+            // of every row is added, and no row comes back (the SQLite driver hands each returned
+            // row to this task separately: a wake-up per request). A count short of the chunk
+            // means a retried batch that is partly stored already; the transaction is rolled
+            // back and the batch written again, this time with the ids of the rows each INSERT
+            // stored (`RETURNING`), so only those count towards usage.
+            let mut written = Ok(false);
+            for returning in [false, true] {
+                written = async {
+                    let mut usage = rows::UsageBatch::default();
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_sqlx)?;
+                    // A few statement shapes, each prepared once per connection and cached
+                    // (sqlx's statement cache holds 100 per connection; these take 14).
+                    for chunk in rows::statement_chunks(&entries, rows::LOG_ROWS_PER_INSERT) {
+                        if returning {
+                            let inserted: Vec<String> = rows::insert_logs_query(chunk, true)
+                                .build_query_scalar()
+                                .persistent(false)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(map_sqlx)?;
+                            usage.add_inserted(chunk, &inserted);
+                            continue;
+                        }
+                        let done =
+                            rows::insert_logs_query(chunk, false).build().execute(&mut *tx).await.map_err(map_sqlx)?;
+                        if done.rows_affected() != chunk.len() as u64 {
+                            tx.rollback().await.map_err(map_sqlx)?;
+                            return Ok(false);
+                        }
+                        usage.add_all(chunk);
                     }
+                    if !usage.is_empty() {
+                        for groups in rows::statement_chunks(&usage.rows(), rows::USAGE_ROWS_PER_UPSERT) {
+                            rows::upsert_usage_query(groups)
+                                .build()
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map_sqlx)?;
+                        }
+                    }
+                    tx.commit().await.map_err(map_sqlx)?;
+                    Ok(true)
                 }
-                tx.commit().await.map_err(map_sqlx)
+                .await;
+                if !matches!(written, Ok(false)) {
+                    break;
+                }
             }
-            .await;
+            let written = written.map(|_| ());
             if written.is_ok() {
                 // A connection that failed goes back to the pool, which checks it before reuse.
                 self.log_conn.put_back(conn);

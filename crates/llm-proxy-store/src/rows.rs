@@ -346,10 +346,10 @@ pub(crate) fn unique_requests(entries: &[RequestLogEntry]) -> Vec<&RequestLogEnt
     entries.iter().filter(|e| seen.insert(e.request_id.as_str())).collect()
 }
 
-/// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries, returning the `request_id`
-/// of each row it inserted. Rows whose `request_id` is already stored are skipped (and not
-/// returned), which is what makes a retried batch harmless, for the usage aggregates too.
-pub(crate) fn insert_logs_query<'a, DB>(entries: &[&'a RequestLogEntry]) -> QueryBuilder<'a, DB>
+/// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries, with `returning`, returning
+/// the `request_id` of each row it inserted. Rows whose `request_id` is already stored are skipped
+/// (and not returned), which is what makes a retried batch harmless, for the usage aggregates too.
+pub(crate) fn insert_logs_query<'a, DB>(entries: &[&'a RequestLogEntry], returning: bool) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     DB::Arguments<'a>: Default,
@@ -387,7 +387,10 @@ where
             .push_bind(e.cost_estimated)
             .push_bind(e.user.as_deref());
     });
-    qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    qb.push(" ON CONFLICT (request_id) DO NOTHING");
+    if returning {
+        qb.push(" RETURNING request_id");
+    }
     qb
 }
 
@@ -425,12 +428,16 @@ impl<'a> UsageBatch<'a> {
     /// Adds the entries of `chunk` whose request id is in `inserted` (what the insert returned).
     pub(crate) fn add_inserted(&mut self, chunk: &[&'a RequestLogEntry], inserted: &[String]) {
         if inserted.len() == chunk.len() {
-            // The usual case: nothing in the chunk was stored before.
-            chunk.iter().for_each(|e| self.add(e));
+            self.add_all(chunk);
             return;
         }
         let inserted: HashSet<&str> = inserted.iter().map(String::as_str).collect();
         chunk.iter().filter(|e| inserted.contains(e.request_id.as_str())).for_each(|e| self.add(e));
+    }
+
+    /// Adds every entry of `chunk` (an insert that stored them all).
+    pub(crate) fn add_all(&mut self, chunk: &[&'a RequestLogEntry]) {
+        chunk.iter().for_each(|e| self.add(e));
     }
 
     fn add(&mut self, e: &'a RequestLogEntry) {
