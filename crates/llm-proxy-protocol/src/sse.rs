@@ -64,7 +64,8 @@ impl SseDecoder {
         }
         self.buf.extend_from_slice(chunk);
         loop {
-            let Some(found) = self.buf[self.scanned..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+            // memchr looks at a word (or a vector) at a time, not a byte.
+            let Some(found) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
                 self.scanned = self.buf.len();
                 if self.buf.len() > MAX_LINE_BYTES {
                     return Err(SseError::LineTooLong);
@@ -109,14 +110,19 @@ impl SseDecoder {
         if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 is checked a word at a time; only invalid input takes the per-character path
+        // that replaces what is broken.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
             b"data" => {
                 if self.has_data {

@@ -166,6 +166,9 @@ impl Relay {
 
 /// Appends one SSE event; each line of `data` gets its own `data:` field.
 fn push_event(out: &mut BytesMut, event: Option<&str>, data: &str) {
+    // Room for the usual one-line event at once: growing the buffer field by field reallocated
+    // it several times per event. Further lines of a multi-line event grow it as needed.
+    out.reserve(event.map_or(0, |name| "event: \n".len() + name.len()) + "data: \n\n".len() + data.len());
     if let Some(name) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());

@@ -9,8 +9,8 @@
 /// The `Store` methods whose SQL and binding are the same on both backends (the SQL is in `rows`).
 /// A macro rather than a generic over `sqlx::Database`, whose bounds would outweigh the code.
 /// `impl_store!(Type { backend-specific methods })` writes the whole `impl Store`, so that
-/// `async_trait` sees every method. Expects `self.pool` and `self.clock_ms()` (the clock that
-/// stamps key and route changes).
+/// `async_trait` sees every method. Expects `self.pool`, `self.log_conn` (a [`LogConnection`]) and
+/// `self.clock_ms()` (the clock that stamps key and route changes).
 macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
@@ -64,32 +64,62 @@ macro_rules! impl_store {
                 return Ok(());
             }
             let entries = rows::unique_requests(entries);
-            let mut usage = rows::UsageBatch::default();
-            let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-            for chunk in entries.chunks(rows::LOG_ROWS_PER_INSERT) {
-                let inserted: Vec<String> = rows::insert_logs_query(chunk)
-                    .build_query_scalar()
-                    // Each batch size is a different statement; caching them would only evict
-                    // the statements that are reused.
-                    .persistent(false)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
-                // Only what this insert stored: rows a retried batch had already written are
-                // counted already.
-                usage.add_inserted(chunk, &inserted);
-            }
-            if !usage.is_empty() {
-                for groups in usage.rows().chunks(rows::USAGE_ROWS_PER_UPSERT) {
-                    rows::upsert_usage_query(groups)
-                        .build()
-                        .persistent(false)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_sqlx)?;
+            let mut conn = self.log_conn.take(&self.pool).await.map_err(map_sqlx)?;
+            // Usually no row of a batch is stored yet, and each INSERT's count says so: the usage
+            // of every row is added, and no row comes back (the SQLite driver hands each returned
+            // row to this task separately: a wake-up per request). A count short of the chunk
+            // means a retried batch that is partly stored already; the transaction is rolled
+            // back and the batch written again, this time with the ids of the rows each INSERT
+            // stored (`RETURNING`), so only those count towards usage.
+            let mut written = Ok(false);
+            for returning in [false, true] {
+                written = async {
+                    let mut usage = rows::UsageBatch::default();
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_sqlx)?;
+                    // A few statement shapes, each prepared once per connection and cached
+                    // (sqlx's statement cache holds 100 per connection; these take 14).
+                    for chunk in rows::statement_chunks(&entries, rows::LOG_ROWS_PER_INSERT) {
+                        if returning {
+                            let inserted: Vec<String> = rows::insert_logs_query(chunk, true)
+                                .build_query_scalar()
+                                .persistent(false)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(map_sqlx)?;
+                            usage.add_inserted(chunk, &inserted);
+                            continue;
+                        }
+                        let done =
+                            rows::insert_logs_query(chunk, false).build().execute(&mut *tx).await.map_err(map_sqlx)?;
+                        if done.rows_affected() != chunk.len() as u64 {
+                            tx.rollback().await.map_err(map_sqlx)?;
+                            return Ok(false);
+                        }
+                        usage.add_all(chunk);
+                    }
+                    if !usage.is_empty() {
+                        for groups in rows::statement_chunks(&usage.rows(), rows::USAGE_ROWS_PER_UPSERT) {
+                            rows::upsert_usage_query(groups)
+                                .build()
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map_sqlx)?;
+                        }
+                    }
+                    tx.commit().await.map_err(map_sqlx)?;
+                    Ok(true)
+                }
+                .await;
+                if !matches!(written, Ok(false)) {
+                    break;
                 }
             }
-            tx.commit().await.map_err(map_sqlx)
+            let written = written.map(|_| ());
+            if written.is_ok() {
+                // A connection that failed goes back to the pool, which checks it before reuse.
+                self.log_conn.put_back(conn);
+            }
+            written
         }
 
         async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError> {
@@ -162,7 +192,10 @@ mod postgres;
 mod rows;
 mod sqlite;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool};
 
 pub use llm_proxy_core::store::{Store, StoreError};
 pub use postgres::PostgresStore;
@@ -183,6 +216,40 @@ pub async fn connect(database_url: &str, max_open: u32, max_idle: u32) -> Result
         }
         // The scheme is not secret, but the rest of the URL may be.
         _ => Err(StoreError::Other("unsupported database URL: expected sqlite:... or postgres://...".into())),
+    }
+}
+
+/// The connection the request-log writer used last, kept for its next batch. The pool hands its
+/// idle connections out in turn and each has its own statement cache, so without this a batch
+/// mostly lands on a connection that has not prepared the log statements yet and parses them
+/// again, which cost more than writing the rows. Not kept when the pool has one connection only:
+/// everything else needs it.
+pub(crate) struct LogConnection<DB: Database> {
+    held: Mutex<Option<PoolConnection<DB>>>,
+    keep: bool,
+}
+
+impl<DB: Database> LogConnection<DB> {
+    pub(crate) fn new(pool: &Pool<DB>) -> Self {
+        Self { held: Mutex::new(None), keep: pool.options().get_max_connections() > 1 }
+    }
+
+    /// The kept connection, or one from the pool.
+    pub(crate) async fn take(&self, pool: &Pool<DB>) -> Result<PoolConnection<DB>, sqlx::Error> {
+        let held = self.held.lock().ok().and_then(|mut h| h.take());
+        match held {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        }
+    }
+
+    /// Keeps `conn` for the next batch (or returns it to the pool).
+    pub(crate) fn put_back(&self, conn: PoolConnection<DB>) {
+        if self.keep
+            && let Ok(mut held) = self.held.lock()
+        {
+            *held = Some(conn);
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::rows::{self, KeyRow, LogRow, RouteRow};
-use crate::{map_migrate, map_sqlx, missing_migrations};
+use crate::{LogConnection, map_migrate, map_sqlx, missing_migrations};
 
 /// How long a caller waits for a pooled connection (or a new one) before `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,6 +32,7 @@ fn migrator() -> Migrator {
 
 pub struct PostgresStore {
     pool: PgPool,
+    log_conn: LogConnection<sqlx::Postgres>,
 }
 
 impl PostgresStore {
@@ -57,7 +58,7 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await;
         match pool {
-            Ok(pool) => Ok(Self { pool }),
+            Ok(pool) => Ok(Self { log_conn: LogConnection::new(&pool), pool }),
             Err(sqlx::Error::PoolTimedOut) => Err(StoreError::Unavailable(format!(
                 "cannot connect to PostgreSQL within {}s: {}",
                 ACQUIRE_TIMEOUT.as_secs(),

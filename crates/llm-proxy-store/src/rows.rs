@@ -20,15 +20,32 @@ const MAX_PAGE: u32 = 1000;
 /// Columns per `request_logs` row; with [`LOG_ROWS_PER_INSERT`] it bounds the bind parameters of
 /// one statement.
 const LOG_COLUMNS: usize = 22;
-/// Rows per multi-row `INSERT`. 22 × 500 = 11,000 parameters: under SQLite's limit (32,766 since
-/// 3.32) and PostgreSQL's (65,535), with room to add columns.
-pub(crate) const LOG_ROWS_PER_INSERT: usize = 500;
-const _: () = assert!(LOG_COLUMNS * LOG_ROWS_PER_INSERT <= 32_766);
+/// Most rows per multi-row `INSERT` (a power of two: see [`statement_chunks`]). 22 × 64 = 1,408
+/// parameters, far under SQLite's limit (32,766 since 3.32) and PostgreSQL's (65,535).
+pub(crate) const LOG_ROWS_PER_INSERT: usize = 64;
+const _: () = assert!(LOG_ROWS_PER_INSERT.is_power_of_two() && LOG_COLUMNS * LOG_ROWS_PER_INSERT <= 32_766);
 
-/// Columns per `usage_hourly` row, and rows per upsert.
+/// Columns per `usage_hourly` row, and most rows per upsert (a power of two, as above).
 const USAGE_COLUMNS: usize = 11;
-pub(crate) const USAGE_ROWS_PER_UPSERT: usize = 500;
-const _: () = assert!(USAGE_COLUMNS * USAGE_ROWS_PER_UPSERT <= 32_766);
+pub(crate) const USAGE_ROWS_PER_UPSERT: usize = 64;
+const _: () = assert!(USAGE_ROWS_PER_UPSERT.is_power_of_two() && USAGE_COLUMNS * USAGE_ROWS_PER_UPSERT <= 32_766);
+
+/// Splits `rows` into chunks whose lengths are powers of two of at most `max` (a power of two),
+/// largest first. A multi-row statement's text depends on its row count, so this keeps the
+/// statements a batch of any size needs to a few shapes (7 for 64): each is parsed once per
+/// connection and then reused from the statement cache. Parsing a fresh statement for every batch
+/// cost more than executing it (SQLite's parser is linear in the rows).
+pub(crate) fn statement_chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let len = if rows.len() >= max { max } else { 1 << rows.len().ilog2() };
+        let (chunk, rest) = rows.split_at(len);
+        rows = rest;
+        Some(chunk)
+    })
+}
 
 /// The width of a `usage_hourly` bucket.
 const HOUR_MS: i64 = 3_600_000;
@@ -329,10 +346,10 @@ pub(crate) fn unique_requests(entries: &[RequestLogEntry]) -> Vec<&RequestLogEnt
     entries.iter().filter(|e| seen.insert(e.request_id.as_str())).collect()
 }
 
-/// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries, returning the `request_id`
-/// of each row it inserted. Rows whose `request_id` is already stored are skipped (and not
-/// returned), which is what makes a retried batch harmless, for the usage aggregates too.
-pub(crate) fn insert_logs_query<'a, DB>(entries: &[&'a RequestLogEntry]) -> QueryBuilder<'a, DB>
+/// One multi-row `INSERT` for up to [`LOG_ROWS_PER_INSERT`] entries, with `returning`, returning
+/// the `request_id` of each row it inserted. Rows whose `request_id` is already stored are skipped
+/// (and not returned), which is what makes a retried batch harmless, for the usage aggregates too.
+pub(crate) fn insert_logs_query<'a, DB>(entries: &[&'a RequestLogEntry], returning: bool) -> QueryBuilder<'a, DB>
 where
     DB: Database,
     DB::Arguments<'a>: Default,
@@ -370,7 +387,10 @@ where
             .push_bind(e.cost_estimated)
             .push_bind(e.user.as_deref());
     });
-    qb.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    qb.push(" ON CONFLICT (request_id) DO NOTHING");
+    if returning {
+        qb.push(" RETURNING request_id");
+    }
     qb
 }
 
@@ -408,12 +428,16 @@ impl<'a> UsageBatch<'a> {
     /// Adds the entries of `chunk` whose request id is in `inserted` (what the insert returned).
     pub(crate) fn add_inserted(&mut self, chunk: &[&'a RequestLogEntry], inserted: &[String]) {
         if inserted.len() == chunk.len() {
-            // The usual case: nothing in the chunk was stored before.
-            chunk.iter().for_each(|e| self.add(e));
+            self.add_all(chunk);
             return;
         }
         let inserted: HashSet<&str> = inserted.iter().map(String::as_str).collect();
         chunk.iter().filter(|e| inserted.contains(e.request_id.as_str())).for_each(|e| self.add(e));
+    }
+
+    /// Adds every entry of `chunk` (an insert that stored them all).
+    pub(crate) fn add_all(&mut self, chunk: &[&'a RequestLogEntry]) {
+        chunk.iter().for_each(|e| self.add(e));
     }
 
     fn add(&mut self, e: &'a RequestLogEntry) {
@@ -594,6 +618,19 @@ pub(crate) fn log_page(rows: Vec<LogRow>, limit: u32) -> Result<LogPage, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_split_into_power_of_two_chunks_largest_first() {
+        let lens = |n: usize| statement_chunks(&vec![0u8; n], 64).map(<[u8]>::len).collect::<Vec<_>>();
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(7), [4, 2, 1]);
+        assert_eq!(lens(64), [64]);
+        assert_eq!(lens(200), [64, 64, 64, 8]);
+        for n in 0..300 {
+            assert_eq!(lens(n).iter().sum::<usize>(), n);
+        }
+    }
 
     #[test]
     fn page_limit_is_clamped() {
