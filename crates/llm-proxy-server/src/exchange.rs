@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use futures_util::future::Either;
 use llm_proxy_core::provider::{ChatInput, ProviderError};
@@ -250,12 +250,17 @@ fn with_served_by(mut resp: Response, by: Option<ServedBy>, attempts: usize) -> 
     let h = resp.headers_mut();
     if let Some(by) = by {
         if let Some(v) = by.provider {
-            h.insert("x-llm-proxy-provider", v);
+            h.insert(PROVIDER, v);
         }
         if let Some(v) = by.model {
-            h.insert("x-llm-proxy-model", v);
+            h.insert(MODEL, v);
         }
     }
-    h.insert("x-llm-proxy-attempts", HeaderValue::from(attempts));
+    h.insert(ATTEMPTS, HeaderValue::from(attempts));
     resp
 }
+
+// Names made once, not parsed from text on every response.
+const PROVIDER: HeaderName = HeaderName::from_static("x-llm-proxy-provider");
+const MODEL: HeaderName = HeaderName::from_static("x-llm-proxy-model");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-llm-proxy-attempts");
