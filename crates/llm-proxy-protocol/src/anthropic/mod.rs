@@ -18,4 +18,4 @@ pub use content::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use request::{MessageParam, MessagesRequest, Metadata, ThinkingConfig, Tool, ToolChoice};
 pub use response::{CountTokensResponse, Message, Usage};
-pub use stream::{Delta, MessageDelta, StreamEvent};
+pub use stream::{ContentBlockDeltaData, Delta, MessageDelta, StreamEvent};

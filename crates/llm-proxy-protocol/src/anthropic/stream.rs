@@ -62,7 +62,9 @@ impl StreamEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Deserialised by hand (`FlatDelta`): as an internally tagged enum serde would buffer every
+/// delta whole before looking at its `type`, and deltas are nearly every event of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Delta {
     TextDelta {
@@ -80,8 +82,42 @@ pub enum Delta {
         signature: String,
     },
     /// `citations_delta` and whatever comes later.
-    #[serde(other, skip_serializing)]
+    #[serde(skip_serializing)]
     Unknown,
+}
+
+/// Every field any delta has, read in one pass whatever their order.
+#[derive(Deserialize)]
+struct FlatDelta {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+    partial_json: Option<String>,
+    thinking: Option<String>,
+    signature: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Delta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let f = FlatDelta::deserialize(d)?;
+        let field = |v: Option<String>, name: &'static str| v.ok_or_else(|| D::Error::missing_field(name));
+        Ok(match f.kind.as_str() {
+            "text_delta" => Self::TextDelta { text: field(f.text, "text")? },
+            "input_json_delta" => Self::InputJsonDelta { partial_json: field(f.partial_json, "partial_json")? },
+            "thinking_delta" => Self::ThinkingDelta { thinking: field(f.thinking, "thinking")? },
+            "signature_delta" => Self::SignatureDelta { signature: field(f.signature, "signature")? },
+            _ => Self::Unknown,
+        })
+    }
+}
+
+/// The data of a `content_block_delta` event, read directly when the SSE event name says so
+/// (nearly every event of a stream), without going through `StreamEvent`'s tag.
+#[derive(Debug, Deserialize)]
+pub struct ContentBlockDeltaData {
+    pub index: usize,
+    pub delta: Delta,
 }
 
 /// Top-level changes to the message: why it stopped.
@@ -124,6 +160,21 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(e, StreamEvent::MessageDelta { usage: None, .. }));
+    }
+
+    #[test]
+    fn deltas_read_the_same_whichever_way_and_order() {
+        for data in [
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Hi \"x\""}}"#,
+            r#"{"index":2,"delta":{"text":"Hi \"x\"","type":"text_delta"},"type":"content_block_delta"}"#,
+        ] {
+            let direct: ContentBlockDeltaData = serde_json::from_str(data).unwrap();
+            let tagged: StreamEvent = serde_json::from_str(data).unwrap();
+            assert_eq!(direct.delta, Delta::TextDelta { text: "Hi \"x\"".into() });
+            assert_eq!(tagged, StreamEvent::ContentBlockDelta { index: direct.index, delta: direct.delta });
+        }
+        let e = serde_json::from_str::<Delta>(r#"{"type":"signature_delta"}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `signature`"), "{e}");
     }
 
     #[test]

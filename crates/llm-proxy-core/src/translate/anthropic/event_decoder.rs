@@ -1,6 +1,6 @@
 //! Anthropic SSE events → unified stream events, for a client of another protocol.
 
-use llm_proxy_protocol::anthropic::{ContentBlock, Delta, StreamEvent as Wire, Usage};
+use llm_proxy_protocol::anthropic::{ContentBlock, ContentBlockDeltaData, Delta, StreamEvent as Wire, Usage};
 
 use super::{stop_reason_from_wire, usage_from_wire};
 use crate::provider::ProviderError;
@@ -32,9 +32,16 @@ impl EventDecoder {
 
 impl StreamDecoder for EventDecoder {
     fn decode(&mut self, event: Option<&str>, data: &str, out: &mut Vec<StreamEvent>) -> Result<(), ProviderError> {
-        let wire: Wire = serde_json::from_str(data).map_err(|e| {
+        let bad = |e: serde_json::Error| {
             ProviderError::Protocol(format!("not an Anthropic stream event ({}): {e}", event.unwrap_or("unnamed")))
-        })?;
+        };
+        let wire: Wire = if event == Some("content_block_delta") {
+            // Nearly every event: read straight into its shape (the event name is its `type`).
+            let d: ContentBlockDeltaData = serde_json::from_str(data).map_err(bad)?;
+            Wire::ContentBlockDelta { index: d.index, delta: d.delta }
+        } else {
+            serde_json::from_str(data).map_err(bad)?
+        };
         match wire {
             Wire::MessageStart { message } => {
                 out.push(StreamEvent::Start { id: message.id, model: message.model });
