@@ -81,7 +81,8 @@ pub async fn sse_response(
         keep_alive,
         last_sent: tokio::time::Instant::now(),
     };
-    let body = futures_util::stream::unfold(relay, |mut r| async move {
+    // Boxed: `unfold` moves its state into each step and back out; a pointer is cheaper to move.
+    let body = futures_util::stream::unfold(Box::new(relay), |mut r| async move {
         let mut out = BytesMut::new();
         loop {
             // Once the outcome is recorded the last event has been sent: end the stream.
