@@ -16,10 +16,20 @@ pub const EXACT_BYTES: usize = 1024 * 1024;
 /// Bytes per token assumed when nothing has been counted exactly yet.
 const BYTES_PER_TOKEN: f64 = 4.0;
 
-/// Builds the tokenizer's tables (a few hundred milliseconds of CPU) so that no request pays for
-/// them; call it once at start, off the async workers.
-pub fn warm() {
-    tiktoken_rs::o200k_base_singleton();
+/// Set once the tokenizer's tables are built.
+static BUILT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether counting can start at once. The tables take ~150 ms of CPU and ~48 MB to build, so
+/// they are built on first use rather than at start (most gateways never count locally); until
+/// then a count of any size belongs on a blocking thread, never on an async worker.
+pub fn tokenizer_built() -> bool {
+    BUILT.load(std::sync::atomic::Ordering::Acquire)
+}
+
+fn tokenizer() -> &'static tiktoken_rs::CoreBPE {
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    BUILT.store(true, std::sync::atomic::Ordering::Release);
+    bpe
 }
 
 /// Tokens of `text` in `o200k_base` (exact up to [`EXACT_BYTES`], extrapolated beyond).
@@ -57,7 +67,7 @@ impl TokenCounter {
             cut -= 1;
         }
         let (exact, rest) = text.split_at(cut);
-        self.exact_tokens += tiktoken_rs::o200k_base_singleton().encode_ordinary(exact).len() as u64;
+        self.exact_tokens += tokenizer().encode_ordinary(exact).len() as u64;
         self.exact_bytes += exact.len();
         self.estimated_bytes = self.estimated_bytes.saturating_add(rest.len());
     }

@@ -53,13 +53,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce() + Send,
 ) -> anyhow::Result<()> {
-    // The tokenizer, built now on a thread of its own, not by the first request that counts
-    // locally. Not a runtime task: a shutdown right after start must not wait for it.
-    if let Err(e) =
-        std::thread::Builder::new().name("tokenizer-warm".into()).spawn(llm_proxy_core::token_estimate::warm)
-    {
-        tracing::debug!(error = %e, "cannot warm the tokenizer at start; the first count will");
-    }
     let store = open_store(&config).await?;
     let (keys, watermark) = KeyRing::load(store.as_ref()).await.context("loading virtual keys")?;
     let keys = Arc::new(keys);

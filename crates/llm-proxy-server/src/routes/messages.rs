@@ -92,9 +92,11 @@ pub async fn count_tokens(
     .await
 }
 
-/// Counts a request's input tokens here, on the CPU pool (a 9 MB prompt is seconds of work).
+/// Counts a request's input tokens here, on the CPU pool (a 9 MB prompt is seconds of work; the
+/// first count of all builds the tokenizer, which is long whatever the size).
 async fn estimate_locally(input: ChatInput, upstream_model: String, body_bytes: usize) -> Result<u64, ApiError> {
-    llm_proxy_core::cpu_pool::run(body_bytes, move || {
+    let work = if llm_proxy_core::token_estimate::tokenizer_built() { body_bytes } else { usize::MAX };
+    llm_proxy_core::cpu_pool::run(work, move || {
         let unified =
             input.into_unified(&upstream_model).map_err(|e| ApiError::bad_request(e.message).with_param(e.param))?;
         Ok(llm_proxy_core::token_estimate::estimate_input(&unified))
