@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
 use llm_proxy_core::provider::{ChatChunk, ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
 use llm_proxy_core::translate::anthropic::{
@@ -17,11 +18,10 @@ use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::anthropic::MessagesRequest;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use llm_proxy_protocol::sse::SseEvent;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::sse_stream::{SseHandler, sse_stream};
 use crate::upstream::{
-    Upstream, join, key_header, on_cpu_pool, scrub_reported, to_body, to_body_sized, translate, with_segment,
+    Upstream, join, join_uri, key_header, on_cpu_pool, scrub_reported, to_body, to_body_sized, translate, with_segment,
 };
 use crate::{BuildError, HttpClient};
 
@@ -30,9 +30,10 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub struct Anthropic {
     upstream: Upstream,
-    messages_url: reqwest::Url,
-    count_url: reqwest::Url,
-    models_url: reqwest::Url,
+    messages_url: http::Uri,
+    count_url: http::Uri,
+    /// `…/v1/models`, for the health probe (a model id is appended per call).
+    models_url: url::Url,
     key: Option<HeaderValue>,
 }
 
@@ -40,9 +41,9 @@ impl Anthropic {
     pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
         let key = key_header(config, str::to_string)?;
         Ok(Self {
-            upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
-            messages_url: join(&config.base_url, "v1/messages", &config.name)?,
-            count_url: join(&config.base_url, "v1/messages/count_tokens", &config.name)?,
+            upstream: Upstream::new(config, http, timeouts),
+            messages_url: join_uri(&config.base_url, "v1/messages", &config.name)?,
+            count_url: join_uri(&config.base_url, "v1/messages/count_tokens", &config.name)?,
             models_url: join(&config.base_url, "v1/models", &config.name)?,
             key,
         })

@@ -2,6 +2,7 @@
 //! `:countTokens`, `:batchEmbedContents`). No client speaks it to the gateway, so every request is
 //! translated (`llm_proxy_core::translate::gemini`).
 
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
 use llm_proxy_core::provider::{ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
 use llm_proxy_core::translate::AnswerIds;
@@ -11,26 +12,30 @@ use llm_proxy_core::translate::gemini::{
 };
 use llm_proxy_core::unified::{TranslateError, WireProtocol};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::upstream::{Upstream, join, key_header, to_body, to_body_sized, translate};
+use crate::upstream::{Upstream, join, key_header, to_body, to_body_sized, to_uri, translate};
 use crate::{BuildError, HttpClient};
 
 pub struct Gemini {
     upstream: Upstream,
     /// `…/v1beta/models/`; the model and method are appended per call.
-    models_url: reqwest::Url,
+    models_url: url::Url,
+    /// `models_url` without its query, as text: a request's URI is this, the model and the method,
+    /// made without parsing a URL per request.
+    models_prefix: String,
     key: Option<HeaderValue>,
 }
 
 impl Gemini {
     pub fn new(config: &ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Result<Self, BuildError> {
         let key = key_header(config, str::to_string)?;
-        Ok(Self {
-            upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
-            models_url: join(&config.base_url, "v1beta/models/", &config.name)?,
-            key,
-        })
+        let models_url = join(&config.base_url, "v1beta/models/", &config.name)?;
+        let mut prefix = models_url.clone();
+        prefix.set_query(None);
+        // No user info: it goes in a header (`Upstream::url_auth`).
+        let prefix =
+            to_uri(&prefix).map_err(|reason| BuildError::InvalidUrl { provider: config.name.clone(), reason })?;
+        Ok(Self { upstream: Upstream::new(config, http, timeouts), models_prefix: prefix.to_string(), models_url, key })
     }
 
     fn headers(&self) -> HeaderMap {
@@ -44,15 +49,27 @@ impl Gemini {
     }
 
     /// `…/models/{model}:{method}`.
-    fn url(&self, model: &str, method: &str) -> Result<reqwest::Url, ProviderError> {
+    /// `method` may carry its own query (`streamGenerateContent?alt=sse`); the base URL's query is
+    /// kept after it.
+    fn url(&self, model: &str, method: &str) -> Result<http::Uri, ProviderError> {
+        // A checked model id is plain characters, so it needs no escaping in a path.
         let model = checked_model(model)?;
-        // "./" keeps `gemini-2.5-flash:` from parsing as a URL scheme.
-        self.under_models(&format!("./{model}:{method}"))
+        let (method, own) = match method.split_once('?') {
+            Some((m, q)) => (m, Some(q)),
+            None => (method, None),
+        };
+        let mut url = format!("{}{model}:{method}", self.models_prefix);
+        match (own, self.models_url.query()) {
+            (Some(own), Some(base)) => url.extend(["?", own, "&", base]),
+            (Some(q), None) | (None, Some(q)) => url.extend(["?", q]),
+            (None, None) => {}
+        }
+        http::Uri::try_from(url).map_err(|e| ProviderError::Protocol(format!("cannot build the Gemini URL: {e}")))
     }
 
     /// A URL relative to `…/models/` (which may carry its own query), with the base URL's query
     /// kept after it (a relative join drops it).
-    fn under_models(&self, relative: &str) -> Result<reqwest::Url, ProviderError> {
+    fn under_models(&self, relative: &str) -> Result<url::Url, ProviderError> {
         let mut url = self
             .models_url
             .join(relative)
@@ -68,7 +85,7 @@ impl Gemini {
     }
 
     /// `…/models/{model}`: the model resource, the health probe's target.
-    fn model_url(&self, model: &str) -> Result<reqwest::Url, ProviderError> {
+    fn model_url(&self, model: &str) -> Result<url::Url, ProviderError> {
         let model = checked_model(model)?;
         self.under_models(&format!("./{model}"))
     }
@@ -130,5 +147,48 @@ impl Provider for Gemini {
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(self.model_url(model)?, self.headers()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
+    use llm_proxy_core::known_provider::Protocol;
+
+    use super::Gemini;
+    use crate::HttpClient;
+
+    fn gemini(base_url: &str) -> Gemini {
+        let config = ProviderConfig {
+            name: "gemini".into(),
+            protocol: Protocol::Gemini,
+            base_url: base_url.into(),
+            api_key: None,
+            models: Vec::new(),
+            stream_options: false,
+        };
+        let timeouts = UpstreamTimeouts::default();
+        Gemini::new(&config, HttpClient::new(&timeouts).unwrap(), timeouts).unwrap()
+    }
+
+    #[test]
+    fn request_uris_keep_the_method_query_then_the_base_query() {
+        let g = gemini("https://h/");
+        assert_eq!(
+            g.url("gemini-2.5-flash", "generateContent").unwrap(),
+            "https://h/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(
+            g.url("models/m", "streamGenerateContent?alt=sse").unwrap(),
+            "https://h/v1beta/models/m:streamGenerateContent?alt=sse"
+        );
+        let g = gemini("http://h/p?x=1");
+        assert_eq!(g.url("m", "countTokens").unwrap(), "http://h/p/v1beta/models/m:countTokens?x=1");
+        assert_eq!(
+            g.url("m", "streamGenerateContent?alt=sse").unwrap(),
+            "http://h/p/v1beta/models/m:streamGenerateContent?alt=sse&x=1"
+        );
+        assert_eq!(g.model_url("m").unwrap().as_str(), "http://h/p/v1beta/models/m?x=1");
+        assert!(g.url("a/b", "countTokens").is_err());
     }
 }

@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
 use llm_proxy_core::translate::StreamDecoder;
 use llm_proxy_core::unified::StreamEvent;
@@ -45,7 +46,7 @@ impl<D: StreamDecoder + 'static> SseHandler for Translated<D> {
 }
 
 struct State<H: SseHandler> {
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    body: Incoming,
     decoder: SseDecoder,
     events: Vec<SseEvent>,
     pending: VecDeque<SseEvent>,
@@ -64,13 +65,13 @@ struct State<H: SseHandler> {
 
 /// The first event may take up to `first`; later ones up to `idle` after the previous.
 pub(crate) fn sse_stream<H: SseHandler>(
-    resp: reqwest::Response,
+    resp: http::Response<Incoming>,
     first: Duration,
     idle: Duration,
     handler: H,
 ) -> BoxStream<'static, Result<H::Item, ProviderError>> {
     let state = State {
-        body: resp.bytes_stream().boxed(),
+        body: resp.into_body(),
         decoder: SseDecoder::new(),
         events: Vec::new(),
         pending: VecDeque::new(),
@@ -112,7 +113,7 @@ pub(crate) fn sse_stream<H: SseHandler>(
             }
             let next = tokio::select! {
                 biased;
-                next = st.body.next() => Ok(next),
+                next = st.body.frame() => Ok(next),
                 () = st.deadline.as_mut() => Err(()),
             };
             match next {
@@ -131,7 +132,9 @@ pub(crate) fn sse_stream<H: SseHandler>(
                         }
                     }
                 }
-                Ok(Some(Ok(bytes))) => {
+                Ok(Some(Ok(frame))) => {
+                    // Trailers carry nothing the gateway reads.
+                    let Ok(bytes) = frame.into_data() else { continue };
                     let now = tokio::time::Instant::now();
                     if st.last_data.is_none() {
                         // From here on the limit is the silence between chunks.
@@ -146,7 +149,7 @@ pub(crate) fn sse_stream<H: SseHandler>(
                 }
                 Ok(Some(Err(e))) => {
                     st.done = true;
-                    return Some((Err(ProviderError::Interrupted(source_chain(&e.without_url()))), st));
+                    return Some((Err(ProviderError::Interrupted(source_chain(&e))), st));
                 }
                 Ok(None) => {
                     st.decoder.finish(&mut st.events);

@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use http::{Method, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use llm_proxy_core::config::UpstreamTimeouts;
 use llm_proxy_core::cpu_pool;
 use llm_proxy_core::provider::{ChatInput, Failure, ProviderError, TimeoutPhase};
 use llm_proxy_core::unified::ChatRequest;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use crate::HttpClient;
 use crate::upstream_error;
@@ -26,9 +28,25 @@ pub(crate) struct Upstream {
     pub timeouts: UpstreamTimeouts,
     /// The provider key, only to scrub it from upstream error messages that quote it.
     pub secret: Option<secrecy::SecretString>,
+    /// `Basic` credentials from the base URL's user info (`https://user:pw@host/…`), sent unless
+    /// the adapter sets its own `authorization`, as reqwest did. The URIs carry none.
+    pub url_auth: Option<HeaderValue>,
 }
 
 impl Upstream {
+    pub fn new(config: &llm_proxy_core::config::ProviderConfig, http: HttpClient, timeouts: UpstreamTimeouts) -> Self {
+        let url_auth = url::Url::parse(config.base_url.trim()).ok().and_then(|u| basic_auth_of(&u));
+        Self { http, timeouts, secret: config.api_key.clone(), url_auth }
+    }
+
+    /// `headers` with the base URL's credentials, unless the adapter set its own.
+    fn with_url_auth(&self, mut headers: HeaderMap) -> HeaderMap {
+        if let Some(auth) = &self.url_auth {
+            headers.entry(AUTHORIZATION).or_insert_with(|| auth.clone());
+        }
+        headers
+    }
+
     pub fn secret(&self) -> Option<&str> {
         use secrecy::ExposeSecret;
         self.secret.as_ref().map(|k| k.expose_secret())
@@ -37,13 +55,13 @@ impl Upstream {
     /// Posts `body` (JSON) with `headers` and waits for a successful response head.
     pub async fn post(
         &self,
-        url: &reqwest::Url,
-        headers: HeaderMap,
+        url: &Uri,
+        mut headers: HeaderMap,
         body: Vec<u8>,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let req =
-            self.http.inner.post(url.clone()).headers(headers).header(CONTENT_TYPE, "application/json").body(body);
-        let resp = match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
+    ) -> Result<http::Response<Incoming>, ProviderError> {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let send = self.http.send(Method::POST, url, self.with_url_auth(headers), Bytes::from(body));
+        let resp = match tokio::time::timeout(self.timeouts.first_byte, send).await {
             Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
             Ok(Err(e)) => return Err(transport_error(e)),
             Ok(Ok(resp)) => resp,
@@ -58,12 +76,7 @@ impl Upstream {
     }
 
     /// Posts and reads the whole answer.
-    pub async fn post_for_body(
-        &self,
-        url: &reqwest::Url,
-        headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<Bytes, ProviderError> {
+    pub async fn post_for_body(&self, url: &Uri, headers: HeaderMap, body: Vec<u8>) -> Result<Bytes, ProviderError> {
         let resp = self.post(url, headers, body).await?;
         read_body(resp, self.timeouts.between_chunks, MAX_RESPONSE_BYTES).await
     }
@@ -73,9 +86,10 @@ impl Upstream {
     /// `GET url`: the health probe. Any answer but an outage (5xx, 429) or a refusal of the
     /// gateway's credentials (401, 403, or what the error body says is one, such as Google's 400
     /// `API_KEY_INVALID`) counts as healthy — a 404 still proves the server is up.
-    pub async fn probe(&self, url: reqwest::Url, headers: HeaderMap) -> Result<(), ProviderError> {
-        let req = self.http.inner.get(url).headers(headers);
-        let resp = match tokio::time::timeout(self.timeouts.first_byte, req.send()).await {
+    pub async fn probe(&self, url: url::Url, headers: HeaderMap) -> Result<(), ProviderError> {
+        let url = to_uri(&url).map_err(ProviderError::Protocol)?;
+        let send = self.http.send(Method::GET, &url, self.with_url_auth(headers), Bytes::new());
+        let resp = match tokio::time::timeout(self.timeouts.first_byte, send).await {
             Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
             Ok(Err(e)) => return Err(transport_error(e)),
             Ok(Ok(resp)) => resp,
@@ -97,7 +111,11 @@ impl Upstream {
 impl Upstream {
     /// A translated stream: the upstream's SSE read by `decoder` into unified events, under the
     /// first-byte and between-chunks limits, with in-stream error text scrubbed of the key.
-    pub fn translated_events<D>(&self, resp: reqwest::Response, decoder: D) -> llm_proxy_core::provider::EventStream
+    pub fn translated_events<D>(
+        &self,
+        resp: http::Response<Incoming>,
+        decoder: D,
+    ) -> llm_proxy_core::provider::EventStream
     where
         D: llm_proxy_core::translate::StreamDecoder + 'static,
     {
@@ -125,7 +143,7 @@ pub(crate) fn scrub_reported(e: ProviderError, secret: Option<&secrecy::SecretSt
 pub(crate) fn key_header(
     config: &llm_proxy_core::config::ProviderConfig,
     format: impl Fn(&str) -> String,
-) -> Result<Option<reqwest::header::HeaderValue>, crate::BuildError> {
+) -> Result<Option<HeaderValue>, crate::BuildError> {
     use secrecy::ExposeSecret;
     config
         .api_key
@@ -140,7 +158,7 @@ pub(crate) fn key_header(
 }
 
 /// `base` with one more path segment, percent-encoded (a model id may hold `/`).
-pub(crate) fn with_segment(base: &reqwest::Url, segment: &str) -> reqwest::Url {
+pub(crate) fn with_segment(base: &url::Url, segment: &str) -> url::Url {
     let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().push(segment);
@@ -188,17 +206,24 @@ where
 }
 
 /// Reads a whole body, with the between-chunks limit on each read and a cap on the total.
-pub(crate) async fn read_body(resp: reqwest::Response, idle: Duration, max: usize) -> Result<Bytes, ProviderError> {
-    let mut stream = resp.bytes_stream();
+pub(crate) async fn read_body(
+    resp: http::Response<Incoming>,
+    idle: Duration,
+    max: usize,
+) -> Result<Bytes, ProviderError> {
+    let mut body = resp.into_body();
     let mut buf = BytesMut::new();
     loop {
-        match tokio::time::timeout(idle, stream.next()).await {
+        match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::BetweenChunks)),
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Err(e))) => {
-                return Err(ProviderError::Interrupted(e.without_url().to_string()));
+                // hyper's errors quote no URL.
+                return Err(ProviderError::Interrupted(e.to_string()));
             }
-            Ok(Some(Ok(bytes))) => {
+            Ok(Some(Ok(frame))) => {
+                // Trailers carry nothing the gateway reads.
+                let Ok(bytes) = frame.into_data() else { continue };
                 if buf.len() + bytes.len() > max {
                     return Err(ProviderError::Protocol(format!("upstream answer larger than {max} bytes")));
                 }
@@ -208,18 +233,42 @@ pub(crate) async fn read_body(resp: reqwest::Response, idle: Duration, max: usiz
     }
 }
 
-pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
-    let e = e.without_url();
-    if e.is_timeout() {
-        ProviderError::Timeout(if e.is_connect() { TimeoutPhase::Connect } else { TimeoutPhase::FirstByte })
-    } else if e.is_connect() {
+pub(crate) fn transport_error(e: hyper_util::client::legacy::Error) -> ProviderError {
+    if e.is_connect() {
+        if caused_by::<crate::http_client::ConnectTimeout>(&e) || caused_by_io(&e, std::io::ErrorKind::TimedOut) {
+            return ProviderError::Timeout(TimeoutPhase::Connect);
+        }
         ProviderError::Connect(source_chain(&e))
     } else {
         ProviderError::Interrupted(source_chain(&e))
     }
 }
 
-/// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
+/// Whether `e` or one of its causes is a `T`.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Whether `e` or one of its causes is an I/O error of `kind`.
+fn caused_by_io(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The client's top-level message is generic ("client error (Connect)"); the cause says what happened.
 /// A URL a cause quotes (a proxy's, a redirect's) is shown without its credentials.
 pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
@@ -233,17 +282,17 @@ pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A header value that never shows in debug output.
-pub(crate) fn sensitive(value: &str) -> Option<reqwest::header::HeaderValue> {
-    let mut v = reqwest::header::HeaderValue::from_str(value).ok()?;
+pub(crate) fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).ok()?;
     v.set_sensitive(true);
     Some(v)
 }
 
 /// `base` + `path` as a URL, checked once when the adapter is built. The path goes after the base's
 /// path and before its query, which is kept (`…/v1?api-version=…` → `…/v1/chat/completions?api-version=…`).
-pub(crate) fn join(base: &str, path: &str, provider: &str) -> Result<reqwest::Url, crate::BuildError> {
+pub(crate) fn join(base: &str, path: &str, provider: &str) -> Result<url::Url, crate::BuildError> {
     let invalid = |reason: String| crate::BuildError::InvalidUrl { provider: provider.to_string(), reason };
-    let mut url = reqwest::Url::parse(base.trim()).map_err(|e| invalid(e.to_string()))?;
+    let mut url = url::Url::parse(base.trim()).map_err(|e| invalid(e.to_string()))?;
     if url.cannot_be_a_base() {
         return Err(invalid("not a base URL".into()));
     }
@@ -251,6 +300,68 @@ pub(crate) fn join(base: &str, path: &str, provider: &str) -> Result<reqwest::Ur
     url.set_path(&joined);
     url.set_fragment(None);
     Ok(url)
+}
+
+/// `join` as the `Uri` a request is sent to, converted once, when the adapter is built.
+pub(crate) fn join_uri(base: &str, path: &str, provider: &str) -> Result<Uri, crate::BuildError> {
+    to_uri(&join(base, path, provider)?)
+        .map_err(|reason| crate::BuildError::InvalidUrl { provider: provider.to_string(), reason })
+}
+
+/// A parsed URL as a request `Uri`, without its user info (that goes in `Upstream::url_auth`), so
+/// no credential reaches a request line or a message. The error names no URL.
+pub(crate) fn to_uri(url: &url::Url) -> Result<Uri, String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme `{}` is not http or https", url.scheme()));
+    }
+    let bare;
+    let url = if url.username().is_empty() && url.password().is_none() {
+        url
+    } else {
+        let mut u = url.clone();
+        // An http(s) URL has a host, so both succeed.
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        bare = u;
+        &bare
+    };
+    Uri::try_from(url.as_str()).map_err(|e| format!("not a valid request URI: {e}"))
+}
+
+/// The URL's user info as a `Basic` header (percent-decoded, marked sensitive), as reqwest made it.
+fn basic_auth_of(url: &url::Url) -> Option<HeaderValue> {
+    use base64::Engine;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let mut plain = percent_decoded(url.username())?;
+    plain.push(':');
+    if let Some(pw) = url.password() {
+        plain.push_str(&percent_decoded(pw)?);
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(plain);
+    sensitive(&format!("Basic {encoded}"))
+}
+
+/// `%XX` escapes decoded; `None` when the result is not UTF-8.
+fn percent_decoded(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -268,5 +379,41 @@ mod join_tests {
             "http://h/openai/v1/chat/completions?api-version=2024-10-21"
         );
         assert!(join("not a url", "x", "p").is_err());
+    }
+
+    #[test]
+    fn request_uris_carry_no_credentials() {
+        use super::join_uri;
+        assert_eq!(join_uri("https://h/v1", "models", "p").unwrap(), "https://h/v1/models");
+        assert_eq!(join_uri("https://user:p%40ss@h/v1", "models", "p").unwrap(), "https://h/v1/models");
+        let auth = super::basic_auth_of(&url::Url::parse("https://user:p%40ss@h/v1").unwrap()).unwrap();
+        assert!(auth.is_sensitive());
+        assert_eq!(auth, "Basic dXNlcjpwQHNz", "user:p@ss");
+        assert!(super::basic_auth_of(&url::Url::parse("https://h/v1").unwrap()).is_none());
+        assert!(join_uri("ftp://h/v1", "models", "p").is_err());
+    }
+
+    /// The connect timeout covers the TLS handshake, as reqwest's did: a server that accepts the
+    /// TCP connection and never answers the handshake is a connect timeout, not a first-byte one.
+    #[tokio::test]
+    async fn a_silent_tls_handshake_is_a_connect_timeout() {
+        use super::join_uri;
+        use llm_proxy_core::config::UpstreamTimeouts;
+        use llm_proxy_core::provider::{ProviderError, TimeoutPhase};
+        use std::time::Duration;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let timeouts = UpstreamTimeouts {
+            connect: Duration::from_millis(200),
+            first_byte: Duration::from_secs(30),
+            between_chunks: Duration::from_secs(30),
+        };
+        let http = crate::HttpClient::new(&timeouts).unwrap();
+        let upstream = super::Upstream { http, timeouts, secret: None, url_auth: None };
+        let uri = join_uri(&format!("https://127.0.0.1:{port}"), "x", "p").unwrap();
+        let post = upstream.post(&uri, Default::default(), b"{}".to_vec());
+        // Accepted and held open, silent.
+        let (result, _conn) = tokio::join!(post, listener.accept());
+        assert!(matches!(result, Err(ProviderError::Timeout(TimeoutPhase::Connect))), "{result:?}");
     }
 }

@@ -11,6 +11,7 @@ pub mod convert;
 
 use std::collections::VecDeque;
 
+use http::header::{AUTHORIZATION, HeaderMap};
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
 use llm_proxy_core::known_provider::Protocol;
 use llm_proxy_core::provider::{
@@ -21,13 +22,12 @@ use llm_proxy_core::translate::openai::{ChunkDecoder, Dialect, request_from_unif
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
 use llm_proxy_protocol::sse::SseEvent;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
 
 use crate::glm_auth::GlmToken;
 use crate::sse_stream::{SseHandler, sse_stream};
 use crate::upstream::{
-    Upstream, join, key_header, on_cpu_pool, scrub_reported, to_body, to_body_sized, translate, with_segment,
+    Upstream, join, join_uri, key_header, on_cpu_pool, scrub_reported, to_body, to_body_sized, translate, with_segment,
 };
 use crate::{BuildError, HttpClient};
 use convert::StreamItem;
@@ -35,10 +35,10 @@ use convert::StreamItem;
 pub struct OpenAiCompat {
     upstream: Upstream,
     /// Parsed once here: parsing (with IDNA) on every request showed in profiles.
-    chat_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
+    chat_url: http::Uri,
+    embeddings_url: http::Uri,
     /// `…/models`, for the health probe.
-    models_url: reqwest::Url,
+    models_url: url::Url,
     auth: Auth,
     dialect: Dialect,
 }
@@ -47,7 +47,7 @@ pub struct OpenAiCompat {
 enum Auth {
     None,
     /// `Bearer <key>`, marked sensitive so it never shows in debug output.
-    Bearer(reqwest::header::HeaderValue),
+    Bearer(http::header::HeaderValue),
     /// ZhipuAI: a short-lived JWT signed with the key's secret half.
     Glm(GlmToken),
 }
@@ -72,9 +72,9 @@ impl OpenAiCompat {
             _ => Dialect { stream_options: config.stream_options, ..Dialect::COMPATIBLE },
         };
         Ok(Self {
-            upstream: Upstream { http, timeouts, secret: config.api_key.clone() },
-            chat_url: join(&config.base_url, "chat/completions", &config.name)?,
-            embeddings_url: join(&config.base_url, "embeddings", &config.name)?,
+            upstream: Upstream::new(config, http, timeouts),
+            chat_url: join_uri(&config.base_url, "chat/completions", &config.name)?,
+            embeddings_url: join_uri(&config.base_url, "embeddings", &config.name)?,
             models_url: join(&config.base_url, "models", &config.name)?,
             auth,
             dialect,
