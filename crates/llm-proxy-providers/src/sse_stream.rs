@@ -83,7 +83,8 @@ pub(crate) fn sse_stream<H: SseHandler>(
         ended: false,
         done: false,
     };
-    futures_util::stream::unfold(state, |mut st| async move {
+    // Boxed: `unfold` moves its state into each step and back out; a pointer is cheaper to move.
+    futures_util::stream::unfold(Box::new(state), |mut st| async move {
         loop {
             if let Some(item) = st.items.pop_front() {
                 return Some((Ok(item), st));
