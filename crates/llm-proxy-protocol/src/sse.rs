@@ -62,34 +62,52 @@ impl SseDecoder {
                 chunk = &chunk[1..];
             }
         }
-        self.buf.extend_from_slice(chunk);
-        loop {
-            // memchr looks at a word (or a vector) at a time, not a byte.
-            let Some(found) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
-                self.scanned = self.buf.len();
-                if self.buf.len() > MAX_LINE_BYTES {
-                    return Err(SseError::LineTooLong);
-                }
-                return Ok(());
-            };
-            let end = self.scanned + found;
-            self.scanned = 0;
-            let line = self.buf.split_to(end);
-            let terminator = self.buf[0];
-            self.buf.advance(1);
-            if terminator == b'\r' {
-                match self.buf.first() {
-                    Some(b'\n') => self.buf.advance(1),
+        let result = if self.buf.is_empty() {
+            // The usual case, a read that holds whole events: its lines are read where they are,
+            // and only an unfinished last line is copied.
+            let (used, result) = self.lines(chunk, 0, out);
+            self.buf.extend_from_slice(&chunk[used..]);
+            result
+        } else {
+            self.buf.extend_from_slice(chunk);
+            let mut buf = std::mem::take(&mut self.buf);
+            let (used, result) = self.lines(&buf, self.scanned, out);
+            buf.advance(used);
+            self.buf = buf;
+            result
+        };
+        // What is left holds no line ending: a long line arriving in small reads is scanned once.
+        self.scanned = self.buf.len();
+        if self.buf.len() > MAX_LINE_BYTES {
+            return Err(SseError::LineTooLong);
+        }
+        result
+    }
+
+    /// Reads the complete lines of `bytes`, of which `bytes[..from]` holds no line ending, and
+    /// returns how many bytes they took.
+    fn lines(&mut self, bytes: &[u8], mut from: usize, out: &mut Vec<SseEvent>) -> (usize, Result<(), SseError>) {
+        let mut start = 0;
+        // memchr looks at a word (or a vector) at a time, not a byte.
+        while let Some(found) = memchr::memchr2(b'\n', b'\r', &bytes[from..]) {
+            let end = from + found;
+            let line = &bytes[start..end];
+            start = end + 1;
+            if bytes[end] == b'\r' {
+                match bytes.get(start) {
+                    Some(b'\n') => start += 1,
                     None => self.pending_cr = true,
                     Some(_) => {}
                 }
             }
-            self.line(&line, out);
+            from = start;
+            self.line(line, out);
             if self.data.len() > MAX_LINE_BYTES {
                 // Many `data:` lines without the blank line that ends an event.
-                return Err(SseError::LineTooLong);
+                return (start, Err(SseError::LineTooLong));
             }
         }
+        (start, Ok(()))
     }
 
     /// Dispatches a final event that the peer did not terminate with a blank line.

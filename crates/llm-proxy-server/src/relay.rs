@@ -49,11 +49,13 @@ async fn next_chunk(upstream: &mut ChatStream, cut: &mut Cut, provider: &str) ->
     tokio::select! {
         biased;
         () = cut.as_mut() => Err(ApiError::shutting_down()),
-        next = upstream.next() => next.transpose().map_err(|e| {
-            tracing::debug!(%provider, error = %e, "upstream stream failed");
-            ApiError::upstream(provider, &e)
-        }),
+        next = upstream.next() => next.transpose().map_err(|e| upstream_failed(provider, &e)),
     }
+}
+
+fn upstream_failed(provider: &str, e: &llm_proxy_core::provider::ProviderError) -> ApiError {
+    tracing::debug!(%provider, error = %e, "upstream stream failed");
+    ApiError::upstream(provider, e)
 }
 
 /// Streams the upstream's chunks to the client as they come. The first chunk has already been
@@ -101,9 +103,14 @@ pub async fn sse_response(
             r.relay(next, &mut out);
             // Take whatever else upstream has ready without waiting: one write (and one TCP
             // segment) for several events, instead of one each.
+            // The shutdown cut is not polled here: it is checked at the next wait, and polling
+            // it per event (a lock inside the token) cost more than the event's relay.
             while r.meter.is_some() && out.len() < COALESCE_BYTES {
-                match next_chunk(&mut r.upstream, &mut r.cut, &r.provider).now_or_never() {
-                    Some(next) => r.relay(next, &mut out),
+                match r.upstream.next().now_or_never() {
+                    Some(next) => {
+                        let next = next.transpose().map_err(|e| upstream_failed(&r.provider, &e));
+                        r.relay(next, &mut out);
+                    }
                     None => break,
                 }
             }
@@ -175,10 +182,34 @@ fn push_event(out: &mut BytesMut, event: Option<&str>, data: &str) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\n");
     }
-    for line in data.split('\n') {
+    // memchr: `str::split` walks the payload a character at a time.
+    let mut rest = data.as_bytes();
+    loop {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
         out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(line);
         out.extend_from_slice(b"\n");
+        match next {
+            Some(more) => rest = more,
+            None => break,
+        }
     }
     out.extend_from_slice(b"\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_framed_line_by_line() {
+        let mut out = BytesMut::new();
+        push_event(&mut out, Some("error"), "{\"a\":1}");
+        push_event(&mut out, None, "one\ntwo\n");
+        push_event(&mut out, None, "");
+        assert_eq!(&out[..], b"event: error\ndata: {\"a\":1}\n\ndata: one\ndata: two\ndata: \n\ndata: \n\n");
+    }
 }

@@ -38,12 +38,22 @@ pub fn stream_item(data: String) -> Result<StreamItem, ProviderError> {
 /// Whether a chunk may carry usage, an error or a finish reason. Strings inside content are
 /// JSON-escaped (`\"usage\"`), so they cannot match these patterns.
 fn needs_scan(data: &str) -> bool {
-    if data.contains("\"usage\"") || data.contains("\"error\"") {
+    use std::sync::LazyLock;
+
+    use memchr::memmem::Finder;
+    // Built once: `str::contains` builds a two-way searcher per call, which cost more than the
+    // rest of a passthrough chunk's handling.
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+    static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+    static FINISH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"finish_reason\""));
+    let bytes = data.as_bytes();
+    if USAGE.find(bytes).is_some() || ERROR.find(bytes).is_some() {
         return true;
     }
-    data.match_indices("\"finish_reason\"").any(|(at, key)| {
-        let rest = data[at + key.len()..].trim_start_matches([' ', ':', '\t', '\n', '\r']);
-        !rest.starts_with("null")
+    FINISH.find_iter(bytes).any(|at| {
+        let rest = &bytes[at + FINISH.needle().len()..];
+        let value = rest.iter().position(|b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r')).map_or(rest, |i| &rest[i..]);
+        !value.starts_with(b"null")
     })
 }
 
