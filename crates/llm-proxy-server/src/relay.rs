@@ -9,7 +9,7 @@ use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use llm_proxy_core::provider::{ChatChunk, ChatStream, ChunkKind};
 use llm_proxy_core::unified::WireProtocol;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -40,6 +40,10 @@ struct Relay {
     /// (one timer for the stream, not one per chunk).
     keep_alive: tokio::time::Interval,
     last_sent: tokio::time::Instant,
+    /// Nothing has been written yet: the first write goes out without waiting, so that the
+    /// response head and the first events leave in one segment (a wait here made the server send
+    /// the head alone).
+    first: bool,
 }
 
 type Cut = Pin<Box<WaitForCancellationFutureOwned>>;
@@ -90,6 +94,7 @@ pub async fn sse_response(
         cut,
         keep_alive,
         last_sent: tokio::time::Instant::now(),
+        first: true,
     };
     // Boxed: `unfold` moves its state into each step and back out; a pointer is cheaper to move.
     let body = futures_util::stream::unfold(Box::new(relay), |mut r| async move {
@@ -118,14 +123,22 @@ pub async fn sse_response(
             // The shutdown cut is not polled here: it is checked at the next wait, and polling
             // it per event (a lock inside the token) cost more than the event's relay.
             while r.meter.is_some() && out.len() < COALESCE_BYTES {
-                let next = tokio::select! {
-                    biased;
-                    next = r.upstream.next() => next,
-                    () = yield_twice() => break,
+                let next = if r.first {
+                    match r.upstream.next().now_or_never() {
+                        Some(next) => next,
+                        None => break,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        next = r.upstream.next() => next,
+                        () = yield_twice() => break,
+                    }
                 };
                 r.relay(next.transpose().map_err(|e| upstream_failed(&r.provider, &e)), &mut out);
             }
             if !out.is_empty() {
+                r.first = false;
                 r.last_sent = tokio::time::Instant::now();
                 return Some((Ok(out.freeze()), r));
             }
