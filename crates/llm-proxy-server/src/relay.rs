@@ -21,6 +21,12 @@ use crate::meter::RequestMeter;
 /// Most bytes gathered into one write when upstream has several events ready.
 const COALESCE_BYTES: usize = 64 * 1024;
 
+/// While gathering does not pay, every this many writes try it again.
+const GATHER_PROBE: u32 = 16;
+
+/// The write buffer's first size: about twenty chat chunks.
+const OUT_CAPACITY: usize = 4 * 1024;
+
 pub fn json_response(body: Bytes) -> Response {
     ([(CONTENT_TYPE, "application/json")], Body::from(body)).into_response()
 }
@@ -40,10 +46,11 @@ struct Relay {
     /// (one timer for the stream, not one per chunk).
     keep_alive: tokio::time::Interval,
     last_sent: tokio::time::Instant,
-    /// Nothing has been written yet: the first write goes out without waiting, so that the
-    /// response head and the first events leave in one segment (a wait here made the server send
-    /// the head alone).
+    /// Nothing has been written yet (see the gathering below).
     first: bool,
+    /// The last step aside brought events; `writes` counts the writes, for the probes.
+    gathering: bool,
+    writes: u32,
 }
 
 type Cut = Pin<Box<WaitForCancellationFutureOwned>>;
@@ -95,10 +102,14 @@ pub async fn sse_response(
         keep_alive,
         last_sent: tokio::time::Instant::now(),
         first: true,
+        gathering: true,
+        writes: 0,
     };
     // Boxed: `unfold` moves its state into each step and back out; a pointer is cheaper to move.
     let body = futures_util::stream::unfold(Box::new(relay), |mut r| async move {
-        let mut out = BytesMut::new();
+        // Room for a typical gathered write at once: growing by doubling from the first event's
+        // size copied the buffer four or five times per write.
+        let mut out = BytesMut::with_capacity(OUT_CAPACITY);
         loop {
             // Once the outcome is recorded the last event has been sent: end the stream.
             r.meter.as_ref()?;
@@ -113,26 +124,39 @@ pub async fn sse_response(
                     return Some((Ok::<Bytes, Infallible>(Bytes::from_static(b": keep-alive\n\n")), r));
                 }
             };
+            // Gather while it pays: stepping aside costs an idle runtime a poll of its I/O driver
+            // (a system call) each time, pure cost for a model that writes a token every few tens
+            // of milliseconds. After a step aside that brought nothing, only every
+            // `GATHER_PROBE`th write tries again.
+            r.writes = r.writes.wrapping_add(1);
+            let gather = !r.first && (r.gathering || r.writes % GATHER_PROBE == 0);
             r.relay(next, &mut out);
             // Take whatever else upstream has ready: one write (and one TCP segment) for several
             // events instead of one each. The upstream connection's task hands its body over one
             // frame at a time, so when none is ready this task steps aside, which lets that task
             // decode the next frame it already holds or has just received (and wake this one with
             // it); stepping aside costs far less than a write. One that brings nothing ends the
-            // gathering.
+            // gathering. The first write goes out without waiting, so that the response head and
+            // the first events leave in one segment (a wait made the server send the head alone).
             // The shutdown cut is not polled here: it is checked at the next wait, and polling
             // it per event (a lock inside the token) cost more than the event's relay.
             while r.meter.is_some() && out.len() < COALESCE_BYTES {
-                let next = if r.first {
+                let next = if gather {
+                    tokio::select! {
+                        biased;
+                        next = r.upstream.next() => {
+                            r.gathering = true;
+                            next
+                        }
+                        () = yield_twice() => {
+                            r.gathering = false;
+                            break;
+                        }
+                    }
+                } else {
                     match r.upstream.next().now_or_never() {
                         Some(next) => next,
                         None => break,
-                    }
-                } else {
-                    tokio::select! {
-                        biased;
-                        next = r.upstream.next() => next,
-                        () = yield_twice() => break,
                     }
                 };
                 r.relay(next.transpose().map_err(|e| upstream_failed(&r.provider, &e)), &mut out);
