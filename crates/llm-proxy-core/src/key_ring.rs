@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
+use crate::UnixMillis;
 use crate::store::{Store, StoreError};
 use crate::virtual_key::{KeyHash, KeyRecord, hash_key};
 
@@ -19,7 +20,7 @@ use crate::virtual_key::{KeyHash, KeyRecord, hash_key};
 pub const POLL_INTERVAL: Duration = Duration::from_millis(400);
 /// Re-read this far behind the newest change seen, so a row written with a slightly older
 /// timestamp (another machine's clock, a slow transaction) is still picked up.
-const OVERLAP_MS: i64 = 10_000;
+const OVERLAP: Duration = Duration::from_secs(10);
 
 pub struct KeyRing {
     keys: ArcSwap<HashMap<KeyHash, Arc<KeyRecord>>>,
@@ -35,15 +36,15 @@ pub enum KeyRejection {
 
 impl KeyRing {
     /// Loads every key; fails if the store cannot be read (the server should not start blind).
-    pub async fn load(store: &dyn Store) -> Result<(Self, i64), StoreError> {
+    pub async fn load(store: &dyn Store) -> Result<(Self, UnixMillis), StoreError> {
         let all = store.list_keys().await?;
-        let watermark = all.iter().map(|k| k.updated_at).max().unwrap_or(0);
+        let watermark = all.iter().map(|k| k.updated_at).max().unwrap_or(UnixMillis::EPOCH);
         let map = all.into_iter().map(|k| (k.hash, Arc::new(k))).collect();
         Ok((Self { keys: ArcSwap::from_pointee(map) }, watermark))
     }
 
     /// Looks a presented secret up.
-    pub fn authenticate(&self, secret: &str, now_ms: i64) -> Result<Arc<KeyRecord>, KeyRejection> {
+    pub fn authenticate(&self, secret: &str, now: UnixMillis) -> Result<Arc<KeyRecord>, KeyRejection> {
         let hash = hash_key(secret);
         let keys = self.keys.load();
         let record = keys.get(&hash).ok_or(KeyRejection::Unknown)?;
@@ -55,7 +56,7 @@ impl KeyRing {
         if record.revoked_at.is_some() {
             return Err(KeyRejection::Revoked);
         }
-        if !record.is_active(now_ms) {
+        if !record.is_active(now) {
             return Err(KeyRejection::Expired);
         }
         Ok(record.clone())
@@ -86,14 +87,14 @@ impl KeyRing {
     }
 
     /// Polls the store until `stop` fires. Errors keep the last good copy and are retried.
-    pub async fn poll(self: Arc<Self>, store: Arc<dyn Store>, mut watermark: i64, stop: CancellationToken) {
+    pub async fn poll(self: Arc<Self>, store: Arc<dyn Store>, mut watermark: UnixMillis, stop: CancellationToken) {
         let mut failing = false;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
             }
-            match store.keys_updated_since(watermark - OVERLAP_MS).await {
+            match store.keys_updated_since(watermark - OVERLAP).await {
                 Ok(changed) => {
                     if failing {
                         tracing::info!("key store reachable again");

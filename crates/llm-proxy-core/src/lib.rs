@@ -18,12 +18,10 @@ pub mod request_log;
 pub mod routing;
 pub mod shared_state;
 pub mod store;
+pub mod time;
 pub mod token_estimate;
 pub mod translate;
 pub mod unified;
 pub mod virtual_key;
 
-/// Milliseconds since the Unix epoch: the one timestamp format of the store and the API.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use time::UnixMillis;

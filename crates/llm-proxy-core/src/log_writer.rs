@@ -282,7 +282,7 @@ mod tests {
         async fn revoke_key(&self, _: &str) -> Result<KeyRecord, StoreError> {
             Err(StoreError::NotFound)
         }
-        async fn keys_updated_since(&self, _: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        async fn keys_updated_since(&self, _: crate::UnixMillis) -> Result<Vec<KeyRecord>, StoreError> {
             Ok(Vec::new())
         }
         async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError> {

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::UnixMillis;
+
 /// Low-cardinality reasons a request (or one upstream attempt) did not succeed, shared by the
 /// log, metrics and tests. Stored as its snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -76,7 +78,7 @@ pub const STATUS_CLIENT_CLOSED: u16 = 499;
 pub struct RequestLogEntry {
     /// The `x-request-id` the client saw.
     pub request_id: String,
-    pub created_at: i64,
+    pub created_at: UnixMillis,
     pub key_id: Option<String>,
     /// The `user` of the key, copied when the request is logged so that usage per user survives
     /// the key's revocation (and a later change of its user).
@@ -184,7 +186,7 @@ pub struct LogQuery {
 /// Position in the newest-first order: `(created_at, request_id)` of the last row seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogCursor {
-    pub created_at: i64,
+    pub created_at: UnixMillis,
     pub request_id: String,
 }
 
@@ -195,7 +197,9 @@ impl LogCursor {
 
     pub fn decode(s: &str) -> Option<Self> {
         let (ts, id) = s.split_once('_')?;
-        Some(Self { created_at: ts.parse().ok()?, request_id: id.to_string() })
+        // Parsed as the database integer, as before the type: a negative cursor (never one this
+        // gateway hands out) still means "before every row" rather than a malformed cursor.
+        Some(Self { created_at: UnixMillis::from_i64(ts.parse().ok()?), request_id: id.to_string() })
     }
 }
 

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::UnixMillis;
 use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::virtual_key::{KeyRecord, NewKey};
@@ -28,21 +29,21 @@ pub struct StoredRoute {
     pub config: RouteConfig,
     /// When the route was last put or deleted, in the clock that stamps key changes: what
     /// [`Store::routes_updated_since`] compares.
-    pub updated_at: i64,
+    pub updated_at: UnixMillis,
     /// Deleted routes are kept (soft delete) so that pollers see the removal; only
     /// [`Store::routes_updated_since`] returns them.
     pub deleted: bool,
 }
 
 /// What [`Store::usage_stats`] sums: the hourly usage aggregates whose hour starts in
-/// `[from_ms, to_ms)`, optionally of one key, one row per group.
+/// `[from, to)`, optionally of one key, one row per group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatsQuery {
-    /// Inclusive; compared with the start of each hour (ms since the epoch, UTC), so an hour that
-    /// starts before `from_ms` is left out whole. Callers that want whole hours align it.
-    pub from_ms: i64,
-    /// Exclusive, like `from_ms`.
-    pub to_ms: i64,
+    /// Inclusive; compared with the start of each hour (UTC), so an hour that starts before
+    /// `from` is left out whole. Callers that want whole hours align it.
+    pub from: UnixMillis,
+    /// Exclusive, like `from`.
+    pub to: UnixMillis,
     pub group_by: StatsGroup,
     pub key_id: Option<String>,
 }
@@ -124,8 +125,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Marks a key revoked; `NotFound` if no such id, `Ok` (no change) if already revoked.
     async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError>;
-    /// Keys whose `updated_at` is at or after `since_ms`: what the in-memory key ring polls.
-    async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Keys whose `updated_at` is at or after `since`: what the in-memory key ring polls.
+    async fn keys_updated_since(&self, since: UnixMillis) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Inserts a batch in one transaction, and adds the rows it inserted to the hourly usage
     /// aggregates in that same transaction. Re-inserting a `request_id` already present is a
@@ -134,10 +135,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError>;
     /// A page of the log, newest first.
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;
-    /// Deletes at most `limit` request-log rows created before `before_ms`, oldest first, and
+    /// Deletes at most `limit` request-log rows created before `before`, oldest first, and
     /// says how many went (log retention; called repeatedly until it deletes fewer than `limit`,
     /// so no single statement holds the database for long). The hourly aggregates are kept.
-    async fn delete_logs_before(&self, _before_ms: i64, _limit: u32) -> Result<u64, StoreError> {
+    async fn delete_logs_before(&self, _before: UnixMillis, _limit: u32) -> Result<u64, StoreError> {
         Ok(0)
     }
     /// Usage per group over a time range, read from the hourly aggregates rather than the log:
@@ -164,8 +165,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_routes(&self) -> Result<Vec<StoredRoute>, StoreError> {
         Ok(Vec::new())
     }
-    /// Routes put or deleted at or after `since_ms`, deleted ones included: what the server polls.
-    async fn routes_updated_since(&self, _since_ms: i64) -> Result<Vec<StoredRoute>, StoreError> {
+    /// Routes put or deleted at or after `since`, deleted ones included: what the server polls.
+    async fn routes_updated_since(&self, _since: UnixMillis) -> Result<Vec<StoredRoute>, StoreError> {
         Ok(Vec::new())
     }
 }

@@ -3,11 +3,15 @@
 //! A key is 256 bits of OS randomness, shown once at creation. Only its SHA-256 is stored: a
 //! random 256-bit secret needs no slow hash, and SHA-256 keeps the per-request check in nanoseconds.
 
+use std::time::Duration;
+
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::UnixMillis;
 
 /// Every virtual key starts with this, so leaked keys are easy to recognise and scan for.
 pub const KEY_PREFIX: &str = "sk-llmp-";
@@ -51,10 +55,10 @@ pub struct KeyRecord {
     /// Model names this key may use; empty means all.
     pub models: Vec<String>,
     pub user: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+    pub expires_at: Option<UnixMillis>,
+    pub revoked_at: Option<UnixMillis>,
     /// This key's own limits; unset ones fall back to the config's `rate_limits` / `cost_budget`.
     pub limits: KeyLimits,
 }
@@ -85,9 +89,9 @@ impl KeyLimits {
 }
 
 impl KeyRecord {
-    /// Whether the key may authenticate at `now_ms`.
-    pub fn is_active(&self, now_ms: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now_ms)
+    /// Whether the key may authenticate at `now`.
+    pub fn is_active(&self, now: UnixMillis) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
     }
 }
 
@@ -100,12 +104,13 @@ pub struct NewKey {
     pub display: String,
     pub models: Vec<String>,
     pub user: Option<String>,
-    pub expires_at: Option<i64>,
+    pub expires_at: Option<UnixMillis>,
     pub limits: KeyLimits,
 }
 
-/// Parses `30d`, `12h`, `90m`, `45s` or `2w` into milliseconds.
-pub fn parse_duration_ms(s: &str) -> Option<i64> {
+/// Parses `30d`, `12h`, `90m`, `45s` or `2w`; `None` for zero, another unit, or more milliseconds
+/// than a database column holds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = num.parse().ok()?;
@@ -117,7 +122,8 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
         "w" => 7 * 86_400_000,
         _ => return None,
     };
-    (n > 0).then(|| n.checked_mul(per)).flatten()
+    let ms = (n > 0).then(|| n.checked_mul(per)).flatten()?;
+    u64::try_from(ms).ok().map(Duration::from_millis)
 }
 
 #[cfg(test)]
@@ -137,10 +143,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration_ms("30d"), Some(30 * 86_400_000));
-        assert_eq!(parse_duration_ms("90m"), Some(90 * 60_000));
-        assert_eq!(parse_duration_ms("0d"), None);
-        assert_eq!(parse_duration_ms("d"), None);
-        assert_eq!(parse_duration_ms("5y"), None);
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("90m"), Some(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_duration("0d"), None);
+        assert_eq!(parse_duration("d"), None);
+        assert_eq!(parse_duration("5y"), None);
+        assert_eq!(parse_duration(&format!("{}w", i64::MAX)), None);
     }
 }

@@ -4,13 +4,14 @@
 //! cost an HMAC and an allocation for nothing.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use http::header::HeaderValue;
+use llm_proxy_core::UnixMillis;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -27,8 +28,8 @@ pub(crate) struct GlmToken {
 
 struct Signed {
     header: HeaderValue,
-    /// Unix ms after which the token is renewed.
-    renew_at: u64,
+    /// After this the token is renewed.
+    renew_at: UnixMillis,
 }
 
 impl GlmToken {
@@ -47,7 +48,7 @@ impl GlmToken {
 
     /// `Bearer <jwt>`, signing a new token when the current one is near its end.
     pub fn header(&self) -> HeaderValue {
-        let now = now_ms();
+        let now = UnixMillis::now();
         if let Some(s) = self.current.load().as_ref()
             && now < s.renew_at
         {
@@ -60,8 +61,8 @@ impl GlmToken {
         header
     }
 
-    fn sign(&self, now: u64) -> Signed {
-        let exp = now + LIFETIME.as_millis() as u64;
+    fn sign(&self, now: UnixMillis) -> Signed {
+        let exp = now + LIFETIME;
         let head = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","sign_type":"SIGN","typ":"JWT"}"#);
         let claims = serde_json::json!({"api_key": self.id, "exp": exp, "timestamp": now});
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
@@ -74,12 +75,8 @@ impl GlmToken {
         let mut header = HeaderValue::from_str(&format!("Bearer {signing_input}.{signature}"))
             .unwrap_or_else(|_| unreachable!("base64url is a valid header value"));
         header.set_sensitive(true);
-        Signed { header, renew_at: exp - RENEW_BEFORE.as_millis() as u64 }
+        Signed { header, renew_at: exp - RENEW_BEFORE }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -117,7 +114,10 @@ mod tests {
     fn renews_near_expiry_and_rejects_bad_keys() {
         let t = GlmToken::new("a.b").unwrap();
         let first = t.header();
-        t.current.store(Some(Arc::new(Signed { header: first.clone(), renew_at: now_ms() - 1 })));
+        t.current.store(Some(Arc::new(Signed {
+            header: first.clone(),
+            renew_at: UnixMillis::now() - Duration::from_millis(1),
+        })));
         std::thread::sleep(Duration::from_millis(2));
         assert_ne!(t.header(), first);
         assert!(GlmToken::new("nodot").is_none());

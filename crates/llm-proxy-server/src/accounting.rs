@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::{BudgetConfig, Config, RateLimitConfig};
 use llm_proxy_core::limits::{
     Budgets, IpLimiter, LimitKind, LimitPolicy, LimitSpec, ParallelSlots, RateLimits, Refusal, RequestFacts, Scope,
@@ -152,7 +153,7 @@ impl Accounting {
             deployment_limits: None,
             estimated_tokens,
             estimated_cost_micros,
-            now_ms: llm_proxy_core::now_ms().max(0) as u64,
+            now: UnixMillis::now(),
         };
         let slot = match (self.policy.max_parallel(&facts), facts.key_id) {
             (Some(max), Some(id)) => match self.slots.try_acquire(id, max) {
@@ -208,7 +209,7 @@ impl Accounting {
             deployment_limits: Some(limits),
             estimated_tokens: tokens,
             estimated_cost_micros: 0,
-            now_ms: llm_proxy_core::now_ms().max(0) as u64,
+            now: UnixMillis::now(),
         };
         let mut specs = self.policy.limits_for(&facts);
         specs.retain(|s| s.scope == Scope::Deployment);

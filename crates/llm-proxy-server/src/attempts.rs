@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::model_catalog::Resolved;
 use llm_proxy_core::provider::{ChatOutput, Failure, ProviderError};
 use llm_proxy_core::request_log::AttemptRecord;
@@ -171,10 +172,6 @@ fn backoff(retry: u32) -> Duration {
     ceiling.mul_f64(rand::thread_rng().r#gen::<f64>())
 }
 
-fn now_ms() -> u64 {
-    llm_proxy_core::now_ms().max(0) as u64
-}
-
 /// Walks `plan`, calling `call` for each attempt that `gate` and the deployment's breaker admit,
 /// until one succeeds or nothing is left to try. When every deployment was over its own limit the
 /// answer is 429 with the soonest `retry-after`.
@@ -226,7 +223,7 @@ where
         };
         let guard = match candidate.health() {
             None => None,
-            Some(h) => match h.admit(now_ms()) {
+            Some(h) => match h.admit(UnixMillis::now()) {
                 BreakerVerdict::Reject { retry_in } => {
                     gate.accounting.release(reservation);
                     soonest_retry = Some(soonest_retry.map_or(retry_in, |s| s.min(retry_in)));
@@ -243,7 +240,7 @@ where
         match result {
             Ok(value) => {
                 if let Some(h) = candidate.health() {
-                    h.record_success(now_ms(), Some(latency));
+                    h.record_success(UnixMillis::now(), Some(latency));
                 }
                 attempts.push(record(&candidate, 200, latency, None));
                 return (Ok(Served { value, candidate, in_flight: guard, reservation }), attempts);
@@ -261,13 +258,13 @@ where
                     Verdict::Final => {
                         if let Some(h) = candidate.health() {
                             // It answered: the deployment is up, whatever it thought of the request.
-                            h.record_success(now_ms(), None);
+                            h.record_success(UnixMillis::now(), None);
                         }
                         return (Err(err), attempts);
                     }
                     Verdict::ContextWindow => {
                         if let Some(h) = candidate.health() {
-                            h.record_success(now_ms(), None);
+                            h.record_success(UnixMillis::now(), None);
                         }
                         match context_fallbacks.take() {
                             Some(f) if !f.is_empty() => queue = f.into(),
@@ -276,7 +273,7 @@ where
                     }
                     Verdict::Retry { unhealthy, retry_after } => {
                         if unhealthy && let Some(h) = candidate.health() {
-                            h.record_failure(now_ms());
+                            h.record_failure(UnixMillis::now());
                         }
                         previous = Some((candidate, retry_after.unwrap_or_default()));
                         retries += 1;

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::key_ring::KeyRejection;
 use llm_proxy_core::model_catalog::{ModelCatalog, Resolved};
 use llm_proxy_core::virtual_key::{KeyRecord, hash_key};
@@ -115,7 +116,7 @@ impl Shared {
         {
             return Ok(Principal::Master);
         }
-        match self.keys.authenticate(secret, llm_proxy_core::now_ms()) {
+        match self.keys.authenticate(secret, UnixMillis::now()) {
             Ok(k) => Ok(Principal::Key(k)),
             Err(KeyRejection::Unknown) => Err(ApiError::unauthorized("Invalid API key.")),
             Err(KeyRejection::Revoked) => Err(ApiError::unauthorized("This API key has been revoked.")),
@@ -126,7 +127,7 @@ impl Shared {
     /// Authenticates a client of `/v1`; a failure is counted for its address (and leaves no
     /// request-log row: see `RequestMeter::fail`).
     pub fn authenticate_client(&self, secret: Option<&str>, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
-        self.authenticate(secret).inspect_err(|_| self.auth_failures.record(ip, now()))
+        self.authenticate(secret).inspect_err(|_| self.auth_failures.record(ip, UnixMillis::now()))
     }
 
     /// Only the master key may use the admin API. An address that failed
@@ -135,7 +136,8 @@ impl Shared {
     pub fn authenticate_admin(&self, parts: &Parts) -> Result<(), ApiError> {
         let ip = client_ip(&parts.extensions);
         if let Some(ip) = ip
-            && let Some(wait) = self.admin_failures.locked_out(ip, now(), self.admin_auth_failures_per_minute)
+            && let Some(wait) =
+                self.admin_failures.locked_out(ip, UnixMillis::now(), self.admin_auth_failures_per_minute)
         {
             return Err(ApiError::rate_limited(
                 "Too many failed authentications from this address; wait before trying again.",
@@ -145,8 +147,8 @@ impl Shared {
         }
         let principal = bearer(&parts.headers).and_then(|secret| self.authenticate(secret));
         let principal = principal.inspect_err(|_| {
-            self.auth_failures.record(ip, now());
-            self.admin_failures.record(ip, now());
+            self.auth_failures.record(ip, UnixMillis::now());
+            self.admin_failures.record(ip, UnixMillis::now());
         })?;
         match principal {
             Principal::Master => Ok(()),
@@ -155,8 +157,4 @@ impl Shared {
             }
         }
     }
-}
-
-fn now() -> u64 {
-    llm_proxy_core::now_ms().max(0) as u64
 }

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::{Config, Overrides, ProcessEnv};
 use llm_proxy_core::request_log::escape_controls;
-use llm_proxy_core::virtual_key::{KeyLimits, NewKey, generate_key, parse_duration_ms};
+use llm_proxy_core::virtual_key::{KeyLimits, NewKey, generate_key, parse_duration};
 
 use crate::serve;
 
@@ -292,8 +293,8 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     b.enable_all().build().context("starting the async runtime")
 }
 
-fn format_ms(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
+fn format_time(t: Option<UnixMillis>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_i64()))
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "-".into())
 }
@@ -339,8 +340,8 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             let expires_at = match expires.as_deref() {
                 None => None,
                 Some(s) => Some(
-                    llm_proxy_core::now_ms()
-                        + parse_duration_ms(s).with_context(|| {
+                    UnixMillis::now()
+                        + parse_duration(s).with_context(|| {
                             format!("--expires {s:?}: use a number and one of s, m, h, d, w (e.g. 30d)")
                         })?,
                 ),
@@ -385,7 +386,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 "{:<36}  {:<20}  {:<14}  {:<16}  {:<16}  {:<7}  {:<24}  MODELS",
                 "ID", "NAME", "KEY", "CREATED", "EXPIRES", "STATUS", "LIMITS"
             );
-            let now = llm_proxy_core::now_ms();
+            let now = UnixMillis::now();
             for k in keys {
                 let status = if k.revoked_at.is_some() {
                     "revoked"
@@ -402,8 +403,8 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                     escape_controls(&k.id),
                     escape_controls(&k.name),
                     escape_controls(&k.display),
-                    format_ms(Some(k.created_at)),
-                    format_ms(k.expires_at),
+                    format_time(Some(k.created_at)),
+                    format_time(k.expires_at),
                     status,
                     describe_limits(&k.limits),
                     escape_controls(&models)

@@ -97,6 +97,7 @@ pub fn with_cost(mut resp: Response, cost: Option<f64>) -> Response {
     resp
 }
 
+/// Seconds since the epoch, as OpenAI's `created` field counts them.
 fn now_secs() -> i64 {
-    llm_proxy_core::now_ms() / 1000
+    llm_proxy_core::UnixMillis::now().to_i64() / 1000
 }

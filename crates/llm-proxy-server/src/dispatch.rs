@@ -107,11 +107,7 @@ pub async fn plan(
         }
         _ => None,
     };
-    let ctx = RequestContext {
-        now_ms: llm_proxy_core::now_ms().max(0) as u64,
-        conversation,
-        embedding: embedding.as_deref(),
-    };
+    let ctx = RequestContext { now: llm_proxy_core::UnixMillis::now(), conversation, embedding: embedding.as_deref() };
     let p = route.plan(&ctx);
     Ok(Plan {
         attempts: p.attempts.iter().map(|d| candidate(live, d)).collect(),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::HealthCheck;
 use llm_proxy_core::provider::Provider;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,7 @@ pub async fn run(state: Arc<Shared>, config: HealthCheck, stop: CancellationToke
                     false
                 }
             };
-            d.health.record_check(llm_proxy_core::now_ms().max(0) as u64, healthy);
+            d.health.record_check(UnixMillis::now(), healthy);
         });
         let checks = futures_util::stream::iter(probes).buffer_unordered(CONCURRENCY).collect::<Vec<()>>();
         tokio::select! {

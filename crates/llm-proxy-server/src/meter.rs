@@ -51,7 +51,7 @@ impl RequestMeter {
             started: Instant::now(),
             entry: RequestLogEntry {
                 request_id: request_id.to_string(),
-                created_at: llm_proxy_core::now_ms(),
+                created_at: llm_proxy_core::UnixMillis::now(),
                 endpoint: endpoint.to_string(),
                 ..Default::default()
             },

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -15,26 +16,26 @@ use crate::app::Shared;
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Changes stamped this long before the last poll are read again: a change committed late with an
 /// earlier stamp is still seen.
-const OVERLAP_MS: i64 = 10_000;
+const OVERLAP: Duration = Duration::from_secs(10);
 
 /// The live stored routes, and the time to poll from next.
-pub async fn load(store: &dyn Store) -> anyhow::Result<(Vec<RouteConfig>, i64)> {
-    let since = llm_proxy_core::now_ms();
+pub async fn load(store: &dyn Store) -> anyhow::Result<(Vec<RouteConfig>, UnixMillis)> {
+    let since = UnixMillis::now();
     let routes = store.list_routes().await?.into_iter().map(|r| r.config).collect();
     Ok((routes, since))
 }
 
-pub async fn poll(state: Arc<Shared>, mut since: i64, stop: CancellationToken) {
+pub async fn poll(state: Arc<Shared>, mut since: UnixMillis, stop: CancellationToken) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen: Vec<(String, i64, bool)> = Vec::new();
+    let mut seen: Vec<(String, UnixMillis, bool)> = Vec::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let polled_at = llm_proxy_core::now_ms();
-        let changed = match state.store.routes_updated_since(since - OVERLAP_MS).await {
+        let polled_at = UnixMillis::now();
+        let changed = match state.store.routes_updated_since(since - OVERLAP).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot poll stored routes; keeping the current ones");
@@ -42,7 +43,7 @@ pub async fn poll(state: Arc<Shared>, mut since: i64, stop: CancellationToken) {
             }
         };
         // The overlap re-reads recent changes; only ones not seen before cause a rebuild.
-        let fresh: Vec<(String, i64, bool)> = changed
+        let fresh: Vec<(String, UnixMillis, bool)> = changed
             .iter()
             .map(|r| (r.config.name.clone(), r.updated_at, r.deleted))
             .filter(|c| !seen.contains(c))
@@ -52,7 +53,7 @@ pub async fn poll(state: Arc<Shared>, mut since: i64, stop: CancellationToken) {
             continue;
         }
         seen.extend(fresh);
-        seen.retain(|(_, at, _)| *at >= since - 2 * OVERLAP_MS);
+        seen.retain(|(_, at, _)| *at >= since - 2 * OVERLAP);
         let stored = match state.store.list_routes().await {
             Ok(r) => r.into_iter().map(|r| r.config).collect::<Vec<_>>(),
             Err(e) => {

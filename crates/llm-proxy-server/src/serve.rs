@@ -198,7 +198,7 @@ async fn retain_logs(store: Arc<dyn Store>, days: u32, stop: CancellationToken) 
 
 /// One pass of log retention: deletes every request-log row older than `days`, batch by batch.
 pub async fn retain_logs_once(store: &dyn Store, days: u32) -> Result<u64, llm_proxy_core::store::StoreError> {
-    let cutoff = llm_proxy_core::now_ms() - i64::from(days) * 86_400_000;
+    let cutoff = llm_proxy_core::UnixMillis::now() - Duration::from_secs(u64::from(days) * 86_400);
     let mut deleted = 0;
     loop {
         let n = store.delete_logs_before(cutoff, RETENTION_BATCH).await?;

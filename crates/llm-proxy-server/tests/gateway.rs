@@ -405,7 +405,7 @@ async fn revoked_and_expired_keys_stop_working(backend: Backend) {
     .await;
     let msg = refused["error"]["message"].as_str().unwrap();
     assert!(msg.contains("revoked"), "{msg}");
-    let (_, expired) = gw.create_key(&[], Some(llm_proxy_core::now_ms() - 1000)).await;
+    let (_, expired) = gw.create_key(&[], Some(llm_proxy_core::UnixMillis::now() - Duration::from_secs(1))).await;
     let resp = gw.chat(&expired, body.clone()).await;
     assert_eq!(resp.status(), 401);
     assert!(resp.text().await.unwrap().contains("expired"));

@@ -405,10 +405,10 @@ async fn health_answers_while_huge_prompts_are_counted() {
 async fn log_retention_deletes_old_rows_only() {
     // The background job (off here, so it cannot race the test) runs this same pass hourly.
     let gw = Gateway::start_with(Backend::Sqlite, "log_retention_days: 0").await.unwrap();
-    let now = llm_proxy_core::now_ms();
-    let row = |id: &str, age_days: i64| llm_proxy_core::request_log::RequestLogEntry {
+    let now = llm_proxy_core::UnixMillis::now();
+    let row = |id: &str, age_days: u64| llm_proxy_core::request_log::RequestLogEntry {
         request_id: id.into(),
-        created_at: now - age_days * 86_400_000,
+        created_at: now - Duration::from_secs(age_days * 86_400),
         endpoint: "chat.completions".into(),
         status: 200,
         ..Default::default()

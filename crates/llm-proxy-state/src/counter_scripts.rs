@@ -37,8 +37,8 @@ pub(crate) fn acquire_args(prefix: &str, limits: &[Limit]) -> (Vec<String>, Vec<
             Limit::Rate { limit, period, cost, .. } => {
                 args.extend(["r".to_string(), num(*limit), num(period_us(*period)), num(*cost)]);
             }
-            Limit::Budget { limit, window_end_ms, reserve, .. } => {
-                args.extend(["b".to_string(), num(*limit), num(*window_end_ms), num(*reserve)]);
+            Limit::Budget { limit, window_end, reserve, .. } => {
+                args.extend(["b".to_string(), num(*limit), num(window_end.as_millis()), num(*reserve)]);
             }
         }
     }
@@ -60,12 +60,12 @@ pub(crate) fn settle_args(prefix: &str, settles: &[Settle]) -> Option<(Vec<Strin
                 keys.push(format!("{prefix}{key}"));
                 args.extend(["r".to_string(), num(*limit), num(period_us(*period)), delta]);
             }
-            Settle::Budget { key, window_end_ms, reserved, spent } => {
+            Settle::Budget { key, window_end, reserved, spent } => {
                 if *reserved == 0 && *spent == 0 {
                     continue;
                 }
                 keys.push(format!("{prefix}{key}"));
-                args.extend(["b".to_string(), num(*window_end_ms), num(*reserved), num(*spent)]);
+                args.extend(["b".to_string(), num(window_end.as_millis()), num(*reserved), num(*spent)]);
             }
         }
     }
@@ -106,13 +106,24 @@ fn period_us(period: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use llm_proxy_core::UnixMillis;
+
     use super::*;
+
+    fn at(ms: u64) -> UnixMillis {
+        UnixMillis::from_millis(ms)
+    }
 
     #[test]
     fn limits_become_prefixed_keys_and_four_arguments_each() {
         let limits = [
             Limit::Rate { key: "rl:req:key:k".into(), limit: 5, period: Duration::from_secs(60), cost: 1 },
-            Limit::Budget { key: "budget:key:k:day:2026-11-22".into(), limit: u64::MAX, window_end_ms: 7, reserve: 30 },
+            Limit::Budget {
+                key: "budget:key:k:day:2026-11-22".into(),
+                limit: u64::MAX,
+                window_end: at(7),
+                reserve: 30,
+            },
         ];
         let (keys, args) = acquire_args("llmp:", &limits);
         assert_eq!(keys, ["llmp:rl:req:key:k", "llmp:budget:key:k:day:2026-11-22"]);
@@ -125,14 +136,14 @@ mod tests {
         let noop = [
             Settle::Rate { key: "a".into(), limit: 10, period: minute, delta: 0 },
             Settle::Rate { key: "b".into(), limit: 0, period: minute, delta: 5 },
-            Settle::Budget { key: "c".into(), window_end_ms: 1, reserved: 0, spent: 0 },
+            Settle::Budget { key: "c".into(), window_end: at(1), reserved: 0, spent: 0 },
         ];
         assert_eq!(settle_args("p:", &noop), None);
 
         let mixed = [
             noop[0].clone(),
             Settle::Rate { key: "t".into(), limit: 1000, period: Duration::ZERO, delta: -300 },
-            Settle::Budget { key: "b".into(), window_end_ms: 9, reserved: 300, spent: 100 },
+            Settle::Budget { key: "b".into(), window_end: at(9), reserved: 300, spent: 100 },
         ];
         let (keys, args) = settle_args("p:", &mixed).unwrap();
         assert_eq!(keys, ["p:t", "p:b"]);

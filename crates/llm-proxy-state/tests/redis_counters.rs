@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::future::join_all;
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::shared_state::{Counters, Limit, LimitState, Settle};
 use llm_proxy_state::{RedisCounters, RedisOptions, StateError};
 use llm_proxy_testkit_macros::needs_redis;
@@ -29,8 +30,8 @@ fn tpm(key: &str, limit: u64, cost: u64) -> Limit {
     Limit::Rate { key: key.into(), limit, period: MINUTE, cost }
 }
 
-fn budget(key: &str, limit: u64, window_end_ms: u64, reserve: u64) -> Limit {
-    Limit::Budget { key: key.into(), limit, window_end_ms, reserve }
+fn budget(key: &str, limit: u64, window_end: UnixMillis, reserve: u64) -> Limit {
+    Limit::Budget { key: key.into(), limit, window_end, reserve }
 }
 
 async fn counters(url: &str, prefix: &str) -> (RedisCounters, Arc<LocalDouble>) {
@@ -135,7 +136,7 @@ async fn all_or_nothing_a_refused_limit_leaves_the_others_untaken() {
     let Some(url) = redis_url() else { return };
     let prefix = unique_prefix();
     let (c, _) = counters(&url, &prefix).await;
-    let end = now_ms() + 3_600_000;
+    let end = in_(Duration::from_secs(3600));
 
     assert!(c.acquire(&[budget("b", 100, end, 100)]).await.allowed);
     let tok = tpm("t", 1000, 500);
@@ -167,7 +168,7 @@ async fn budgets_reserve_settle_refuse_and_expire_with_their_window() {
     let Some(url) = redis_url() else { return };
     let prefix = unique_prefix();
     let (c, _) = counters(&url, &prefix).await;
-    let end = now_ms() + 60_000;
+    let end = in_(Duration::from_secs(60));
     let key = "budget:key:k:hour:2026-11-22T13";
 
     for remaining in [700, 400, 100] {
@@ -193,12 +194,12 @@ async fn budgets_reserve_settle_refuse_and_expire_with_their_window() {
         .unwrap();
     assert_eq!((spent, reserved), (None, 900));
     let expire_at: u64 = redis::cmd("PEXPIRETIME").arg(format!("{prefix}{key}")).query_async(&mut conn).await.unwrap();
-    assert_eq!(expire_at, end);
+    assert_eq!(UnixMillis::from_millis(expire_at), end);
 
     // One request cost 100 of its 300, another 450.
-    c.settle(&[Settle::Budget { key: key.into(), window_end_ms: end, reserved: 300, spent: 100 }]).await;
+    c.settle(&[Settle::Budget { key: key.into(), window_end: end, reserved: 300, spent: 100 }]).await;
     assert_eq!(c.budget_spent(key).await, 700);
-    c.settle(&[Settle::Budget { key: key.into(), window_end_ms: end, reserved: 300, spent: 450 }]).await;
+    c.settle(&[Settle::Budget { key: key.into(), window_end: end, reserved: 300, spent: 450 }]).await;
     assert_eq!(c.budget_spent(key).await, 850);
     let (spent, reserved): (u64, u64) = redis::cmd("HMGET")
         .arg(format!("{prefix}{key}"))
@@ -213,9 +214,9 @@ async fn budgets_reserve_settle_refuse_and_expire_with_their_window() {
     assert!(!c.acquire(&[budget(key, 1000, end, 0)]).await.allowed);
 
     // A window that has ended counts as empty, and a late settle for it changes nothing.
-    let past = now_ms() - 1;
+    let past = UnixMillis::now() - Duration::from_millis(1);
     let old = "budget:key:k:hour:old";
-    c.settle(&[Settle::Budget { key: old.into(), window_end_ms: past, reserved: 300, spent: 900 }]).await;
+    c.settle(&[Settle::Budget { key: old.into(), window_end: past, reserved: 300, spent: 900 }]).await;
     assert_eq!(c.budget_spent(old).await, 0);
     let a = c.acquire(&[budget(old, 1000, past, 300)]).await;
     assert_eq!((a.allowed, a.states[0].remaining, a.states[0].reset), (true, 700, Duration::ZERO));
@@ -259,7 +260,7 @@ async fn fifty_concurrent_reservations_against_a_budget_for_five_get_exactly_fiv
     let prefix = unique_prefix();
     let (a, _) = counters(&url, &prefix).await;
     let (b, _) = counters(&url, &prefix).await;
-    let end = now_ms() + 3_600_000;
+    let end = in_(Duration::from_secs(3600));
 
     let calls = (0..50).map(|i| {
         let c = if i % 2 == 0 { &a } else { &b };

@@ -10,7 +10,7 @@
 /// A macro rather than a generic over `sqlx::Database`, whose bounds would outweigh the code.
 /// `impl_store!(Type { backend-specific methods })` writes the whole `impl Store`, so that
 /// `async_trait` sees every method. Expects `self.pool`, `self.log_conn` (a [`LogConnection`]) and
-/// `self.clock_ms()` (the clock that stamps key and route changes).
+/// `self.clock()` (the clock that stamps key and route changes).
 macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
@@ -18,7 +18,7 @@ macro_rules! impl_store {
         $($own)*
 
         async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-            let now = self.clock_ms().await?;
+            let now = self.clock().await?;
             sqlx::query(rows::INSERT_KEY)
                 .bind(&key.id)
                 .bind(&key.name)
@@ -26,8 +26,8 @@ macro_rules! impl_store {
                 .bind(&key.display)
                 .bind(rows::models_json(key)?)
                 .bind(&key.user)
-                .bind(now)
-                .bind(key.expires_at)
+                .bind(now.to_i64())
+                .bind(key.expires_at.map(UnixMillis::to_i64))
                 .bind(rows::limits_column(key)?)
                 .execute(&self.pool)
                 .await
@@ -42,7 +42,7 @@ macro_rules! impl_store {
 
         async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError> {
             let row: Option<KeyRow> = sqlx::query_as(rows::REVOKE_KEY)
-                .bind(self.clock_ms().await?)
+                .bind(self.clock().await?.to_i64())
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
@@ -50,9 +50,9 @@ macro_rules! impl_store {
             row.ok_or(StoreError::NotFound)?.try_into()
         }
 
-        async fn keys_updated_since(&self, since_ms: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        async fn keys_updated_since(&self, since: UnixMillis) -> Result<Vec<KeyRecord>, StoreError> {
             let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
-                .bind(since_ms)
+                .bind(since.to_i64())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_sqlx)?;
@@ -129,9 +129,9 @@ macro_rules! impl_store {
             rows::log_page(rows, limit)
         }
 
-        async fn delete_logs_before(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        async fn delete_logs_before(&self, before: UnixMillis, limit: u32) -> Result<u64, StoreError> {
             let done = sqlx::query(rows::DELETE_OLD_LOGS)
-                .bind(before_ms)
+                .bind(before.to_i64())
                 .bind(i64::from(limit))
                 .execute(&self.pool)
                 .await
@@ -149,11 +149,11 @@ macro_rules! impl_store {
         }
 
         async fn put_route(&self, config: &RouteConfig) -> Result<StoredRoute, StoreError> {
-            let now = self.clock_ms().await?;
+            let now = self.clock().await?;
             sqlx::query(rows::PUT_ROUTE)
                 .bind(&config.name)
                 .bind(rows::route_json(config)?)
-                .bind(now)
+                .bind(now.to_i64())
                 .execute(&self.pool)
                 .await
                 .map_err(map_sqlx)?;
@@ -162,7 +162,7 @@ macro_rules! impl_store {
 
         async fn delete_route(&self, name: &str) -> Result<(), StoreError> {
             let done = sqlx::query(rows::DELETE_ROUTE)
-                .bind(self.clock_ms().await?)
+                .bind(self.clock().await?.to_i64())
                 .bind(name)
                 .execute(&self.pool)
                 .await
@@ -175,9 +175,9 @@ macro_rules! impl_store {
             Ok(rows::routes_from_rows(rows))
         }
 
-        async fn routes_updated_since(&self, since_ms: i64) -> Result<Vec<StoredRoute>, StoreError> {
+        async fn routes_updated_since(&self, since: UnixMillis) -> Result<Vec<StoredRoute>, StoreError> {
             let rows: Vec<RouteRow> = sqlx::query_as(rows::ROUTES_UPDATED_SINCE)
-                .bind(since_ms)
+                .bind(since.to_i64())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_sqlx)?;

@@ -3,6 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
@@ -39,10 +40,11 @@ impl PostgresStore {
     /// Key and route changes are stamped with the database's clock, not this process's: the key
     /// rings and route tables of all instances poll by `updated_at`, and a writer whose clock lags
     /// would otherwise stamp a change behind their window, where no poller would ever see it.
-    async fn clock_ms(&self) -> Result<i64, StoreError> {
+    async fn clock(&self) -> Result<UnixMillis, StoreError> {
         sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
             .fetch_one(&self.pool)
             .await
+            .map(UnixMillis::from_i64)
             .map_err(map_sqlx)
     }
 

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{AttemptRecord, ErrorKind, LogCursor, LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, StoreError, StoredRoute};
@@ -149,10 +150,10 @@ impl TryFrom<KeyRow> for KeyRecord {
             display: row.display,
             models,
             user: row.user_name,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            expires_at: row.expires_at,
-            revoked_at: row.revoked_at,
+            created_at: UnixMillis::from_i64(row.created_at),
+            updated_at: UnixMillis::from_i64(row.updated_at),
+            expires_at: row.expires_at.map(UnixMillis::from_i64),
+            revoked_at: row.revoked_at.map(UnixMillis::from_i64),
             limits,
         })
     }
@@ -189,7 +190,7 @@ fn limits_from_column(key_id: &str, column: Option<&str>) -> KeyLimits {
 }
 
 /// The record `insert_key` wrote, without reading it back.
-pub(crate) fn inserted_key(key: &NewKey, now: i64) -> KeyRecord {
+pub(crate) fn inserted_key(key: &NewKey, now: UnixMillis) -> KeyRecord {
     KeyRecord {
         limits: key.limits.clone(),
         id: key.id.clone(),
@@ -239,7 +240,7 @@ impl TryFrom<LogRow> for RequestLogEntry {
             |v: Option<i64>, column: &'static str| v.map(|v| u64::try_from(v).map_err(|_| corrupt(column))).transpose();
         Ok(RequestLogEntry {
             request_id: row.request_id,
-            created_at: row.created_at,
+            created_at: UnixMillis::from_i64(row.created_at),
             key_id: row.key_id,
             user: row.user_name,
             endpoint: row.endpoint,
@@ -300,7 +301,7 @@ pub(crate) fn route_json(config: &RouteConfig) -> Result<String, StoreError> {
 }
 
 /// The record `put_route` wrote, without reading it back.
-pub(crate) fn put_route_record(config: &RouteConfig, now: i64) -> StoredRoute {
+pub(crate) fn put_route_record(config: &RouteConfig, now: UnixMillis) -> StoredRoute {
     StoredRoute { config: config.clone(), updated_at: now, deleted: false }
 }
 
@@ -313,7 +314,7 @@ pub(crate) fn routes_from_rows(rows: Vec<RouteRow>) -> Vec<StoredRoute> {
             Ok(mut config) => {
                 // The key is the row's name; the JSON's copy cannot disagree with it.
                 config.name = row.name;
-                Some(StoredRoute { config, updated_at: row.updated_at, deleted: row.deleted_at.is_some() })
+                Some(StoredRoute { config, updated_at: UnixMillis::from_i64(row.updated_at), deleted: row.deleted_at.is_some() })
             }
             Err(e) => {
                 tracing::warn!(route = %row.name, error = %e, "routes.config is not a route this build can read; skipped");
@@ -365,7 +366,7 @@ where
     let mut qb = QueryBuilder::new(concat!("INSERT INTO request_logs (", log_columns!(), ") "));
     qb.push_values(entries.iter().copied(), |mut row, e| {
         row.push_bind(e.request_id.as_str())
-            .push_bind(e.created_at)
+            .push_bind(e.created_at.to_i64())
             .push_bind(e.key_id.as_deref())
             .push_bind(e.endpoint.as_str())
             .push_bind(e.model.as_deref())
@@ -468,8 +469,9 @@ impl<'a> UsageBatch<'a> {
     }
 }
 
-/// The first millisecond of the UTC hour holding `ms` (floor, also before 1970).
-fn hour_start(ms: i64) -> i64 {
+/// The first millisecond of the UTC hour holding `t`, as `usage_hourly.hour_start` holds it.
+fn hour_start(t: UnixMillis) -> i64 {
+    let ms = t.to_i64();
     ms - ms.rem_euclid(HOUR_MS)
 }
 
@@ -523,7 +525,7 @@ pub(crate) struct StatsDbRow {
     cost_usd: f64,
 }
 
-/// Sums `usage_hourly` over the hours starting in `[from_ms, to_ms)`, per group. The group column
+/// Sums `usage_hourly` over the hours starting in `[from, to)`, per group. The group column
 /// comes from the enum, never from the caller's text.
 pub(crate) fn usage_stats_query<'a, DB>(query: &'a StatsQuery) -> QueryBuilder<'a, DB>
 where
@@ -552,7 +554,7 @@ where
          COALESCE(SUM(cost_usd), 0.0) AS cost_usd \
          FROM usage_hourly WHERE hour_start >= ",
     );
-    qb.push_bind(query.from_ms).push(" AND hour_start < ").push_bind(query.to_ms);
+    qb.push_bind(query.from.to_i64()).push(" AND hour_start < ").push_bind(query.to.to_i64());
     if let Some(key_id) = &query.key_id {
         qb.push(" AND key_id = ").push_bind(key_id.as_str());
     }
@@ -595,7 +597,7 @@ where
     }
     if let Some(cursor) = &query.cursor {
         qb.push(" AND (created_at, request_id) < (")
-            .push_bind(cursor.created_at)
+            .push_bind(cursor.created_at.to_i64())
             .push(", ")
             .push_bind(cursor.request_id.as_str())
             .push(")");
@@ -682,18 +684,19 @@ mod tests {
 
     #[test]
     fn hours_are_utc_and_floor() {
-        assert_eq!(hour_start(0), 0);
-        assert_eq!(hour_start(HOUR_MS - 1), 0);
-        assert_eq!(hour_start(HOUR_MS), HOUR_MS);
-        assert_eq!(hour_start(-1), -HOUR_MS);
-        assert_eq!(hour_start(1_699_956_000_000 + 59 * 60_000), 1_699_956_000_000);
+        let at = UnixMillis::from_millis;
+        assert_eq!(hour_start(at(0)), 0);
+        assert_eq!(hour_start(at(HOUR_MS as u64 - 1)), 0);
+        assert_eq!(hour_start(at(HOUR_MS as u64)), HOUR_MS);
+        assert_eq!(hour_start(at(1_699_956_000_000 + 59 * 60_000)), 1_699_956_000_000);
+        assert_eq!(hour_start(UnixMillis::MAX), i64::MAX - i64::MAX % HOUR_MS, "saturated, still an hour");
     }
 
     #[test]
     fn a_batch_is_summed_per_group_counting_only_what_was_inserted() {
         let entry = |id: &str, at: i64, status: u16, prompt: Option<u64>, cost: Option<f64>| RequestLogEntry {
             request_id: id.into(),
-            created_at: at,
+            created_at: UnixMillis::from_i64(at),
             key_id: Some("k".into()),
             model: Some("m".into()),
             status,

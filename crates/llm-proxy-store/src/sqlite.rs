@@ -3,8 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
-use llm_proxy_core::now_ms;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
@@ -37,8 +37,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// One machine, one clock: the process's own is the database's.
-    async fn clock_ms(&self) -> Result<i64, StoreError> {
-        Ok(now_ms())
+    async fn clock(&self) -> Result<UnixMillis, StoreError> {
+        Ok(UnixMillis::now())
     }
 
     /// Opens (creating if needed) the database. `sqlite::memory:` gets a single connection that

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::join_all;
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
-use llm_proxy_core::now_ms;
 use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey, hash_key};
@@ -218,10 +218,11 @@ fn new_key(id: &str, name: &str) -> NewKey {
     }
 }
 
+/// `created_at` in milliseconds, as the database holds it.
 fn log(request_id: &str, created_at: i64, key_id: Option<&str>) -> RequestLogEntry {
     RequestLogEntry {
         request_id: request_id.to_string(),
-        created_at,
+        created_at: UnixMillis::from_i64(created_at),
         key_id: key_id.map(str::to_string),
         endpoint: "chat.completions".to_string(),
         status: 200,
@@ -276,6 +277,11 @@ fn ids(entries: &[RequestLogEntry]) -> Vec<&str> {
     entries.iter().map(|e| e.request_id.as_str()).collect()
 }
 
+/// Now plus `d`.
+fn in_(d: Duration) -> UnixMillis {
+    UnixMillis::now() + d
+}
+
 /// Keys inserted back to back can share a millisecond; the ordering cases need them apart.
 async fn next_ms() {
     tokio::time::sleep(Duration::from_millis(3)).await;
@@ -321,8 +327,8 @@ async fn keys_are_created_listed_and_revoked(db: TestDb) {
     let mut first = new_key("k1", "ci");
     first.models = vec!["gpt-4o".into(), "smart".into()];
     first.user = Some("alice".into());
-    first.expires_at = Some(now_ms() + 86_400_000);
-    let before = now_ms();
+    first.expires_at = Some(in_(Duration::from_secs(86_400)));
+    let before = UnixMillis::now();
     let k1 = store.insert_key(&first).await.expect("insert k1");
     assert!(k1.created_at >= before && k1.created_at == k1.updated_at);
     assert_eq!(k1.revoked_at, None);
@@ -372,7 +378,7 @@ async fn key_changes_are_seen_by_polling(db: TestDb) {
     let a = store.insert_key(&new_key("a", "a")).await.expect("insert a");
     let b = store.insert_key(&new_key("b", "b")).await.expect("insert b");
 
-    let mut all = store.keys_updated_since(0).await.expect("since 0");
+    let mut all = store.keys_updated_since(UnixMillis::EPOCH).await.expect("since 0");
     all.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(all, vec![a.clone(), b.clone()]);
 
@@ -381,7 +387,7 @@ async fn key_changes_are_seen_by_polling(db: TestDb) {
     assert!(!store.keys_updated_since(newest).await.expect("since newest").is_empty());
 
     next_ms().await;
-    let mark = now_ms() + 1;
+    let mark = in_(Duration::from_millis(1));
     next_ms().await;
     assert!(store.keys_updated_since(mark).await.expect("since mark").is_empty());
 
@@ -497,7 +503,7 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
     let store = db.migrated().await;
     let full = RequestLogEntry {
         request_id: "01J-full".into(),
-        created_at: 1_700_000_000_123,
+        created_at: UnixMillis::from_millis(1_700_000_000_123),
         key_id: Some("key-1".into()),
         endpoint: "messages".into(),
         model: Some("smart".into()),
@@ -524,7 +530,7 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
     };
     let bare = RequestLogEntry {
         request_id: "01J-bare".into(),
-        created_at: 1_700_000_000_000,
+        created_at: UnixMillis::from_millis(1_700_000_000_000),
         key_id: None,
         endpoint: "embeddings".into(),
         model: None,
@@ -549,7 +555,7 @@ async fn log_fields_round_trip_exactly(db: TestDb) {
     // Zero is a value, not an absence.
     let zeros = RequestLogEntry {
         request_id: "01J-zero".into(),
-        created_at: 1_600_000_000_000,
+        created_at: UnixMillis::from_millis(1_600_000_000_000),
         ttft_ms: Some(0),
         prompt_tokens: Some(0),
         completion_tokens: Some(0),
@@ -636,7 +642,7 @@ async fn key_limits_round_trip_and_unreadable_ones_read_as_none(db: TestDb) {
     // As listed, as polled, and as revoked: every path reads the column.
     let listed = store.list_keys().await.expect("list");
     assert_eq!(listed, inserted.iter().rev().cloned().collect::<Vec<_>>());
-    assert_eq!(store.keys_updated_since(0).await.expect("since 0"), inserted);
+    assert_eq!(store.keys_updated_since(UnixMillis::EPOCH).await.expect("since 0"), inserted);
     assert_eq!(listed[2].limits.budget_daily.map(f64::to_bits), Some((0.1f64 + 0.2).to_bits()));
     let revoked = store.revoke_key("k-all").await.expect("revoke");
     assert_eq!(revoked.limits, all.limits);
@@ -660,7 +666,7 @@ async fn key_limits_round_trip_and_unreadable_ones_read_as_none(db: TestDb) {
         ]
     );
     db.execute("UPDATE api_keys SET limits = '' WHERE id = 'k-plain'").await;
-    assert!(store.keys_updated_since(0).await.expect("poll").iter().all(|k| k.limits.is_empty()));
+    assert!(store.keys_updated_since(UnixMillis::EPOCH).await.expect("poll").iter().all(|k| k.limits.is_empty()));
 }
 
 /// 10:00 UTC on 14 November 2023, in milliseconds: the start of an hour.
@@ -739,7 +745,12 @@ async fn stats(
     key_id: Option<&str>,
 ) -> Vec<StatsRow> {
     store
-        .usage_stats(&StatsQuery { from_ms, to_ms, group_by, key_id: key_id.map(str::to_string) })
+        .usage_stats(&StatsQuery {
+            from: UnixMillis::from_i64(from_ms),
+            to: UnixMillis::from_i64(to_ms),
+            group_by,
+            key_id: key_id.map(str::to_string),
+        })
         .await
         .expect("usage_stats")
 }
@@ -890,10 +901,21 @@ async fn usage_ranges_cover_hours_starting_in_them(db: TestDb) {
     assert_eq!(requests(H2, H0).await, 0);
     assert!(stats(store, H0, H0, StatsGroup::Key, None).await.is_empty(), "but no groups");
 
-    // Hours are UTC and floor, also before 1970.
-    store.insert_logs(&[at("before-epoch", -1)]).await.expect("insert");
-    assert_eq!(requests(-HOUR, 0).await, 1);
-    assert_eq!(requests(-HOUR + 1, 1).await, 0);
+    // Hours are UTC and floor, the first one of 1970 included.
+    store.insert_logs(&[at("epoch", 0)]).await.expect("insert");
+    assert_eq!(requests(0, 1).await, 1);
+    assert_eq!(requests(1, HOUR).await, 0);
+
+    // A row from before 1970 (which the gateway never writes) reads as the epoch rather than
+    // failing the page it is on.
+    db.execute(
+        "INSERT INTO request_logs (request_id, created_at, endpoint, stream, status, latency_ms) \
+         VALUES ('before-epoch', -1, 'chat.completions', FALSE, 200, 1)",
+    )
+    .await;
+    let read = all_logs(store, None).await;
+    let before_epoch = read.iter().find(|e| e.request_id == "before-epoch").expect("listed");
+    assert_eq!(before_epoch.created_at, UnixMillis::EPOCH);
 }
 
 async fn logs_written_before_usage_aggregates_are_summed_by_the_migration(db: TestDb) {
@@ -942,7 +964,7 @@ async fn routes_are_put_replaced_listed_and_deleted(db: TestDb) {
         "semantic": {"embedding_model": "oai/text-embedding-3-small", "threshold": 0.25, "default": "oai/gpt-4o"}
     }))
     .expect("route");
-    let before = now_ms();
+    let before = UnixMillis::now();
     let put = store.put_route(&full).await.expect("put smart");
     assert_eq!((&put.config, put.deleted), (&full, false));
     assert!(put.updated_at >= before, "stamped now: {} vs {before}", put.updated_at);
@@ -974,7 +996,7 @@ async fn route_changes_are_seen_by_polling(db: TestDb) {
     let store = db.migrated().await;
     let a = store.put_route(&route("a", &["oai/x"])).await.expect("put a");
     let b = store.put_route(&route("b", &["oai/y"])).await.expect("put b");
-    let mut all = store.routes_updated_since(0).await.expect("since 0");
+    let mut all = store.routes_updated_since(UnixMillis::EPOCH).await.expect("since 0");
     all.sort_by(|x, y| x.config.name.cmp(&y.config.name));
     assert_eq!(all, vec![a.clone(), b.clone()]);
 
@@ -983,7 +1005,7 @@ async fn route_changes_are_seen_by_polling(db: TestDb) {
     assert!(!store.routes_updated_since(newest).await.expect("since newest").is_empty());
 
     next_ms().await;
-    let mark = now_ms() + 1;
+    let mark = in_(Duration::from_millis(1));
     next_ms().await;
     assert!(store.routes_updated_since(mark).await.expect("since mark").is_empty());
 
@@ -1006,7 +1028,7 @@ async fn route_changes_are_seen_by_polling(db: TestDb) {
     // A route this build cannot read (say, written by a newer one) is left out, not an error.
     db.execute("UPDATE routes SET config = '{\"name\": \"b\", \"targets\": [], \"future\": 1}' WHERE name = 'b'").await;
     assert!(store.list_routes().await.expect("list").is_empty());
-    assert_eq!(names(&store.routes_updated_since(0).await.expect("since 0")), vec!["a"]);
+    assert_eq!(names(&store.routes_updated_since(UnixMillis::EPOCH).await.expect("since 0")), vec!["a"]);
 }
 
 async fn migrating_again_keeps_the_data(db: TestDb) {
@@ -1029,13 +1051,13 @@ async fn old_logs_are_deleted_in_batches_and_usage_is_kept(db: TestDb) {
     let before = stats(store.as_ref(), 0, 10_000_000, StatsGroup::None, None).await;
 
     // Rows created before 1_020: the first 20, at most 8 per call, oldest first.
-    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 8);
+    assert_eq!(store.delete_logs_before(UnixMillis::from_millis(1_020), 8).await.expect("delete"), 8);
     let left = all_logs(store.as_ref(), None).await;
     assert_eq!(left.len(), 17);
-    assert!(left.iter().all(|e| e.created_at >= 1_008), "the oldest went first");
-    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 8);
-    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 4);
-    assert_eq!(store.delete_logs_before(1_020, 8).await.expect("delete"), 0);
+    assert!(left.iter().all(|e| e.created_at >= UnixMillis::from_millis(1_008)), "the oldest went first");
+    assert_eq!(store.delete_logs_before(UnixMillis::from_millis(1_020), 8).await.expect("delete"), 8);
+    assert_eq!(store.delete_logs_before(UnixMillis::from_millis(1_020), 8).await.expect("delete"), 4);
+    assert_eq!(store.delete_logs_before(UnixMillis::from_millis(1_020), 8).await.expect("delete"), 0);
     assert_eq!(ids(&all_logs(store.as_ref(), None).await), ["req-024", "req-023", "req-022", "req-021", "req-020"]);
     // The hourly aggregates still count every request.
     assert_eq!(stats(store.as_ref(), 0, 10_000_000, StatsGroup::None, None).await, before);

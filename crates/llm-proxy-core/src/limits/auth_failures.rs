@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::UnixMillis;
+
 /// Addresses tracked at once; past this, failures from new addresses are counted in the totals
 /// only (a spray of addresses cannot grow the map without bound).
 const MAX_ADDRESSES: usize = 10_000;
@@ -68,7 +70,8 @@ pub struct AuthFailureSnapshot {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MinuteCount {
-    pub minute: u64,
+    /// When the minute starts.
+    pub minute: UnixMillis,
     pub failures: u64,
 }
 
@@ -83,9 +86,9 @@ impl AuthFailures {
         Self::default()
     }
 
-    /// Counts one failure from `ip` (when known) at `now_ms`.
-    pub fn record(&self, ip: Option<IpAddr>, now_ms: u64) {
-        let minute = now_ms / MINUTE_MS;
+    /// Counts one failure from `ip` (when known) at `now`.
+    pub fn record(&self, ip: Option<IpAddr>, now: UnixMillis) {
+        let minute = now.as_millis() / MINUTE_MS;
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.total += 1;
         match g.minutes.back_mut() {
@@ -114,11 +117,11 @@ impl AuthFailures {
     /// Whether `ip` has failed `max_per_minute` times or more within the last minute (a sliding
     /// window over two calendar minutes, the previous one weighted by how much of it is still
     /// inside the window); `Some` says how long until it falls back under.
-    pub fn locked_out(&self, ip: IpAddr, now_ms: u64, max_per_minute: u64) -> Option<Duration> {
-        let minute = now_ms / MINUTE_MS;
+    pub fn locked_out(&self, ip: IpAddr, now: UnixMillis, max_per_minute: u64) -> Option<Duration> {
+        let minute = now.as_millis() / MINUTE_MS;
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (previous, current) = g.by_ip.get(&ip)?.at(minute);
-        let into = now_ms % MINUTE_MS;
+        let into = now.as_millis() % MINUTE_MS;
         let weighted = current * MINUTE_MS + previous * (MINUTE_MS - into);
         if weighted < max_per_minute * MINUTE_MS {
             return None;
@@ -129,15 +132,15 @@ impl AuthFailures {
         Some(Duration::from_millis(wait.max(1_000)))
     }
 
-    pub fn snapshot(&self, now_ms: u64) -> AuthFailureSnapshot {
-        let minute = now_ms / MINUTE_MS;
+    pub fn snapshot(&self, now: UnixMillis) -> AuthFailureSnapshot {
+        let minute = now.as_millis() / MINUTE_MS;
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let last_minute = g.minutes.iter().filter(|(m, _)| *m + 1 >= minute).map(|(_, n)| n).sum();
         let per_minute = g
             .minutes
             .iter()
             .filter(|(m, _)| *m + HISTORY_MINUTES as u64 > minute)
-            .map(|&(m, n)| MinuteCount { minute: m * MINUTE_MS, failures: n })
+            .map(|&(m, n)| MinuteCount { minute: UnixMillis::from_millis(m * MINUTE_MS), failures: n })
             .collect();
         let mut top: Vec<AddressCount> = g
             .by_ip
@@ -159,6 +162,10 @@ mod tests {
 
     const T0: u64 = 1_700_000_040_000; // a minute boundary
 
+    fn at(offset_ms: u64) -> UnixMillis {
+        UnixMillis::from_millis(T0 + offset_ms)
+    }
+
     fn ip(n: u8) -> Option<IpAddr> {
         Some(IpAddr::from([10, 0, 0, n]))
     }
@@ -167,20 +174,20 @@ mod tests {
     fn counts_per_minute_and_per_address() {
         let f = AuthFailures::new();
         for _ in 0..3 {
-            f.record(ip(1), T0 + 1_000);
+            f.record(ip(1), at(1_000));
         }
-        f.record(ip(2), T0 + 2_000);
-        f.record(None, T0 + 61_000);
-        let s = f.snapshot(T0 + 61_000);
+        f.record(ip(2), at(2_000));
+        f.record(None, at(61_000));
+        let s = f.snapshot(at(61_000));
         assert_eq!(s.total, 5);
         assert_eq!(s.last_minute, 5);
         assert_eq!(
             s.per_minute,
-            [MinuteCount { minute: T0, failures: 4 }, MinuteCount { minute: T0 + MINUTE_MS, failures: 1 }]
+            [MinuteCount { minute: at(0), failures: 4 }, MinuteCount { minute: at(MINUTE_MS), failures: 1 }]
         );
         // Only the current minute names addresses.
         assert!(s.top_addresses.is_empty());
-        let s = f.snapshot(T0 + 5_000);
+        let s = f.snapshot(at(5_000));
         assert_eq!(s.top_addresses[0], AddressCount { address: "10.0.0.1".into(), failures: 3 });
     }
 
@@ -188,24 +195,24 @@ mod tests {
     fn locks_out_an_address_past_the_limit_until_the_window_slides() {
         let f = AuthFailures::new();
         for i in 0..5 {
-            f.record(ip(1), T0 + i * 1_000);
+            f.record(ip(1), at(i * 1_000));
         }
-        assert!(f.locked_out(ip(1).unwrap(), T0 + 10_000, 6).is_none());
-        assert!(f.locked_out(ip(2).unwrap(), T0 + 10_000, 5).is_none());
-        let wait = f.locked_out(ip(1).unwrap(), T0 + 10_000, 5).unwrap();
+        assert!(f.locked_out(ip(1).unwrap(), at(10_000), 6).is_none());
+        assert!(f.locked_out(ip(2).unwrap(), at(10_000), 5).is_none());
+        let wait = f.locked_out(ip(1).unwrap(), at(10_000), 5).unwrap();
         assert_eq!(wait, Duration::from_millis(50_000));
         // Half-way through the next minute half of the previous one still counts: 2.5 < 5.
-        assert!(f.locked_out(ip(1).unwrap(), T0 + 90_000, 5).is_none());
-        assert!(f.locked_out(ip(1).unwrap(), T0 + 130_000, 1).is_none());
+        assert!(f.locked_out(ip(1).unwrap(), at(90_000), 5).is_none());
+        assert!(f.locked_out(ip(1).unwrap(), at(130_000), 1).is_none());
     }
 
     #[test]
     fn a_spray_of_addresses_is_bounded() {
         let f = AuthFailures::new();
         for i in 0..(MAX_ADDRESSES as u32 + 50) {
-            f.record(Some(IpAddr::from(i.to_be_bytes())), T0);
+            f.record(Some(IpAddr::from(i.to_be_bytes())), at(0));
         }
-        let s = f.snapshot(T0);
+        let s = f.snapshot(at(0));
         assert_eq!(s.total, MAX_ADDRESSES as u64 + 50);
         assert_eq!(f.inner.lock().unwrap().by_ip.len(), MAX_ADDRESSES);
         assert_eq!(s.top_addresses.len(), TOP_ADDRESSES);

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::UnixMillis;
 use crate::shared_state::{Limit, LocalCounters};
 
 /// A GCRA limit per client address, on its own [`LocalCounters`] (one counter per active address,
@@ -26,8 +27,8 @@ impl IpLimiter {
         Self { counters: LocalCounters::new() }
     }
 
-    /// On the given clock (Unix ms), for tests.
-    pub fn with_clock(clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+    /// On the given clock, for tests.
+    pub fn with_clock(clock: impl Fn() -> UnixMillis + Send + Sync + 'static) -> Self {
         Self { counters: LocalCounters::with_clock(clock) }
     }
 
@@ -74,7 +75,7 @@ mod tests {
     fn clocked() -> (IpLimiter, Arc<AtomicU64>) {
         let now = Arc::new(AtomicU64::new(1_795_355_130_000));
         let clock = Arc::clone(&now);
-        (IpLimiter::with_clock(move || clock.load(Ordering::SeqCst)), now)
+        (IpLimiter::with_clock(move || UnixMillis::from_millis(clock.load(Ordering::SeqCst))), now)
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub use parallel_slots::{ParallelSlots, SlotGuard};
 pub use refusal::{Refusal, RefusalKind, refusal};
 pub use window::Window;
 
+use crate::UnixMillis;
 use crate::shared_state::{Limit, Settle};
 use crate::virtual_key::KeyLimits;
 
@@ -91,8 +92,8 @@ pub struct RequestFacts<'a> {
     pub estimated_tokens: u64,
     /// Reserved against every budget until settled.
     pub estimated_cost_micros: u64,
-    /// Picks the budget windows (Unix ms).
-    pub now_ms: u64,
+    /// Picks the budget windows.
+    pub now: UnixMillis,
 }
 
 /// Whose limit it is.
@@ -249,11 +250,11 @@ fn push_budgets(specs: &mut Vec<LimitSpec>, scope: Scope, owner: &str, budgets: 
     for (usd, window) in
         [(budgets.hourly, Window::Hour), (budgets.daily, Window::Day), (budgets.monthly, Window::Month)]
     {
-        let (Some(usd), Some((label, window_end_ms))) = (usd, window.calendar(facts.now_ms)) else { continue };
+        let (Some(usd), Some((label, window_end))) = (usd, window.calendar(facts.now)) else { continue };
         let limit = Limit::Budget {
             key: format!("budget:{owner}:{}:{label}", window.as_str()),
             limit: usd_to_micros(usd),
-            window_end_ms,
+            window_end,
             reserve: facts.estimated_cost_micros,
         };
         specs.push(LimitSpec { limit, scope, kind: LimitKind::Spend, window });
@@ -274,10 +275,10 @@ pub fn settles_for(specs: &[LimitSpec], actual_tokens: u64, actual_cost_micros: 
                 (delta != 0).then(|| Settle::Rate { key: key.clone(), limit: *limit, period: *period, delta })
             }
             (Limit::Rate { .. }, _) => None,
-            (Limit::Budget { key, window_end_ms, reserve, .. }, _) => {
+            (Limit::Budget { key, window_end, reserve, .. }, _) => {
                 (*reserve != actual_cost_micros).then(|| Settle::Budget {
                     key: key.clone(),
-                    window_end_ms: *window_end_ms,
+                    window_end: *window_end,
                     reserved: *reserve,
                     spent: actual_cost_micros,
                 })

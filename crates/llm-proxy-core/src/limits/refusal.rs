@@ -96,11 +96,11 @@ pub fn refusal(specs: &[LimitSpec], acquired: &Acquired) -> Option<Refusal> {
     };
     let wait = state.retry_after;
     let (message, kind) = match &spec.limit {
-        Limit::Budget { window_end_ms, .. } => (
+        Limit::Budget { window_end, .. } => (
             format!(
                 "Budget exceeded: {} is reached. It resets at {} (in {}).",
                 spec.describe(),
-                format_utc(*window_end_ms),
+                format_utc(*window_end),
                 format_reset(wait)
             ),
             RefusalKind::Budget,

@@ -5,10 +5,10 @@ use super::*;
 use crate::shared_state::{Acquired, LimitState, LocalCounters};
 
 /// 2026-11-22T13:45:30Z
-const T: u64 = 1_795_355_130_000;
+const T: UnixMillis = UnixMillis::from_millis(1_795_355_130_000);
 /// 2025-12-31T23:59:59.999Z
-const LAST_MS_OF_2025: u64 = 1_767_225_599_999;
-const NEW_YEAR_2026: u64 = 1_767_225_600_000;
+const LAST_MS_OF_2025: UnixMillis = UnixMillis::from_millis(1_767_225_599_999);
+const NEW_YEAR_2026: UnixMillis = UnixMillis::from_millis(1_767_225_600_000);
 
 fn policy() -> LimitPolicy {
     LimitPolicy {
@@ -37,7 +37,7 @@ fn facts<'a>(key_limits: Option<&'a KeyLimits>, user: Option<&'a str>, model: &'
         deployment_limits: None,
         estimated_tokens: 1200,
         estimated_cost_micros: 30_000,
-        now_ms: T,
+        now: T,
     }
 }
 
@@ -55,9 +55,9 @@ fn rate(spec: &LimitSpec) -> (u64, u64) {
     }
 }
 
-fn budget(spec: &LimitSpec) -> (u64, u64, u64) {
+fn budget(spec: &LimitSpec) -> (u64, UnixMillis, u64) {
     match spec.limit {
-        Limit::Budget { limit, window_end_ms, reserve, .. } => (limit, window_end_ms, reserve),
+        Limit::Budget { limit, window_end, reserve, .. } => (limit, window_end, reserve),
         Limit::Rate { .. } => panic!("{spec:?} is not a budget"),
     }
 }
@@ -88,8 +88,8 @@ fn a_key_without_limits_of_its_own_gets_the_defaults_and_the_global_budget() {
     );
     assert_eq!(rate(&specs[0]), (100, 1));
     assert_eq!(rate(&specs[1]), (100_000, 1200));
-    assert_eq!(budget(&specs[2]), (10_000_000, 1_795_356_000_000, 30_000));
-    assert_eq!(budget(&specs[3]), (100_000_000, 1_795_392_000_000, 30_000));
+    assert_eq!(budget(&specs[2]), (10_000_000, UnixMillis::from_millis(1_795_356_000_000), 30_000));
+    assert_eq!(budget(&specs[3]), (100_000_000, UnixMillis::from_millis(1_795_392_000_000), 30_000));
     let what: Vec<_> = specs.iter().map(|s| (s.scope, s.kind, s.window)).collect();
     assert_eq!(
         what,
@@ -161,8 +161,8 @@ fn user_model_and_deployment_limits_come_after_the_keys_in_a_fixed_order() {
     );
     assert_eq!(rate(&specs[2]), (300, 1));
     assert_eq!(rate(&specs[4]), (2_000_000, 1200));
-    assert_eq!(budget(&specs[8]), (100_000_000, 1_796_083_200_000, 30_000));
-    assert_eq!(budget(&specs[9]), (50_000_000, 1_796_083_200_000, 30_000));
+    assert_eq!(budget(&specs[8]), (100_000_000, UnixMillis::from_millis(1_796_083_200_000), 30_000));
+    assert_eq!(budget(&specs[9]), (50_000_000, UnixMillis::from_millis(1_796_083_200_000), 30_000));
     let scopes: Vec<_> = specs.iter().map(|s| s.scope.as_str()).collect();
     assert_eq!(
         scopes,
@@ -181,7 +181,7 @@ fn budget_windows_turn_over_at_new_year() {
         ..Default::default()
     };
     let p = LimitPolicy::default();
-    let at = |now_ms| p.limits_for(&RequestFacts { now_ms, ..facts(Some(&own), None, "m") });
+    let at = |now| p.limits_for(&RequestFacts { now, ..facts(Some(&own), None, "m") });
 
     let old_year = at(LAST_MS_OF_2025);
     assert_eq!(
@@ -197,7 +197,8 @@ fn budget_windows_turn_over_at_new_year() {
     );
     let ends: Vec<_> = new_year.iter().map(|s| budget(s).1).collect();
     // 2026-01-01T01:00Z, 2026-01-02T00:00Z, 2026-02-01T00:00Z.
-    assert_eq!(ends, [NEW_YEAR_2026 + 3_600_000, NEW_YEAR_2026 + 86_400_000, NEW_YEAR_2026 + 31 * 86_400_000]);
+    let hours = |n: u64| Duration::from_secs(n * 3600);
+    assert_eq!(ends, [NEW_YEAR_2026 + hours(1), NEW_YEAR_2026 + hours(24), NEW_YEAR_2026 + hours(31 * 24)]);
 }
 
 #[test]
@@ -235,19 +236,19 @@ fn settles_give_back_or_take_tokens_and_replace_reservations_by_the_cost() {
             Settle::Rate { key: "rl:tok:model:smart".into(), limit: 2_000_000, period: minute, delta: -1000 },
             Settle::Budget {
                 key: "budget:user:alice:month:2026-11".into(),
-                window_end_ms: 1_796_083_200_000,
+                window_end: UnixMillis::from_millis(1_796_083_200_000),
                 reserved: 30_000,
                 spent: 12_345
             },
             Settle::Budget {
                 key: "budget:global:hour:2026-11-22T13".into(),
-                window_end_ms: 1_795_356_000_000,
+                window_end: UnixMillis::from_millis(1_795_356_000_000),
                 reserved: 30_000,
                 spent: 12_345
             },
             Settle::Budget {
                 key: "budget:global:day:2026-11-22".into(),
-                window_end_ms: 1_795_392_000_000,
+                window_end: UnixMillis::from_millis(1_795_392_000_000),
                 reserved: 30_000,
                 spent: 12_345
             },
@@ -374,7 +375,7 @@ fn a_budget_refusal_names_the_budget_and_when_its_window_ends() {
     let specs = p.limits_for(&facts(Some(&own), None, "m"));
     assert_eq!(specs.len(), 1);
     // 13:45:30 → midnight is 10h14m30s away.
-    let wait = 1_795_392_000_000 - T;
+    let wait = 1_795_392_000_000 - T.as_millis();
     let r = refusal(&specs, &acquired(vec![refused(wait, wait)])).unwrap();
     assert_eq!(
         r.message,
@@ -411,9 +412,9 @@ fn parallel_and_ip_refusals() {
 async fn policy_and_local_counters_together() {
     use crate::shared_state::Counters;
 
-    let now = Arc::new(AtomicU64::new(T));
+    let now = Arc::new(AtomicU64::new(T.as_millis()));
     let clock = Arc::clone(&now);
-    let counters = LocalCounters::with_clock(move || clock.load(Ordering::SeqCst));
+    let counters = LocalCounters::with_clock(move || UnixMillis::from_millis(clock.load(Ordering::SeqCst)));
     let own = KeyLimits { rpm: Some(5), tpm: Some(10_000), budget_daily: Some(0.1), ..KeyLimits::default() };
     let p = LimitPolicy::default();
     let f = facts(Some(&own), None, "m");

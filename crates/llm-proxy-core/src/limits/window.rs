@@ -1,6 +1,8 @@
 //! [`Window`]: the span a limit counts over, and the UTC calendar arithmetic behind budget windows
 //! (no date crate: three small, well-known conversions are all it takes).
 
+use crate::UnixMillis;
+
 const MS_PER_HOUR: u64 = 3_600_000;
 const MS_PER_DAY: u64 = 86_400_000;
 
@@ -36,28 +38,31 @@ impl Window {
         }
     }
 
-    /// The UTC calendar window that contains `now_ms`: its name (`2026-11-22T13`, `2026-11-22`,
-    /// `2026-11`) and when it ends (Unix ms, exclusive). `None` for the rolling `Minute`.
-    pub fn calendar(self, now_ms: u64) -> Option<(String, u64)> {
+    /// The UTC calendar window that contains `now`: its name (`2026-11-22T13`, `2026-11-22`,
+    /// `2026-11`) and when it ends (exclusive). `None` for the rolling `Minute`.
+    pub fn calendar(self, now: UnixMillis) -> Option<(String, UnixMillis)> {
+        let now_ms = now.as_millis();
         let days = now_ms / MS_PER_DAY;
         let (y, m, d) = civil_from_days(days);
-        match self {
-            Self::Minute => None,
+        let (name, end_ms) = match self {
+            Self::Minute => return None,
             Self::Hour => {
                 let hour = now_ms % MS_PER_DAY / MS_PER_HOUR;
-                Some((format!("{y:04}-{m:02}-{d:02}T{hour:02}"), (now_ms / MS_PER_HOUR + 1) * MS_PER_HOUR))
+                (format!("{y:04}-{m:02}-{d:02}T{hour:02}"), (now_ms / MS_PER_HOUR + 1) * MS_PER_HOUR)
             }
-            Self::Day => Some((format!("{y:04}-{m:02}-{d:02}"), (days + 1) * MS_PER_DAY)),
+            Self::Day => (format!("{y:04}-{m:02}-{d:02}"), (days + 1) * MS_PER_DAY),
             Self::Month => {
                 let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                Some((format!("{y:04}-{m:02}"), days_from_civil(ny, nm, 1) * MS_PER_DAY))
+                (format!("{y:04}-{m:02}"), days_from_civil(ny, nm, 1) * MS_PER_DAY)
             }
-        }
+        };
+        Some((name, UnixMillis::from_millis(end_ms)))
     }
 }
 
 /// `2026-11-23T00:00:00Z`.
-pub(crate) fn format_utc(ms: u64) -> String {
+pub(crate) fn format_utc(t: UnixMillis) -> String {
+    let ms = t.as_millis();
     let (y, m, d) = civil_from_days(ms / MS_PER_DAY);
     let secs = ms % MS_PER_DAY / 1000;
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
@@ -97,12 +102,16 @@ mod tests {
     /// 2026-11-22T13:45:30Z
     const T: u64 = 1_795_355_130_000;
 
+    fn at(ms: u64) -> UnixMillis {
+        UnixMillis::from_millis(ms)
+    }
+
     #[test]
     fn calendar_windows_name_and_end_where_utc_says() {
-        assert_eq!(Window::Hour.calendar(T), Some(("2026-11-22T13".into(), 1_795_356_000_000)));
-        assert_eq!(Window::Day.calendar(T), Some(("2026-11-22".into(), 1_795_392_000_000)));
-        assert_eq!(Window::Month.calendar(T), Some(("2026-11".into(), 1_796_083_200_000)));
-        assert_eq!(Window::Minute.calendar(T), None);
+        assert_eq!(Window::Hour.calendar(at(T)), Some(("2026-11-22T13".into(), at(1_795_356_000_000))));
+        assert_eq!(Window::Day.calendar(at(T)), Some(("2026-11-22".into(), at(1_795_392_000_000))));
+        assert_eq!(Window::Month.calendar(at(T)), Some(("2026-11".into(), at(1_796_083_200_000))));
+        assert_eq!(Window::Minute.calendar(at(T)), None);
     }
 
     #[test]
@@ -110,11 +119,11 @@ mod tests {
         // 2025-12-31T23:59:59.999Z and 2026-01-01T00:00:00Z.
         let last = 1_767_225_599_999;
         let new_year = 1_767_225_600_000;
-        assert_eq!(Window::Hour.calendar(last), Some(("2025-12-31T23".into(), new_year)));
-        assert_eq!(Window::Day.calendar(last), Some(("2025-12-31".into(), new_year)));
-        assert_eq!(Window::Month.calendar(last), Some(("2025-12".into(), new_year)));
-        assert_eq!(Window::Hour.calendar(new_year), Some(("2026-01-01T00".into(), new_year + MS_PER_HOUR)));
-        assert_eq!(Window::Month.calendar(new_year), Some(("2026-01".into(), new_year + 31 * MS_PER_DAY)));
+        assert_eq!(Window::Hour.calendar(at(last)), Some(("2025-12-31T23".into(), at(new_year))));
+        assert_eq!(Window::Day.calendar(at(last)), Some(("2025-12-31".into(), at(new_year))));
+        assert_eq!(Window::Month.calendar(at(last)), Some(("2025-12".into(), at(new_year))));
+        assert_eq!(Window::Hour.calendar(at(new_year)), Some(("2026-01-01T00".into(), at(new_year + MS_PER_HOUR))));
+        assert_eq!(Window::Month.calendar(at(new_year)), Some(("2026-01".into(), at(new_year + 31 * MS_PER_DAY))));
     }
 
     #[test]
@@ -122,11 +131,11 @@ mod tests {
         // 2024-02-01 → March starts 29 days later; 2024-02-29 is a day of its own.
         let feb = 1_706_745_600_000;
         let march = 1_709_251_200_000;
-        assert_eq!(Window::Month.calendar(feb), Some(("2024-02".into(), march)));
-        assert_eq!(Window::Day.calendar(march - 1), Some(("2024-02-29".into(), march)));
-        assert_eq!(format_utc(march), "2024-03-01T00:00:00Z");
-        assert_eq!(format_utc(T), "2026-11-22T13:45:30Z");
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(Window::Month.calendar(at(feb)), Some(("2024-02".into(), at(march))));
+        assert_eq!(Window::Day.calendar(at(march - 1)), Some(("2024-02-29".into(), at(march))));
+        assert_eq!(format_utc(at(march)), "2024-03-01T00:00:00Z");
+        assert_eq!(format_utc(at(T)), "2026-11-22T13:45:30Z");
+        assert_eq!(format_utc(at(0)), "1970-01-01T00:00:00Z");
     }
 
     #[test]

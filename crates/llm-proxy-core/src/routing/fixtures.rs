@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::UnixMillis;
 use crate::config::{BreakerConfig, ModelConfig, ProviderConfig, RouteConfig, StrategyKind};
 use crate::known_provider::Protocol;
 use crate::model_catalog::ModelCatalog;
@@ -47,7 +48,7 @@ pub fn route(yaml: &str) -> Arc<Route> {
 }
 
 pub fn ctx(now_ms: u64) -> RequestContext<'static> {
-    RequestContext { now_ms, ..Default::default() }
+    RequestContext { now: UnixMillis::from_millis(now_ms), ..Default::default() }
 }
 
 pub fn keys(ds: &[Arc<Deployment>]) -> Vec<&str> {
@@ -64,9 +65,9 @@ pub fn target<'r>(route: &'r Route, key: &str) -> &'r Arc<Deployment> {
 
 /// Takes a deployment out the way the health checker would.
 pub fn take_out(route: &Route, key: &str) {
-    target(route, key).health.record_check(0, false);
+    target(route, key).health.record_check(UnixMillis::from_millis(0), false);
 }
 
 pub fn put_back(route: &Route, key: &str) {
-    target(route, key).health.record_check(0, true);
+    target(route, key).health.record_check(UnixMillis::from_millis(0), true);
 }

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use super::Deployment;
+use crate::UnixMillis;
 
 /// What a strategy may look at besides health: the clock and what the server derived from the
 /// request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestContext<'a> {
-    pub now_ms: u64,
+    pub now: UnixMillis,
     /// For conversation_hash: a stable hash of the conversation (see `conversation_key`).
     pub conversation: Option<u64>,
     /// For semantic: the request's embedding (None → the default target).

@@ -9,6 +9,7 @@ use rand::Rng;
 use super::plan::cap;
 use super::strategy::Ranking;
 use super::{Deployment, RequestContext, RoutePlan, Semantic};
+use crate::UnixMillis;
 use crate::config::StrategyKind;
 
 /// One target of a route.
@@ -21,9 +22,9 @@ pub struct Target {
 }
 
 impl Target {
-    fn available(&self, now_ms: u64) -> bool {
+    fn available(&self, now: UnixMillis) -> bool {
         let health = &self.deployment.health;
-        health.available(now_ms) && self.max_in_flight.is_none_or(|max| health.in_flight() < max)
+        health.available(now) && self.max_in_flight.is_none_or(|max| health.in_flight() < max)
     }
 }
 
@@ -60,7 +61,7 @@ impl Route {
     /// [`plan`](Self::plan) with the caller's RNG, for deterministic tests of the random
     /// strategies.
     pub fn plan_with<R: Rng + ?Sized>(&self, ctx: &RequestContext<'_>, rng: &mut R) -> RoutePlan {
-        let now = ctx.now_ms;
+        let now = ctx.now;
         let (mut available, mut unavailable): (Vec<usize>, Vec<usize>) =
             (0..self.candidates.len()).partition(|&c| self.candidates[c].available(now));
         let tick = if Ranking::uses_rotation(self.strategy, ctx) { self.rotation.fetch_add(1, Relaxed) } else { 0 };
@@ -120,6 +121,7 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::super::{RequestContext, RoutePlan};
+    use crate::UnixMillis;
     use crate::shared_state::{BreakerVerdict, LocalState};
 
     fn attempts(plan: &RoutePlan) -> Vec<&str> {
@@ -170,7 +172,7 @@ mod tests {
         // fallback.
         let p = r.plan(&ctx(1));
         assert_eq!(attempts(&p), ["b/m", "c/m", "a/m", "d/m"]);
-        assert!(matches!(p.attempts[0].health.admit(1), BreakerVerdict::Reject { .. }));
+        assert!(matches!(p.attempts[0].health.admit(UnixMillis::from_millis(1)), BreakerVerdict::Reject { .. }));
         // After the cooldown they are available again (each for one probe).
         assert_eq!(attempts(&r.plan(&ctx(30_000))).len(), 4);
     }
@@ -208,16 +210,16 @@ mod tests {
         let _held = state.lock_for_test();
         let (done, finished) = mpsc::channel();
         std::thread::spawn(move || {
-            let ctx = RequestContext { now_ms: 5, conversation: Some(1), embedding: None };
+            let ctx = RequestContext { now: UnixMillis::from_millis(5), conversation: Some(1), embedding: None };
             for _ in 0..100 {
                 let plan = route.plan(&ctx);
                 let d = &plan.attempts[0];
-                assert!(d.health.admit(5).is_allowed());
+                assert!(d.health.admit(UnixMillis::from_millis(5)).is_allowed());
                 let _guard = d.health.start();
-                d.health.record_success(5, Some(Duration::from_millis(20)));
-                d.health.record_failure(5);
-                d.health.record_check(5, true);
-                let _ = d.health.snapshot(5);
+                d.health.record_success(UnixMillis::from_millis(5), Some(Duration::from_millis(20)));
+                d.health.record_failure(UnixMillis::from_millis(5));
+                d.health.record_check(UnixMillis::from_millis(5), true);
+                let _ = d.health.snapshot(UnixMillis::from_millis(5));
             }
             done.send(()).unwrap();
         });

@@ -155,6 +155,7 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::super::{Route, conversation_key};
+    use crate::UnixMillis;
 
     fn firsts(route: &Route, n: usize, rng: &mut StdRng) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
@@ -228,21 +229,25 @@ mod tests {
         let before = firsts(&r, 300, &mut rng);
         assert!(before.get("a/m").copied().unwrap_or(0) > 50, "unknown latencies: all get tried {before:?}");
         for (key, ms) in [("a/m", 900), ("b/m", 40), ("c/m", 60)] {
-            target(&r, key).health.record_success(0, Some(Duration::from_millis(ms)));
+            target(&r, key).health.record_success(UnixMillis::from_millis(0), Some(Duration::from_millis(ms)));
         }
         let after = firsts(&r, 300, &mut rng);
         assert_eq!(after.get("a/m"), None, "the slowest never wins two choices: {after:?}");
         assert!(after["b/m"] > after["c/m"], "{after:?}");
         // A new (unknown) target counts as fast, so it gets traffic to measure.
         let r2 = route("[{name: r, strategy: latency, targets: [{model: a/m}, {model: b/m}]}]");
-        target(&r2, "a/m").health.record_success(0, Some(Duration::from_millis(10)));
+        target(&r2, "a/m").health.record_success(UnixMillis::from_millis(0), Some(Duration::from_millis(10)));
         assert_eq!(firsts(&r2, 50, &mut rng)["b/m"], 50);
     }
 
     const FOUR: &str = "[{name: r, strategy: conversation_hash, retries: 3, targets: [{model: a/m}, {model: b/m}, {model: c/m}, {model: d/m}]}]";
 
     fn conversation(route: &Route, key: u64) -> String {
-        first(&route.plan(&super::super::RequestContext { now_ms: 1, conversation: Some(key), embedding: None }))
+        first(&route.plan(&super::super::RequestContext {
+            now: UnixMillis::from_millis(1),
+            conversation: Some(key),
+            embedding: None,
+        }))
     }
 
     #[test]
@@ -307,7 +312,11 @@ mod tests {
 "#;
 
     fn semantic_pick(route: &Route, q: &[f32]) -> String {
-        first(&route.plan(&super::super::RequestContext { now_ms: 1, conversation: None, embedding: Some(q) }))
+        first(&route.plan(&super::super::RequestContext {
+            now: UnixMillis::from_millis(1),
+            conversation: None,
+            embedding: Some(q),
+        }))
     }
 
     #[test]

@@ -242,6 +242,7 @@ fn build_route(
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::UnixMillis;
     use crate::shared_state::{BreakerState, LocalState};
 
     #[test]
@@ -275,10 +276,10 @@ mod tests {
         let state = LocalState::new();
         let yaml = "[{name: r, targets: [{model: a/m}, {model: b/m}]}]";
         let (before, _) = table(yaml, &state);
-        before.deployments()[0].health.record_check(1, false);
+        before.deployments()[0].health.record_check(UnixMillis::from_millis(1), false);
         let (after, _) = table(yaml, &state);
         assert!(Arc::ptr_eq(&before.deployments()[0].health, &after.deployments()[0].health));
-        assert_eq!(after.deployments()[0].health.snapshot(2).breaker, BreakerState::Open);
+        assert_eq!(after.deployments()[0].health.snapshot(UnixMillis::from_millis(2)).breaker, BreakerState::Open);
     }
 
     #[test]

@@ -14,14 +14,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::UnixMillis;
+
 /// One limit a request must pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Limit {
     /// GCRA: at most `limit` units per `period` (burst `limit`); this request takes `cost` units.
     Rate { key: String, limit: u64, period: Duration, cost: u64 },
-    /// At most `limit` micro-USD spent plus reserved in the window that ends at `window_end_ms`
-    /// (Unix ms; the counter expires then); this request reserves `reserve` micro-USD.
-    Budget { key: String, limit: u64, window_end_ms: u64, reserve: u64 },
+    /// At most `limit` micro-USD spent plus reserved in the window that ends at `window_end` (the
+    /// counter expires then); this request reserves `reserve` micro-USD.
+    Budget { key: String, limit: u64, window_end: UnixMillis, reserve: u64 },
 }
 
 impl Limit {
@@ -63,7 +65,7 @@ pub enum Settle {
     /// refuses; a bucket may go over its limit, which delays later requests.
     Rate { key: String, limit: u64, period: Duration, delta: i64 },
     /// Replaces a reservation of `reserved` micro-USD by the actual `spent`.
-    Budget { key: String, window_end_ms: u64, reserved: u64, spent: u64 },
+    Budget { key: String, window_end: UnixMillis, reserved: u64, spent: u64 },
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::counters::{Acquired, Counters, Limit, LimitState, Settle};
+use crate::UnixMillis;
 
 const SHARDS: usize = 64;
 /// A shard is swept of run-out counters on an insert when it has grown past twice its size after
@@ -20,9 +21,9 @@ const SHARDS: usize = 64;
 /// insert, and a shard holds little more than the counters live now plus those created in the last
 /// minute or two — a flood of one-off keys (e.g. client IPs) cannot grow it without bound.
 const MIN_SWEEP_LEN: usize = 64;
-const SWEEP_EVERY_MS: u64 = 60_000;
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+type Clock = Arc<dyn Fn() -> UnixMillis + Send + Sync>;
 
 /// In-process [`Counters`].
 ///
@@ -37,7 +38,7 @@ type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct LocalCounters {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
-    /// Unix milliseconds; injectable so tests step time instead of sleeping.
+    /// Injectable so tests step time instead of sleeping.
     clock: Clock,
 }
 
@@ -49,8 +50,8 @@ struct Shard {
     budgets: HashMap<String, BudgetWindow>,
     /// Sweep when `len()` exceeds this.
     sweep_above: usize,
-    /// When the last sweep ran (Unix ms).
-    swept_at_ms: u64,
+    /// When the last sweep ran.
+    swept_at: UnixMillis,
 }
 
 /// Kept apart (as the Redis hash is) so that giving back a reservation can never eat into
@@ -61,14 +62,14 @@ struct BudgetWindow {
     spent: u64,
     /// Open reservations, micro-USD.
     reserved: u64,
-    /// Unix ms; from then on the entry counts as absent.
-    window_end_ms: u64,
+    /// From then on the entry counts as absent.
+    window_end: UnixMillis,
 }
 
 impl BudgetWindow {
     /// This window's entry, or an empty one if it has none or it has ended.
-    fn current(entry: Option<&Self>, window_end_ms: u64, now_ms: u64) -> Self {
-        entry.filter(|b| b.window_end_ms > now_ms).copied().unwrap_or(Self { window_end_ms, ..Self::default() })
+    fn current(entry: Option<&Self>, window_end: UnixMillis, now: UnixMillis) -> Self {
+        entry.filter(|b| b.window_end > now).copied().unwrap_or(Self { window_end, ..Self::default() })
     }
 
     fn used(&self) -> u64 {
@@ -90,13 +91,13 @@ impl Default for LocalCounters {
 }
 
 impl LocalCounters {
-    /// Counters on the system clock ([`crate::now_ms`]).
+    /// Counters on the system clock ([`UnixMillis::now`]).
     pub fn new() -> Self {
-        Self::with_clock(|| u64::try_from(crate::now_ms()).unwrap_or(0))
+        Self::with_clock(UnixMillis::now)
     }
 
-    /// Counters on the given clock (Unix milliseconds).
-    pub fn with_clock(clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+    /// Counters on the given clock.
+    pub fn with_clock(clock: impl Fn() -> UnixMillis + Send + Sync + 'static) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
             hasher: RandomState::new(),
@@ -106,7 +107,7 @@ impl LocalCounters {
 
     /// [`Counters::acquire`], without the `async`: nothing here waits.
     pub fn acquire_now(&self, limits: &[Limit]) -> Acquired {
-        let now_ms = (self.clock)();
+        let now = (self.clock)();
         let shard_of: Vec<usize> = limits.iter().map(|l| self.shard_index(l.key())).collect();
         let mut order = shard_of.clone();
         order.sort_unstable();
@@ -126,17 +127,17 @@ impl LocalCounters {
             let state = match limit {
                 Limit::Rate { key, limit, period, cost } => {
                     let old = guard.rates.get(key.as_str()).copied();
-                    let (state, new_tat) = gcra(old, now_ms.saturating_mul(1000), *limit, micros(*period), *cost);
+                    let (state, new_tat) = gcra(old, micros_at(now), *limit, micros(*period), *cost);
                     if let Some(tat) = new_tat {
                         guard.rates.insert(key.clone(), tat);
                         undo.push(Undo::Rate { pos, key: key.clone(), old });
                     }
                     state
                 }
-                Limit::Budget { key, limit, window_end_ms, reserve } => {
+                Limit::Budget { key, limit, window_end, reserve } => {
                     let old = guard.budgets.get(key.as_str()).copied();
-                    let mut entry = BudgetWindow::current(old.as_ref(), *window_end_ms, now_ms);
-                    let state = budget(entry.used(), *limit, *window_end_ms, *reserve, now_ms);
+                    let mut entry = BudgetWindow::current(old.as_ref(), *window_end, now);
+                    let state = budget(entry.used(), *limit, *window_end, *reserve, now);
                     if state.allowed {
                         entry.reserved = entry.reserved.saturating_add(*reserve);
                         guard.budgets.insert(key.clone(), entry);
@@ -160,7 +161,7 @@ impl LocalCounters {
             }
         } else {
             for guard in &mut guards {
-                guard.maybe_sweep(now_ms);
+                guard.maybe_sweep(now);
             }
         }
         Acquired { allowed, states, local_fallback: false }
@@ -169,8 +170,8 @@ impl LocalCounters {
     /// [`Counters::settle`], without the `async`. Each settle stands alone, so one shard is
     /// locked at a time.
     pub fn settle_now(&self, settles: &[Settle]) {
-        let now_ms = (self.clock)();
-        let now_us = now_ms.saturating_mul(1000);
+        let now = (self.clock)();
+        let now_us = micros_at(now);
         for settle in settles {
             match settle {
                 Settle::Rate { key, limit, period, delta } => {
@@ -182,7 +183,7 @@ impl LocalCounters {
                     let tat = shard.rates.get(key.as_str()).copied().unwrap_or(now_us).max(now_us);
                     if *delta > 0 {
                         shard.rates.insert(key.clone(), tat.saturating_add(share));
-                        shard.maybe_sweep(now_ms);
+                        shard.maybe_sweep(now);
                     } else {
                         // Given back, but never below now: an idle bucket cannot bank more than full.
                         let tat = tat.saturating_sub(share);
@@ -193,18 +194,18 @@ impl LocalCounters {
                         }
                     }
                 }
-                Settle::Budget { key, window_end_ms, reserved, spent } => {
+                Settle::Budget { key, window_end, reserved, spent } => {
                     // A window that has ended is gone: its spend is history (the request log keeps
                     // it), not part of the current window's budget.
-                    if *window_end_ms <= now_ms {
+                    if *window_end <= now {
                         continue;
                     }
                     let mut shard = self.lock_key(key);
-                    let mut entry = BudgetWindow::current(shard.budgets.get(key.as_str()), *window_end_ms, now_ms);
+                    let mut entry = BudgetWindow::current(shard.budgets.get(key.as_str()), *window_end, now);
                     entry.reserved = entry.reserved.saturating_sub(*reserved);
                     entry.spent = entry.spent.saturating_add(*spent);
                     shard.budgets.insert(key.clone(), entry);
-                    shard.maybe_sweep(now_ms);
+                    shard.maybe_sweep(now);
                 }
             }
         }
@@ -212,16 +213,16 @@ impl LocalCounters {
 
     /// [`Counters::budget_spent`], without the `async`.
     pub fn spent(&self, key: &str) -> u64 {
-        let now_ms = (self.clock)();
-        self.lock_key(key).budgets.get(key).filter(|b| b.window_end_ms > now_ms).map_or(0, BudgetWindow::used)
+        let now = (self.clock)();
+        self.lock_key(key).budgets.get(key).filter(|b| b.window_end > now).map_or(0, BudgetWindow::used)
     }
 
     /// Drops every counter that has run out (full buckets, ended windows). Inserts already do this
     /// shard by shard as shards grow; call it to shrink at once (e.g. from a periodic task).
     pub fn sweep(&self) {
-        let now_ms = (self.clock)();
+        let now = (self.clock)();
         for shard in self.shards.iter() {
-            lock(shard).sweep(now_ms);
+            lock(shard).sweep(now);
         }
     }
 
@@ -267,18 +268,18 @@ impl Shard {
         self.rates.len() + self.budgets.len()
     }
 
-    fn maybe_sweep(&mut self, now_ms: u64) {
-        if self.len() > self.sweep_above || now_ms.saturating_sub(self.swept_at_ms) >= SWEEP_EVERY_MS {
-            self.sweep(now_ms);
+    fn maybe_sweep(&mut self, now: UnixMillis) {
+        if self.len() > self.sweep_above || now.saturating_sub(self.swept_at) >= SWEEP_EVERY {
+            self.sweep(now);
         }
     }
 
-    fn sweep(&mut self, now_ms: u64) {
-        let now_us = now_ms.saturating_mul(1000);
+    fn sweep(&mut self, now: UnixMillis) {
+        let now_us = micros_at(now);
         self.rates.retain(|_, tat| *tat > now_us);
-        self.budgets.retain(|_, b| b.window_end_ms > now_ms);
+        self.budgets.retain(|_, b| b.window_end > now);
         self.sweep_above = (self.len() * 2).max(MIN_SWEEP_LEN);
-        self.swept_at_ms = now_ms;
+        self.swept_at = now;
     }
 }
 
@@ -286,6 +287,12 @@ impl Shard {
 /// guards consistent data.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `now` in Unix µs: the grain of GCRA's arrival times, whose per-unit shares are often below a
+/// millisecond (so they stay bare integers inside this module).
+fn micros_at(now: UnixMillis) -> u64 {
+    now.as_millis().saturating_mul(1000)
 }
 
 fn micros(d: Duration) -> u64 {
@@ -328,8 +335,8 @@ fn gcra(stored_tat: Option<u64>, now_us: u64, limit: u64, period_us: u64, cost: 
     }
 }
 
-fn budget(used: u64, limit: u64, window_end_ms: u64, reserve: u64, now_ms: u64) -> LimitState {
-    let reset = Duration::from_millis(window_end_ms.saturating_sub(now_ms));
+fn budget(used: u64, limit: u64, window_end: UnixMillis, reserve: u64, now: UnixMillis) -> LimitState {
+    let reset = window_end.saturating_sub(now);
     let after = used.saturating_add(reserve);
     if used < limit && after <= limit {
         LimitState { allowed: true, remaining: limit - after, reset, retry_after: Duration::ZERO }
@@ -346,12 +353,12 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
     /// 2026-11-22T13:45:30Z
-    const T0: u64 = 1_795_355_130_000;
+    const T0: UnixMillis = UnixMillis::from_millis(1_795_355_130_000);
 
     fn clocked() -> (LocalCounters, Arc<AtomicU64>) {
-        let now = Arc::new(AtomicU64::new(T0));
+        let now = Arc::new(AtomicU64::new(T0.as_millis()));
         let clock = Arc::clone(&now);
-        (LocalCounters::with_clock(move || clock.load(Ordering::SeqCst)), now)
+        (LocalCounters::with_clock(move || UnixMillis::from_millis(clock.load(Ordering::SeqCst))), now)
     }
 
     fn advance(now: &AtomicU64, ms: u64) {
@@ -366,8 +373,8 @@ mod tests {
         Limit::Rate { key: key.into(), limit, period: MINUTE, cost }
     }
 
-    fn budget_limit(key: &str, limit: u64, window_end_ms: u64, reserve: u64) -> Limit {
-        Limit::Budget { key: key.into(), limit, window_end_ms, reserve }
+    fn budget_limit(key: &str, limit: u64, window_end: UnixMillis, reserve: u64) -> Limit {
+        Limit::Budget { key: key.into(), limit, window_end, reserve }
     }
 
     #[test]
@@ -451,7 +458,7 @@ mod tests {
     #[test]
     fn all_or_nothing_a_refused_limit_leaves_the_others_untaken() {
         let (c, _) = clocked();
-        let end = T0 + 3_600_000;
+        let end = T0 + Duration::from_millis(3_600_000);
         assert!(c.acquire_now(&[budget_limit("b", 100, end, 100)]).allowed);
         let tok = tpm("t", 1000, 500);
         let refused = c.acquire_now(&[rpm("r", 1), tok.clone(), budget_limit("b", 100, end, 1)]);
@@ -477,7 +484,7 @@ mod tests {
     #[test]
     fn budgets_reserve_settle_refuse_and_expire_with_their_window() {
         let (c, now) = clocked();
-        let end = T0 + 60_000;
+        let end = T0 + Duration::from_millis(60_000);
         let key = "budget:key:k:hour:2026-11-22T13";
         for remaining in [700, 400, 100] {
             let a = c.acquire_now(&[budget_limit(key, 1000, end, 300)]);
@@ -489,9 +496,9 @@ mod tests {
         assert_eq!(c.spent(key), 900);
 
         // One request cost 100 of its 300, another 450.
-        c.settle_now(&[Settle::Budget { key: key.into(), window_end_ms: end, reserved: 300, spent: 100 }]);
+        c.settle_now(&[Settle::Budget { key: key.into(), window_end: end, reserved: 300, spent: 100 }]);
         assert_eq!(c.spent(key), 700);
-        c.settle_now(&[Settle::Budget { key: key.into(), window_end_ms: end, reserved: 300, spent: 450 }]);
+        c.settle_now(&[Settle::Budget { key: key.into(), window_end: end, reserved: 300, spent: 450 }]);
         assert_eq!(c.spent(key), 850);
         assert!(c.acquire_now(&[budget_limit(key, 1000, end, 150)]).allowed);
         // Used up exactly: even a request estimated at nothing is refused.
@@ -500,9 +507,9 @@ mod tests {
         advance(&now, 60_000);
         assert_eq!(c.spent(key), 0);
         // A settle that arrives after its window ended changes nothing.
-        c.settle_now(&[Settle::Budget { key: key.into(), window_end_ms: end, reserved: 300, spent: 900 }]);
+        c.settle_now(&[Settle::Budget { key: key.into(), window_end: end, reserved: 300, spent: 900 }]);
         assert_eq!(c.spent(key), 0);
-        let next_end = end + 3_600_000;
+        let next_end = end + Duration::from_secs(3600);
         let a = c.acquire_now(&[budget_limit(key, 1000, next_end, 300)]);
         assert_eq!((a.allowed, a.states[0].remaining), (true, 700));
     }
@@ -510,11 +517,11 @@ mod tests {
     #[test]
     fn giving_back_a_reservation_never_eats_settled_spend() {
         let (c, _) = clocked();
-        let end = T0 + 60_000;
+        let end = T0 + Duration::from_millis(60_000);
         assert!(c.acquire_now(&[budget_limit("b", 1000, end, 300)]).allowed);
-        c.settle_now(&[Settle::Budget { key: "b".into(), window_end_ms: end, reserved: 300, spent: 250 }]);
+        c.settle_now(&[Settle::Budget { key: "b".into(), window_end: end, reserved: 300, spent: 250 }]);
         // The same settle again (a retried settle, or a reservation that is no longer there).
-        c.settle_now(&[Settle::Budget { key: "b".into(), window_end_ms: end, reserved: 300, spent: 0 }]);
+        c.settle_now(&[Settle::Budget { key: "b".into(), window_end: end, reserved: 300, spent: 0 }]);
         assert_eq!(c.spent("b"), 250);
     }
 
@@ -522,14 +529,14 @@ mod tests {
     fn zero_limits_refuse_everything() {
         let (c, _) = clocked();
         assert!(!c.acquire_now(&[rpm("r", 0)]).allowed);
-        assert!(!c.acquire_now(&[budget_limit("b", 0, T0 + 1000, 0)]).allowed);
+        assert!(!c.acquire_now(&[budget_limit("b", 0, T0 + Duration::from_millis(1000), 0)]).allowed);
         assert!(c.acquire_now(&[]).allowed);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_reservations_never_overspend() {
         let c = Arc::new(LocalCounters::new());
-        let end = u64::try_from(crate::now_ms()).unwrap() + 3_600_000;
+        let end = UnixMillis::now() + Duration::from_secs(3600);
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..50 {
             let c = Arc::clone(&c);
@@ -552,8 +559,7 @@ mod tests {
                 let ok = c.acquire(&[budget_limit("b", 500, end, 100)]).await.allowed;
                 if ok {
                     tokio::task::yield_now().await;
-                    c.settle(&[Settle::Budget { key: "b".into(), window_end_ms: end, reserved: 100, spent: 100 }])
-                        .await;
+                    c.settle(&[Settle::Budget { key: "b".into(), window_end: end, reserved: 100, spent: 100 }]).await;
                 }
                 ok
             });
@@ -592,7 +598,10 @@ mod tests {
     fn ended_counters_are_evicted_as_shards_grow_and_on_sweep() {
         let (c, now) = clocked();
         for i in 0..10_000 {
-            c.acquire_now(&[rpm(&format!("ip:{i}"), 60), budget_limit(&format!("b:{i}"), 10, T0 + 30_000, 1)]);
+            c.acquire_now(&[
+                rpm(&format!("ip:{i}"), 60),
+                budget_limit(&format!("b:{i}"), 10, T0 + Duration::from_millis(30_000), 1),
+            ]);
         }
         assert_eq!(c.len(), 20_000);
 

@@ -8,9 +8,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::{BreakerState, BreakerVerdict, DeploymentHealth, HealthSnapshot};
+use crate::UnixMillis;
 use crate::config::BreakerConfig;
 
-/// "No value" in the `u64` slots below. Never a real timestamp (ms since 1970 stay far below it)
+/// The `u64` slots below hold instants as [`UnixMillis::as_millis`] (an atomic needs the bare
+/// integer); each trait method converts once, on entry.
+///
+/// "No value" in those slots. Never a real timestamp (ms since 1970 stay far below it)
 /// and, read as `f64` bits, a NaN that arithmetic never produces.
 const NONE: u64 = u64::MAX;
 
@@ -156,7 +160,8 @@ impl LocalHealth {
 }
 
 impl DeploymentHealth for LocalHealth {
-    fn admit(&self, now_ms: u64) -> BreakerVerdict {
+    fn admit(&self, now: UnixMillis) -> BreakerVerdict {
+        let now_ms = now.as_millis();
         let cooldown = self.policy.load().cooldown_ms();
         loop {
             let word = self.state.load(Acquire);
@@ -184,12 +189,13 @@ impl DeploymentHealth for LocalHealth {
         }
     }
 
-    fn available(&self, now_ms: u64) -> bool {
+    fn available(&self, now: UnixMillis) -> bool {
+        let now_ms = now.as_millis();
         let (state, since) = unpack(self.state.load(Acquire));
         state == CLOSED || now_ms >= since.saturating_add(self.policy.load().cooldown_ms())
     }
 
-    fn record_success(&self, _now_ms: u64, ttft: Option<Duration>) {
+    fn record_success(&self, _now: UnixMillis, ttft: Option<Duration>) {
         if let Some(ttft) = ttft {
             self.observe_latency(ttft);
         }
@@ -202,7 +208,8 @@ impl DeploymentHealth for LocalHealth {
         }
     }
 
-    fn record_failure(&self, now_ms: u64) {
+    fn record_failure(&self, now: UnixMillis) {
+        let now_ms = now.as_millis();
         let word = self.state.load(Acquire);
         match unpack(word).0 {
             // The probe failed: out for another cooldown.
@@ -217,7 +224,8 @@ impl DeploymentHealth for LocalHealth {
         }
     }
 
-    fn record_check(&self, now_ms: u64, healthy: bool) {
+    fn record_check(&self, now: UnixMillis, healthy: bool) {
+        let now_ms = now.as_millis();
         self.last_check.store((now_ms.min(u64::MAX >> 2) << 1) | u64::from(healthy), Relaxed);
         if healthy {
             if unpack(self.state.swap(pack(CLOSED, 0), AcqRel)).0 != CLOSED {
@@ -250,7 +258,8 @@ impl DeploymentHealth for LocalHealth {
         optional(self.latency.load(Relaxed)).map(f64::from_bits)
     }
 
-    fn snapshot(&self, now_ms: u64) -> HealthSnapshot {
+    fn snapshot(&self, now: UnixMillis) -> HealthSnapshot {
+        let now_ms = now.as_millis();
         let (state, since) = unpack(self.state.load(Acquire));
         let policy = self.policy.load();
         let until = since.saturating_add(policy.cooldown_ms());
@@ -261,9 +270,9 @@ impl DeploymentHealth for LocalHealth {
                 _ => BreakerState::HalfOpen,
             },
             recent_failures: policy.recent(now_ms),
-            opened_at_ms: optional(self.opened_at.load(Relaxed)),
+            opened_at: optional(self.opened_at.load(Relaxed)).map(UnixMillis::from_millis),
             retry_in: (state == OPEN && until > now_ms).then(|| Duration::from_millis(until - now_ms)),
-            last_check: optional(self.last_check.load(Relaxed)).map(|c| (c >> 1, c & 1 == 1)),
+            last_check: optional(self.last_check.load(Relaxed)).map(|c| (UnixMillis::from_millis(c >> 1), c & 1 == 1)),
             in_flight: self.in_flight(),
             latency_ms: self.latency_ms(),
         }
@@ -280,26 +289,30 @@ mod tests {
         BreakerConfig { failure_threshold: 3, window: Duration::from_secs(10), cooldown: Duration::from_secs(5) }
     }
 
+    fn t(ms: u64) -> UnixMillis {
+        UnixMillis::from_millis(ms)
+    }
+
     fn state(h: &LocalHealth, now: u64) -> BreakerState {
-        h.snapshot(now).breaker
+        h.snapshot(t(now)).breaker
     }
 
     #[test]
     fn threshold_failures_within_the_window_open_the_breaker() {
         let h = LocalHealth::new(breaker());
-        h.record_failure(1_000);
-        h.record_failure(2_000);
-        assert_eq!((state(&h, 2_000), h.snapshot(2_000).recent_failures), (BreakerState::Closed, 2));
-        assert_eq!(h.admit(2_000), BreakerVerdict::Allow);
-        h.record_failure(3_000);
-        let s = h.snapshot(3_000);
+        h.record_failure(t(1_000));
+        h.record_failure(t(2_000));
+        assert_eq!((state(&h, 2_000), h.snapshot(t(2_000)).recent_failures), (BreakerState::Closed, 2));
+        assert_eq!(h.admit(t(2_000)), BreakerVerdict::Allow);
+        h.record_failure(t(3_000));
+        let s = h.snapshot(t(3_000));
         assert_eq!(
-            (s.breaker, s.opened_at_ms, s.retry_in),
-            (BreakerState::Open, Some(3_000), Some(Duration::from_secs(5)))
+            (s.breaker, s.opened_at, s.retry_in),
+            (BreakerState::Open, Some(t(3_000)), Some(Duration::from_secs(5)))
         );
-        assert_eq!(h.admit(4_500), BreakerVerdict::Reject { retry_in: Duration::from_millis(3_500) });
-        assert!(!h.available(4_500));
-        assert!(h.available(8_000), "available again once the cooldown is over");
+        assert_eq!(h.admit(t(4_500)), BreakerVerdict::Reject { retry_in: Duration::from_millis(3_500) });
+        assert!(!h.available(t(4_500)));
+        assert!(h.available(t(8_000)), "available again once the cooldown is over");
     }
 
     #[test]
@@ -307,34 +320,34 @@ mod tests {
         let h = LocalHealth::new(breaker());
         // One failure every 6 s: never three within 10 s.
         for i in 0..20 {
-            h.record_failure(i * 6_000);
+            h.record_failure(t(i * 6_000));
         }
         assert_eq!(state(&h, 120_000), BreakerState::Closed);
-        assert_eq!(h.snapshot(114_000).recent_failures, 2);
-        assert_eq!(h.snapshot(200_000).recent_failures, 0, "old failures age out");
+        assert_eq!(h.snapshot(t(114_000)).recent_failures, 2);
+        assert_eq!(h.snapshot(t(200_000)).recent_failures, 0, "old failures age out");
         // Three within 10 s, right after: opens.
-        h.record_failure(200_000);
-        h.record_failure(201_000);
+        h.record_failure(t(200_000));
+        h.record_failure(t(201_000));
         assert_eq!(state(&h, 201_000), BreakerState::Closed);
-        h.record_failure(209_999);
+        h.record_failure(t(209_999));
         assert_eq!(state(&h, 209_999), BreakerState::Open);
     }
 
     #[test]
     fn a_success_clears_the_failure_count() {
         let h = LocalHealth::new(breaker());
-        h.record_failure(1);
-        h.record_failure(2);
-        h.record_success(3, None);
-        h.record_failure(4);
-        h.record_failure(5);
-        assert_eq!((state(&h, 5), h.snapshot(5).recent_failures), (BreakerState::Closed, 2));
+        h.record_failure(t(1));
+        h.record_failure(t(2));
+        h.record_success(t(3), None);
+        h.record_failure(t(4));
+        h.record_failure(t(5));
+        assert_eq!((state(&h, 5), h.snapshot(t(5)).recent_failures), (BreakerState::Closed, 2));
     }
 
     #[test]
     fn after_the_cooldown_exactly_one_concurrent_caller_gets_the_probe() {
         let h = Arc::new(LocalHealth::new(breaker()));
-        h.record_check(0, false);
+        h.record_check(t(0), false);
         let threads = 16;
         let barrier = Arc::new(Barrier::new(threads));
         let handles: Vec<_> = (0..threads)
@@ -342,7 +355,7 @@ mod tests {
                 let (h, barrier) = (Arc::clone(&h), Arc::clone(&barrier));
                 std::thread::spawn(move || {
                     barrier.wait();
-                    (0..100).map(|_| h.admit(5_000)).collect::<Vec<_>>()
+                    (0..100).map(|_| h.admit(t(5_000))).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -350,61 +363,65 @@ mod tests {
         assert_eq!(all.iter().filter(|a| **a == BreakerVerdict::Probe).count(), 1);
         assert_eq!(all.iter().filter(|a| matches!(a, BreakerVerdict::Reject { .. })).count(), threads * 100 - 1);
         assert_eq!(state(&h, 5_000), BreakerState::HalfOpen);
-        assert!(!h.available(5_000), "a probe is in flight");
+        assert!(!h.available(t(5_000)), "a probe is in flight");
     }
 
     #[test]
     fn a_successful_probe_closes_and_a_failed_one_reopens() {
         let h = LocalHealth::new(breaker());
-        h.record_check(0, false);
-        assert_eq!(h.admit(5_000), BreakerVerdict::Probe);
-        h.record_failure(5_100);
+        h.record_check(t(0), false);
+        assert_eq!(h.admit(t(5_000)), BreakerVerdict::Probe);
+        h.record_failure(t(5_100));
         assert_eq!(state(&h, 5_100), BreakerState::Open);
-        assert_eq!(h.admit(6_000), BreakerVerdict::Reject { retry_in: Duration::from_millis(4_100) }, "a new cooldown");
-        assert_eq!(h.admit(10_100), BreakerVerdict::Probe);
-        h.record_success(10_200, Some(Duration::from_millis(80)));
-        let s = h.snapshot(10_200);
-        assert_eq!((s.breaker, s.opened_at_ms, s.retry_in), (BreakerState::Closed, None, None));
-        assert_eq!(h.admit(10_300), BreakerVerdict::Allow);
+        assert_eq!(
+            h.admit(t(6_000)),
+            BreakerVerdict::Reject { retry_in: Duration::from_millis(4_100) },
+            "a new cooldown"
+        );
+        assert_eq!(h.admit(t(10_100)), BreakerVerdict::Probe);
+        h.record_success(t(10_200), Some(Duration::from_millis(80)));
+        let s = h.snapshot(t(10_200));
+        assert_eq!((s.breaker, s.opened_at, s.retry_in), (BreakerState::Closed, None, None));
+        assert_eq!(h.admit(t(10_300)), BreakerVerdict::Allow);
     }
 
     #[test]
     fn a_probe_that_never_reports_is_replaced_after_a_cooldown() {
         let h = LocalHealth::new(breaker());
-        h.record_check(0, false);
-        assert_eq!(h.admit(5_000), BreakerVerdict::Probe);
-        assert_eq!(h.admit(5_500), BreakerVerdict::Reject { retry_in: Duration::from_millis(1_000) });
-        assert_eq!(h.admit(9_999), BreakerVerdict::Reject { retry_in: Duration::from_millis(1) });
-        assert!(h.available(10_000));
-        assert_eq!(h.admit(10_000), BreakerVerdict::Probe);
+        h.record_check(t(0), false);
+        assert_eq!(h.admit(t(5_000)), BreakerVerdict::Probe);
+        assert_eq!(h.admit(t(5_500)), BreakerVerdict::Reject { retry_in: Duration::from_millis(1_000) });
+        assert_eq!(h.admit(t(9_999)), BreakerVerdict::Reject { retry_in: Duration::from_millis(1) });
+        assert!(h.available(t(10_000)));
+        assert_eq!(h.admit(t(10_000)), BreakerVerdict::Probe);
     }
 
     #[test]
     fn late_outcomes_do_not_move_an_open_breaker() {
         let h = LocalHealth::new(breaker());
-        h.record_check(1_000, false);
-        h.record_success(2_000, None);
-        h.record_failure(3_000);
-        let s = h.snapshot(3_000);
-        assert_eq!((s.breaker, s.opened_at_ms), (BreakerState::Open, Some(1_000)));
+        h.record_check(t(1_000), false);
+        h.record_success(t(2_000), None);
+        h.record_failure(t(3_000));
+        let s = h.snapshot(t(3_000));
+        assert_eq!((s.breaker, s.opened_at), (BreakerState::Open, Some(t(1_000))));
     }
 
     #[test]
     fn health_checks_take_targets_out_and_put_them_back() {
         let h = LocalHealth::new(breaker());
-        h.record_check(1_000, false);
-        let s = h.snapshot(1_000);
-        assert_eq!((s.breaker, s.last_check), (BreakerState::Open, Some((1_000, false))));
-        assert!(!h.available(1_000));
-        h.record_check(2_000, true);
-        let s = h.snapshot(2_000);
-        assert_eq!((s.breaker, s.last_check), (BreakerState::Closed, Some((2_000, true))));
-        assert_eq!(h.admit(2_000), BreakerVerdict::Allow);
+        h.record_check(t(1_000), false);
+        let s = h.snapshot(t(1_000));
+        assert_eq!((s.breaker, s.last_check), (BreakerState::Open, Some((t(1_000), false))));
+        assert!(!h.available(t(1_000)));
+        h.record_check(t(2_000), true);
+        let s = h.snapshot(t(2_000));
+        assert_eq!((s.breaker, s.last_check), (BreakerState::Closed, Some((t(2_000), true))));
+        assert_eq!(h.admit(t(2_000)), BreakerVerdict::Allow);
         // An unhealthy verdict while a probe is out wins over the probe's late success.
-        h.record_check(3_000, false);
-        assert_eq!(h.admit(8_000), BreakerVerdict::Probe);
-        h.record_check(8_100, false);
-        h.record_success(8_200, None);
+        h.record_check(t(3_000), false);
+        assert_eq!(h.admit(t(8_000)), BreakerVerdict::Probe);
+        h.record_check(t(8_100), false);
+        h.record_success(t(8_200), None);
         assert_eq!(state(&h, 8_200), BreakerState::Open);
     }
 
@@ -412,11 +429,11 @@ mod tests {
     fn latency_is_an_ewma_with_alpha_0_3() {
         let h = LocalHealth::new(breaker());
         assert_eq!(h.latency_ms(), None);
-        h.record_success(0, None);
+        h.record_success(t(0), None);
         assert_eq!(h.latency_ms(), None, "untimed successes do not count");
-        h.record_success(0, Some(Duration::from_millis(100)));
+        h.record_success(t(0), Some(Duration::from_millis(100)));
         assert_eq!(h.latency_ms(), Some(100.0));
-        h.record_success(0, Some(Duration::from_millis(200)));
+        h.record_success(t(0), Some(Duration::from_millis(200)));
         assert!((h.latency_ms().unwrap() - 130.0).abs() < 1e-9);
     }
 
@@ -444,7 +461,7 @@ mod tests {
     #[test]
     fn a_threshold_of_one_opens_on_the_first_failure() {
         let h = LocalHealth::new(BreakerConfig { failure_threshold: 1, ..breaker() });
-        h.record_failure(7);
+        h.record_failure(t(7));
         assert_eq!(state(&h, 7), BreakerState::Open);
     }
 }

@@ -49,6 +49,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::UnixMillis;
     use crate::shared_state::BreakerState;
 
     #[test]
@@ -56,7 +57,7 @@ mod tests {
         let state = LocalState::new();
         let breaker = BreakerConfig::default();
         let a = state.deployment_health("openai/gpt-4o", breaker);
-        a.record_check(1, false);
+        a.record_check(UnixMillis::from_millis(1), false);
         let again = state.deployment_health("openai/gpt-4o", breaker);
         assert!(Arc::ptr_eq(&a, &again));
         let other = state.deployment_health("openai/gpt-4o-mini", breaker);
@@ -66,7 +67,7 @@ mod tests {
         let changed = BreakerConfig { cooldown: Duration::from_secs(1), ..breaker };
         let reloaded = state.deployment_health("openai/gpt-4o", changed);
         assert!(Arc::ptr_eq(&a, &reloaded));
-        assert_eq!(reloaded.snapshot(2).breaker, BreakerState::Open);
-        assert!(reloaded.available(1_001));
+        assert_eq!(reloaded.snapshot(UnixMillis::from_millis(2)).breaker, BreakerState::Open);
+        assert!(reloaded.available(UnixMillis::from_millis(1_001)));
     }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use crate::UnixMillis;
 use crate::config::BreakerConfig;
 
 pub use local_counters::LocalCounters;
@@ -38,26 +39,26 @@ pub trait SharedState: Send + Sync + 'static {
 
 /// One deployment's circuit breaker, latency average and in-flight count.
 ///
-/// Timestamps are milliseconds on the caller's clock (`now_ms`), passed in so tests need no sleeps
+/// Instants are on the caller's clock (`now`), passed in so tests need no sleeps
 /// and a shared implementation can use one clock for all instances.
 pub trait DeploymentHealth: Send + Sync {
     /// Whether a request may go to this deployment now. Closed → `Allow`. Open before the cooldown
     /// ends → `Reject { retry_in }`. Open after the cooldown → the breaker goes half-open and exactly
     /// one caller gets `Probe` (others `Reject` until the probe's outcome is recorded).
-    fn admit(&self, now_ms: u64) -> BreakerVerdict;
+    fn admit(&self, now: UnixMillis) -> BreakerVerdict;
     /// Whether a plan should consider it (no side effects): closed, or open with the cooldown over
     /// and no probe in flight.
-    fn available(&self, now_ms: u64) -> bool;
+    fn available(&self, now: UnixMillis) -> bool;
     /// A successful call; `ttft` (time to first token / whole answer) feeds the latency EWMA.
     /// Closes a half-open breaker and clears the failure count.
-    fn record_success(&self, now_ms: u64, ttft: Option<Duration>);
+    fn record_success(&self, now: UnixMillis, ttft: Option<Duration>);
     /// A failed call that says the deployment is unwell (connect error, timeout, 429, 5xx — the
     /// server decides which). `failure_threshold` failures within `window` open the breaker; a
     /// failed probe re-opens it for another cooldown.
-    fn record_failure(&self, now_ms: u64);
+    fn record_failure(&self, now: UnixMillis);
     /// An active health check's verdict: unhealthy opens the breaker at once (the deployment is
     /// taken out); healthy closes it (put back) — the checker is the authority on dead targets.
-    fn record_check(&self, now_ms: u64, healthy: bool);
+    fn record_check(&self, now: UnixMillis, healthy: bool);
     /// One more request in flight. Call `health.start()` instead: its guard pairs this with
     /// `leave` on every exit path.
     fn enter(&self);
@@ -68,7 +69,7 @@ pub trait DeploymentHealth: Send + Sync {
     fn in_flight(&self) -> u32;
     /// EWMA of time to first token in ms; `None` until the first timed success.
     fn latency_ms(&self) -> Option<f64>;
-    fn snapshot(&self, now_ms: u64) -> HealthSnapshot;
+    fn snapshot(&self, now: UnixMillis) -> HealthSnapshot;
 }
 
 impl dyn DeploymentHealth {
@@ -139,13 +140,14 @@ pub struct HealthSnapshot {
     pub breaker: BreakerState,
     /// Failures within the breaker's window (while closed).
     pub recent_failures: u32,
-    pub opened_at_ms: Option<u64>,
+    #[serde(rename = "opened_at_ms")]
+    pub opened_at: Option<UnixMillis>,
     /// Time left in the cooldown of an open breaker.
     #[serde(rename = "retry_in_ms", serialize_with = "duration_ms")]
     pub retry_in: Option<Duration>,
-    /// The last active health check: when (ms) and whether it passed.
+    /// The last active health check: when and whether it passed.
     #[serde(serialize_with = "check")]
-    pub last_check: Option<(u64, bool)>,
+    pub last_check: Option<(UnixMillis, bool)>,
     pub in_flight: u32,
     pub latency_ms: Option<f64>,
 }
@@ -155,10 +157,10 @@ fn duration_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Er
 }
 
 /// `{"at_ms": …, "healthy": …}` rather than a bare JSON pair, so the dashboard reads it by name.
-fn check<S: Serializer>(c: &Option<(u64, bool)>, s: S) -> Result<S::Ok, S::Error> {
+fn check<S: Serializer>(c: &Option<(UnixMillis, bool)>, s: S) -> Result<S::Ok, S::Error> {
     #[derive(Serialize)]
     struct Check {
-        at_ms: u64,
+        at_ms: UnixMillis,
         healthy: bool,
     }
     c.map(|(at_ms, healthy)| Check { at_ms, healthy }).serialize(s)
@@ -173,9 +175,9 @@ mod tests {
         let s = HealthSnapshot {
             breaker: BreakerState::HalfOpen,
             recent_failures: 2,
-            opened_at_ms: Some(10),
+            opened_at: Some(UnixMillis::from_millis(10)),
             retry_in: Some(Duration::from_millis(1500)),
-            last_check: Some((7, false)),
+            last_check: Some((UnixMillis::from_millis(7), false)),
             in_flight: 1,
             latency_ms: None,
         };

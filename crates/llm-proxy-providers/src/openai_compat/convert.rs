@@ -52,7 +52,8 @@ fn needs_scan(data: &str) -> bool {
     }
     FINISH.find_iter(bytes).any(|at| {
         let rest = &bytes[at + FINISH.needle().len()..];
-        let value = rest.iter().position(|b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r')).map_or(rest, |i| &rest[i..]);
+        let value =
+            rest.iter().position(|b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r')).map_or(rest, |i| &rest[i..]);
         !value.starts_with(b"null")
     })
 }

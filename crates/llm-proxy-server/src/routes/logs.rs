@@ -53,7 +53,7 @@ pub async fn list_logs(
                 .entries
                 .into_iter()
                 .map(|entry| LogView {
-                    time: chrono::DateTime::from_timestamp_millis(entry.created_at)
+                    time: chrono::DateTime::from_timestamp_millis(entry.created_at.to_i64())
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_default(),
                     entry,

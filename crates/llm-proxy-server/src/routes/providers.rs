@@ -15,7 +15,7 @@ pub async fn list_providers(State(state): State<AppState>, parts: Parts) -> Resp
         return e.into_response();
     }
     let live = state.live.load_full();
-    let now = llm_proxy_core::now_ms().max(0) as u64;
+    let now = llm_proxy_core::UnixMillis::now();
     let providers: Vec<Value> = state
         .route_inputs
         .providers

@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate};
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow};
 use serde::Deserialize;
 use serde_json::json;
@@ -44,7 +45,7 @@ pub async fn stats(
     let Ok(Query(params)) = params else {
         return ApiError::bad_request("Query parameters are `from`, `to`, `group_by` and `key_id`.").into_response();
     };
-    let query = match stats_query(params, llm_proxy_core::now_ms()) {
+    let query = match stats_query(params, UnixMillis::now()) {
         Ok(query) => query,
         Err(e) => return e.into_response(),
     };
@@ -55,8 +56,8 @@ pub async fn stats(
                 total.add(row);
             }
             Json(json!({
-                "from": query.from_ms,
-                "to": query.to_ms,
+                "from": query.from,
+                "to": query.to,
                 "group_by": (query.group_by != StatsGroup::None).then_some(query.group_by.as_str()),
                 "data": rows,
                 "total": {
@@ -68,7 +69,7 @@ pub async fn stats(
                     "cost_usd": total.cost_usd,
                 },
                 // This instance's refused keyless and wrong-key requests (they leave no log row).
-                "auth_failures": state.auth_failures.snapshot(llm_proxy_core::now_ms().max(0) as u64),
+                "auth_failures": state.auth_failures.snapshot(UnixMillis::now()),
             }))
             .into_response()
         }
@@ -79,9 +80,13 @@ pub async fn stats(
     }
 }
 
-/// The store query the parameters ask for, at `now_ms`: `[from, to)` widened to whole hours;
+/// The store query the parameters ask for, at `now`: `[from, to)` widened to whole hours;
 /// `to` defaults to the end of the current hour, `from` to a day before `to`.
-fn stats_query(params: StatsParams, now_ms: i64) -> Result<StatsQuery, ApiError> {
+///
+/// The parameters are read and widened as signed milliseconds (a client may name a time before
+/// 1970, and an hour before it floors further back); the range is then clamped to the epoch, before
+/// which no usage exists.
+fn stats_query(params: StatsParams, now: UnixMillis) -> Result<StatsQuery, ApiError> {
     let group_by = match present(params.group_by.as_deref()) {
         None => StatsGroup::None,
         Some(g) => StatsGroup::parse(g).ok_or_else(|| {
@@ -89,7 +94,7 @@ fn stats_query(params: StatsParams, now_ms: i64) -> Result<StatsQuery, ApiError>
         })?,
     };
     let to = match present(params.to.as_deref()) {
-        None => now_ms,
+        None => now.to_i64(),
         Some(t) => parse_time(t, "to")?,
     };
     let to_ms = ceil_hour(to).ok_or_else(|| out_of_range("to"))?;
@@ -103,7 +108,12 @@ fn stats_query(params: StatsParams, now_ms: i64) -> Result<StatsQuery, ApiError>
             floor_hour(from).ok_or_else(|| out_of_range("from"))?
         }
     };
-    Ok(StatsQuery { from_ms, to_ms, group_by, key_id: present(params.key_id.as_deref()).map(str::to_string) })
+    Ok(StatsQuery {
+        from: UnixMillis::from_i64(from_ms),
+        to: UnixMillis::from_i64(to_ms),
+        group_by,
+        key_id: present(params.key_id.as_deref()).map(str::to_string),
+    })
 }
 
 /// An empty parameter (`?group_by=`) counts as absent.
@@ -169,31 +179,39 @@ mod tests {
     }
 
     fn query(from: Option<&str>, to: Option<&str>, group_by: Option<&str>) -> Result<StatsQuery, ApiError> {
-        stats_query(params(from, to, group_by), H + 1_234)
+        stats_query(params(from, to, group_by), UnixMillis::from_i64(H + 1_234))
     }
 
     #[test]
     fn defaults_to_the_last_day_in_whole_hours_the_current_one_included() {
         let q = query(None, None, None).unwrap();
-        assert_eq!((q.from_ms, q.to_ms), (H + HOUR_MS - DEFAULT_RANGE_MS, H + HOUR_MS));
+        assert_eq!((q.from.to_i64(), q.to.to_i64()), (H + HOUR_MS - DEFAULT_RANGE_MS, H + HOUR_MS));
         assert_eq!((q.group_by, q.key_id), (StatsGroup::None, None));
     }
 
     #[test]
     fn times_are_milliseconds_rfc3339_or_dates_widened_to_whole_hours() {
         let q = query(Some("2023-11-14T10:30:00Z"), Some(&(H + HOUR_MS).to_string()), Some("model")).unwrap();
-        assert_eq!((q.from_ms, q.to_ms, q.group_by), (H, H + HOUR_MS, StatsGroup::Model));
+        assert_eq!((q.from.to_i64(), q.to.to_i64(), q.group_by), (H, H + HOUR_MS, StatsGroup::Model));
         // An offset, and one whose `+` arrived as a space.
         for from in ["2023-11-14T12:00:00+02:00", "2023-11-14T12:00:00 02:00"] {
-            assert_eq!(query(Some(from), None, None).unwrap().from_ms, H, "{from}");
+            assert_eq!(query(Some(from), None, None).unwrap().from.to_i64(), H, "{from}");
         }
         let q = query(Some("2023-11-14"), Some("2023-11-15"), Some("")).unwrap();
         assert_eq!(
-            (q.from_ms, q.to_ms - q.from_ms, q.group_by),
+            (q.from.to_i64(), q.to.to_i64() - q.from.to_i64(), q.group_by),
             (H - 10 * HOUR_MS, DEFAULT_RANGE_MS, StatsGroup::None)
         );
         let q = query(Some(&(H + 1).to_string()), Some(&(H + 2).to_string()), Some("key")).unwrap();
-        assert_eq!((q.from_ms, q.to_ms), (H, H + HOUR_MS));
+        assert_eq!((q.from.to_i64(), q.to.to_i64()), (H, H + HOUR_MS));
+    }
+
+    #[test]
+    fn a_range_before_1970_is_clamped_to_the_epoch() {
+        let q = query(Some("1969-12-31"), Some("1970-01-01T00:30:00Z"), None).unwrap();
+        assert_eq!((q.from, q.to), (UnixMillis::EPOCH, UnixMillis::from_millis(HOUR_MS as u64)));
+        let q = query(None, Some("1000"), None).unwrap();
+        assert_eq!((q.from, q.to), (UnixMillis::EPOCH, UnixMillis::from_millis(HOUR_MS as u64)));
     }
 
     #[test]

@@ -248,7 +248,11 @@ providers:
 
     /// Creates a virtual key in the store, as `llm-proxy keys create` does, and waits until the
     /// running gateway accepts it.
-    pub async fn create_key(&self, models: &[&str], expires_at: Option<i64>) -> (String, String) {
+    pub async fn create_key(
+        &self,
+        models: &[&str],
+        expires_at: Option<llm_proxy_core::UnixMillis>,
+    ) -> (String, String) {
         self.create_key_with(models, expires_at, Default::default(), None).await
     }
 
@@ -256,7 +260,7 @@ providers:
     pub async fn create_key_with(
         &self,
         models: &[&str],
-        expires_at: Option<i64>,
+        expires_at: Option<llm_proxy_core::UnixMillis>,
         limits: llm_proxy_core::virtual_key::KeyLimits,
         user: Option<&str>,
     ) -> (String, String) {

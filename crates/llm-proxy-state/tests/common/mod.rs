@@ -73,9 +73,9 @@ pub async fn clean(url: &str, prefix: &str) {
     }
 }
 
-/// Unix ms on this machine's clock (for budget windows, which the caller names).
-pub fn now_ms() -> u64 {
-    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+/// This machine's clock plus `d` (for budget windows, which the caller names).
+pub fn in_(d: std::time::Duration) -> llm_proxy_core::UnixMillis {
+    llm_proxy_core::UnixMillis::now() + d
 }
 
 /// Stands in for `LocalCounters`: allows everything and counts what it was asked, so a test sees
