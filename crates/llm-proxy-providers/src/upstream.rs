@@ -244,40 +244,25 @@ pub(crate) fn transport_error(e: hyper_util::client::legacy::Error) -> ProviderE
     }
 }
 
+/// `e` and its causes, outermost first.
+fn causes<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| err.source())
+}
+
 /// Whether `e` or one of its causes is a `T`.
 fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.is::<T>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    causes(e).any(|err| err.is::<T>())
 }
 
 /// Whether `e` or one of its causes is an I/O error of `kind`.
 fn caused_by_io(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    causes(e).any(|err| err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind))
 }
 
 /// The client's top-level message is generic ("client error (Connect)"); the cause says what happened.
 /// A URL a cause quotes (a proxy's, a redirect's) is shown without its credentials.
 pub(crate) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        cur = s.source();
-    }
+    let msg = causes(e).map(ToString::to_string).collect::<Vec<_>>().join(": ");
     llm_proxy_core::config::redact_urls_in(&msg)
 }
 
@@ -345,23 +330,7 @@ fn basic_auth_of(url: &url::Url) -> Option<HeaderValue> {
 
 /// `%XX` escapes decoded; `None` when the result is not UTF-8.
 fn percent_decoded(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]

@@ -167,8 +167,9 @@ impl<'a> Exchange<'a> {
             let (live, resolution) = dispatch::resolve(state, &principal, request.model(), &mut meter)?;
             let plan = dispatch::plan(&live, resolution, request.chat(), headers, NO_ROUTE_DEADLINE).await?;
             let (provider, upstream) = plan.first();
-            let admission = state.accounting.admit(&principal, request.model(), provider, upstream, demand).await?;
-            limit_headers.clone_from(&admission.headers);
+            let mut admission = state.accounting.admit(&principal, request.model(), provider, upstream, demand).await?;
+            // Only the response needs them: moved out, not copied.
+            limit_headers = std::mem::take(&mut admission.headers);
             let gate = DeploymentGate { accounting: &state.accounting, tokens: admission.estimated_tokens };
             meter.admit(admission);
             let mut request = Some(request);

@@ -46,10 +46,9 @@ struct Relay {
     /// (one timer for the stream, not one per chunk).
     keep_alive: tokio::time::Interval,
     last_sent: tokio::time::Instant,
-    /// Nothing has been written yet (see the gathering below).
-    first: bool,
-    /// The last step aside brought events; `writes` counts the writes, for the probes.
+    /// The last step aside brought events (see the gathering below).
     gathering: bool,
+    /// Waits that brought an event, this one included: 1 while the first write is gathered.
     writes: u32,
 }
 
@@ -101,7 +100,6 @@ pub async fn sse_response(
         cut,
         keep_alive,
         last_sent: tokio::time::Instant::now(),
-        first: true,
         gathering: true,
         writes: 0,
     };
@@ -129,7 +127,7 @@ pub async fn sse_response(
             // of milliseconds. After a step aside that brought nothing, only every
             // `GATHER_PROBE`th write tries again.
             r.writes = r.writes.wrapping_add(1);
-            let gather = !r.first && (r.gathering || r.writes % GATHER_PROBE == 0);
+            let gather = r.writes > 1 && (r.gathering || r.writes % GATHER_PROBE == 0);
             r.relay(next, &mut out);
             // Take whatever else upstream has ready: one write (and one TCP segment) for several
             // events instead of one each. The upstream connection's task hands its body over one
@@ -162,7 +160,6 @@ pub async fn sse_response(
                 r.relay(next.transpose().map_err(|e| upstream_failed(&r.provider, &e)), &mut out);
             }
             if !out.is_empty() {
-                r.first = false;
                 r.last_sent = tokio::time::Instant::now();
                 return Some((Ok(out.freeze()), r));
             }

@@ -167,6 +167,18 @@ pub fn encode_stream(events: EventStream, encoder: Box<dyn StreamEncoder>) -> Ch
     }))
 }
 
+/// The ids of the tool calls a decoded stream starts, in order: for the tests of each decoder.
+#[cfg(test)]
+pub(crate) fn tool_call_ids(events: &[StreamEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::ToolCallStart { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     //! Across protocols: what one protocol's upstream streams, the other protocol's client receives.

@@ -3,7 +3,9 @@
 //! them.
 
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::{ChatInput, Provider};
 use llm_proxy_core::unified::WireProtocol;
@@ -23,15 +25,10 @@ pub async fn messages(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let accepted = Exchange::accept(&state, &id, "messages", WireProtocol::Anthropic, &parts, body).await;
-    let (mut x, request): (_, MessagesRequest) = match accepted {
+    let (x, request) = match accept(&state, &id, "messages", &parts, body, true).await {
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    x.set_model(&request.model, request.is_stream());
-    if let Err(e) = check(&state, &request, true) {
-        return x.fail(e);
-    }
     let max_tokens = request.max_tokens;
     // Boxed: the pipeline's future is big, and every layer above moves the handler's future.
     Box::pin(serve_chat(x, ChatInput::Anthropic(request), &parts.headers, ClientSide::Anthropic, max_tokens)).await
@@ -47,15 +44,10 @@ pub async fn count_tokens(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let accepted = Exchange::accept(&state, &id, "messages.count_tokens", WireProtocol::Anthropic, &parts, body).await;
-    let (mut x, request): (_, MessagesRequest) = match accepted {
+    let (x, request) = match accept(&state, &id, "messages.count_tokens", &parts, body, false).await {
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    x.set_model(&request.model, request.is_stream());
-    if let Err(e) = check(&state, &request, false) {
-        return x.fail(e);
-    }
     let body_bytes = x.body_bytes();
     Box::pin(x.serve(
         ChatInput::Anthropic(request),
@@ -103,6 +95,25 @@ async fn estimate_locally(input: ChatInput, upstream_model: String, body_bytes: 
     })
     .await
     .map_err(|_| ApiError::shutting_down())?
+}
+
+/// Authenticates, reads and checks a Messages request, its model logged. `Err` is the finished
+/// response.
+async fn accept<'a>(
+    state: &'a Shared,
+    id: &RequestId,
+    endpoint: &'static str,
+    parts: &Parts,
+    body: Body,
+    generating: bool,
+) -> Result<(Exchange<'a>, MessagesRequest), Response> {
+    let (mut x, request): (_, MessagesRequest) =
+        Exchange::accept(state, id, endpoint, WireProtocol::Anthropic, parts, body).await?;
+    x.set_model(&request.model, request.is_stream());
+    match check(state, &request, generating) {
+        Ok(()) => Ok((x, request)),
+        Err(e) => Err(x.fail(e)),
+    }
 }
 
 /// `generating`: a request for an answer, which Anthropic requires `max_tokens` of.

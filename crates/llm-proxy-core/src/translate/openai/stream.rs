@@ -535,21 +535,12 @@ mod tests {
         };
         let (events, data) = seeded("answer-1");
         assert_eq!(seeded("answer-1"), (events.clone(), data.clone()), "same input, same seed: same bytes");
-        let tool_ids = |events: &[StreamEvent]| -> Vec<String> {
-            events
-                .iter()
-                .filter_map(|e| match e {
-                    StreamEvent::ToolCallStart { id, .. } => Some(id.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
         let tag = AnswerIds::from_seed("answer-1").tag(12);
-        assert_eq!(tool_ids(&events), [format!("call_{tag}_0"), format!("call_{tag}_1")]);
+        assert_eq!(crate::translate::tool_call_ids(&events), [format!("call_{tag}_0"), format!("call_{tag}_1")]);
         let first: Value = serde_json::from_str(&data[0]).unwrap();
         assert_eq!(first["id"].as_str().unwrap(), AnswerIds::from_seed("answer-1").completion_id());
         let (other, _) = seeded("answer-2");
-        let (a, b) = (tool_ids(&events), tool_ids(&other));
+        let (a, b) = (crate::translate::tool_call_ids(&events), crate::translate::tool_call_ids(&other));
         assert!(a.iter().all(|id| !b.contains(id)), "another answer's calls get other ids: {a:?} {b:?}");
     }
 

@@ -148,23 +148,20 @@ fn made_up_ids_come_from_the_answer_ids() {
         }
         out
     };
-    let tool_ids = |events: &[StreamEvent]| -> Vec<String> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                StreamEvent::ToolCallStart { id, .. } => Some(id.clone()),
-                _ => None,
-            })
-            .collect()
-    };
     let one = decode("answer-1");
     assert_eq!(one, decode("answer-1"), "same input, same seed: same events");
     let ids = AnswerIds::from_seed("answer-1");
     assert_eq!(one[0], StreamEvent::Start { id: ids.response_id(), model: "m".into() });
     let tag = ids.tag(16);
-    assert_eq!(tool_ids(&one), [format!("call_{tag}_0"), format!("call_{tag}_1"), format!("call_{tag}_2")]);
-    let other = tool_ids(&decode("answer-2"));
-    assert!(tool_ids(&one).iter().all(|id| !other.contains(id)), "another answer's calls get other ids: {other:?}");
+    assert_eq!(
+        crate::translate::tool_call_ids(&one),
+        [format!("call_{tag}_0"), format!("call_{tag}_1"), format!("call_{tag}_2")]
+    );
+    let other = crate::translate::tool_call_ids(&decode("answer-2"));
+    assert!(
+        crate::translate::tool_call_ids(&one).iter().all(|id| !other.contains(id)),
+        "another answer's calls get other ids: {other:?}"
+    );
 }
 
 proptest! {
