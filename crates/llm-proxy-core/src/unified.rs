@@ -53,6 +53,22 @@ pub struct ChatRequest {
     pub extra: Extra,
 }
 
+impl ChatRequest {
+    /// Every system instruction in order, for protocols that hold them in one place (Anthropic's
+    /// `system`, Gemini's `systemInstruction`): the system prompt, then the text of each
+    /// mid-conversation system message. Each with its `cache_control`.
+    pub fn system_texts(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
+        let prompt = self.system.iter().map(|p| (p.text.as_str(), p.cache_control.as_ref()));
+        let later = self.messages.iter().filter(|m| m.role == Role::System).flat_map(|m| {
+            m.content.iter().filter_map(|p| match p {
+                Part::Text { text, cache_control } => Some((text.as_str(), cache_control.as_ref())),
+                _ => None,
+            })
+        });
+        prompt.chain(later).filter(|(text, _)| !text.is_empty())
+    }
+}
+
 /// Client fields without a unified meaning, and whose protocol they belong to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra {
@@ -79,6 +95,10 @@ pub struct SystemPart {
 pub enum Role {
     User,
     Assistant,
+    /// An instruction given in the middle of the conversation (Anthropic's mid-conversation system
+    /// messages, a Responses `developer` item after the first turn): its parts are text. It applies
+    /// from where it stands; protocols with one system prompt only fold it in (`system_texts`).
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq)]

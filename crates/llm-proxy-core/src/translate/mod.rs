@@ -48,7 +48,9 @@ impl<M: serde::Serialize> serde::Serialize for RequestBody<M> {
 
 /// The turns of a conversation for protocols that want user and assistant turns alternating:
 /// each a role and the span of messages it merges. Messages with no part that `keeps` (nothing to
-/// send) are skipped, whatever their role, and may sit inside a span.
+/// send) are skipped, whatever their role, and may sit inside a span; so are system messages, which
+/// these protocols take in their system prompt (`ChatRequest::system_texts`): a span's reader
+/// skips those.
 pub(crate) struct TurnSpans<'a> {
     messages: &'a [Message],
     at: usize,
@@ -66,7 +68,7 @@ impl Iterator for TurnSpans<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let keeps = self.keeps;
-        let kept = |m: &Message| m.content.iter().any(keeps);
+        let kept = |m: &Message| m.role != Role::System && m.content.iter().any(keeps);
         let ms = self.messages;
         while self.at < ms.len() && !kept(&ms[self.at]) {
             self.at += 1;

@@ -155,10 +155,37 @@ fn message(m: MessageParam, i: usize) -> Result<Message, TranslateError> {
     let role = match m.role.as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
+        // Mid-conversation instructions (Claude Code sends them): text, as the system prompt is.
+        "system" => {
+            let content = match m.content {
+                Value::String(text) => vec![Part::Text { text, cache_control: None }],
+                Value::Array(blocks) => blocks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, b)| {
+                        let path = format!("messages[{i}].content[{j}]");
+                        match block_kind(&b, &path)? {
+                            Kind::Text => {
+                                let t: TextBlock = field(b, &path)?;
+                                Ok(Part::Text { text: t.text, cache_control: t.cache_control })
+                            }
+                            _ => Err(invalid(&path, "a system message may hold `text` blocks only")),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => {
+                    return Err(invalid(
+                        &format!("messages[{i}].content"),
+                        "expected a string or an array of text blocks",
+                    ));
+                }
+            };
+            return Ok(Message { role: Role::System, content });
+        }
         other => {
             return Err(invalid(
                 &format!("messages[{i}].role"),
-                format_args!("expected `user` or `assistant`, got `{other}`"),
+                format_args!("expected `user`, `assistant` or `system`, got `{other}`"),
             ));
         }
     };
@@ -388,10 +415,28 @@ mod tests {
     }
 
     #[test]
-    fn roles_other_than_user_and_assistant_are_refused() {
-        let err = parse(json!({"model": "m", "messages": [{"role": "system", "content": "x"}]})).unwrap_err();
+    fn system_messages_mid_conversation_keep_their_place() {
+        let r = parse(json!({"model": "m", "system": "Be brief.", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "Now answer in French.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+            {"role": "assistant", "content": "Bonjour"},
+            {"role": "system", "content": "Be terse."},
+        ]}))
+        .unwrap();
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::User, Role::System, Role::Assistant, Role::System]);
+        let texts: Vec<&str> = r.system_texts().map(|(t, _)| t).collect();
+        assert_eq!(texts, ["Be brief.", "Now answer in French.", "Be terse."]);
+        let bad = parse(json!({"model": "m", "messages": [{"role": "system", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]}]}));
+        assert_eq!(param(bad), "messages[0].content[0]");
+    }
+
+    #[test]
+    fn unknown_roles_are_refused() {
+        let err = parse(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("messages[0].role"));
-        assert!(err.message.contains("`system`"), "{}", err.message);
+        assert!(err.message.contains("`tool`"), "{}", err.message);
     }
 
     #[test]

@@ -119,24 +119,21 @@ fn prompt(r: &ChatRequest) -> Result<(RequestBody<Turns<'_>>, Option<ThinkingCon
 }
 
 /// A string when nothing is cached (what every Anthropic-compatible server accepts), else text
-/// blocks that keep each part's `cache_control`.
+/// blocks that keep each part's `cache_control`. Mid-conversation system messages are folded in
+/// after the prompt: only the newest Claude models take them in place.
 fn system(r: &ChatRequest) -> Option<Value> {
-    let parts: Vec<_> = r.system.iter().filter(|p| !p.text.is_empty()).collect();
+    let parts: Vec<(&str, Option<&Value>)> = r.system_texts().collect();
     if parts.is_empty() {
         return None;
     }
-    if parts.iter().all(|p| p.cache_control.is_none()) {
-        let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
+    if parts.iter().all(|(_, cache)| cache.is_none()) {
+        let texts: Vec<&str> = parts.iter().map(|(text, _)| *text).collect();
         return Some(Value::String(texts.join("\n\n")));
     }
     let blocks: Vec<ContentBlock> = parts
         .iter()
-        .map(|p| {
-            ContentBlock::Text(TextBlock {
-                text: p.text.clone(),
-                cache_control: p.cache_control.clone(),
-                citations: None,
-            })
+        .map(|(text, cache)| {
+            ContentBlock::Text(TextBlock { text: text.to_string(), cache_control: cache.cloned(), citations: None })
         })
         .collect();
     Some(json_of(&blocks))
@@ -209,6 +206,9 @@ impl Serialize for Turns<'_> {
         for (role, range) in TurnSpans::new(self.0, is_kept) {
             let mut blocks = Vec::new();
             for (i, m) in self.0[range.clone()].iter().enumerate() {
+                if m.role == Role::System {
+                    continue;
+                }
                 for p in &m.content {
                     // Cannot fail: `prompt` checked every tool call.
                     if let Some(b) = block(p, range.start + i).map_err(S::Error::custom)? {
@@ -223,6 +223,8 @@ impl Serialize for Turns<'_> {
                     "user"
                 }
                 Role::Assistant => "assistant",
+                // `TurnSpans` leaves system messages to `system`.
+                Role::System => continue,
             };
             seq.serialize_element(&OutMessage { role, content: content(blocks) })?;
         }
@@ -241,7 +243,7 @@ fn is_kept(p: &Part) -> bool {
 
 /// The parts of `messages` that make blocks, in order.
 fn kept_parts(messages: &[Message]) -> impl Iterator<Item = &Part> {
-    messages.iter().flat_map(|m| m.content.iter()).filter(|p| is_kept(p))
+    messages.iter().filter(|m| m.role != Role::System).flat_map(|m| m.content.iter()).filter(|p| is_kept(p))
 }
 
 /// A lone uncached text block as the string shorthand, anything else as blocks.
@@ -444,6 +446,25 @@ mod tests {
         );
         let r = ChatRequest { system: vec![part("", false)], ..request(vec![]) };
         assert!(request_from_unified(&r).unwrap().get("system").is_none());
+    }
+
+    #[test]
+    fn system_messages_mid_conversation_fold_into_system() {
+        let mut r = request(vec![
+            user("a"),
+            Message {
+                role: Role::System,
+                content: vec![Part::Text { text: "Answer in French.".into(), cache_control: None }],
+            },
+            user("b"),
+        ]);
+        r.system = vec![SystemPart { text: "Be brief.".into(), cache_control: None }];
+        let body = request_from_unified(&r).unwrap();
+        assert_eq!(body["system"], "Be brief.\n\nAnswer in French.");
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn count_tokens_body(r: &ChatRequest) -> Result<CountTokensRequest<Contents<
 }
 
 fn build(r: &ChatRequest) -> Result<GenerateContentRequest<Contents<'_>>, TranslateError> {
-    let system: Vec<GPart> = r.system.iter().filter(|s| !s.text.is_empty()).map(|s| GPart::text(&s.text)).collect();
+    // Gemini has one system instruction: mid-conversation system messages are folded into it.
+    let system: Vec<GPart> = r.system_texts().map(|(text, _)| GPart::text(text)).collect();
     let mut request = GenerateContentRequest {
         model: None,
         contents: contents(r)?,
@@ -78,7 +79,7 @@ impl Serialize for Contents<'_> {
         let mut seq = s.serialize_seq(None)?;
         for (role, span) in TurnSpans::new(self.messages, is_kept) {
             let mut turn = Content { role: Some(role_name(role).to_string()), parts: Vec::new() };
-            for i in span {
+            for i in span.filter(|&i| self.messages[i].role != Role::System) {
                 // Cannot fail: `contents` checked every message that can.
                 turn.parts.extend(parts(&self.messages[i], i, &self.messages[..i]).map_err(S::Error::custom)?);
             }
@@ -106,7 +107,8 @@ fn contents(r: &ChatRequest) -> Result<Contents<'_>, TranslateError> {
 
 fn role_name(role: Role) -> &'static str {
     match role {
-        Role::User => "user",
+        // `TurnSpans` leaves system messages to the system instruction.
+        Role::User | Role::System => "user",
         Role::Assistant => "model",
     }
 }

@@ -152,6 +152,20 @@ impl Serialize for ChatMessages<'_> {
                         seq.serialize_element(&v)?;
                     }
                 }
+                // An instruction mid-conversation stays where it was given.
+                Role::System => {
+                    let text: Vec<&str> = m
+                        .content
+                        .iter()
+                        .filter_map(|p| match p {
+                            Part::Text { text, .. } if !text.is_empty() => Some(text.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    if !text.is_empty() {
+                        seq.serialize_element(&json!({"role": "system", "content": text.join("\n")}))?;
+                    }
+                }
                 // Cannot fail: `request_from_unified` checked every assistant turn that can.
                 Role::Assistant => {
                     seq.serialize_element(&assistant_message(m, i, self.dialect).map_err(S::Error::custom)?)?
@@ -324,6 +338,18 @@ mod tests {
         assert_eq!(body["tool_choice"], "required");
         assert_eq!(body["reasoning_effort"], "medium");
         assert!(body.get("top_k").is_none());
+    }
+
+    #[test]
+    fn system_messages_mid_conversation_stay_in_place() {
+        let mut r = req();
+        let said = |t: &str| Part::Text { text: t.into(), cache_control: None };
+        r.messages.insert(1, Message { role: Role::System, content: vec![said("Use tools."), said("Be quick.")] });
+        let body = request_from_unified(&r, Dialect::OPENAI).unwrap();
+        let roles: Vec<&str> =
+            body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["system", "user", "system", "assistant", "tool", "user"]);
+        assert_eq!(body["messages"][2], json!({"role": "system", "content": "Use tools.\nBe quick."}));
     }
 
     #[test]

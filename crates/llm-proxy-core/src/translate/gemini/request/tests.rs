@@ -166,6 +166,19 @@ fn consecutive_turns_of_one_role_merge_and_empty_ones_vanish() {
 }
 
 #[test]
+fn system_messages_mid_conversation_fold_into_the_system_instruction() {
+    let mut r = request(vec![
+        user(vec![text("a")]),
+        Message { role: Role::System, content: vec![text("Answer in French.")] },
+        user(vec![text("b")]),
+    ]);
+    r.system = vec![SystemPart { text: "Be brief.".into(), cache_control: None }];
+    let body = request_from_unified(&r).unwrap();
+    assert_eq!(body["systemInstruction"], json!({"parts": [{"text": "Be brief."}, {"text": "Answer in French."}]}));
+    assert_eq!(body["contents"], json!([{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}]));
+}
+
+#[test]
 fn a_request_with_no_content_is_refused() {
     let err = request_from_unified(&request(vec![user(vec![text("")])])).unwrap_err();
     assert_eq!(err.param.as_deref(), Some("messages"));
