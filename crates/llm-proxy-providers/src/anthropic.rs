@@ -15,7 +15,7 @@ use llm_proxy_core::translate::anthropic::{
     response_to_unified, usage_of_message,
 };
 use llm_proxy_core::unified::WireProtocol;
-use llm_proxy_protocol::anthropic::MessagesRequest;
+use llm_proxy_protocol::anthropic::{ClientHeaders, MessagesRequest};
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 use llm_proxy_protocol::sse::SseEvent;
 
@@ -58,18 +58,33 @@ impl Anthropic {
         h
     }
 
+    /// `headers` with an Anthropic client's own version and betas: its body may hold fields that
+    /// only those make valid. (Checked on the way in, so they are valid header values.)
+    fn client_headers(&self, client: &ClientHeaders) -> HeaderMap {
+        let mut h = self.headers();
+        let mut set = |name: &'static str, value: &Option<String>| {
+            if let Some(v) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        };
+        set("anthropic-version", &client.version);
+        set("anthropic-beta", &client.beta);
+        h
+    }
+
     async fn passthrough(&self, model: &str, mut request: MessagesRequest) -> Result<ChatOutput, ProviderError> {
         request.model = model.to_string();
+        let headers = self.client_headers(&request.headers);
         let stream = request.is_stream();
         // The messages go out as the client's text: re-encoding copies it, no more.
         let size = request.messages.raw().get().len();
         let body = on_cpu_pool(size, move || to_body_sized(&request, size)).await?;
         if !stream {
-            let body = self.upstream.post_for_body(&self.messages_url, self.headers(), body).await?;
+            let body = self.upstream.post_for_body(&self.messages_url, headers, body).await?;
             let usage = usage_of_message(&body)?;
             return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
         }
-        let resp = self.upstream.post(&self.messages_url, self.headers(), body).await?;
+        let resp = self.upstream.post(&self.messages_url, headers, body).await?;
         let handler = Passthrough {
             scanner: PassthroughScanner::default(),
             finished: false,
@@ -101,8 +116,10 @@ impl Provider for Anthropic {
     }
 
     async fn count_tokens(&self, model: &str, request: ChatInput) -> Result<Option<u64>, ProviderError> {
+        let mut headers = self.headers();
         let body = match request {
             ChatInput::Anthropic(mut r) => {
+                headers = self.client_headers(&r.headers);
                 // count_tokens takes the request without the generation settings.
                 r.model = model.to_string();
                 r.max_tokens = None;
@@ -114,7 +131,7 @@ impl Provider for Anthropic {
             }
             other => to_body(&count_tokens_body(&other.into_unified(model)?)?)?,
         };
-        let body = self.upstream.post_for_body(&self.count_url, self.headers(), body).await?;
+        let body = self.upstream.post_for_body(&self.count_url, headers, body).await?;
         count_tokens_result(&body).map(Some)
     }
 

@@ -224,6 +224,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/models", get(routes::models::list_models))
         .route("/v1/models/{*model}", get(routes::models::retrieve_model))
+        .route("/", get(routes::health::root))
         .route("/health", get(routes::health::health))
         .route("/api/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))

@@ -247,7 +247,142 @@ async fn anthropic_passthrough_keeps_every_field_and_speaks_anthropics_headers()
     assert!(upstream.headers.x_api_key, "the provider key goes in x-api-key");
     assert_eq!(upstream.headers.anthropic_version.as_deref(), Some("2023-06-01"));
     assert_eq!(upstream.authorization, None, "the client's bearer token never goes upstream");
-    assert_eq!(upstream.headers.anthropic_beta, None, "clients cannot choose upstream headers");
+    assert_eq!(
+        upstream.headers.anthropic_beta.as_deref(),
+        Some("client-chosen-beta"),
+        "betas are the protocol's: they travel with the body they make valid"
+    );
+    gw.stop().await;
+}
+
+/// A request as Claude Code 2.1 sends it: cached system blocks with a scope, a system message in
+/// the middle of the conversation, adaptive thinking with an effort, context management, a user
+/// id in `metadata`, `?beta=true` and its list of betas.
+fn claude_code_request(model: &str) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 32000,
+        "stream": true,
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral", "ttl": "1h", "scope": "global"}},
+            {"type": "text", "text": "Work in /repo.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "list the files", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": "The user switched to plan mode."},
+            {"role": "assistant", "content": "Planning."},
+            {"role": "user", "content": "go on"},
+        ],
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "medium"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": "user_abc_account__session_123"},
+        "tools": [{"name": "Bash", "description": "Run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}],
+    })
+}
+
+const CLAUDE_CODE_BETAS: &str = "claude-code-20250219,interleaved-thinking-2025-05-14,thinking-token-count-2026-05-13,context-management-2025-06-27,prompt-caching-scope-2026-01-05,mid-conversation-system-2026-04-07,effort-2025-11-24";
+
+async fn send_as_claude_code(gw: &Gateway, key: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(gw.url("/v1/messages?beta=true"))
+        .bearer_auth(key)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", CLAUDE_CODE_BETAS)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_codes_requests_reach_every_upstream_protocol() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    for model in ["claude/mock-chunks-2", "oai/mock-chunks-2", "gem/mock-chunks-2", "zhipu/mock-chunks-2"] {
+        let resp = send_as_claude_code(&gw, &key, &claude_code_request(model)).await;
+        let status = resp.status();
+        let rid = request_id(&resp);
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{model}: {body}");
+        let events = sse_events(&body);
+        assert_eq!(events.last().and_then(|e| e.0.as_deref()), Some("message_stop"), "{model}: {body}");
+        let row = gw.log_entry(&rid).await;
+        assert_eq!((row.status, row.endpoint.as_str()), (200, "messages"), "{model}");
+    }
+    let seen = gw.mock.state.requests();
+    let anthropic = seen.iter().find(|r| r.path == "/v1/messages").expect("the Anthropic upstream was called");
+    assert_eq!(anthropic.headers.anthropic_beta.as_deref(), Some(CLAUDE_CODE_BETAS));
+    assert_eq!(anthropic.body["messages"][1], json!({"role": "system", "content": "The user switched to plan mode."}));
+    assert!(anthropic.body["context_management"].is_object(), "passthrough keeps the body as it came");
+
+    let openai = seen.iter().find(|r| r.path == "/v1/chat/completions").expect("the OpenAI upstream was called");
+    let roles: Vec<&str> =
+        openai.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "system", "assistant", "user"], "the instruction stays where it was given");
+    assert_eq!(openai.body["messages"][2]["content"], "The user switched to plan mode.");
+    // `oai` is a generic OpenAI-compatible server: no `reasoning_effort` (a provider named `openai`
+    // gets one; the translator's tests cover that).
+    for dropped in ["context_management", "output_config", "thinking", "metadata"] {
+        assert!(openai.body.get(dropped).is_none(), "{dropped} has no meaning for OpenAI: {}", openai.body);
+    }
+    assert!(openai.headers.anthropic_beta.is_none(), "betas go to Anthropic only");
+
+    let gemini = seen.iter().find(|r| r.path.starts_with("/v1beta/models/")).expect("the Gemini upstream was called");
+    let system: Vec<&str> = gemini.body["systemInstruction"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(system, ["You are Claude Code.", "Work in /repo.", "The user switched to plan mode."]);
+    assert!(gemini.body["generationConfig"]["thinkingConfig"].is_object(), "{}", gemini.body);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn betas_are_checked_and_the_api_refuses_beta_fields_without_them() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    let mut body = claude_code_request("claude/mock-chunks-2");
+    body["stream"] = json!(false);
+    // Without the beta, the upstream refuses the field (as Anthropic does): proof the header matters.
+    let resp = gw.messages(&key, body.clone()).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("context_management"), "{err}");
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", &key)
+        .header("anthropic-beta", "context-management-2025-06-27; drop table")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["type"], "error");
+    assert!(err["error"]["message"].as_str().unwrap().starts_with("anthropic-beta:"), "{err}");
+    let counted = reqwest::Client::new()
+        .post(gw.url("/v1/messages/count_tokens?beta=true"))
+        .header("x-api-key", &key)
+        .header("anthropic-beta", CLAUDE_CODE_BETAS)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counted.status(), 200, "count_tokens forwards the betas too");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_base_url_answers_head_and_get_without_a_key() {
+    let gw = gateway().await;
+    let client = reqwest::Client::new();
+    let head = client.head(gw.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let get: Value = client.get(gw.url("/")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(get["service"], "llm-proxy");
     gw.stop().await;
 }
 

@@ -113,7 +113,7 @@ pub(crate) async fn messages(
         Ok(accepted) => accepted,
         Err(resp) => return resp,
     };
-    if let Err(message) = validate(&body, true) {
+    if let Err(message) = validate(&body, true).and_then(|()| check_betas(&body, &headers)) {
         return error(400, &message);
     }
     let summary = summarize(&body);
@@ -139,10 +139,24 @@ pub(crate) async fn count_tokens(
         Ok(accepted) => accepted,
         Err(resp) => return resp,
     };
-    if let Err(message) = validate(&body, false) {
+    if let Err(message) = validate(&body, false).and_then(|()| check_betas(&body, &headers)) {
         return error(400, &message);
     }
     Json(json!({"input_tokens": prompt_words(&body)})).into_response()
+}
+
+/// Beta-only fields, refused as the API refuses them when the client did not name their beta in
+/// `anthropic-beta` (so a gateway that drops the header is caught).
+const BETA_FIELDS: [(&str, &str); 1] = [("context_management", "context-management-2025-06-27")];
+
+fn check_betas(body: &Value, headers: &HeaderMap) -> Result<(), String> {
+    let betas = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).unwrap_or("");
+    for (field, beta) in BETA_FIELDS {
+        if body.get(field).is_some() && !betas.split(',').any(|b| b.trim() == beta) {
+            return Err(format!("{field}: Extra inputs are not permitted (this field needs the `{beta}` beta)"));
+        }
+    }
+    Ok(())
 }
 
 fn prompt_words(body: &Value) -> u64 {
@@ -175,8 +189,19 @@ fn validate(body: &Value, needs_max_tokens: bool) -> Result<(), String> {
     let mut previous_tool_uses: HashSet<&str> = HashSet::new();
     for (i, m) in messages.iter().enumerate() {
         let role = m["role"].as_str().unwrap_or("");
+        if role == "system" {
+            // Mid-conversation instructions: right after a user turn, text only.
+            if i == 0 || messages[i - 1]["role"] != "user" {
+                return Err(format!("messages.{i}.role: a `system` message must come right after a `user` message"));
+            }
+            validate_system(&m["content"]).map_err(|e| format!("messages.{i}.content: {e}"))?;
+            continue;
+        }
         if role != "user" && role != "assistant" {
-            return Err(format!("messages.{i}.role: Input should be 'user' or 'assistant', got {}", m["role"]));
+            return Err(format!(
+                "messages.{i}.role: Input should be 'user', 'assistant' or 'system', got {}",
+                m["role"]
+            ));
         }
         let is_final_assistant = role == "assistant" && i + 1 == messages.len();
         let blocks: &[Value] = match &m["content"] {
@@ -435,6 +460,18 @@ fn summarize(body: &Value) -> Summary {
         _ => {}
     }
     for m in body["messages"].as_array().into_iter().flatten() {
+        if m["role"] == "system" {
+            match &m["content"] {
+                Value::String(text) => s.add_system(text),
+                blocks => blocks
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|b| b["text"].as_str())
+                    .for_each(|t| s.add_system(t)),
+            }
+            continue;
+        }
         let user = m["role"] == "user";
         s.message(user);
         match &m["content"] {

@@ -36,6 +36,7 @@
 //! | `error-after-<n>` | streams `n` steps, then the protocol's in-band error (OpenAI `data: {"error": …}`, Anthropic `event: error`, Gemini a chunk with `error`), then ends |
 //! | `mistral-style` | OpenAI only, like Mistral: 422 for any `stream_options`, usage in the finish chunk of every stream |
 //! | `tool` | one call to the request's first tool (none: 400), arguments exactly [`TOOL_ARGUMENTS`], streamed in small fragments (Gemini: whole); stop `tool_calls` / `tool_use` / `STOP` |
+//! | `agent` | an agent's turn: when the conversation ends with tool results, the text `The tool said: <the last result>`; otherwise one call to the first shell tool of the request it knows, with fixed arguments that print [`AGENT_MARKER`] (Claude Code's `Bash`: `{"command":"echo mock-agent-ok",…}`; Codex CLI's `shell`, `shell_command` or `exec_command`); none of them: 400 |
 //! | `tools-2` | two parallel calls to the first tool, the second with [`SECOND_TOOL_ARGUMENTS`] |
 //! | `reason` | reasoning, then the text: OpenAI `reasoning_content` (as DeepSeek), Anthropic a signed thinking block, Gemini `thought: true` parts; reasoning tokens in usage where the protocol has a field |
 //! | `cache` | 1000 prompt tokens read from cache and 200 written: OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`/`cache_creation_input_tokens` (outside `input_tokens`), Gemini `cachedContentTokenCount` |
@@ -104,7 +105,7 @@ use serde_json::json;
 
 pub use anthropic::ANTHROPIC_VERSION;
 pub use record::{Recorded, RecordedHeaders};
-pub use script::{SECOND_TOOL_ARGUMENTS, TOOL_ARGUMENTS};
+pub use script::{AGENT_MARKER, SECOND_TOOL_ARGUMENTS, TOOL_ARGUMENTS};
 
 /// The GLM API key (`id.secret`) the mock expects tokens to be signed with, unless configured.
 pub const DEFAULT_GLM_KEY: &str = "mockid.mocksecret";

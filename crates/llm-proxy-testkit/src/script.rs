@@ -8,6 +8,16 @@ use crate::summary::Summary;
 
 /// The arguments of the first scripted tool call, byte for byte: tests compare the bytes.
 pub const TOOL_ARGUMENTS: &str = r#"{"location": "Paris, France", "unit": "celsius"}"#;
+/// What an `agent` model has its client's shell run, and so what its final answer quotes.
+pub const AGENT_MARKER: &str = "mock-agent-ok";
+/// An `agent` model's call per shell tool of the agents it is tested with: its name, then its
+/// arguments (Claude Code's `Bash`, Codex CLI's `shell`, `shell_command` and `exec_command`).
+const AGENT_TOOLS: [(&str, &str); 4] = [
+    ("Bash", r#"{"command":"echo mock-agent-ok","description":"Print the mock's marker"}"#),
+    ("shell", r#"{"command":["bash","-lc","echo mock-agent-ok"]}"#),
+    ("shell_command", r#"{"command":"echo mock-agent-ok"}"#),
+    ("exec_command", r#"{"cmd":"echo mock-agent-ok"}"#),
+];
 /// The arguments of the second call of `tools-2`.
 pub const SECOND_TOOL_ARGUMENTS: &str = r#"{"location": "Tokyo, Japan", "unit": "celsius"}"#;
 
@@ -157,6 +167,7 @@ impl Script {
         summary: impl FnOnce() -> Summary,
     ) -> Result<Self, String> {
         let echo = model.contains("echo");
+        let agent = model.contains("agent");
         let tools_wanted = if model.contains("tools-2") {
             2
         } else if model.contains("tool") {
@@ -164,9 +175,21 @@ impl Script {
         } else {
             0
         };
-        let summary = (echo || tools_wanted > 0).then(summary);
+        let summary = (echo || agent || tools_wanted > 0).then(summary);
 
         let mut tool_calls = Vec::new();
+        // An agent's turn: run its shell, or, once the result is back, answer with it.
+        let answered = summary.as_ref().filter(|_| agent).and_then(|s| s.answered_tool().map(String::from));
+        if agent && answered.is_none() {
+            let tools = summary.as_ref().map(|s| s.tools.as_slice()).unwrap_or_default();
+            let Some((name, arguments)) = AGENT_TOOLS.iter().find(|(name, _)| tools.iter().any(|t| t == name)) else {
+                return Err(format!(
+                    "the mock model `{model}` runs a shell tool ({}), and the request has none of them",
+                    AGENT_TOOLS.map(|(name, _)| name).join(", ")
+                ));
+            };
+            tool_calls.push(ToolCall { name: name.to_string(), arguments });
+        }
         if tools_wanted > 0 {
             let Some(name) = summary.as_ref().and_then(|s| s.tools.first().cloned()) else {
                 return Err(format!(
@@ -184,7 +207,10 @@ impl Script {
             tool_units.extend((0..call.fragments().len()).map(|f| (k, Some(f))));
         }
 
-        let (text, reply) = if let (true, Some(summary)) = (echo, summary.as_ref()) {
+        let (text, reply) = if let Some(result) = answered {
+            let reply = format!("The tool said: {}", result.trim());
+            (Text::Fixed(thirds(&reply)), reply)
+        } else if let (true, Some(summary)) = (echo, summary.as_ref()) {
             let json = summary.to_json();
             (Text::Fixed(thirds(&json)), json)
         } else if !tool_calls.is_empty() {
@@ -312,6 +338,29 @@ mod tests {
         assert!(Script::new("m-tool", String::new(), 0, Summary::default).is_err());
         assert_eq!(Script::new("m-tools-2", String::new(), 0, tools).unwrap().tool_calls.len(), 2);
         assert!(Script::new("m-no-usage", String::new(), 0, Summary::default).unwrap().usage.is_none());
+    }
+
+    #[test]
+    fn an_agent_runs_a_shell_tool_it_knows_then_reads_back_its_result() {
+        let asked = |tools: &[&str], result: Option<&str>| {
+            let mut s = Summary::default();
+            s.tools = tools.iter().map(|t| t.to_string()).collect();
+            s.message(true);
+            s.message(false);
+            s.message(true);
+            if let Some(r) = result {
+                s.tool_results.push(r.into());
+            }
+            Script::new("mock-agent", String::new(), 1, || s)
+        };
+        let first = asked(&["Read", "Bash"], None).unwrap();
+        assert_eq!(first.tool_calls[0].name, "Bash");
+        assert!(first.tool_calls[0].arguments.contains(AGENT_MARKER));
+        assert_eq!(first.stop, Stop::ToolUse);
+        let done = asked(&["Bash"], Some("mock-agent-ok\n")).unwrap();
+        assert!(done.tool_calls.is_empty());
+        assert_eq!(done.reply, "The tool said: mock-agent-ok");
+        assert!(asked(&["Read"], None).is_err(), "no shell tool: a 400");
     }
 
     #[test]

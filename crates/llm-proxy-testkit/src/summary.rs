@@ -23,6 +23,9 @@ pub(crate) struct Summary {
     pub last_user_text: String,
     #[serde(skip)]
     user_side: Option<bool>,
+    /// How many tool results came before the current user turn.
+    #[serde(skip)]
+    results_before_turn: usize,
 }
 
 impl Summary {
@@ -43,6 +46,7 @@ impl Summary {
             self.user_side = Some(user_side);
             if user_side {
                 self.last_user_text.clear();
+                self.results_before_turn = self.tool_results.len();
             }
         }
     }
@@ -53,6 +57,14 @@ impl Summary {
             self.last_user_text.push('\n');
         }
         self.last_user_text.push_str(text);
+    }
+
+    /// The last tool result, when the conversation ends with a user turn that answers tool calls:
+    /// what an `agent` model reads back.
+    pub fn answered_tool(&self) -> Option<&str> {
+        (self.user_side == Some(true) && self.tool_results.len() > self.results_before_turn)
+            .then(|| self.tool_results.last().map(String::as_str))
+            .flatten()
     }
 
     pub fn to_json(&self) -> String {

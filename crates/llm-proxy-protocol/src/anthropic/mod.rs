@@ -16,6 +16,6 @@ pub use content::{
     ToolResultContent, ToolUseBlock,
 };
 pub use error::{ErrorBody, ErrorDetail};
-pub use request::{MessageParam, MessagesRequest, Metadata, ThinkingConfig, Tool, ToolChoice};
+pub use request::{ClientHeaders, MessageParam, MessagesRequest, Metadata, ThinkingConfig, Tool, ToolChoice};
 pub use response::{CountTokensResponse, Message, Usage};
 pub use stream::{ContentBlockDeltaData, Delta, MessageDelta, StreamEvent};

@@ -14,6 +14,12 @@ pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
+/// `GET /` and `HEAD /`, without auth: agents probe their base URL before the first call (Claude Code
+/// sends a `HEAD`), and a person opening it in a browser learns what answers there.
+pub async fn root() -> Response {
+    Json(json!({"service": "llm-proxy", "version": env!("CARGO_PKG_VERSION"), "status": "ok"})).into_response()
+}
+
 /// Readiness: the database answers and its migrations are applied.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let check = tokio::time::timeout(std::time::Duration::from_secs(3), state.store.ready()).await;

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use llm_proxy_core::provider::{ChatInput, Provider};
 use llm_proxy_core::unified::WireProtocol;
-use llm_proxy_protocol::anthropic::MessagesRequest;
+use llm_proxy_protocol::anthropic::{ClientHeaders, MessagesRequest};
 
 use crate::accounting::Demand;
 use crate::app::{AppState, RequestId, Shared};
@@ -107,9 +107,14 @@ async fn accept<'a>(
     body: Body,
     generating: bool,
 ) -> Result<(Exchange<'a>, MessagesRequest), Response> {
-    let (mut x, request): (_, MessagesRequest) =
+    let (mut x, mut request): (_, MessagesRequest) =
         Exchange::accept(state, id, endpoint, WireProtocol::Anthropic, parts, body).await?;
     x.set_model(&request.model, request.is_stream());
+    let header = |name: &str| parts.headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    match ClientHeaders::new(header("anthropic-version"), header("anthropic-beta")) {
+        Ok(h) => request.headers = h,
+        Err(e) => return Err(x.fail(ApiError::bad_request(e.message))),
+    }
     match check(state, &request, generating) {
         Ok(()) => Ok((x, request)),
         Err(e) => Err(x.fail(e)),

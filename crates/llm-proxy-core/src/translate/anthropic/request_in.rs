@@ -18,7 +18,8 @@ use crate::unified::{
 /// (marked as Anthropic's); content that only Anthropic can serve (documents, server tools, files)
 /// is refused with the path of the offending field.
 pub fn request_to_unified(r: MessagesRequest) -> Result<ChatRequest, TranslateError> {
-    let MessagesRequest { model, messages, max_tokens, system, stream, mut extra } = r;
+    // The client's protocol headers mean something to Anthropic upstreams only, which never come here.
+    let MessagesRequest { model, messages, max_tokens, system, stream, mut extra, headers: _ } = r;
     let system = match system {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => system_parts(v)?,
