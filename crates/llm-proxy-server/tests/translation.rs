@@ -292,7 +292,7 @@ async fn send_as_claude_code(gw: &Gateway, key: &str, body: &Value) -> reqwest::
         .json(body)
         .send()
         .await
-        .unwrap()
+        .expect("the gateway answers")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
