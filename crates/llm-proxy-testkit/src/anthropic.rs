@@ -53,12 +53,29 @@ fn check_headers(state: &MockState, headers: &HeaderMap) -> Result<(), Response>
     }
     match headers.get("anthropic-version").and_then(|v| v.to_str().ok()) {
         None => Err(error(400, "anthropic-version: header is required")),
-        Some(ANTHROPIC_VERSION) => Ok(()),
+        Some(ANTHROPIC_VERSION | VERSION_2026_10_21) => Ok(()),
         Some(other) => Err(error(
             400,
-            &format!("anthropic-version: unsupported version '{other}'; the mock accepts '{ANTHROPIC_VERSION}'"),
+            &format!(
+                "anthropic-version: unsupported version '{other}'; the mock accepts '{ANTHROPIC_VERSION}' and '{VERSION_2026_10_21}'"
+            ),
         )),
     }
+}
+
+/// The API version the current SDKs send. It removed the sampling parameters: a request that sends
+/// one is refused, so a gateway that pairs a client's body with the wrong version is caught.
+const VERSION_2026_10_21: &str = "2026-10-21";
+
+fn check_version_fields(body: &Value, headers: &HeaderMap) -> Result<(), String> {
+    if headers.get("anthropic-version").is_some_and(|v| v == VERSION_2026_10_21) {
+        for removed in ["temperature", "top_p", "top_k"] {
+            if body.get(removed).is_some() {
+                return Err(format!("{removed}: this parameter was removed in API version {VERSION_2026_10_21}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Anthropic's `ModelInfo`.
@@ -113,7 +130,10 @@ pub(crate) async fn messages(
         Ok(accepted) => accepted,
         Err(resp) => return resp,
     };
-    if let Err(message) = validate(&body, true).and_then(|()| check_betas(&body, &headers)) {
+    if let Err(message) = validate(&body, true)
+        .and_then(|()| check_betas(&body, &headers))
+        .and_then(|()| check_version_fields(&body, &headers))
+    {
         return error(400, &message);
     }
     let summary = summarize(&body);

@@ -4,7 +4,7 @@
 //! | protocol | paths | base URL an SDK takes | auth |
 //! |---|---|---|---|
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR/v1` | none checked |
-//! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version: 2023-06-01` |
+//! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version` `2023-06-01` or `2026-10-21` (which refuses `temperature`, `top_p`, `top_k`); beta-only fields need their `anthropic-beta` |
 //! | Gemini v1beta | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; `GET /v1beta/models/{model}` | `http://ADDR` | `x-goog-api-key` or `?key=` |
 //! | ZhipuAI GLM v4 | `POST /api/paas/v4/chat/completions`, `POST /api/paas/v4/embeddings` | `http://ADDR/api/paas/v4` | `Bearer` JWT signed from `id.secret` ([`jwt`]) |
 //!
