@@ -273,6 +273,46 @@ def test_anthropic_text_streamed_and_not(claude_client: anthropic.Anthropic, sta
     assert final.usage.input_tokens == whole.usage.input_tokens
 
 
+CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+def test_anthropic_beta_messages_with_betas_and_mid_conversation_system(
+    claude_client: anthropic.Anthropic, stack: Stack, upstream: str
+):
+    model = f"{upstream}/mock-echo"
+    request = dict(
+        model=model,
+        max_tokens=200,
+        betas=[CONTEXT_MANAGEMENT_BETA, "interleaved-thinking-2025-05-14"],
+        context_management={"edits": [{"type": "clear_tool_uses_20250919"}]},
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        messages=[
+            {"role": "user", "content": "Hello"},
+            {"role": "system", "content": "Answer in French."},
+            {"role": "assistant", "content": "Bonjour"},
+            {"role": "user", "content": "More"},
+        ],
+        thinking={"type": "adaptive"},
+        metadata={"user_id": "u-e2e"},
+    )
+    whole = claude_client.beta.messages.create(**request)
+    summary = json.loads(whole.content[-1].text)
+    # Every upstream got both instructions: in place or folded into its system prompt.
+    assert summary["system"] == "Be brief.\nAnswer in French.", summary
+    assert summary["last_user_text"] == "More"
+    with claude_client.beta.messages.stream(**request) as s:
+        streamed = "".join(s.text_stream)
+    assert json.loads(streamed)["system"] == summary["system"]
+    sent = [r for r in stack.mock_requests() if r["body"].get("context_management")]
+    # Only Anthropic upstreams get it, and with the betas that make it valid (the mock refuses it
+    # otherwise); elsewhere it has no meaning and is dropped.
+    assert all(r["path"] == "/v1/messages" for r in sent), [r["path"] for r in sent]
+    assert all(CONTEXT_MANAGEMENT_BETA in r["headers"]["anthropic_beta"] for r in sent), sent
+    if upstream == "claude":
+        assert sent, "the passthrough forwarded context_management as it came"
+
+
 @pytest.mark.parametrize("upstream", UPSTREAMS)
 def test_anthropic_streamed_tool_use_arrives_in_fragments_byte_for_byte(
     claude_client: anthropic.Anthropic, upstream: str
