@@ -18,6 +18,7 @@ pub mod request_log;
 pub mod routing;
 pub mod shared_state;
 pub mod store;
+pub mod stored_response;
 pub mod time;
 pub mod token_estimate;
 pub mod translate;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::UnixMillis;
 use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
+use crate::stored_response::StoredResponse;
 use crate::virtual_key::{KeyRecord, NewKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -168,5 +169,32 @@ pub trait Store: Send + Sync + 'static {
     /// Routes put or deleted at or after `since`, deleted ones included: what the server polls.
     async fn routes_updated_since(&self, _since: UnixMillis) -> Result<Vec<StoredRoute>, StoreError> {
         Ok(Vec::new())
+    }
+
+    // Stored Responses API answers (`crate::stored_response`). Both databases implement them; the
+    // defaults describe a store that keeps none.
+
+    /// Keeps an answer; putting an id again replaces it (a retried write).
+    async fn put_response(&self, _response: &StoredResponse) -> Result<(), StoreError> {
+        Err(StoreError::Other("this store does not keep responses".into()))
+    }
+    /// The answer `id` of `key_id` and the ones it continued, oldest first, at most `max`
+    /// (the newest `max`); empty when `id` is not that key's, or has expired (`now`).
+    async fn response_chain(
+        &self,
+        _id: &str,
+        _key_id: &str,
+        _now: UnixMillis,
+        _max: u32,
+    ) -> Result<Vec<StoredResponse>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Deletes the answer `id` of `key_id`; `NotFound` when there is none.
+    async fn delete_response(&self, _id: &str, _key_id: &str) -> Result<(), StoreError> {
+        Err(StoreError::NotFound)
+    }
+    /// Retention: deletes at most `limit` answers expired before `now`, and says how many went.
+    async fn delete_expired_responses(&self, _now: UnixMillis, _limit: u32) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }

@@ -183,6 +183,56 @@ macro_rules! impl_store {
                 .map_err(map_sqlx)?;
             Ok(rows::routes_from_rows(rows))
         }
+
+        async fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError> {
+            sqlx::query(rows::PUT_RESPONSE)
+                .bind(&r.id)
+                .bind(&r.key_id)
+                .bind(r.created_at.to_i64())
+                .bind(r.expires_at.to_i64())
+                .bind(&r.previous_id)
+                .bind(&r.upstream)
+                .bind(&r.input)
+                .bind(&r.response)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(())
+        }
+
+        async fn response_chain(
+            &self,
+            id: &str,
+            key_id: &str,
+            now: UnixMillis,
+            max: u32,
+        ) -> Result<Vec<StoredResponse>, StoreError> {
+            let rows: Vec<rows::ResponseRow> = sqlx::query_as(rows::RESPONSE_CHAIN)
+                .bind(id)
+                .bind(key_id)
+                .bind(now.to_i64())
+                .bind(i64::from(max))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(rows.into_iter().map(StoredResponse::from).collect())
+        }
+
+        async fn delete_response(&self, id: &str, key_id: &str) -> Result<(), StoreError> {
+            let done =
+                sqlx::query(rows::DELETE_RESPONSE).bind(id).bind(key_id).execute(&self.pool).await.map_err(map_sqlx)?;
+            if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        }
+
+        async fn delete_expired_responses(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError> {
+            let done = sqlx::query(rows::DELETE_EXPIRED_RESPONSES)
+                .bind(now.to_i64())
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(done.rows_affected())
+        }
         }
     };
 }

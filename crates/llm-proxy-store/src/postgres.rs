@@ -7,6 +7,7 @@ use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
+use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;

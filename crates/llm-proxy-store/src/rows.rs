@@ -10,6 +10,7 @@ use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{AttemptRecord, ErrorKind, LogCursor, LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, StoreError, StoredRoute};
+use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -115,6 +116,64 @@ pub(crate) const LIST_ROUTES: &str =
 
 pub(crate) const ROUTES_UPDATED_SINCE: &str =
     concat!("SELECT ", route_columns!(), " FROM routes WHERE updated_at >= $1 ORDER BY updated_at, name");
+
+macro_rules! response_columns {
+    () => {
+        "responses.id, responses.key_id, responses.created_at, responses.expires_at, responses.previous_id, \
+         responses.upstream, responses.input, responses.response"
+    };
+}
+
+pub(crate) const PUT_RESPONSE: &str = concat!(
+    "INSERT INTO responses (id, key_id, created_at, expires_at, previous_id, upstream, input, response) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, ",
+    "created_at = excluded.created_at, expires_at = excluded.expires_at, previous_id = excluded.previous_id, ",
+    "upstream = excluded.upstream, input = excluded.input, response = excluded.response"
+);
+
+/// `$1`'s chain back through `previous_id`, newest `$4` answers, all of key `$2` and unexpired at
+/// `$3`; oldest first. One statement, whatever the length (both databases have recursive CTEs).
+pub(crate) const RESPONSE_CHAIN: &str = concat!(
+    "WITH RECURSIVE chain (id, previous_id, depth) AS (",
+    "SELECT id, previous_id, CAST(1 AS BIGINT) FROM responses WHERE id = $1 AND key_id = $2 AND expires_at > $3 ",
+    "UNION ALL SELECT r.id, r.previous_id, chain.depth + 1 FROM responses r JOIN chain ON r.id = chain.previous_id ",
+    "WHERE r.key_id = $2 AND r.expires_at > $3 AND chain.depth < CAST($4 AS BIGINT)) ",
+    "SELECT ",
+    response_columns!(),
+    " FROM responses JOIN chain ON responses.id = chain.id ORDER BY chain.depth DESC"
+);
+
+pub(crate) const DELETE_RESPONSE: &str = "DELETE FROM responses WHERE id = $1 AND key_id = $2";
+
+pub(crate) const DELETE_EXPIRED_RESPONSES: &str = "DELETE FROM responses WHERE id IN \
+     (SELECT id FROM responses WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ResponseRow {
+    id: String,
+    key_id: String,
+    created_at: i64,
+    expires_at: i64,
+    previous_id: Option<String>,
+    upstream: Option<String>,
+    input: String,
+    response: String,
+}
+
+impl From<ResponseRow> for StoredResponse {
+    fn from(r: ResponseRow) -> Self {
+        StoredResponse {
+            id: r.id,
+            key_id: r.key_id,
+            created_at: UnixMillis::from_i64(r.created_at),
+            expires_at: UnixMillis::from_i64(r.expires_at),
+            previous_id: r.previous_id,
+            upstream: r.upstream,
+            input: r.input,
+            response: r.response,
+        }
+    }
+}
 
 /// The migrations table sqlx keeps; `success` is false only for a migration that failed half-way
 /// outside a transaction.

@@ -26,6 +26,7 @@ use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, Store, StoreError, StoredRoute};
+use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey, hash_key};
 use llm_proxy_store::connect;
 use serde_json::json;
@@ -1085,7 +1086,77 @@ macro_rules! store_suite {
     };
 }
 
+fn response(id: &str, key: &str, previous: Option<&str>, expires_at: i64) -> StoredResponse {
+    StoredResponse {
+        id: id.into(),
+        key_id: key.into(),
+        created_at: UnixMillis::from_i64(1_000),
+        expires_at: UnixMillis::from_i64(expires_at),
+        previous_id: previous.map(Into::into),
+        upstream: None,
+        input: format!(r#"[{{"role":"user","content":"turn {id} é"}}]"#),
+        response: format!(r#"{{"id":"{id}","object":"response","output":[]}}"#),
+    }
+}
+
+async fn responses_chain_back_within_their_key_only(db: TestDb) {
+    let store = db.migrated().await;
+    let now = UnixMillis::from_i64(5_000);
+    let mut first = response("resp_1", "k1", None, 10_000);
+    first.upstream = Some("openai".into());
+    store.put_response(&first).await.expect("put 1");
+    store.put_response(&response("resp_2", "k1", Some("resp_1"), 10_000)).await.expect("put 2");
+    store.put_response(&response("resp_3", "k1", Some("resp_2"), 10_000)).await.expect("put 3");
+    // Another key's answer continuing this chain (it cannot happen through the API) does not
+    // open the chain to that key.
+    store.put_response(&response("resp_x", "k2", Some("resp_3"), 10_000)).await.expect("put x");
+
+    let chain = store.response_chain("resp_3", "k1", now, 100).await.expect("chain");
+    let ids: Vec<&str> = chain.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["resp_1", "resp_2", "resp_3"], "oldest first");
+    assert_eq!(chain[0], first, "every field round-trips");
+    let newest_two = store.response_chain("resp_3", "k1", now, 2).await.expect("chain");
+    assert_eq!(newest_two.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["resp_2", "resp_3"]);
+    assert!(store.response_chain("resp_3", "k2", now, 100).await.expect("other key").is_empty());
+    let x = store.response_chain("resp_x", "k2", now, 100).await.expect("x");
+    assert_eq!(x.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["resp_x"], "the chain stops at the key");
+
+    // A retried write replaces; a delete is the key's only.
+    let mut again = response("resp_2", "k1", Some("resp_1"), 10_000);
+    again.response = r#"{"id":"resp_2","status":"completed"}"#.into();
+    store.put_response(&again).await.expect("put again");
+    assert_eq!(store.response_chain("resp_2", "k1", now, 1).await.expect("one")[0], again);
+    assert!(matches!(store.delete_response("resp_2", "k2").await, Err(StoreError::NotFound)));
+    store.delete_response("resp_2", "k1").await.expect("delete");
+    assert!(matches!(store.delete_response("resp_2", "k1").await, Err(StoreError::NotFound)));
+    let cut = store.response_chain("resp_3", "k1", now, 100).await.expect("chain");
+    assert_eq!(cut.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["resp_3"], "a deleted turn ends the chain");
+}
+
+async fn expired_responses_are_hidden_then_deleted_in_batches(db: TestDb) {
+    let store = db.migrated().await;
+    for i in 0..5 {
+        store.put_response(&response(&format!("old_{i}"), "k", None, 2_000 + i)).await.expect("put old");
+    }
+    store.put_response(&response("new", "k", Some("old_4"), 9_000)).await.expect("put new");
+    let now = UnixMillis::from_i64(5_000);
+    assert!(store.response_chain("old_1", "k", now, 10).await.expect("expired").is_empty());
+    let chain = store.response_chain("new", "k", now, 10).await.expect("chain");
+    assert_eq!(chain.len(), 1, "an expired turn ends the chain");
+    assert_eq!(store.delete_expired_responses(now, 3).await.expect("delete"), 3);
+    assert_eq!(store.delete_expired_responses(now, 3).await.expect("delete"), 2);
+    assert_eq!(store.delete_expired_responses(now, 3).await.expect("delete"), 0);
+    // Gone, not hidden: even a clock before their expiry finds none of them.
+    let long_ago = UnixMillis::from_i64(0);
+    for i in 0..5 {
+        assert!(store.response_chain(&format!("old_{i}"), "k", long_ago, 10).await.expect("old").is_empty());
+    }
+    assert_eq!(store.response_chain("new", "k", long_ago, 10).await.expect("new").len(), 1, "the live one stays");
+}
+
 store_suite!(
+    responses_chain_back_within_their_key_only,
+    expired_responses_are_hidden_then_deleted_in_batches,
     migrating_twice_is_harmless,
     ready_only_after_migrations,
     instances_starting_together_migrate_once,
