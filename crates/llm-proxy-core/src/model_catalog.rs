@@ -198,6 +198,7 @@ mod tests {
                 .map(|(n, a)| ModelConfig { name: n.to_string(), alias: a.map(String::from) })
                 .collect(),
             stream_options: true,
+            responses_api: false,
         }
     }
 

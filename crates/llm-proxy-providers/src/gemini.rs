@@ -166,6 +166,7 @@ mod tests {
             api_key: None,
             models: Vec::new(),
             stream_options: false,
+            responses_api: false,
         };
         let timeouts = UpstreamTimeouts::default();
         Gemini::new(&config, HttpClient::new(&timeouts).unwrap(), timeouts).unwrap()

@@ -31,6 +31,7 @@ pub(super) struct RawConfig {
     pub(super) connections: Option<super::connections::RawConnections>,
     pub(super) max_tokens_ceiling: Option<u64>,
     pub(super) log_retention_days: Option<u32>,
+    pub(super) response_retention_days: Option<u32>,
     pub(super) admin_auth_failures_per_minute: Option<u64>,
     #[serde(default)]
     pub(super) providers: IndexMap<String, RawProvider>,
@@ -75,6 +76,7 @@ pub(super) struct RawProvider {
     #[serde(default)]
     pub(super) models: Vec<RawModel>,
     pub(super) stream_options: Option<bool>,
+    pub(super) responses_api: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

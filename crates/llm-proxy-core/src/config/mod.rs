@@ -39,6 +39,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_TOKENS_CEILING: u64 = 131_072;
 /// Days of request-log rows kept by default.
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+/// OpenAI keeps stored responses 30 days.
+pub const DEFAULT_RESPONSE_RETENTION_DAYS: u32 = 30;
 /// Failed admin-API authentications per client address and minute before it is locked out.
 pub const DEFAULT_ADMIN_AUTH_FAILURES_PER_MINUTE: u64 = 10;
 
@@ -78,6 +80,8 @@ pub struct Config {
     pub max_tokens_ceiling: u64,
     /// Request-log rows older than this many days are deleted; 0 keeps them forever.
     pub log_retention_days: u32,
+    /// Days a stored Responses API answer stays readable and continuable (`previous_response_id`).
+    pub response_retention_days: u32,
     /// Failed admin-API authentications per client address and minute before the address is
     /// refused (429) until the minute has passed.
     pub admin_auth_failures_per_minute: u64,
@@ -145,6 +149,10 @@ pub struct ProviderConfig {
     /// Whether the upstream accepts `stream_options`. When it does, streams ask it for usage;
     /// when not, the field is removed from requests (some servers reject unknown fields).
     pub stream_options: bool,
+    /// Whether the upstream serves the OpenAI Responses API (`POST /responses`): Responses
+    /// clients are then passed through to it; otherwise they are translated onto Chat
+    /// Completions. On for the provider named `openai` alone unless configured.
+    pub responses_api: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,6 +435,15 @@ fn build(
     }
     let log_retention_days =
         env_parse(env, "LOG_RETENTION_DAYS", errors).or(raw.log_retention_days).unwrap_or(DEFAULT_LOG_RETENTION_DAYS);
+    let response_retention_days = env_parse(env, "RESPONSE_RETENTION_DAYS", errors)
+        .or(raw.response_retention_days)
+        .unwrap_or(DEFAULT_RESPONSE_RETENTION_DAYS);
+    if response_retention_days == 0 {
+        errors.push(ConfigError {
+            path: "response_retention_days".into(),
+            message: "must be at least 1 (a client sending `store: false` keeps nothing)".into(),
+        });
+    }
     let admin_auth_failures_per_minute =
         raw.admin_auth_failures_per_minute.unwrap_or(DEFAULT_ADMIN_AUTH_FAILURES_PER_MINUTE);
     if admin_auth_failures_per_minute == 0 {
@@ -465,6 +482,7 @@ fn build(
         connections,
         max_tokens_ceiling,
         log_retention_days,
+        response_retention_days,
         admin_auth_failures_per_minute,
         providers,
         routes,
@@ -631,6 +649,19 @@ mod tests {
         }
         assert!(out.contains("postgres://u:***@h/db"), "{out}");
         assert!(format!("{c:?}").find("sk-canary").is_none());
+    }
+
+    #[test]
+    fn the_responses_api_is_on_for_openai_alone_unless_configured() {
+        let file = "providers:\n  openai: {api_key: k}\n  groq: {api_key: k}\n  vllm: {protocol: openai, base_url: http://l, responses_api: true}\n  off: {protocol: openai, base_url: http://o}\n";
+        let c = load(Some(file), &[]).unwrap();
+        let flags: Vec<_> = c.providers.iter().map(|p| (p.name.as_str(), p.responses_api)).collect();
+        assert_eq!(flags, [("openai", true), ("groq", false), ("vllm", true), ("off", false)]);
+        assert_eq!(c.response_retention_days, DEFAULT_RESPONSE_RETENTION_DAYS);
+        let err = load(Some("response_retention_days: 0\n"), &[]).unwrap_err();
+        assert_eq!(err.0[0].path, "response_retention_days");
+        let err = load(Some("providers:\n  c: {protocol: anthropic, base_url: http://c, responses_api: true}\n"), &[]);
+        assert_eq!(err.unwrap_err().0[0].path, "providers.c.responses_api");
     }
 
     #[test]

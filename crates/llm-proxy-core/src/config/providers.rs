@@ -119,6 +119,15 @@ pub(super) fn build_providers(
         }
         // GLM's API has no `stream_options` whatever the provider is called.
         let stream_options = p.stream_options.unwrap_or(known.map_or(protocol != Protocol::Glm, |k| k.stream_options));
+        // Of the OpenAI-protocol servers, only OpenAI's own is known to serve the Responses API.
+        let responses_api = p.responses_api.unwrap_or(canonical == "openai");
+        if responses_api && protocol != Protocol::Openai {
+            errors.push(ConfigError {
+                path: format!("{path}.responses_api"),
+                message: "only an OpenAI-protocol server can serve the Responses API".into(),
+            });
+            continue;
+        }
         out.push(ProviderConfig {
             name: canonical,
             protocol,
@@ -126,6 +135,7 @@ pub(super) fn build_providers(
             api_key: api_key.map(Into::into),
             models,
             stream_options,
+            responses_api,
         });
     }
     // Providers named nowhere in the file but whose key is in the environment.
@@ -144,6 +154,7 @@ pub(super) fn build_providers(
             api_key: Some(key.into()),
             models: Vec::new(),
             stream_options: k.stream_options,
+            responses_api: k.name == "openai",
         });
     }
     out

@@ -60,6 +60,7 @@ impl Config {
         m.insert("connections".into(), Value::Mapping(conn));
         m.insert("max_tokens_ceiling".into(), self.max_tokens_ceiling.into());
         m.insert("log_retention_days".into(), self.log_retention_days.into());
+        m.insert("response_retention_days".into(), self.response_retention_days.into());
         m.insert("admin_auth_failures_per_minute".into(), self.admin_auth_failures_per_minute.into());
         let mut providers = Mapping::new();
         for p in &self.providers {
@@ -68,6 +69,7 @@ impl Config {
             pm.insert("base_url".into(), redact_url(&p.base_url).into());
             pm.insert("api_key".into(), secret(&p.api_key));
             pm.insert("stream_options".into(), p.stream_options.into());
+            pm.insert("responses_api".into(), p.responses_api.into());
             let models: Vec<Value> = p
                 .models
                 .iter()

@@ -26,6 +26,7 @@ pub fn catalog() -> ModelCatalog {
                 ModelConfig { name: "emb".into(), alias: None },
             ],
             stream_options: true,
+            responses_api: false,
         })
         .collect();
     ModelCatalog::new(&providers)
