@@ -54,6 +54,8 @@ pub struct Shared {
     pub accounting: crate::accounting::Accounting,
     pub keys: Arc<KeyRing>,
     pub store: Arc<dyn Store>,
+    /// Responses API answers kept for `previous_response_id` and `/v1/responses/{id}`.
+    pub responses: Arc<crate::response_store::ResponseStore>,
     pub logs: LogSink,
     pub master_key: Option<SecretString>,
     pub max_body_bytes: usize,

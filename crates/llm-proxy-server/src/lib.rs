@@ -19,6 +19,7 @@ pub mod health_check;
 pub mod listener;
 pub mod meter;
 pub mod relay;
+pub mod response_store;
 pub mod route_sync;
 pub mod routes;
 pub mod serve;

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::accounting::Accounting;
 use crate::app::{AppState, Live, RouteInputs, Shared, app};
+use crate::response_store::ResponseStore;
 use crate::{health_check, route_sync};
 use llm_proxy_core::pricing::PricingSource;
 use llm_proxy_core::shared_state::{Counters, LocalCounters};
@@ -82,6 +83,7 @@ pub async fn run(
         route_inputs,
         accounting,
         keys: keys.clone(),
+        responses: Arc::new(ResponseStore::new(store.clone(), config.response_retention_days, tracker.clone())),
         store,
         logs: logs.clone(),
         master_key: config.master_key.clone(),
@@ -100,6 +102,7 @@ pub async fn run(
     if config.log_retention_days > 0 {
         tracker.spawn(retain_logs(state.store.clone(), config.log_retention_days, stop.clone()));
     }
+    tracker.spawn(retain_responses(state.store.clone(), stop.clone()));
     if config.health_check.enabled {
         tracker.spawn(health_check::run(state.0.clone(), config.health_check.clone(), stop.clone()));
     }
@@ -205,6 +208,38 @@ pub async fn retain_logs_once(store: &dyn Store, days: u32) -> Result<u64, llm_p
         deleted += n;
         if n < u64::from(RETENTION_BATCH) {
             return Ok(deleted);
+        }
+    }
+}
+
+/// Deletes expired stored Responses API answers, at start and then hourly, in batches. (They are
+/// unreadable from the moment they expire; this frees their space.)
+async fn retain_responses(store: Arc<dyn Store>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = llm_proxy_core::UnixMillis::now();
+        let mut deleted = 0;
+        loop {
+            match store.delete_expired_responses(now, RETENTION_BATCH).await {
+                Ok(n) => {
+                    deleted += n;
+                    if n < u64::from(RETENTION_BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "response retention: deleting expired responses failed; retrying next hour");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "response retention: deleted expired stored responses");
         }
     }
 }
