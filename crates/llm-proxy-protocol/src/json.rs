@@ -63,7 +63,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 /// Decodes `value` as `T`, naming a field that does not fit below `path`: `input[2]` and
 /// `content[0].text` make `input[2].content[0].text`. For translators that decode a body piece by
 /// piece and must still say where in the client's body a fault is.
-pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value, path: &str) -> Result<T, DecodeError> {
+pub fn decode_value<T: DeserializeOwned>(value: &serde_json::Value, path: &str) -> Result<T, DecodeError> {
     serde_path_to_error::deserialize(value).map_err(|e| located(path, e))
 }
 
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn pieces_name_their_fields_below_their_path() {
         let value = serde_json::json!({"items": [{"flag": true}, {"flag": 1}]});
-        let err = decode_value::<Outer>(value, "input[3]").unwrap_err();
+        let err = decode_value::<Outer>(&value, "input[3]").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("input[3].items[1].flag"));
         let err = decode_str::<Vec<Inner>>(r#"[{"flag": "x"}]"#, "tools").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("tools[0].flag"));

@@ -234,7 +234,7 @@ impl InputItem {
     }
 
     /// Decodes an item given as a value (history the gateway stored).
-    pub fn from_value(value: Value, path: &str) -> Result<Self, DecodeError> {
+    pub fn from_value(value: &Value, path: &str) -> Result<Self, DecodeError> {
         Self::decode(value, path)
     }
 
@@ -286,9 +286,9 @@ impl ItemSource for &str {
     }
 }
 
-impl ItemSource for Value {
+impl ItemSource for &Value {
     fn peek<T: DeserializeOwned>(&self, path: &str) -> Result<T, DecodeError> {
-        T::deserialize(self).map_err(|e| DecodeError { message: e.to_string(), param: Some(path.to_string()) })
+        T::deserialize(*self).map_err(|e| DecodeError { message: e.to_string(), param: Some(path.to_string()) })
     }
 
     fn decode<T: DeserializeOwned>(self, path: &str) -> Result<T, DecodeError> {
@@ -545,7 +545,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.param.as_deref(), Some("input[2].content[1]"));
         assert!(err.message.contains("missing field `text`"), "{}", err.message);
-        let err = InputItem::from_value(json!({"type": "function_call", "name": "f"}), "input[0]").unwrap_err();
+        let err = InputItem::from_value(&json!({"type": "function_call", "name": "f"}), "input[0]").unwrap_err();
         assert!(err.message.contains("call_id"), "{}", err.message);
         let err = InputItem::from_json(r#"{"role":"wizard","content":"x"}"#, "input[0]").unwrap_err();
         assert_eq!(err.param.as_deref(), Some("input[0].role"));
