@@ -1,8 +1,9 @@
 //! The ids a translated answer needs that its upstream did not give, chosen by the caller.
 //!
 //! Translators are pure functions of their inputs: the one random value of an answer comes in as an
-//! `AnswerIds`, and every id they make up (`msg_…`, `chatcmpl-…`, `gen-…`, tool-call ids) is derived
-//! from it. The same input with the same `AnswerIds` gives byte-identical output.
+//! `AnswerIds`, and every id they make up (`msg_…`, `chatcmpl-…`, `gen-…`, `resp_…`, output item and
+//! tool-call ids) is derived from it. The same input with the same `AnswerIds` gives byte-identical
+//! output.
 
 use uuid::Uuid;
 

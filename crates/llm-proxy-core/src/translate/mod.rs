@@ -2,7 +2,8 @@
 //!
 //! One module per protocol, each with both directions: the client side (its request → unified,
 //! unified answers → its response body and stream events) and the upstream side (unified → its
-//! request body, its response body and stream events → unified). No I/O and no randomness: the ids
+//! request body, its response body and stream events → unified). OpenAI's Responses API has the
+//! client side only: the one upstream that speaks it is OpenAI, which takes it as it came. No I/O and no randomness: the ids
 //! a translator makes up come from the caller's `AnswerIds`. Tested on fixtures from the providers'
 //! API references.
 

@@ -133,12 +133,6 @@ pub enum ResponsesInput {
 pub struct InputItems(Arc<[Box<RawValue>]>);
 
 impl InputItems {
-    /// Items built in code (history the gateway stored, tests).
-    pub fn from_values(items: &[Value]) -> Result<Self, serde_json::Error> {
-        let raw = items.iter().map(serde_json::value::to_raw_value).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self(raw.into()))
-    }
-
     pub fn len(&self) -> usize {
         self.0.len()
     }
