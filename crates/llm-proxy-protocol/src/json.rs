@@ -60,6 +60,38 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// Decodes `value` as `T`, naming a field that does not fit below `path`: `input[2]` and
+/// `content[0].text` make `input[2].content[0].text`. For translators that decode a body piece by
+/// piece and must still say where in the client's body a fault is.
+pub fn decode_value<T: DeserializeOwned>(value: &serde_json::Value, path: &str) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| located(path, e))
+}
+
+/// `decode_value` for a piece kept as JSON text.
+pub fn decode_str<T: DeserializeOwned>(text: &str, path: &str) -> Result<T, DecodeError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| located(path, e))
+}
+
+fn located(path: &str, e: serde_path_to_error::Error<serde_json::Error>) -> DecodeError {
+    let inner = e.path().to_string();
+    let param = match inner.as_str() {
+        "." | "" | "?" => path.to_string(),
+        _ if path.is_empty() => inner,
+        index if index.starts_with('[') => format!("{path}{index}"),
+        field => format!("{path}.{field}"),
+    };
+    let mut message = e.into_inner().to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    DecodeError { message, param: (!param.is_empty()).then_some(param) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +119,18 @@ mod tests {
     fn syntax_errors_have_no_param() {
         let err = decode::<Outer>(b"{not json").unwrap_err();
         assert_eq!(err.param, None);
+    }
+
+    #[test]
+    fn pieces_name_their_fields_below_their_path() {
+        let value = serde_json::json!({"items": [{"flag": true}, {"flag": 1}]});
+        let err = decode_value::<Outer>(&value, "input[3]").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("input[3].items[1].flag"));
+        let err = decode_str::<Vec<Inner>>(r#"[{"flag": "x"}]"#, "tools").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tools[0].flag"));
+        assert!(!err.message.contains(" at line "), "{}", err.message);
+        let err = decode_str::<Inner>("5", "tools[0]").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tools[0]"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The ids a translated answer needs that its upstream did not give, chosen by the caller.
 //!
 //! Translators are pure functions of their inputs: the one random value of an answer comes in as an
-//! `AnswerIds`, and every id they make up (`msg_…`, `chatcmpl-…`, `gen-…`, tool-call ids) is derived
-//! from it. The same input with the same `AnswerIds` gives byte-identical output.
+//! `AnswerIds`, and every id they make up (`msg_…`, `chatcmpl-…`, `gen-…`, `resp_…`, output item and
+//! tool-call ids) is derived from it. The same input with the same `AnswerIds` gives byte-identical
+//! output.
 
 use uuid::Uuid;
 
@@ -49,6 +50,17 @@ impl AnswerIds {
         format!("gen-{}", self.0.simple())
     }
 
+    /// `resp_…`: the id of a Responses API response, under which the gateway stores it.
+    pub(crate) fn resp_id(&self) -> String {
+        format!("resp_{}", self.0.simple())
+    }
+
+    /// The id of a Responses output item: `<prefix>_<hex>_<n>` (`msg`, `fc`, `rs`), `n` its place in
+    /// the output.
+    pub(crate) fn item_id(&self, prefix: &str, n: usize) -> String {
+        format!("{prefix}_{}_{n}", self.0.simple())
+    }
+
     /// The first `len` (at most 32) hex digits: the tag in generated tool-call ids
     /// (`call_<tag>_<n>`) that keeps them distinct from other answers' in one conversation.
     pub(crate) fn tag(&self, len: usize) -> String {
@@ -74,13 +86,17 @@ mod tests {
     #[test]
     fn ids_keep_their_formats() {
         let ids = AnswerIds::random();
-        for (id, prefix) in
-            [(ids.message_id(), "msg_"), (ids.completion_id(), "chatcmpl-"), (ids.response_id(), "gen-")]
-        {
+        for (id, prefix) in [
+            (ids.message_id(), "msg_"),
+            (ids.completion_id(), "chatcmpl-"),
+            (ids.response_id(), "gen-"),
+            (ids.resp_id(), "resp_"),
+        ] {
             let hex = id.strip_prefix(prefix).unwrap();
             assert_eq!(hex.len(), 32, "{id}");
             assert!(hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
         }
+        assert_eq!(ids.item_id("fc", 3), format!("fc_{}_3", ids.tag(32)));
         assert_eq!(ids.tag(12).len(), 12);
         assert_eq!(ids.tag(99).len(), 32);
         assert!(ids.message_id().ends_with(&ids.tag(32)));

@@ -2,7 +2,8 @@
 //!
 //! One module per protocol, each with both directions: the client side (its request → unified,
 //! unified answers → its response body and stream events) and the upstream side (unified → its
-//! request body, its response body and stream events → unified). No I/O and no randomness: the ids
+//! request body, its response body and stream events → unified). OpenAI's Responses API has the
+//! client side only: the one upstream that speaks it is OpenAI, which takes it as it came. No I/O and no randomness: the ids
 //! a translator makes up come from the caller's `AnswerIds`. Tested on fixtures from the providers'
 //! API references.
 
@@ -10,6 +11,7 @@ mod answer_ids;
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
 pub use answer_ids::AnswerIds;
 
@@ -169,6 +171,42 @@ pub fn encode_stream(events: EventStream, encoder: Box<dyn StreamEncoder>) -> Ch
     }))
 }
 
+/// The value of the first `"type"` key in `data`: the event type, which Anthropic and the Responses
+/// API write first. Used only for events that come without an SSE name.
+pub(crate) fn leading_type(data: &str) -> Option<&str> {
+    let rest = &data[data.find("\"type\"")? + "\"type\"".len()..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    rest.split('"').next()
+}
+
+/// Appends `s` as a JSON string literal: the encoders' per-token path, which formats events by hand.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `i` is a char boundary.
+        out.push_str(&s[plain..i]);
+        plain = i + 1;
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
+}
+
 /// The ids of the tool calls a decoded stream starts, in order: for the tests of each decoder.
 #[cfg(test)]
 pub(crate) fn tool_call_ids(events: &[StreamEvent]) -> Vec<String> {
@@ -248,6 +286,14 @@ mod tests {
     }
 
     proptest! {
+        /// The encoders' hand-written strings read back as what was written.
+        #[test]
+        fn hand_escaped_strings_are_json(s in "[ -~\u{0}-\u{1f}\u{7f}\u{e9}\u{2028}\u{1f600}]{0,40}") {
+            let mut out = String::from("x");
+            push_json_str(&mut out, &s);
+            prop_assert_eq!(serde_json::from_str::<String>(&out[1..]).ok(), Some(s));
+        }
+
         /// Anthropic upstream → OpenAI client: `partial_json` fragments become `arguments`
         /// fragments that concatenate to the upstream's text byte for byte.
         #[test]

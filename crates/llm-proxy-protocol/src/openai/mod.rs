@@ -1,4 +1,4 @@
-//! The OpenAI API: Chat Completions, Embeddings, Models and the error body.
+//! The OpenAI API: Chat Completions, Responses, Embeddings, Models and the error body.
 //!
 //! Request types keep every field they do not know in `extra`, so a same-protocol passthrough
 //! forwards what the client sent with only `model` rewritten.
@@ -7,10 +7,16 @@ mod chat;
 mod embeddings;
 mod error;
 mod models;
+mod responses;
 mod usage;
 
 pub use chat::{ChatCompletionRequest, ChatMessage, ChoiceScan, ChunkScan, StreamOptions};
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorDetail};
 pub use models::{ModelList, ModelObject};
+pub use responses::{
+    Content, ContentPart, FunctionCallItem, FunctionCallOutputItem, FunctionTool, InputItem, InputItems,
+    InputTokensDetails, MessageItem, MessageRole, OutputTokensDetails, ReasoningItem, ReasoningParam, ReasoningPart,
+    ResponseUsage, ResponsesInput, ResponsesRequest, SummaryPart, TextFormat, TextParam,
+};
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};

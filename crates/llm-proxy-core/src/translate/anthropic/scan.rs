@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::usage_from_wire;
 use crate::provider::{ChunkKind, TokenUsage};
+use crate::translate::leading_type;
 
 /// What one forwarded event says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,14 +88,6 @@ impl PassthroughScanner {
 struct UsageOf {
     #[serde(default)]
     usage: Option<Usage>,
-}
-
-/// The value of the first `"type"` key in `data`: the event type, which Anthropic writes first.
-/// Used only for events that come without an SSE name.
-fn leading_type(data: &str) -> Option<&str> {
-    let rest = &data[data.find("\"type\"")? + "\"type\"".len()..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
-    rest.split('"').next()
 }
 
 #[cfg(test)]

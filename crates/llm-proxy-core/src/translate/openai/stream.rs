@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::response::chat_id;
 use super::{finish_reason, stop_reason, usage_to_wire};
 use crate::provider::{ChatChunk, ChunkKind, ProviderError, TokenUsage};
-use crate::translate::{AnswerIds, StreamDecoder, StreamEncoder};
+use crate::translate::{AnswerIds, StreamDecoder, StreamEncoder, push_json_str};
 use crate::unified::{StopReason, StreamEvent};
 
 /// Writes chunks for an OpenAI client. Chunks are formatted by hand around a prefix computed once
@@ -73,12 +73,6 @@ impl ChunkEncoder {
 
 fn chunk(data: String, kind: ChunkKind) -> ChatChunk {
     ChatChunk { event: None, data, usage: None, kind }
-}
-
-/// Appends `s` as a JSON string literal.
-fn push_json_str(out: &mut String, s: &str) {
-    // Serialising a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
 impl StreamEncoder for ChunkEncoder {

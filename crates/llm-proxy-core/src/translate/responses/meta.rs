@@ -1,0 +1,197 @@
+//! `ResponseMeta`: what a `response` object repeats of its request, and the object around an output.
+
+use llm_proxy_protocol::openai::{ResponsesRequest, TextFormat, TextParam};
+use serde_json::{Map, Value, json};
+
+use super::stream::FailureCode;
+use super::usage_to_wire;
+use crate::provider::TokenUsage;
+use crate::time::UnixMillis;
+use crate::translate::AnswerIds;
+
+/// The fields of a `response` object that come from its request, with OpenAI's defaults where the
+/// client left them out. Taken from the request before it is translated (which consumes it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseMeta {
+    /// `resp_…`: the response's id, the one a later `previous_response_id` names.
+    pub id: String,
+    pub created_at: UnixMillis,
+    /// The model as the client named it.
+    pub model: String,
+    pub instructions: Option<String>,
+    pub max_output_tokens: Option<u64>,
+    pub metadata: Map<String, Value>,
+    pub parallel_tool_calls: bool,
+    pub previous_response_id: Option<String>,
+    pub reasoning_effort: Option<String>,
+    pub reasoning_summary: Option<String>,
+    pub store: bool,
+    pub temperature: f64,
+    /// `text` as OpenAI repeats it: the format (plain text unless asked otherwise) and verbosity.
+    pub text: Value,
+    pub tool_choice: Value,
+    /// The tools as sent, function tools with `strict` filled in as OpenAI does (on by default).
+    pub tools: Vec<Value>,
+    pub top_p: f64,
+    pub user: Option<String>,
+}
+
+/// Where a response stands, and what the object says about it.
+pub(super) enum Outcome<'a> {
+    InProgress,
+    Completed {
+        at: UnixMillis,
+    },
+    /// Cut short: `max_output_tokens` or `content_filter`.
+    Incomplete {
+        reason: &'static str,
+    },
+    Failed {
+        code: FailureCode,
+        message: &'a str,
+    },
+}
+
+impl ResponseMeta {
+    /// `created_at` is when the request arrived; `ids` names the response (`resp_…`).
+    pub fn of(r: &ResponsesRequest, created_at: UnixMillis, ids: AnswerIds) -> Self {
+        let reasoning = r.reasoning.as_ref();
+        let mut text = r.text.clone().unwrap_or_default();
+        if text.format.is_none() {
+            text.format = Some(TextFormat::Text);
+        }
+        let tools = r.tools.iter().flatten().map(|t| Value::Object(echoed_tool(t))).collect();
+        Self {
+            id: ids.resp_id(),
+            created_at,
+            model: r.model.clone(),
+            instructions: r.instructions.clone(),
+            max_output_tokens: r.max_output_tokens,
+            metadata: r.metadata.clone().unwrap_or_default(),
+            parallel_tool_calls: r.parallel_tool_calls.unwrap_or(true),
+            previous_response_id: r.previous_response_id.clone(),
+            reasoning_effort: reasoning.and_then(|x| x.effort.clone()),
+            reasoning_summary: reasoning.and_then(|x| x.summary.clone()),
+            store: r.stores(),
+            temperature: r.temperature.unwrap_or(1.0),
+            text: text_value(&text),
+            tool_choice: r.tool_choice.clone().unwrap_or_else(|| "auto".into()),
+            tools,
+            top_p: r.top_p.unwrap_or(1.0),
+            user: r.user.clone(),
+        }
+    }
+
+    /// The `response` object: these fields around `output`, in the order OpenAI writes them.
+    pub(super) fn object(&self, outcome: Outcome<'_>, output: Vec<Value>, usage: Option<&TokenUsage>) -> Value {
+        let (status, completed_at, error, incomplete) = match outcome {
+            Outcome::InProgress => ("in_progress", Value::Null, Value::Null, Value::Null),
+            Outcome::Completed { at } => ("completed", seconds(at).into(), Value::Null, Value::Null),
+            Outcome::Incomplete { reason } => ("incomplete", Value::Null, Value::Null, json!({"reason": reason})),
+            Outcome::Failed { code, message } => {
+                ("failed", Value::Null, json!({"code": code.as_str(), "message": message}), Value::Null)
+            }
+        };
+        json!({
+            "id": self.id,
+            "object": "response",
+            "created_at": seconds(self.created_at),
+            "status": status,
+            "completed_at": completed_at,
+            "error": error,
+            "incomplete_details": incomplete,
+            "instructions": self.instructions,
+            "max_output_tokens": self.max_output_tokens,
+            "model": self.model,
+            "output": output,
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "previous_response_id": self.previous_response_id,
+            "reasoning": {"effort": self.reasoning_effort, "summary": self.reasoning_summary},
+            "store": self.store,
+            "temperature": self.temperature,
+            "text": self.text,
+            "tool_choice": self.tool_choice,
+            "tools": self.tools,
+            "top_p": self.top_p,
+            // The gateway never drops input to make it fit.
+            "truncation": "disabled",
+            "usage": usage.map(usage_to_wire),
+            "user": self.user,
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Seconds since the epoch, as the Responses API counts time.
+fn seconds(t: UnixMillis) -> u64 {
+    t.as_millis() / 1000
+}
+
+fn echoed_tool(tool: &Map<String, Value>) -> Map<String, Value> {
+    let mut tool = tool.clone();
+    if tool.get("type").and_then(Value::as_str) == Some("function") && tool.get("strict").is_none_or(Value::is_null) {
+        tool.insert("strict".into(), true.into());
+    }
+    tool
+}
+
+fn text_value(text: &TextParam) -> Value {
+    // The wire type has string keys only: it always serialises.
+    serde_json::to_value(text).unwrap_or_else(|_| json!({"format": {"type": "text"}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_proxy_protocol::json::decode;
+
+    #[test]
+    fn defaults_are_openais() {
+        let r: ResponsesRequest = decode(br#"{"model":"smart","input":"x"}"#).unwrap();
+        let meta = ResponseMeta::of(&r, UnixMillis::from_millis(1_741_476_542_500), AnswerIds::from_seed("meta"));
+        let object = meta.object(Outcome::InProgress, Vec::new(), None);
+        assert_eq!(
+            object,
+            json!({"id": AnswerIds::from_seed("meta").resp_id(), "object": "response", "created_at": 1741476542,
+                "status": "in_progress", "completed_at": null, "error": null, "incomplete_details": null,
+                "instructions": null, "max_output_tokens": null, "model": "smart", "output": [],
+                "parallel_tool_calls": true, "previous_response_id": null, "reasoning": {"effort": null, "summary": null},
+                "store": true, "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
+                "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": null, "user": null, "metadata": {}})
+        );
+    }
+
+    #[test]
+    fn the_request_is_repeated() {
+        let r: ResponsesRequest = decode(
+            br#"{"model":"smart","input":"x","instructions":"Be brief.","max_output_tokens":64,"metadata":{"k":"v"},
+            "parallel_tool_calls":false,"previous_response_id":"resp_0","reasoning":{"effort":"low","summary":"auto"},
+            "store":false,"temperature":0.2,"top_p":0.9,"user":"u1","text":{"verbosity":"low"},
+            "tools":[{"type":"function","name":"f","parameters":{}},{"type":"function","name":"g","parameters":{},"strict":false}],
+            "tool_choice":"required"}"#,
+        )
+        .unwrap();
+        let meta = ResponseMeta::of(&r, UnixMillis::from_millis(0), AnswerIds::from_seed("meta"));
+        let o = meta.object(Outcome::Failed { code: FailureCode::ServerError, message: "boom" }, Vec::new(), None);
+        assert_eq!(o["status"], "failed");
+        assert_eq!(o["error"], json!({"code": "server_error", "message": "boom"}));
+        assert_eq!(o["reasoning"], json!({"effort": "low", "summary": "auto"}));
+        assert_eq!(o["text"], json!({"format": {"type": "text"}, "verbosity": "low"}));
+        assert_eq!(o["tools"][0]["strict"], true, "function tools are strict unless said otherwise");
+        assert_eq!(o["tools"][1]["strict"], false);
+        for (field, want) in [
+            ("instructions", json!("Be brief.")),
+            ("max_output_tokens", json!(64)),
+            ("metadata", json!({"k": "v"})),
+            ("parallel_tool_calls", json!(false)),
+            ("previous_response_id", json!("resp_0")),
+            ("store", json!(false)),
+            ("temperature", json!(0.2)),
+            ("top_p", json!(0.9)),
+            ("user", json!("u1")),
+            ("tool_choice", json!("required")),
+        ] {
+            assert_eq!(o[field], want, "{field}");
+        }
+    }
+}
