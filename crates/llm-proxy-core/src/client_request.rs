@@ -4,9 +4,12 @@
 //! protocol's JSON. Messages are decoded one at a time and the walk stops as soon as it can.
 
 use llm_proxy_protocol::json::DecodeError;
+use llm_proxy_protocol::openai::{
+    Content, ContentPart, InputItem, MessageRole, ReasoningPart, ResponsesInput, SummaryPart,
+};
 use serde_json::Value;
 
-use crate::provider::ChatInput;
+use crate::provider::{ChatInput, ResponsesCall};
 use crate::routing::conversation_key;
 use crate::token_estimate::TokenCounter;
 
@@ -64,6 +67,27 @@ impl ChatInput {
                 });
                 conversation_key(&["start", &system, &first.unwrap_or_default()])
             }
+            Self::Responses(c) => {
+                if let Some(user) = c.request.user.as_deref() {
+                    return conversation_key(&["user", user]);
+                }
+                // The instructions, or else the first system message, and the first user message
+                // of the whole conversation (stored turns included): the same on every turn.
+                let (mut system, mut first) = (c.request.instructions.clone(), None);
+                c.walk(|item| {
+                    if let InputItem::Message(m) = item {
+                        match m.role {
+                            MessageRole::System | MessageRole::Developer if system.is_none() => {
+                                system = Some(text_of(&m.content));
+                            }
+                            MessageRole::User if first.is_none() => first = Some(text_of(&m.content)),
+                            _ => {}
+                        }
+                    }
+                    first.is_none()
+                });
+                conversation_key(&["start", &system.unwrap_or_default(), &first.unwrap_or_default()])
+            }
         }
     }
 
@@ -87,6 +111,14 @@ impl ChatInput {
                     Ok(())
                 });
             }
+            Self::Responses(c) => c.walk(|item| {
+                if let InputItem::Message(m) = item
+                    && m.role == MessageRole::User
+                {
+                    last = Some(text_of(&m.content));
+                }
+                true
+            }),
         }
         last.filter(|t: &String| !t.trim().is_empty())
     }
@@ -100,6 +132,10 @@ impl ChatInput {
         match protocol {
             WireProtocol::Anthropic => llm_proxy_protocol::json::decode(body).ok().map(Self::Anthropic),
             WireProtocol::OpenAi => llm_proxy_protocol::json::decode(body).ok().map(Self::OpenAi),
+            // Without the stored turns it continues: what the body alone says.
+            WireProtocol::Responses => {
+                llm_proxy_protocol::json::decode(body).ok().map(|r| Self::Responses(Box::new(ResponsesCall::new(r))))
+            }
             _ => None,
         }
     }
@@ -128,8 +164,76 @@ impl ChatInput {
                     Ok(())
                 });
             }
+            Self::Responses(c) => {
+                if let Some(instructions) = &c.request.instructions {
+                    n.add_text(instructions);
+                }
+                c.walk(|item| {
+                    n.add_tokens(PER_MESSAGE);
+                    match item {
+                        InputItem::Message(m) => n.add_text(&text_of(&m.content)),
+                        InputItem::FunctionCall(f) => n.add_text(&f.arguments),
+                        InputItem::FunctionCallOutput(o) => n.add_text(&text_of(&o.output)),
+                        InputItem::Reasoning(r) => {
+                            r.summary.iter().for_each(|SummaryPart::SummaryText { text }| n.add_text(text));
+                            let parts = r.content.iter().flatten();
+                            parts.for_each(|ReasoningPart::ReasoningText { text }| n.add_text(text));
+                        }
+                        InputItem::Other(_) => {}
+                    }
+                    true
+                });
+            }
         }
         n.total()
+    }
+}
+
+impl ResponsesCall {
+    /// Hands each item of the conversation to `f`, stored turns first, until `f` says `false`.
+    /// Items that do not decode are skipped: the translator reports them.
+    fn walk(&self, mut f: impl FnMut(InputItem) -> bool) {
+        for v in self.history.iter() {
+            if let Ok(item) = InputItem::from_value(v, "previous_response_id")
+                && !f(item)
+            {
+                return;
+            }
+        }
+        match &self.request.input {
+            Some(ResponsesInput::Text(text)) => {
+                let message = llm_proxy_protocol::openai::MessageItem {
+                    role: MessageRole::User,
+                    content: Content::Text(text.clone()),
+                };
+                f(InputItem::Message(message));
+            }
+            Some(ResponsesInput::Items(items)) => {
+                for raw in items.iter() {
+                    if let Ok(item) = InputItem::from_json(raw.get(), "input")
+                        && !f(item)
+                    {
+                        return;
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// The text of a Responses message content: a string, or its text parts joined.
+fn text_of(content: &Content) -> String {
+    match content {
+        Content::Text(text) => text.clone(),
+        Content::Parts(parts) => parts
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::InputText { text } | ContentPart::OutputText { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 

@@ -15,7 +15,10 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::Stream;
 use llm_proxy_protocol::anthropic::MessagesRequest;
-use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
+use std::sync::Arc;
+
+use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest, ResponsesInput, ResponsesRequest};
+use serde_json::Value;
 
 use crate::unified::{self, StreamEvent, TranslateError, WireProtocol};
 
@@ -54,6 +57,27 @@ impl From<llm_proxy_protocol::openai::Usage> for TokenUsage {
 pub enum ChatInput {
     OpenAi(ChatCompletionRequest),
     Anthropic(MessagesRequest),
+    /// Boxed: it is several times the size of the others.
+    Responses(Box<ResponsesCall>),
+}
+
+/// A Responses API request, with the conversation the gateway kept before it.
+#[derive(Debug, Clone)]
+pub struct ResponsesCall {
+    pub request: ResponsesRequest,
+    /// The items of the earlier turns of a conversation the gateway stored
+    /// (`previous_response_id`), oldest first; shared by every attempt.
+    pub history: Arc<[Value]>,
+    /// The provider that holds that conversation itself (it served the last turn as a
+    /// passthrough with its own `store`): sent there, `previous_response_id` goes as it is.
+    pub held_by: Option<String>,
+}
+
+impl ResponsesCall {
+    /// A request that continues no stored conversation.
+    pub fn new(request: ResponsesRequest) -> Self {
+        Self { request, history: Arc::from(Vec::new()), held_by: None }
+    }
 }
 
 impl ChatInput {
@@ -61,6 +85,7 @@ impl ChatInput {
         match self {
             Self::OpenAi(r) => r.is_stream(),
             Self::Anthropic(r) => r.is_stream(),
+            Self::Responses(c) => c.request.is_stream(),
         }
     }
 
@@ -69,6 +94,7 @@ impl ChatInput {
         match self {
             Self::OpenAi(r) => &r.model,
             Self::Anthropic(r) => &r.model,
+            Self::Responses(c) => &c.request.model,
         }
     }
 
@@ -78,6 +104,15 @@ impl ChatInput {
         match self {
             Self::OpenAi(r) => r.messages.raw().get().len(),
             Self::Anthropic(r) => r.messages.raw().get().len(),
+            Self::Responses(c) => {
+                let input = match &c.request.input {
+                    Some(ResponsesInput::Items(items)) => items.text_len(),
+                    Some(ResponsesInput::Text(text)) => text.len(),
+                    None => 0,
+                };
+                // The stored history is values, not text: about as big as its items' text.
+                input + c.history.len() * 256
+            }
         }
     }
 
@@ -87,6 +122,10 @@ impl ChatInput {
         let mut req = match self {
             Self::OpenAi(r) => crate::translate::openai::request_to_unified(r)?,
             Self::Anthropic(r) => crate::translate::anthropic::request_to_unified(r)?,
+            Self::Responses(c) => {
+                let c = *c;
+                crate::translate::responses::request_to_unified(c.request, &c.history)?
+            }
         };
         req.model = model.to_string();
         Ok(req)

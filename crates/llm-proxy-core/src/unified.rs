@@ -82,6 +82,10 @@ pub enum WireProtocol {
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's Responses API: a protocol clients speak (Codex CLI, the Agents SDK). An upstream
+    /// that serves it is an OpenAI-protocol provider with `responses_api`; any other is reached
+    /// through the unified model.
+    Responses,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,28 +1,84 @@
 //! Turning an adapter's answer into the client's response: same-protocol answers go out as they
 //! came; translated (unified) answers are encoded in the client's protocol first.
 
+use std::sync::Arc;
+
 use axum::response::Response;
 use bytes::Bytes;
+use llm_proxy_core::UnixMillis;
 use llm_proxy_core::provider::ChatOutput;
+use llm_proxy_core::stored_response::StoredResponse;
+use llm_proxy_core::translate::responses::{self, ResponseMeta, ResponsesEncoder};
 use llm_proxy_core::translate::{self, AnswerIds, StreamEncoder, anthropic, openai};
-use llm_proxy_core::unified::WireProtocol;
+use serde_json::Value;
 
 use crate::app::Shared;
 use crate::meter::RequestMeter;
-use crate::relay;
+use crate::relay::{self, OnComplete, ResponsesEnding, StreamEnding};
+use crate::response_store::ResponseStore;
 
 /// The client's protocol, with what its encoders need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum ClientSide {
     OpenAi { include_usage: bool },
     Anthropic,
+    Responses(Box<ResponsesClient>),
+}
+
+/// A Responses API client: what its answer repeats of the request, and how to keep the answer.
+#[derive(Debug, Clone)]
+pub struct ResponsesClient {
+    pub meta: ResponseMeta,
+    /// `None` when the client sent `store: false`.
+    pub keep: Option<Keep>,
+}
+
+/// What a kept answer is stored with besides itself.
+#[derive(Debug, Clone)]
+pub struct Keep {
+    pub key_id: String,
+    pub previous_id: Option<String>,
+    /// This turn's input items, as a JSON array.
+    pub input: String,
+}
+
+impl Keep {
+    /// Keeps `response` (a response object). `held_by`: the provider that stored it too.
+    fn put(&self, store: &Arc<ResponseStore>, response: &Value, held_by: Option<&str>) {
+        let Some(id) = response.get("id").and_then(Value::as_str) else {
+            tracing::warn!("a Responses answer without an id cannot be kept");
+            return;
+        };
+        let now = UnixMillis::now();
+        store.put(StoredResponse {
+            id: id.to_string(),
+            key_id: self.key_id.clone(),
+            created_at: now,
+            expires_at: store.expires_at(now),
+            previous_id: self.previous_id.clone(),
+            upstream: held_by.map(String::from),
+            input: self.input.clone(),
+            response: response.to_string(),
+        });
+    }
+
+    /// For a stream: keeps the answer of its `response.completed` event.
+    fn on_complete(self, store: Arc<ResponseStore>, held_by: Option<String>) -> OnComplete {
+        Box::new(move |data: &str| match serde_json::from_str::<Value>(data) {
+            Ok(event) => self.put(&store, &event["response"], held_by.as_deref()),
+            Err(e) => tracing::warn!(error = %e, "a response.completed event that is not JSON cannot be kept"),
+        })
+    }
 }
 
 impl ClientSide {
-    pub fn protocol(self) -> WireProtocol {
+    fn ending(&self) -> StreamEnding {
         match self {
-            Self::OpenAi { .. } => WireProtocol::OpenAi,
-            Self::Anthropic => WireProtocol::Anthropic,
+            Self::OpenAi { .. } => StreamEnding::OpenAi,
+            Self::Anthropic => StreamEnding::Anthropic,
+            Self::Responses(r) => {
+                StreamEnding::Responses(Box::new(ResponsesEnding { meta: r.meta.clone(), on_complete: None }))
+            }
         }
     }
 }
@@ -36,23 +92,38 @@ pub async fn deliver(
     provider: &str,
     state: &Shared,
 ) -> Response {
-    let protocol = client.protocol();
+    let mut ending = client.ending();
+    // Only an OpenAI client may leave the usage chunk out; the others always get their usage.
+    let wants_usage = !matches!(client, ClientSide::OpenAi { include_usage: false });
+    // A passthrough's answer is the upstream's own: it keeps it too, unless told not to.
+    let (keep, upstream_keeps) = match client {
+        ClientSide::Responses(r) => (r.keep, r.meta.store),
+        _ => (None, false),
+    };
+    let held_by = |passthrough: bool| (passthrough && upstream_keeps).then(|| provider.to_string());
     match output {
         ChatOutput::Complete(done) => {
             meter.first_token();
             if let Some(u) = done.usage {
                 meter.usage(u);
             }
+            if let Some(keep) = &keep {
+                match serde_json::from_slice::<Value>(&done.body) {
+                    Ok(response) => keep.put(&state.responses, &response, held_by(true).as_deref()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an upstream Responses answer that is not JSON cannot be kept")
+                    }
+                }
+            }
             let cost = meter.cost_usd();
             meter.succeed(200);
             with_cost(relay::json_response(done.body), cost)
         }
         ChatOutput::Stream(chunks) => {
-            let wants_usage = match client {
-                ClientSide::OpenAi { include_usage } => include_usage,
-                ClientSide::Anthropic => true,
-            };
-            relay::sse_response(chunks, meter, wants_usage, protocol, provider, state).await
+            if let (StreamEnding::Responses(r), Some(keep)) = (&mut ending, keep) {
+                r.on_complete = Some(keep.on_complete(state.responses.clone(), held_by(true)));
+            }
+            relay::sse_response(chunks, meter, wants_usage, ending, provider, state).await
         }
         ChatOutput::Unified(mut answer) => {
             if answer.model.is_empty() {
@@ -60,9 +131,16 @@ pub async fn deliver(
             }
             // The answer's id where the upstream named none: the translators make up none themselves.
             let ids = AnswerIds::random();
-            let body = match client {
-                ClientSide::OpenAi { .. } => openai::response_from_unified(&answer, now_secs(), ids),
-                ClientSide::Anthropic => anthropic::response_from_unified(&answer, ids),
+            let body = match &ending {
+                StreamEnding::OpenAi => openai::response_from_unified(&answer, now_secs(), ids),
+                StreamEnding::Anthropic => anthropic::response_from_unified(&answer, ids),
+                StreamEnding::Responses(r) => {
+                    let body = responses::response_from_unified(&answer, &r.meta, UnixMillis::now(), ids);
+                    if let Some(keep) = &keep {
+                        keep.put(&state.responses, &body, None);
+                    }
+                    body
+                }
             };
             meter.first_token();
             if let Some(u) = answer.usage {
@@ -74,14 +152,18 @@ pub async fn deliver(
         }
         ChatOutput::UnifiedStream(events) => {
             let ids = AnswerIds::random();
-            let encoder: Box<dyn StreamEncoder> = match client {
-                ClientSide::OpenAi { include_usage } => {
-                    Box::new(openai::ChunkEncoder::new(model, now_secs(), include_usage, ids))
+            let encoder: Box<dyn StreamEncoder> = match &mut ending {
+                StreamEnding::OpenAi => Box::new(openai::ChunkEncoder::new(model, now_secs(), wants_usage, ids)),
+                StreamEnding::Anthropic => Box::new(anthropic::EventEncoder::new(model, ids)),
+                StreamEnding::Responses(r) => {
+                    if let Some(keep) = keep {
+                        r.on_complete = Some(keep.on_complete(state.responses.clone(), None));
+                    }
+                    Box::new(ResponsesEncoder::new(r.meta.clone(), ids, UnixMillis::now))
                 }
-                ClientSide::Anthropic => Box::new(anthropic::EventEncoder::new(model, ids)),
             };
             // The encoder already leaves out what the client did not ask for.
-            relay::sse_response(translate::encode_stream(events, encoder), meter, true, protocol, provider, state).await
+            relay::sse_response(translate::encode_stream(events, encoder), meter, true, ending, provider, state).await
         }
     }
 }

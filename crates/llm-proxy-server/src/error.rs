@@ -129,6 +129,12 @@ impl ApiError {
         .with_code("request_too_large")
     }
 
+    /// Something the client named that does not exist for it (a stored response of another key
+    /// included: which is which is not told).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorType::InvalidRequest, ErrorKind::NotFound, message)
+    }
+
     pub fn not_found_route() -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorType::InvalidRequest, ErrorKind::NotFound, "Unknown path.")
     }

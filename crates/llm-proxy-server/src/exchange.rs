@@ -30,6 +30,9 @@ use crate::dispatch;
 use crate::error::ApiError;
 use crate::meter::RequestMeter;
 
+/// What owns the things the master key makes (stored responses): no key id looks like it.
+pub const MASTER_OWNER: &str = "(master key)";
+
 /// A model named directly has one attempt, bounded by the upstream timeouts alone.
 const NO_ROUTE_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
@@ -123,6 +126,11 @@ impl<'a> Exchange<'a> {
 
     pub fn state(&self) -> &'a Shared {
         self.state
+    }
+
+    /// Who asked: the virtual key's id, or `MASTER_OWNER` for the master key.
+    pub fn owner(&self) -> &str {
+        self.principal.key_id().unwrap_or(MASTER_OWNER)
     }
 
     /// Bytes of the request body.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use llm_proxy_core::provider::{ChatChunk, ChatStream, ChunkKind};
-use llm_proxy_core::unified::WireProtocol;
+use llm_proxy_core::translate::responses::{FailureCode, ResponseMeta, failed_event};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::app::Shared;
@@ -31,13 +31,34 @@ pub fn json_response(body: Bytes) -> Response {
     ([(CONTENT_TYPE, "application/json")], Body::from(body)).into_response()
 }
 
+/// How the client's protocol ends a stream, and says that it failed.
+pub enum StreamEnding {
+    /// Chat Completions: `data: [DONE]`; a failure is `data: {"error": …}`.
+    OpenAi,
+    /// Messages: its own `message_stop`; a failure is `event: error`.
+    Anthropic,
+    /// Responses: its own `response.completed`; a failure is `response.failed`.
+    Responses(Box<ResponsesEnding>),
+}
+
+pub struct ResponsesEnding {
+    /// What a `response.failed` says of the response.
+    pub meta: ResponseMeta,
+    pub on_complete: Option<OnComplete>,
+}
+
+/// Given the `response.completed` (or `.incomplete`) event's data, once: the answer to keep.
+pub type OnComplete = Box<dyn FnOnce(&str) + Send>;
+
 struct Relay {
     upstream: ChatStream,
     /// `None` once the outcome is recorded; dropping it earlier records a client disconnect.
     meter: Option<RequestMeter>,
     client_wants_usage: bool,
-    /// The client's protocol: how the end and errors are written.
-    protocol: WireProtocol,
+    /// How the end and errors are written.
+    ending: StreamEnding,
+    /// Events sent: a Responses failure is numbered after them.
+    sent: u64,
     provider: String,
     /// Completes when the shutdown grace period is over. Registered once per stream rather
     /// than once per chunk.
@@ -83,7 +104,7 @@ pub async fn sse_response(
     upstream: ChatStream,
     meter: RequestMeter,
     client_wants_usage: bool,
-    protocol: WireProtocol,
+    ending: StreamEnding,
     provider: &str,
     state: &Shared,
 ) -> Response {
@@ -95,7 +116,8 @@ pub async fn sse_response(
         upstream,
         meter: Some(meter),
         client_wants_usage,
-        protocol,
+        ending,
+        sent: 0,
         provider: provider.to_string(),
         cut,
         keep_alive,
@@ -192,14 +214,21 @@ impl Relay {
                     }
                     ChunkKind::UsageOnly | ChunkKind::Meta => {}
                 }
+                if let StreamEnding::Responses(r) = &mut self.ending
+                    && matches!(chunk.event.as_deref(), Some("response.completed" | "response.incomplete"))
+                    && let Some(keep) = r.on_complete.take()
+                {
+                    keep(&chunk.data);
+                }
+                self.sent += 1;
                 push_event(out, chunk.event.as_deref(), &chunk.data);
             }
             Ok(None) => {
                 if let Some(m) = self.meter.take() {
                     m.succeed(200);
                 }
-                // Anthropic streams end with their own `message_stop` event.
-                if self.protocol != WireProtocol::Anthropic {
+                // Anthropic and Responses streams end with their own last event.
+                if matches!(self.ending, StreamEnding::OpenAi) {
                     push_event(out, None, "[DONE]");
                 }
             }
@@ -208,9 +237,14 @@ impl Relay {
                 if let Some(m) = self.meter.take() {
                     m.fail(&err);
                 }
-                match self.protocol {
-                    WireProtocol::Anthropic => push_event(out, Some("error"), &err.anthropic_body().to_string()),
-                    _ => push_event(out, None, &err.body().to_string()),
+                match &self.ending {
+                    StreamEnding::Anthropic => push_event(out, Some("error"), &err.anthropic_body().to_string()),
+                    StreamEnding::OpenAi => push_event(out, None, &err.body().to_string()),
+                    StreamEnding::Responses(r) => {
+                        let code = FailureCode::for_status(err.status.as_u16());
+                        let failed = failed_event(&r.meta, self.sent, code, &err.message);
+                        push_event(out, failed.event.as_deref(), &failed.data);
+                    }
                 }
             }
         }

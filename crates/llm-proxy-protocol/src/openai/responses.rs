@@ -133,6 +133,12 @@ pub enum ResponsesInput {
 pub struct InputItems(Arc<[Box<RawValue>]>);
 
 impl InputItems {
+    /// Items built by the gateway (a stored conversation sent as items).
+    pub fn from_values(items: &[Value]) -> Result<Self, serde_json::Error> {
+        let raw: Result<Vec<Box<RawValue>>, _> = items.iter().map(serde_json::value::to_raw_value).collect();
+        Ok(Self(raw?.into()))
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -8,6 +8,7 @@
 //! `convert` holds the passthrough scanning, this file the I/O.
 
 pub mod convert;
+mod responses;
 
 use std::collections::VecDeque;
 
@@ -33,10 +34,14 @@ use crate::{BuildError, HttpClient};
 use convert::StreamItem;
 
 pub struct OpenAiCompat {
+    /// The provider's name, as `ResponsesCall::held_by` names the provider holding a conversation.
+    name: String,
     upstream: Upstream,
     /// Parsed once here: parsing (with IDNA) on every request showed in profiles.
     chat_url: http::Uri,
     embeddings_url: http::Uri,
+    /// `…/responses`, for upstreams that serve the Responses API (`responses_api`).
+    responses_url: Option<http::Uri>,
     /// `…/models`, for the health probe.
     models_url: url::Url,
     auth: Auth,
@@ -71,10 +76,14 @@ impl OpenAiCompat {
             "deepseek" => Dialect { stream_options: config.stream_options, ..Dialect::DEEPSEEK },
             _ => Dialect { stream_options: config.stream_options, ..Dialect::COMPATIBLE },
         };
+        let responses_url =
+            if config.responses_api { Some(join_uri(&config.base_url, "responses", &config.name)?) } else { None };
         Ok(Self {
+            name: config.name.clone(),
             upstream: Upstream::new(config, http, timeouts),
             chat_url: join_uri(&config.base_url, "chat/completions", &config.name)?,
             embeddings_url: join_uri(&config.base_url, "embeddings", &config.name)?,
+            responses_url,
             models_url: join(&config.base_url, "models", &config.name)?,
             auth,
             dialect,
@@ -134,6 +143,7 @@ impl Provider for OpenAiCompat {
     async fn chat(&self, model: &str, request: ChatInput) -> Result<ChatOutput, ProviderError> {
         let request = match request {
             ChatInput::OpenAi(r) => return self.passthrough(model, r).await,
+            ChatInput::Responses(c) if self.responses_url.is_some() => return self.responses(model, *c).await,
             other => other,
         };
         let dialect = self.dialect;

@@ -8,6 +8,7 @@ pub mod logs;
 pub mod messages;
 pub mod models;
 pub mod providers;
+pub mod responses;
 pub mod stats;
 
 use crate::app::Shared;
