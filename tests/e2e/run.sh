@@ -25,11 +25,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 # a 240 MB binary). npm's install scripts stay off: the package's binary comes with it.
 agents="${E2E_AGENTS_DIR:-$HOME/.cache/llm-proxy-agents}"
 claude_code_version=2.1.197
-if [[ "$("$agents/node_modules/.bin/claude" --version 2>/dev/null | cut -d' ' -f1)" != "$claude_code_version" ]]; then
-    echo "e2e: installing Claude Code $claude_code_version into $agents" >&2
-    npm install --no-audit --no-fund --prefix "$agents" "@anthropic-ai/claude-code@$claude_code_version" >&2
+codex_version=0.171.0
+if [[ "$("$agents/node_modules/.bin/claude" --version 2>/dev/null | cut -d' ' -f1)" != "$claude_code_version" ||
+      "$("$agents/node_modules/.bin/codex" --version 2>/dev/null)" != "codex-cli $codex_version" ]]; then
+    echo "e2e: installing Claude Code $claude_code_version and Codex CLI $codex_version into $agents" >&2
+    npm install --no-audit --no-fund --prefix "$agents" \
+        "@anthropic-ai/claude-code@$claude_code_version" "@openai/codex@$codex_version" >&2
 fi
-export E2E_CLAUDE="$agents/node_modules/.bin/claude"
+export E2E_CLAUDE="$agents/node_modules/.bin/claude" E2E_CODEX="$agents/node_modules/.bin/codex"
 
 echo "e2e: building llm-proxy and llm-proxy-mock" >&2
 cargo build -p llm-proxy-server -p llm-proxy-testkit --bins

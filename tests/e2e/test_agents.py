@@ -1,9 +1,10 @@
-"""Real agents as clients, unchanged but for a base URL and a key: Claude Code (``claude -p``) onto
-an upstream of every protocol. Each run gets its own virtual key, so the gateway's log rows of that
-run are exactly the rows of that key.
+"""Real agents as clients, unchanged but for a base URL and a key: Claude Code (``claude -p``, the
+Messages API) and Codex CLI (``codex exec``, the Responses API) onto an upstream of every protocol.
+Each run gets its own virtual key, so the gateway's log rows of that run are exactly the rows of
+that key.
 
-``tests/e2e/run.sh`` installs the pinned release from the npm registry and names it in
-``E2E_CLAUDE``; without it these tests fail (they never skip).
+``tests/e2e/run.sh`` installs the pinned releases from the npm registry and names them in
+``E2E_CLAUDE`` and ``E2E_CODEX``; without them these tests fail (they never skip).
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ UPSTREAMS = ["oai", "claude", "gem", "zhipu"]
 AGENT_TIMEOUT_S = 180
 
 
-def _claude() -> str:
-    path = os.environ.get("E2E_CLAUDE", "")
+def _agent(var: str, name: str) -> str:
+    path = os.environ.get(var, "")
     if not path or not os.access(path, os.X_OK):
-        pytest.fail("Claude Code is not installed: run the suite with tests/e2e/run.sh, which installs it")
+        pytest.fail(f"{name} is not installed: run the suite with tests/e2e/run.sh, which installs it")
     return path
+
+
+def _claude() -> str:
+    return _agent("E2E_CLAUDE", "Claude Code")
 
 
 def run_claude(stack: Stack, tmp_path: Path, key: str, model: str, prompt: str, *flags: str) -> str:
@@ -114,3 +119,75 @@ def test_claude_code_runs_a_tool_and_answers_with_its_result(stack: Stack, tmp_p
 def _names(recorded: dict[str, Any], model: str) -> bool:
     """Whether a request the mock recorded was for ``model`` (Gemini names it in the path)."""
     return recorded["body"].get("model") == model or f"/models/{model}:" in recorded["path"]
+
+
+def run_codex(stack: Stack, tmp_path: Path, key: str, model: str, prompt: str) -> str:
+    """``codex exec PROMPT`` with one model provider, the gateway, over the Responses API (the
+    ``wire_api`` Codex uses for every provider), in a fresh home. Returns its last message."""
+    home = tmp_path / "codex-home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text(
+        f'model = "{model}"\n'
+        'model_provider = "gateway"\n'
+        "[model_providers.gateway]\n"
+        'name = "llm-proxy"\n'
+        f'base_url = "{stack.base_url}"\n'
+        'env_key = "LLM_PROXY_E2E_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+    env = _clean_env()
+    env.update(CODEX_HOME=str(home), LLM_PROXY_E2E_KEY=key)
+    env.pop("OPENAI_API_KEY", None)
+    last = tmp_path / "last-message.txt"
+    proc = subprocess.run(
+        [
+            _agent("E2E_CODEX", "Codex CLI"),
+            "exec",
+            "--skip-git-repo-check",
+            # The sandbox needs namespaces a CI container may not grant; the only command run is
+            # the mock model's `echo`.
+            "--dangerously-bypass-approvals-and-sandbox",
+            "--output-last-message",
+            str(last),
+            prompt,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=AGENT_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, f"codex exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return last.read_text()
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+def test_codex_answers_through_every_protocol(stack: Stack, tmp_path: Path, upstream: str) -> None:
+    created = stack.create_key(f"codex-plain-{upstream}")
+    out = run_codex(stack, tmp_path, created["key"], f"{upstream}/mock-chunks-3", "say hello")
+    assert out.strip() == "Hello w1 w2"
+    rows = rows_of(stack, created["id"], 1)
+    assert all(r["status"] == 200 and r["endpoint"] == "responses" for r in rows), rows
+    assert all(r["prompt_tokens"] and r["completion_tokens"] for r in rows), rows
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+def test_codex_reads_a_long_stream_whole(stack: Stack, tmp_path: Path, upstream: str) -> None:
+    created = stack.create_key(f"codex-long-{upstream}")
+    out = run_codex(stack, tmp_path, created["key"], f"{upstream}/mock-chunks-400", "tell me a long story")
+    words = out.split()
+    assert words[0] == "Hello" and words[-1] == "w399" and len(words) == 400, out[-200:]
+    row = rows_of(stack, created["id"], 1)[0]
+    assert (row["status"], row["stream"], row["completion_tokens"]) == (200, True, 400), row
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+def test_codex_runs_a_tool_and_answers_with_its_result(stack: Stack, tmp_path: Path, upstream: str) -> None:
+    created = stack.create_key(f"codex-tool-{upstream}")
+    model = f"{upstream}/mock-agent"
+    out = run_codex(stack, tmp_path, created["key"], model, "run the marker command")
+    # The model asked for a shell command, Codex ran it and sent its output back; the answer quotes it.
+    assert out.startswith("The tool said:") and "mock-agent-ok" in out, out
+    rows = rows_of(stack, created["id"], 2)
+    assert all(r["status"] == 200 and r["endpoint"] == "responses" for r in rows), rows

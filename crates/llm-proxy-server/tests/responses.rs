@@ -234,7 +234,10 @@ async fn bad_requests_are_clear_400s() {
     let cases = [
         (json!({"model": "claude/mock-text"}), "input"),
         (json!({"model": "claude/mock-text", "input": [{"type": "web_search_call", "id": "ws_1"}]}), "input[0]"),
-        (json!({"model": "claude/mock-text", "input": "x", "tools": [{"type": "file_search"}]}), "tools[0].type"),
+        (
+            json!({"model": "claude/mock-text", "input": "x", "tool_choice": {"type": "file_search"}}),
+            "tool_choice.type",
+        ),
         (
             json!({"model": "claude/mock-text", "input": [{"role": "user", "content": [{"type": "input_text"}]}]}),
             "input[0]",

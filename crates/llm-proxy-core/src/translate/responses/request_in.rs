@@ -66,7 +66,7 @@ pub fn request_to_unified(r: ResponsesRequest, history: &[Value]) -> Result<Chat
         }
     }
     for (i, tool) in r.tools.unwrap_or_default().into_iter().enumerate() {
-        out.tools.push(tool_def(tool, &format!("tools[{i}]"))?);
+        out.tools.extend(tool_def(tool, &format!("tools[{i}]"))?);
     }
     out.tool_choice = r.tool_choice.filter(|c| !c.is_null()).map(|c| tool_choice(&c)).transpose()?;
     Ok(out)
@@ -219,16 +219,18 @@ fn content_parts(content: Content, path: &str) -> Result<Vec<Part>, TranslateErr
     Ok(parts)
 }
 
-fn tool_def(tool: Map<String, Value>, path: &str) -> Result<ToolDef, TranslateError> {
+/// A function tool; `None` for one of OpenAI's built-in tools (`web_search`, `file_search`, a
+/// `namespace` of its own tools...), which other upstreams do not have. Offered, not required,
+/// it is left out: the model answers without it, as Codex CLI expects of any provider. Only a
+/// `tool_choice` that forces one cannot be honoured.
+fn tool_def(tool: Map<String, Value>, path: &str) -> Result<Option<ToolDef>, TranslateError> {
     match tool.get("type").and_then(Value::as_str) {
         Some("function") => {}
-        Some(other) => {
-            return Err(openai_only(&format!("{path}.type"), format_args!("A built-in tool (`{other}`)")));
-        }
+        Some(_) => return Ok(None),
         None => return Err(invalid(&format!("{path}.type"), "missing field `type`; use `function`")),
     }
     let f: FunctionTool = decode_value(&Value::Object(tool), path).map_err(from_decode)?;
-    Ok(ToolDef {
+    Ok(Some(ToolDef {
         name: f.name,
         description: f.description,
         // A function that takes no arguments may leave its schema out.
@@ -237,7 +239,7 @@ fn tool_def(tool: Map<String, Value>, path: &str) -> Result<ToolDef, TranslateEr
             .filter(|p| !p.is_null())
             .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
         cache_control: None,
-    })
+    }))
 }
 
 #[derive(Deserialize)]
@@ -468,10 +470,6 @@ mod tests {
                 "input[0].output[0]",
             ),
             (json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}), "input[0]"),
-            (
-                json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]}),
-                "tools[1].type",
-            ),
             (json!({"model": "m", "input": "x", "tools": [{"name": "f"}]}), "tools[0].type"),
             (json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": 5}]}), "tools[0].name"),
             (json!({"model": "m", "input": "x", "tool_choice": "sometimes"}), "tool_choice"),
@@ -482,6 +480,11 @@ mod tests {
             let shown = body.to_string();
             assert_eq!(param(body).as_deref(), Some(path), "{shown}");
         }
+        // Built-in tools offered are left out; only forcing one is refused (above).
+        let r = unify(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"},
+            {"type": "namespace", "name": "crm", "tools": [{"type": "function", "name": "g"}]}, {"type": "function", "name": "f"}]}))
+        .unwrap();
+        assert_eq!(r.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["f"]);
         let e = unify(json!({"model": "m", "input": [{"type": "web_search_call", "id": "ws_1"}]})).unwrap_err();
         assert!(e.message.starts_with("input[0]: ") && e.message.contains("`web_search_call`"), "{}", e.message);
     }
