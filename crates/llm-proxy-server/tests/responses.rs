@@ -43,7 +43,7 @@ fn events(body: &str) -> Vec<(String, Value)> {
                     data.push_str(d);
                 }
             }
-            let data = serde_json::from_str(&data).unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
+            let data: Value = serde_json::from_str(&data).expect("every event's data is JSON");
             (name, data)
         })
         .collect()
