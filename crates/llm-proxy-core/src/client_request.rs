@@ -308,6 +308,34 @@ mod tests {
     }
 
     #[test]
+    fn responses_requests_read_the_stored_turns_too() {
+        let call = |body: Value, history: Vec<Value>| {
+            let mut c = ResponsesCall::new(serde_json::from_value(body).unwrap());
+            c.history = history.into();
+            ChatInput::Responses(Box::new(c))
+        };
+        let turn1 = call(serde_json::json!({"model": "m", "instructions": "sys", "input": "first"}), vec![]);
+        // The next turn continues a stored conversation and brings only its new input.
+        let stored = vec![
+            serde_json::json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}),
+            serde_json::json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]}),
+        ];
+        let turn2 = call(
+            serde_json::json!({"model": "m", "instructions": "sys", "previous_response_id": "resp_1",
+                "input": [{"role": "user", "content": [{"type": "input_text", "text": "second"}]}]}),
+            stored,
+        );
+        assert_eq!(turn1.conversation_key(None), turn2.conversation_key(None), "one conversation, one key");
+        assert_eq!(turn1.conversation_key(None), conversation_key(&["start", "sys", "first"]));
+        assert_eq!(turn2.last_user_text().as_deref(), Some("second"));
+        let hello = crate::token_estimate::count_text("first");
+        assert_eq!(turn1.prompt_tokens(), crate::token_estimate::count_text("sys") + PER_MESSAGE + hello);
+        assert!(turn2.prompt_tokens() > turn1.prompt_tokens(), "the stored turns count");
+        let user = call(serde_json::json!({"model": "m", "user": "u-9", "input": "x"}), vec![]);
+        assert_eq!(user.conversation_key(None), conversation_key(&["user", "u-9"]));
+    }
+
+    #[test]
     fn prompt_tokens_count_what_the_model_reads_in_either_shape() {
         let o = openai(serde_json::json!({"model": "m", "user": "not counted", "messages": [
             {"role": "system", "content": "hello world"},

@@ -326,3 +326,64 @@ async fn no_body_on_v1_responses_crashes_the_gateway_or_gets_a_500() {
         assert_eq!(rows.iter().filter(|r| r.request_id == id).count(), 1, "one log row for {id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_serves_responses_gets_them_as_they_came() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    let sent = json!({"model": "oair/mock-text", "input": "hi", "instructions": "Be brief.",
+                      "prompt_cache_key": "pc-1", "include": ["reasoning.encrypted_content"], "x_future": {"a": [1]}});
+    let resp = create(&gw, &key, sent.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let first: Value = resp.json().await.unwrap();
+    let seen = gw.mock.state.requests();
+    let upstream = seen.iter().rfind(|r| r.path == "/v1/responses").expect("the upstream's /v1/responses was called");
+    let mut want = sent.clone();
+    want["model"] = json!("mock-text");
+    assert_eq!(upstream.body, want, "passthrough: only the model is rewritten");
+    let row = gw.log_entry(&rid).await;
+    assert_eq!((row.endpoint.as_str(), row.status), ("responses", 200));
+    assert_eq!(row.prompt_tokens, first["usage"]["input_tokens"].as_u64(), "usage read off the upstream's answer");
+
+    // The upstream stored turn 1 itself: a follow-up there names it, as the client did.
+    let id1 = first["id"].as_str().unwrap();
+    let second: Value =
+        create(&gw, &key, json!({"model": "oair/mock-echo", "previous_response_id": id1, "input": "more"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let upstream = gw.mock.state.requests().into_iter().rfind(|r| r.path == "/v1/responses").unwrap();
+    assert_eq!(upstream.body["previous_response_id"], id1);
+    assert_eq!(upstream.body["input"], "more", "only the new input: the upstream has the rest");
+
+    // Elsewhere, the conversation goes as items...
+    let id2 = second["id"].as_str().unwrap();
+    let third: Value =
+        create(&gw, &key, json!({"model": "claude/mock-echo", "previous_response_id": id2, "input": "again"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let summary: Value = serde_json::from_str(third["output"][0]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!((summary["messages"].as_u64(), summary["system"].as_str()), (Some(5), None), "{summary}");
+
+    // ...and back on the Responses upstream, which never saw turn 3, as items too, without the id.
+    let id3 = third["id"].as_str().unwrap();
+    let resp =
+        create(&gw, &key, json!({"model": "oair/mock-text", "previous_response_id": id3, "input": "last"})).await;
+    assert_eq!(resp.status(), 200);
+    let upstream = gw.mock.state.requests().into_iter().rfind(|r| r.path == "/v1/responses").unwrap();
+    assert!(upstream.body.get("previous_response_id").is_none(), "{}", upstream.body);
+    let items = upstream.body["input"].as_array().expect("the conversation as items");
+    assert_eq!(items.len(), 7, "three turns of input and output, then the new input: {}", upstream.body);
+
+    // Streams pass through event for event; a kept stream can be read back.
+    let resp = create(&gw, &key, json!({"model": "oair/mock-chunks-3", "input": "hi", "stream": true})).await;
+    let evs = events(&resp.text().await.unwrap());
+    assert_eq!(evs.last().unwrap().0, "response.completed");
+    let streamed_id = evs.last().unwrap().1["response"]["id"].as_str().unwrap().to_string();
+    assert_eq!(get(&gw, &key, &format!("/v1/responses/{streamed_id}")).await.status(), 200);
+    gw.stop().await;
+}

@@ -189,6 +189,12 @@ providers:
     protocol: openai
     base_url: {base}
     api_key: sk-upstream-canary-0000
+  # The same server, taken to serve the Responses API too: Responses clients pass through.
+  oair:
+    protocol: openai
+    base_url: {base}
+    api_key: sk-upstream-canary-0000
+    responses_api: true
   claude:
     protocol: anthropic
     base_url: {anthropic}
