@@ -27,11 +27,12 @@ pub struct Target {
     pub key: String,
 }
 
-/// What a run sends: one chat completion body, streaming or not.
+/// What a run sends: one chat completion (or Responses API) body, streaming or not.
 #[derive(Clone)]
 pub struct Request {
     pub body: String,
-    pub stream: bool,
+    /// What a complete answer holds: a stream's last event, or a body's main field.
+    pub complete: &'static str,
 }
 
 impl Request {
@@ -46,7 +47,14 @@ impl Request {
             // included) whether or not the gateway would add it.
             body["stream_options"] = json!({"include_usage": true});
         }
-        Self { body: body.to_string(), stream }
+        Self { body: body.to_string(), complete: if stream { "data: [DONE]" } else { "\"choices\"" } }
+    }
+
+    /// The same question as `chat`, to `POST /v1/responses`.
+    pub fn responses(model: &str, stream: bool) -> Self {
+        let body = json!({"model": model, "stream": stream, "input": "Say hello to the overhead benchmark."});
+        let complete = if stream { "event: response.completed" } else { "\"output\"" };
+        Self { body: body.to_string(), complete }
     }
 }
 
@@ -383,8 +391,7 @@ async fn one(client: &reqwest::Client, url: &str, key: &str, req: &Request) -> R
     if status != 200 {
         return Err(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()).into());
     }
-    let complete = if req.stream { text.contains("data: [DONE]") } else { text.contains("\"choices\"") };
-    if !complete {
+    if !text.contains(req.complete) {
         return Err(format!("incomplete body: {}", text.chars().take(200).collect::<String>()).into());
     }
     Ok(Answer { served_by, rate_limited })

@@ -312,6 +312,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let stream20 = Request::chat(STREAM_MODEL, true);
     let translated_model = format!("{ANTHROPIC_PROVIDER}/{STREAM_MODEL}");
     let translated = Request::chat(&translated_model, true);
+    let responses_model = format!("{}/{CHAT_MODEL}", procs::RESPONSES_PROVIDER);
+    let responses = Request::responses(&responses_model, false);
+    let responses_translated = Request::responses(&translated_model, true);
     println!(
         "closed loop: {} in flight, {} s per run (CPU µs/request of the process under test)",
         args.concurrency, args.secs
@@ -322,11 +325,15 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     let gateway_run = (&via, vec![gateway.pid, me, upstream.pid]);
     let limited_via = Target { key: limited_key, ..via.clone() };
     let limited_gateway_run = (&limited_via, vec![gateway.pid, me, upstream.pid]);
+    let via_responses = Target { url: format!("{gateway_url}/v1/responses"), ..via.clone() };
+    let responses_run = (&via_responses, vec![gateway.pid, me, upstream.pid]);
     let mut closed = ClosedLoop { args, client: &client, clock: &clock, rows: Vec::new(), noisiest: 0.0, failed: 0 };
     let chat_runs = closed.scenario("chat", &chat, &[&direct_run, &gateway_run]).await?;
     // Right after the single-model chat, so the two gateway figures see the same machine.
     // Gateway only: a route is the gateway's.
     let routed_run = closed.scenario("chat routed", &routed, &[&gateway_run]).await?.remove(0);
+    // The same question through the Responses API, passed through to the mock's /v1/responses.
+    let responses_pass = closed.scenario("responses", &responses, &[&responses_run]).await?.remove(0);
     // The same gateway and request as chat, with a key whose limits it checks for every request.
     let limited_run = closed.scenario("chat limited (in-process)", &chat, &[&limited_gateway_run]).await?.remove(0);
     // The same with the limits on Redis: another gateway, started (and stopped) for this run only.
@@ -359,6 +366,9 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     // Right after the passthrough streams, so the two gateway figures see the same machine.
     // Gateway only: the client speaks OpenAI, the mock behind the gateway Anthropic.
     let translated_run = closed.scenario("stream-20 translated", &translated, &[&gateway_run]).await?.remove(0);
+    // A Responses client onto the Anthropic upstream: translated both ways.
+    let responses_translated_run =
+        closed.scenario("stream-20 responses translated", &responses_translated, &[&responses_run]).await?.remove(0);
     let ClosedLoop { mut rows, mut noisiest, mut failed, .. } = closed;
     report::table(
         &[
@@ -420,6 +430,11 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
     println!(
         "  (stream-20 translated: model {translated_model}, OpenAI client → gateway → the mock's Anthropic \
          /v1/messages; the gateway translates the request and every event)"
+    );
+    println!(
+        "  (responses: model {responses_model}, POST /v1/responses passed through to the mock's /v1/responses; \
+         stream-20 responses translated: model {translated_model}, Responses client → the mock's Anthropic \
+         /v1/messages)"
     );
 
     // 2. Streams one at a time: any stall between chunks shows as ≥ 40 ms.
@@ -521,6 +536,8 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
         cluster: &cluster,
         stream: [&stream_runs[0], &stream_runs[1]],
         translated: &translated_run,
+        responses: &responses_pass,
+        responses_translated: &responses_translated_run,
         fixed: [&fixed[0].run, &fixed[1].run],
         alone: [&stall[0], &stall[1]],
         rss_idle_kib: mem_idle.rss_kib,
@@ -589,6 +606,13 @@ async fn bench(args: &Args, cpus: usize, all_cpus: &str) -> Result<()> {
             {"scenario": "stream-20-translated", "model": translated_model,
              "client_protocol": "openai", "upstream_protocol": "anthropic",
              "direct": Value::Null, "gateway": figures.translated.to_json(&["gateway", "client", "upstream_mock"])},
+            {"scenario": "responses", "model": responses_model,
+             "client_protocol": "responses", "upstream_protocol": "responses",
+             "direct": Value::Null, "gateway": figures.responses.to_json(&["gateway", "client", "upstream_mock"])},
+            {"scenario": "stream-20-responses-translated", "model": translated_model,
+             "client_protocol": "responses", "upstream_protocol": "anthropic",
+             "direct": Value::Null,
+             "gateway": figures.responses_translated.to_json(&["gateway", "client", "upstream_mock"])},
         ],
         "stream_one_at_a_time": {"model": STREAM_MODEL, "direct": stall[0].to_json(), "gateway": stall[1].to_json()},
         "fixed_rate": {

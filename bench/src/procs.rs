@@ -121,6 +121,9 @@ pub async fn start_mock(bin: &Path, cpu: Option<usize>) -> Result<(Proc, String)
 
 /// The provider through which the gateway reaches the mock with the OpenAI protocol.
 pub const OPENAI_PROVIDER: &str = "mock";
+/// The same mock, as a server of the Responses API too (`responses_api`): Responses clients pass
+/// through to it.
+pub const RESPONSES_PROVIDER: &str = "mock-responses";
 
 /// A route of the gateway's config: the model name clients send, and the models of
 /// `OPENAI_PROVIDER` it spreads requests over, each with its weight (`strategy: weighted`).
@@ -180,6 +183,11 @@ providers:
     protocol: anthropic
     base_url: http://{mock_addr}
     api_key: {UPSTREAM_KEY}
+  {RESPONSES_PROVIDER}:
+    protocol: openai
+    base_url: http://{mock_addr}/v1
+    api_key: {UPSTREAM_KEY}
+    responses_api: true
 routes:
   - name: {route_name}
     strategy: weighted

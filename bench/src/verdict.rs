@@ -15,6 +15,9 @@ const CPU_STREAM_US: f64 = 120.0;
 /// Gateway CPU time per translated 20-chunk stream (OpenAI client, Anthropic upstream), as a
 /// multiple of the passthrough stream's in the same run.
 const TRANSLATED_STREAM_FACTOR: f64 = 1.5;
+/// Gateway CPU time per `POST /v1/responses` passed through to an upstream that serves it, as a
+/// multiple of the chat passthrough's in the same run: the same work but for the other endpoint.
+const RESPONSES_FACTOR: f64 = 1.10;
 /// Gateway CPU time per chat request through a weighted route of two targets: within noise of the
 /// single-model chat's in the same run, i.e. at most this factor times it plus `ROUTED_NOISE_US`.
 /// Picking a target is a random number and a walk over two weights, tens of nanoseconds; what two
@@ -63,6 +66,10 @@ pub struct Figures<'a> {
     pub stream: [&'a Measured; 2],
     /// Closed loop, 20-chunk streams translated from an Anthropic upstream: gateway only.
     pub translated: &'a Measured,
+    /// Closed loop, the chat question through `POST /v1/responses`, passed through: gateway only.
+    pub responses: &'a Measured,
+    /// Closed loop, 20-chunk streams from a Responses client onto the Anthropic upstream.
+    pub responses_translated: &'a Measured,
     /// Open loop at the fixed rate.
     pub fixed: [&'a Run; 2],
     /// 20-chunk streams one at a time.
@@ -118,6 +125,22 @@ pub fn checks(f: &Figures) -> Vec<Check> {
             1,
             Limit::AtMost(TRANSLATED_STREAM_FACTOR),
             f.translated.cpu_us_per_req(0),
+        )
+        .judge_ratio_to("passthrough stream CPU/request", sg.cpu_us_per_req(0)),
+        Check::new(
+            "Responses passthrough CPU/request (µs)",
+            "µs",
+            1,
+            Limit::AtMost(RESPONSES_FACTOR),
+            f.responses.cpu_us_per_req(0),
+        )
+        .judge_ratio_to("chat CPU/request", cg.cpu_us_per_req(0)),
+        Check::new(
+            "translated Responses stream CPU/request (µs)",
+            "µs",
+            1,
+            Limit::AtMost(TRANSLATED_STREAM_FACTOR),
+            f.responses_translated.cpu_us_per_req(0),
         )
         .judge_ratio_to("passthrough stream CPU/request", sg.cpu_us_per_req(0)),
         Check::new(format!("p50 latency at {} req/s (ms)", f.rate), "ms", 3, Limit::AtMost(ADDED_P50_MS), ms(fg, 0.5))
