@@ -37,7 +37,7 @@ pub(crate) async fn create(State(state): State<Arc<MockState>>, uri: Uri, header
     let body: Value = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(e) => {
-            return Refusal::script(format!(
+            return Refusal::bad_request(format!(
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.) {e}"
             ))
             .into_response();
@@ -80,7 +80,7 @@ fn answer(state: &MockState, body: &Value, model: &str) -> Result<(Meta, Script)
     let summary = summarize(body, &conversation);
     let reply = format!("echo: {}", summary.last_user_text);
     let prompt_words = words(&body["instructions"]) + input.iter().map(item_words).sum::<u64>();
-    let script = Script::new(model, reply, prompt_words, || summary).map_err(Refusal::script)?;
+    let script = Script::new(model, reply, prompt_words, || summary).map_err(Refusal::bad_request)?;
 
     let number = state.responses.next_number();
     let meta = Meta {

@@ -117,8 +117,8 @@ impl Refusal {
         }
     }
 
-    /// A client error the script raised (a `tool` model without tools).
-    pub fn script(message: String) -> Self {
+    /// A 400 with no parameter at fault: a body that is not JSON, a `tool` model without tools.
+    pub fn bad_request(message: String) -> Self {
         Refusal { status: 400, message, param: None, code: None }
     }
 
