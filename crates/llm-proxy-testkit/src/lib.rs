@@ -1,9 +1,10 @@
-//! A mock upstream that speaks four providers' wire protocols exactly as their API references
-//! describe them, on one port:
+//! A mock upstream that speaks four providers' wire protocols (OpenAI's in two APIs) exactly as
+//! their API references describe them, on one port:
 //!
 //! | protocol | paths | base URL an SDK takes | auth |
 //! |---|---|---|---|
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR/v1` | none checked |
+//! | OpenAI Responses | `POST /v1/responses` (object, or `event:`-named SSE numbered by `sequence_number`, no `[DONE]`); answers are remembered (the last 1024) so `previous_response_id` continues them, and an unknown one is 404 | `http://ADDR/v1` | none checked |
 //! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version` `2023-06-01` or `2026-10-21` (which refuses `temperature`, `top_p`, `top_k`); beta-only fields need their `anthropic-beta` |
 //! | Gemini v1beta | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; `GET /v1beta/models/{model}` | `http://ADDR` | `x-goog-api-key` or `?key=` |
 //! | ZhipuAI GLM v4 | `POST /api/paas/v4/chat/completions`, `POST /api/paas/v4/embeddings` | `http://ADDR/api/paas/v4` | `Bearer` JWT signed from `id.secret` ([`jwt`]) |
@@ -14,7 +15,9 @@
 //! Keys come from [`MockConfig`]: by default any non-empty Anthropic or Gemini key is accepted
 //! and GLM tokens must be signed with [`DEFAULT_GLM_KEY`]. Requests are checked as each provider
 //! checks them where a translation bug would show (roles, content blocks, tool call / result
-//! pairing, thinking budget…), each problem answered in the provider's own error shape.
+//! pairing, thinking budget…; Responses: item types, roles and parts, flat function tools,
+//! `function_call` / `function_call_output` pairing across the stored conversation), each problem
+//! answered in the provider's own error shape.
 //!
 //! What the mock answers is chosen by the model name (so concurrent tests never interfere), the
 //! same on every protocol, each in its own encoding:
@@ -33,15 +36,15 @@
 //! | `cut-after-<n>` | streams `n` steps (a step is a chunk of the answer, then each closing event), then breaks the connection (pair it with `slow-` so they are flushed first) |
 //! | `no-usage` | never reports usage |
 //! | `not-json` | answers 200 with a body that is not JSON |
-//! | `error-after-<n>` | streams `n` steps, then the protocol's in-band error (OpenAI `data: {"error": …}`, Anthropic `event: error`, Gemini a chunk with `error`), then ends |
-//! | `mistral-style` | OpenAI only, like Mistral: 422 for any `stream_options`, usage in the finish chunk of every stream |
-//! | `tool` | one call to the request's first tool (none: 400), arguments exactly [`TOOL_ARGUMENTS`], streamed in small fragments (Gemini: whole); stop `tool_calls` / `tool_use` / `STOP` |
-//! | `agent` | an agent's turn: when the conversation ends with tool results, the text `The tool said: <the last result>`; otherwise one call to the first shell tool of the request it knows, with fixed arguments that print [`AGENT_MARKER`] (Claude Code's `Bash`: `{"command":"echo mock-agent-ok",…}`; Codex CLI's `shell`, `shell_command` or `exec_command`); none of them: 400 |
+//! | `error-after-<n>` | streams `n` steps, then the protocol's in-band error (OpenAI `data: {"error": …}`, Responses `event: response.failed` with `error.code` `server_error`, Anthropic `event: error`, Gemini a chunk with `error`), then ends |
+//! | `mistral-style` | OpenAI Chat Completions only, like Mistral: 422 for any `stream_options`, usage in the finish chunk of every stream |
+//! | `tool` | one call to the request's first tool (none: 400; Responses: first `function` tool), arguments exactly [`TOOL_ARGUMENTS`], streamed in small fragments (Gemini: whole); stop `tool_calls` / `tool_use` / `STOP` (Responses: a `function_call` item, `completed`) |
+//! | `agent` | an agent's turn: when the conversation ends with tool results, the text `The tool said: <the last result>`; otherwise one call to the first shell tool of the request it knows (Responses: the results are `function_call_output` items, in the input or the stored conversation), with fixed arguments that print [`AGENT_MARKER`] (Claude Code's `Bash`: `{"command":"echo mock-agent-ok",…}`; Codex CLI's `shell`, `shell_command` or `exec_command`); none of them: 400 |
 //! | `tools-2` | two parallel calls to the first tool, the second with [`SECOND_TOOL_ARGUMENTS`] |
-//! | `reason` | reasoning, then the text: OpenAI `reasoning_content` (as DeepSeek), Anthropic a signed thinking block, Gemini `thought: true` parts; reasoning tokens in usage where the protocol has a field |
-//! | `cache` | 1000 prompt tokens read from cache and 200 written: OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`/`cache_creation_input_tokens` (outside `input_tokens`), Gemini `cachedContentTokenCount` |
-//! | `max-tokens` | stops for length: `length` / `max_tokens` / `MAX_TOKENS` |
-//! | `refuse` | stops for the content filter: `content_filter` / `refusal` / `SAFETY` |
+//! | `reason` | reasoning, then the text: OpenAI `reasoning_content` (as DeepSeek), Responses a `reasoning` item with a summary (`encrypted_content` when `include` asks), Anthropic a signed thinking block, Gemini `thought: true` parts; reasoning tokens in usage where the protocol has a field |
+//! | `cache` | 1000 prompt tokens read from cache and 200 written: OpenAI `cached_tokens` (Responses: `input_tokens_details.cached_tokens` and `cache_write_tokens`), Anthropic `cache_read_input_tokens`/`cache_creation_input_tokens` (outside `input_tokens`), Gemini `cachedContentTokenCount` |
+//! | `max-tokens` | stops for length: `length` / `max_tokens` / `MAX_TOKENS` / Responses `incomplete` with `incomplete_details.reason` `max_output_tokens` |
+//! | `refuse` | stops for the content filter: `content_filter` / `refusal` / `SAFETY` / Responses `incomplete`, reason `content_filter` |
 //! | `echo` | the text is a compact JSON summary of the request: `{"system","messages","images","tools","tool_results","max_tokens","last_user_text"}` (see `summary.rs`) |
 //!
 //! A model can also be taken down at run time ([`MockState::set_down`], or `POST /_mock/down/{model}`
@@ -57,8 +60,9 @@
 //! function to sort a list": 0), as semantic routing needs.
 //!
 //! Usage is deterministic: prompt tokens are the words of the request's texts (plus the cache
-//! figures), completion tokens one per streamed unit (text chunk, reasoning chunk, tool call start
-//! or argument fragment), reported alike streamed or not.
+//! figures; Responses: `instructions` and this request's input, not the stored conversation),
+//! completion tokens one per streamed unit (text chunk, reasoning chunk, tool call start or
+//! argument fragment), reported alike streamed or not.
 //!
 //! Every request is recorded (`/_mock/requests`: path, query, `authorization`, body and the
 //! headers that matter); streams the gateway dropped before the end are counted, and so are the
@@ -68,7 +72,7 @@
 //! how a router split the traffic) and the health probes (`probes`, [`MockState::probes_for`]);
 //! probes are not recorded as requests, so a gateway's health checker does not disturb tests that
 //! read `/_mock/requests`. Every chat answer names the model that served it, as the request
-//! wrote it: OpenAI and GLM `model` (every chunk), Anthropic `model` (the message, or
+//! wrote it: OpenAI and GLM `model` (every chunk), Responses `model` (the response), Anthropic `model` (the message, or
 //! `message_start`), Gemini `modelVersion` (every chunk). Dev-only: never a dependency of the
 //! binary.
 
@@ -86,6 +90,8 @@ pub mod jwt;
 mod openai;
 mod probe;
 mod record;
+mod response_store;
+mod responses;
 mod script;
 mod stream;
 mod summary;
@@ -150,6 +156,8 @@ pub struct MockState {
     probes: Mutex<BTreeMap<String, u64>>,
     /// Models taken down: everything for them answers 503.
     down: Mutex<HashSet<String>>,
+    /// The Responses API answers given, for `previous_response_id`.
+    responses: response_store::ResponseStore,
     config: MockConfig,
     /// Streams started.
     pub streams_started: AtomicU64,
@@ -305,6 +313,7 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/responses", post(responses::create))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(probe::list))
         .route("/v1/models/{*model}", get(probe::retrieve))

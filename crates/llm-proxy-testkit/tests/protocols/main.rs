@@ -10,6 +10,7 @@ mod anthropic;
 mod gemini;
 mod glm;
 mod openai;
+mod responses;
 mod routing;
 
 use llm_proxy_testkit::{MockConfig, MockUpstream};
@@ -153,10 +154,24 @@ async fn echo_summaries_agree_across_protocols() {
                 "generationConfig": {"maxOutputTokens": 50}}),
         )
         .await;
+    let responses = m
+        .post(
+            "/v1/responses",
+            &[],
+            &serde_json::json!({"model": "m-echo", "max_output_tokens": 50, "instructions": "be brief", "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "weather?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,iVBO"}]},
+                {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                {"role": "user", "content": "thanks"}],
+                "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}),
+        )
+        .await;
     let expected = r#"{"system":"be brief","messages":3,"images":1,"tools":["get_weather"],"tool_results":["sunny"],"max_tokens":50,"last_user_text":"thanks"}"#;
     assert_eq!(openai.json()["choices"][0]["message"]["content"], expected, "{}", openai.text);
     assert_eq!(anthropic.json()["content"][0]["text"], expected, "{}", anthropic.text);
     assert_eq!(gemini.json()["candidates"][0]["content"]["parts"][0]["text"], expected, "{}", gemini.text);
+    assert_eq!(responses.json()["output"][0]["content"][0]["text"], expected, "{}", responses.text);
 }
 
 #[tokio::test]
