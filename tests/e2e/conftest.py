@@ -288,6 +288,12 @@ providers:
     protocol: openai
     base_url: "http://{mock_addr}/v1"
     api_key: "{PROVIDER_KEY}"
+  # The same server as a Responses API server too: Responses clients pass through to it.
+  oair:
+    protocol: openai
+    base_url: "http://{mock_addr}/v1"
+    api_key: "{PROVIDER_KEY}"
+    responses_api: true
   claude:
     protocol: anthropic
     base_url: "http://{mock_addr}"

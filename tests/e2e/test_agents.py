@@ -162,7 +162,7 @@ def run_codex(stack: Stack, tmp_path: Path, key: str, model: str, prompt: str) -
     return last.read_text()
 
 
-@pytest.mark.parametrize("upstream", UPSTREAMS)
+@pytest.mark.parametrize("upstream", ["oair", *UPSTREAMS])
 def test_codex_answers_through_every_protocol(stack: Stack, tmp_path: Path, upstream: str) -> None:
     created = stack.create_key(f"codex-plain-{upstream}")
     out = run_codex(stack, tmp_path, created["key"], f"{upstream}/mock-chunks-3", "say hello")
@@ -172,7 +172,7 @@ def test_codex_answers_through_every_protocol(stack: Stack, tmp_path: Path, upst
     assert all(r["prompt_tokens"] and r["completion_tokens"] for r in rows), rows
 
 
-@pytest.mark.parametrize("upstream", UPSTREAMS)
+@pytest.mark.parametrize("upstream", ["oair", *UPSTREAMS])
 def test_codex_reads_a_long_stream_whole(stack: Stack, tmp_path: Path, upstream: str) -> None:
     created = stack.create_key(f"codex-long-{upstream}")
     out = run_codex(stack, tmp_path, created["key"], f"{upstream}/mock-chunks-400", "tell me a long story")
@@ -182,7 +182,7 @@ def test_codex_reads_a_long_stream_whole(stack: Stack, tmp_path: Path, upstream:
     assert (row["status"], row["stream"], row["completion_tokens"]) == (200, True, 400), row
 
 
-@pytest.mark.parametrize("upstream", UPSTREAMS)
+@pytest.mark.parametrize("upstream", ["oair", *UPSTREAMS])
 def test_codex_runs_a_tool_and_answers_with_its_result(stack: Stack, tmp_path: Path, upstream: str) -> None:
     created = stack.create_key(f"codex-tool-{upstream}")
     model = f"{upstream}/mock-agent"

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import Stack
 
-UPSTREAMS = ["oai", "claude", "gem", "zhipu"]
+# `oair` is the mock's own Responses API (passthrough); the others are translated.
+UPSTREAMS = ["oair", "oai", "claude", "gem", "zhipu"]
 TOOL_ARGUMENTS = '{"location": "Paris, France", "unit": "celsius"}'
 TOOLS = [
     {
