@@ -1,12 +1,14 @@
 """Instructions per request, counted by callgrind: an A/B of two gateway binaries that the noise of a
 shared 2-core machine cannot move (the same binary and inputs give the same count to within ~1%).
 
-    python3 bench/instructions.py GATEWAY_BIN MOCK_BIN [chat|stream|translated] [N]
+    python3 bench/instructions.py GATEWAY_BIN MOCK_BIN [chat|stream|translated|responses|responses-translated] [N]
 
 Starts the mock, then the gateway under `valgrind --tool=callgrind` (one runtime worker) twice: with
 30 and with 30 + N sequential keep-alive requests through a virtual key, and prints the difference
 divided by N (start-up and shutdown cancel out). `chat` is a plain chat completion, `stream` a
-20-chunk passthrough stream, `translated` the same stream from an Anthropic upstream.
+20-chunk passthrough stream, `translated` the same stream from an Anthropic upstream; `responses` is
+the chat question as `POST /v1/responses` passed through to an upstream that serves it, and
+`responses-translated` a Responses client's 20-chunk stream from the Anthropic upstream.
 """
 import http.client
 import json
@@ -55,6 +57,7 @@ health_check: {{enabled: false}}
 providers:
   mock: {{protocol: openai, base_url: "http://127.0.0.1:{mport}/v1", api_key: k, models: [mock-a, mock-chunks-20]}}
   anth: {{protocol: anthropic, base_url: "http://127.0.0.1:{mport}", api_key: k, models: [mock-chunks-20]}}
+  mockr: {{protocol: openai, base_url: "http://127.0.0.1:{mport}/v1", api_key: k, models: [mock-a], responses_api: true}}
 """
     with open(f"{d}/c.yaml", "w") as f:
         f.write(cfg)
@@ -81,12 +84,24 @@ providers:
         # thread) must be over in both runs, or the longer run counts more of it: wait until the
         # gateway's CPU time stops moving.
         wait_idle(gw.pid)
-        model = {"chat": "mock-a", "stream": "mock/mock-chunks-20", "translated": "anth/mock-chunks-20"}[mode]
-        body = json.dumps({"model": model, "stream": mode != "chat", "messages": [{"role": "user", "content": "hello there"}]})
+        model = {
+            "chat": "mock-a",
+            "stream": "mock/mock-chunks-20",
+            "translated": "anth/mock-chunks-20",
+            "responses": "mockr/mock-a",
+            "responses-translated": "anth/mock-chunks-20",
+        }[mode]
+        stream = mode not in ("chat", "responses")
+        if mode.startswith("responses"):
+            path = "/v1/responses"
+            body = json.dumps({"model": model, "stream": stream, "input": "hello there"})
+        else:
+            path = "/v1/chat/completions"
+            body = json.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]})
         c = http.client.HTTPConnection("127.0.0.1", gport, timeout=60)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         for _ in range(n):
-            c.request("POST", "/v1/chat/completions", body, headers)
+            c.request("POST", path, body, headers)
             r = c.getresponse()
             r.read()
             assert r.status == 200, r.status

@@ -174,8 +174,9 @@ pub trait Store: Send + Sync + 'static {
     // Stored Responses API answers (`crate::stored_response`). Both databases implement them; the
     // defaults describe a store that keeps none.
 
-    /// Keeps an answer; putting an id again replaces it (a retried write).
-    async fn put_response(&self, _response: &StoredResponse) -> Result<(), StoreError> {
+    /// Keeps a batch of answers in one transaction; putting an id again replaces it (a retried
+    /// write).
+    async fn put_responses(&self, _batch: &[StoredResponse]) -> Result<(), StoreError> {
         Err(StoreError::Other("this store does not keep responses".into()))
     }
     /// The answer `id` of `key_id` and the ones it continued, oldest first, at most `max`

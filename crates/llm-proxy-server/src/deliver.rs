@@ -10,7 +10,6 @@ use llm_proxy_core::provider::ChatOutput;
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::translate::responses::{self, ResponseMeta, ResponsesEncoder};
 use llm_proxy_core::translate::{self, AnswerIds, StreamEncoder, anthropic, openai};
-use serde_json::Value;
 
 use crate::app::Shared;
 use crate::meter::RequestMeter;
@@ -43,30 +42,27 @@ pub struct Keep {
 }
 
 impl Keep {
-    /// Keeps `response` (a response object). `held_by`: the provider that stored it too.
-    fn put(&self, store: &Arc<ResponseStore>, response: &Value, held_by: Option<&str>) {
-        let Some(id) = response.get("id").and_then(Value::as_str) else {
-            tracing::warn!("a Responses answer without an id cannot be kept");
-            return;
-        };
+    /// Keeps an answer: `response` is the object's text as the client received it, `id` its id.
+    /// `held_by`: the provider that stored it too.
+    fn put(&self, store: &ResponseStore, id: String, response: String, held_by: Option<&str>) {
         let now = UnixMillis::now();
         store.put(StoredResponse {
-            id: id.to_string(),
+            id,
             key_id: self.key_id.clone(),
             created_at: now,
             expires_at: store.expires_at(now),
             previous_id: self.previous_id.clone(),
             upstream: held_by.map(String::from),
             input: self.input.clone(),
-            response: response.to_string(),
+            response,
         });
     }
 
     /// For a stream: keeps the answer of its `response.completed` event.
     fn on_complete(self, store: Arc<ResponseStore>, held_by: Option<String>) -> OnComplete {
-        Box::new(move |data: &str| match serde_json::from_str::<Value>(data) {
-            Ok(event) => self.put(&store, &event["response"], held_by.as_deref()),
-            Err(e) => tracing::warn!(error = %e, "a response.completed event that is not JSON cannot be kept"),
+        Box::new(move |data: &str| match responses::completed_response(data) {
+            Some((id, response)) => self.put(&store, id, response.to_string(), held_by.as_deref()),
+            None => tracing::warn!("a response.completed event without a readable response cannot be kept"),
         })
     }
 }
@@ -108,11 +104,9 @@ pub async fn deliver(
                 meter.usage(u);
             }
             if let Some(keep) = &keep {
-                match serde_json::from_slice::<Value>(&done.body) {
-                    Ok(response) => keep.put(&state.responses, &response, held_by(true).as_deref()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "an upstream Responses answer that is not JSON cannot be kept")
-                    }
+                match (responses::response_id(&done.body), std::str::from_utf8(&done.body)) {
+                    (Some(id), Ok(text)) => keep.put(&state.responses, id, text.to_string(), held_by(true).as_deref()),
+                    _ => tracing::warn!("an upstream Responses answer without a readable id cannot be kept"),
                 }
             }
             let cost = meter.cost_usd();
@@ -132,12 +126,12 @@ pub async fn deliver(
             // The answer's id where the upstream named none: the translators make up none themselves.
             let ids = AnswerIds::random();
             let body = match &ending {
-                StreamEnding::OpenAi => openai::response_from_unified(&answer, now_secs(), ids),
-                StreamEnding::Anthropic => anthropic::response_from_unified(&answer, ids),
+                StreamEnding::OpenAi => openai::response_from_unified(&answer, now_secs(), ids).to_string(),
+                StreamEnding::Anthropic => anthropic::response_from_unified(&answer, ids).to_string(),
                 StreamEnding::Responses(r) => {
-                    let body = responses::response_from_unified(&answer, &r.meta, UnixMillis::now(), ids);
+                    let body = responses::response_from_unified(&answer, &r.meta, UnixMillis::now(), ids).to_string();
                     if let Some(keep) = &keep {
-                        keep.put(&state.responses, &body, None);
+                        keep.put(&state.responses, r.meta.id.clone(), body.clone(), None);
                     }
                     body
                 }
@@ -148,7 +142,7 @@ pub async fn deliver(
             }
             let cost = meter.cost_usd();
             meter.succeed(200);
-            with_cost(relay::json_response(Bytes::from(body.to_string())), cost)
+            with_cost(relay::json_response(Bytes::from(body)), cost)
         }
         ChatOutput::UnifiedStream(events) => {
             let ids = AnswerIds::random();

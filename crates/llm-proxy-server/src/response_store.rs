@@ -1,9 +1,11 @@
 //! The Responses API answers this gateway keeps (`llm_proxy_core::stored_response`), between the
 //! endpoints and the database.
 //!
-//! An answer goes out before its row is written: the write runs beside, and until it is done the
-//! answer waits here, in memory, where a follow-up sent at once (an agent's next turn comes in
-//! milliseconds) finds it. Reads look here first, then ask the database for the rest of the chain.
+//! An answer goes out before its row is written: a writer task writes the answers that arrived
+//! meanwhile in one transaction (one per answer cost more than the rest of a request), and until
+//! then the answer waits here, in memory, where a follow-up sent at once (an agent's next turn
+//! comes in milliseconds) finds it. Reads look here first, then ask the database for the rest of
+//! the chain.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -12,12 +14,15 @@ use std::time::Duration;
 use llm_proxy_core::UnixMillis;
 use llm_proxy_core::store::{Store, StoreError};
 use llm_proxy_core::stored_response::{MAX_CHAIN, StoredResponse};
-use tokio_util::task::TaskTracker;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Answers waiting for their write, at most: past this (the database has been away for a while)
 /// an answer is still served but not kept.
 const MAX_PENDING: usize = 10_000;
-/// Tries of one write, and the wait before the first retry (doubling).
+/// Most answers written in one transaction.
+const BATCH: usize = 64;
+/// Tries of one batch, and the wait before the first retry (doubling).
 const WRITE_TRIES: u32 = 4;
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 
@@ -25,26 +30,33 @@ pub struct ResponseStore {
     store: Arc<dyn Store>,
     retention: Duration,
     held: Mutex<Held>,
-    /// The writes in flight, which shutdown waits for.
-    writes: TaskTracker,
+    queue: mpsc::Sender<Arc<StoredResponse>>,
 }
 
 #[derive(Default)]
 struct Held {
     /// Answers whose write has not finished.
     pending: HashMap<String, Arc<StoredResponse>>,
-    /// Answers deleted while their write was in flight: the write deletes its row again.
+    /// Answers deleted while their write was in flight: the writer deletes their rows again.
     deleted: HashSet<String>,
 }
 
 impl ResponseStore {
-    pub fn new(store: Arc<dyn Store>, retention_days: u32, writes: TaskTracker) -> Self {
-        Self {
+    /// The store and its writer, which runs until `stop` and then writes what is queued.
+    pub fn new(
+        store: Arc<dyn Store>,
+        retention_days: u32,
+        stop: CancellationToken,
+    ) -> (Arc<Self>, impl Future<Output = ()> + Send + 'static) {
+        let (queue, rx) = mpsc::channel(MAX_PENDING);
+        let this = Arc::new(Self {
             store,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             held: Mutex::new(Held::default()),
-            writes,
-        }
+            queue,
+        });
+        let writer = this.clone().write_batches(rx, stop);
+        (this, writer)
     }
 
     /// When an answer made now expires.
@@ -53,43 +65,72 @@ impl ResponseStore {
     }
 
     /// Keeps `r` (in memory at once, in the database soon). Never waits.
-    pub fn put(self: &Arc<Self>, r: StoredResponse) {
+    pub fn put(&self, r: StoredResponse) {
         let r = Arc::new(r);
-        {
+        // Held before it is queued: the writer lets go of it only after writing it.
+        self.lock().pending.insert(r.id.clone(), r.clone());
+        if self.queue.try_send(r.clone()).is_err() {
+            tracing::warn!(id = %r.id, "too many stored responses waiting for the database; this one is not kept");
             let mut held = self.lock();
-            if held.pending.len() >= MAX_PENDING {
-                tracing::warn!(id = %r.id, "too many stored responses waiting for the database; this one is not kept");
-                return;
+            if held.pending.get(&r.id).is_some_and(|p| Arc::ptr_eq(p, &r)) {
+                held.pending.remove(&r.id);
             }
-            held.pending.insert(r.id.clone(), r.clone());
         }
-        let this = self.clone();
-        self.writes.spawn(async move {
-            let mut wait = FIRST_RETRY;
-            for attempt in 1..=WRITE_TRIES {
-                match this.store.put_response(&r).await {
-                    Ok(()) => break,
-                    Err(e) if attempt == WRITE_TRIES => {
-                        tracing::warn!(id = %r.id, error = %e, "a stored response could not be written; it is lost");
+    }
+
+    async fn write_batches(self: Arc<Self>, mut rx: mpsc::Receiver<Arc<StoredResponse>>, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+                () = stop.cancelled() => {
+                    // Shutting down: what is queued is written, then the writer ends.
+                    rx.close();
+                    while rx.recv_many(&mut batch, BATCH).await > 0 {
+                        self.write(&mut batch).await;
                     }
-                    Err(_) => {
-                        tokio::time::sleep(wait).await;
-                        wait *= 2;
-                    }
+                    return;
                 }
             }
-            // Written, or given up: either way the database now has the final word.
-            let deleted = {
-                let mut held = this.lock();
-                if held.pending.get(&r.id).is_some_and(|p| Arc::ptr_eq(p, &r)) {
-                    held.pending.remove(&r.id);
+            self.write(&mut batch).await;
+        }
+    }
+
+    /// Writes one batch (retrying a failure a few times), then lets go of it.
+    async fn write(&self, batch: &mut Vec<Arc<StoredResponse>>) {
+        let rows: Vec<StoredResponse> = batch.iter().map(|r| (**r).clone()).collect();
+        let mut wait = FIRST_RETRY;
+        for attempt in 1..=WRITE_TRIES {
+            match self.store.put_responses(&rows).await {
+                Ok(()) => break,
+                Err(e) if attempt == WRITE_TRIES => {
+                    tracing::warn!(answers = rows.len(), error = %e, "stored responses could not be written; they are lost");
                 }
-                held.deleted.remove(&r.id)
-            };
-            if deleted && let Err(e) = this.store.delete_response(&r.id, &r.key_id).await {
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        // Written, or given up: either way the database now has the final word.
+        let deleted: Vec<Arc<StoredResponse>> = {
+            let mut held = self.lock();
+            batch
+                .drain(..)
+                .filter(|r| {
+                    if held.pending.get(&r.id).is_some_and(|p| Arc::ptr_eq(p, r)) {
+                        held.pending.remove(&r.id);
+                    }
+                    held.deleted.remove(&r.id)
+                })
+                .collect()
+        };
+        for r in deleted {
+            if let Err(e) = self.store.delete_response(&r.id, &r.key_id).await {
                 tracing::warn!(id = %r.id, error = %e, "a deleted stored response could not be removed from the database");
             }
-        });
+        }
     }
 
     /// The conversation that ends with answer `id` of `key_id`, oldest answer first; empty when
@@ -157,10 +198,28 @@ impl ResponseStore {
 mod tests {
     use super::*;
 
-    async fn store() -> (Arc<ResponseStore>, Arc<dyn Store>) {
+    struct Running {
+        rs: Arc<ResponseStore>,
+        db: Arc<dyn Store>,
+        stop: CancellationToken,
+        writer: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        /// Stops the writer once it has written everything queued.
+        async fn flush(self) -> (Arc<ResponseStore>, Arc<dyn Store>) {
+            self.stop.cancel();
+            self.writer.await.unwrap();
+            (self.rs, self.db)
+        }
+    }
+
+    async fn store() -> Running {
         let db = llm_proxy_store::connect("sqlite::memory:", 2, 1).await.unwrap();
         db.migrate().await.unwrap();
-        (Arc::new(ResponseStore::new(db.clone(), 30, TaskTracker::new())), db)
+        let stop = CancellationToken::new();
+        let (rs, writer) = ResponseStore::new(db.clone(), 30, stop.clone());
+        Running { rs, db, stop, writer: tokio::spawn(writer) }
     }
 
     fn answer(rs: &ResponseStore, id: &str, key: &str, previous: Option<&str>) -> StoredResponse {
@@ -183,31 +242,39 @@ mod tests {
 
     #[tokio::test]
     async fn a_follow_up_finds_its_history_before_and_after_the_write() {
-        let (rs, db) = store().await;
+        let running = store().await;
+        let rs = running.rs.clone();
         rs.put(answer(&rs, "resp_1", "k", None));
         rs.put(answer(&rs, "resp_2", "k", Some("resp_1")));
-        // Read at once: from memory, whatever the writes are doing.
+        // Read at once: from memory, whatever the writer is doing.
         assert_eq!(ids(&rs.chain("resp_2", "k").await.unwrap()), ["resp_1", "resp_2"]);
         assert!(rs.chain("resp_2", "other-key").await.unwrap().is_empty(), "never another key's");
-        rs.writes.close();
-        rs.writes.wait().await;
+        for _ in 0..500 {
+            if rs.lock().pending.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(rs.lock().pending.is_empty(), "written, so no longer held");
-        // A third turn held in memory on top of two in the database.
+        let db = running.db.clone();
+        assert_eq!(db.response_chain("resp_2", "k", UnixMillis::now(), 10).await.unwrap().len(), 2);
+        // A third turn on top of two in the database.
         rs.put(answer(&rs, "resp_3", "k", Some("resp_2")));
         assert_eq!(ids(&rs.chain("resp_3", "k").await.unwrap()), ["resp_1", "resp_2", "resp_3"]);
-        assert_eq!(db.response_chain("resp_2", "k", UnixMillis::now(), 10).await.unwrap().len(), 2);
         assert!(rs.get("resp_1", "k").await.unwrap().is_some());
         assert!(rs.get("resp_1", "other-key").await.unwrap().is_none());
+        let (_, db) = running.flush().await;
+        assert_eq!(db.response_chain("resp_3", "k", UnixMillis::now(), 10).await.unwrap().len(), 3, "flushed at stop");
     }
 
     #[tokio::test]
     async fn a_delete_while_the_write_is_in_flight_stays_deleted() {
-        let (rs, db) = store().await;
+        let running = store().await;
+        let rs = running.rs.clone();
         rs.put(answer(&rs, "resp_1", "k", None));
         assert!(matches!(rs.delete("resp_1", "other-key").await, Err(StoreError::NotFound)));
         rs.delete("resp_1", "k").await.unwrap();
-        rs.writes.close();
-        rs.writes.wait().await;
+        let (rs, db) = running.flush().await;
         assert!(rs.get("resp_1", "k").await.unwrap().is_none());
         assert!(db.response_chain("resp_1", "k", UnixMillis::now(), 10).await.unwrap().is_empty());
         assert!(matches!(rs.delete("resp_1", "k").await, Err(StoreError::NotFound)));

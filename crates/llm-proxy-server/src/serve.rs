@@ -78,12 +78,16 @@ pub async fn run(
     let (accounting, settles) = Accounting::new(&config, counters.clone(), prices);
     tracker.spawn(Accounting::settle_worker(counters, settles));
     let in_flight = crate::listener::InFlight::new(config.connections.max_in_flight);
+    // Stopped with the log writer: after the last request, so every answer kept is written.
+    let (responses, response_writer) =
+        ResponseStore::new(store.clone(), config.response_retention_days, writer_stop.clone());
+    tracker.spawn(response_writer);
     let state = AppState(Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
         route_inputs,
         accounting,
         keys: keys.clone(),
-        responses: Arc::new(ResponseStore::new(store.clone(), config.response_retention_days, tracker.clone())),
+        responses,
         store,
         logs: logs.clone(),
         master_key: config.master_key.clone(),

@@ -184,20 +184,24 @@ macro_rules! impl_store {
             Ok(rows::routes_from_rows(rows))
         }
 
-        async fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError> {
-            sqlx::query(rows::PUT_RESPONSE)
-                .bind(&r.id)
-                .bind(&r.key_id)
-                .bind(r.created_at.to_i64())
-                .bind(r.expires_at.to_i64())
-                .bind(&r.previous_id)
-                .bind(&r.upstream)
-                .bind(&r.input)
-                .bind(&r.response)
-                .execute(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
-            Ok(())
+        async fn put_responses(&self, batch: &[StoredResponse]) -> Result<(), StoreError> {
+            // One statement, prepared once per connection, run per row in one transaction.
+            let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+            for r in batch {
+                sqlx::query(rows::PUT_RESPONSE)
+                    .bind(&r.id)
+                    .bind(&r.key_id)
+                    .bind(r.created_at.to_i64())
+                    .bind(r.expires_at.to_i64())
+                    .bind(&r.previous_id)
+                    .bind(&r.upstream)
+                    .bind(&r.input)
+                    .bind(&r.response)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_sqlx)?;
+            }
+            tx.commit().await.map_err(map_sqlx)
         }
 
         async fn response_chain(

@@ -1104,12 +1104,12 @@ async fn responses_chain_back_within_their_key_only(db: TestDb) {
     let now = UnixMillis::from_i64(5_000);
     let mut first = response("resp_1", "k1", None, 10_000);
     first.upstream = Some("openai".into());
-    store.put_response(&first).await.expect("put 1");
-    store.put_response(&response("resp_2", "k1", Some("resp_1"), 10_000)).await.expect("put 2");
-    store.put_response(&response("resp_3", "k1", Some("resp_2"), 10_000)).await.expect("put 3");
+    store.put_responses(&[first.clone()]).await.expect("put 1");
+    store.put_responses(&[response("resp_2", "k1", Some("resp_1"), 10_000)]).await.expect("put 2");
+    store.put_responses(&[response("resp_3", "k1", Some("resp_2"), 10_000)]).await.expect("put 3");
     // Another key's answer continuing this chain (it cannot happen through the API) does not
     // open the chain to that key.
-    store.put_response(&response("resp_x", "k2", Some("resp_3"), 10_000)).await.expect("put x");
+    store.put_responses(&[response("resp_x", "k2", Some("resp_3"), 10_000)]).await.expect("put x");
 
     let chain = store.response_chain("resp_3", "k1", now, 100).await.expect("chain");
     let ids: Vec<&str> = chain.iter().map(|r| r.id.as_str()).collect();
@@ -1124,7 +1124,7 @@ async fn responses_chain_back_within_their_key_only(db: TestDb) {
     // A retried write replaces; a delete is the key's only.
     let mut again = response("resp_2", "k1", Some("resp_1"), 10_000);
     again.response = r#"{"id":"resp_2","status":"completed"}"#.into();
-    store.put_response(&again).await.expect("put again");
+    store.put_responses(&[again.clone()]).await.expect("put again");
     assert_eq!(store.response_chain("resp_2", "k1", now, 1).await.expect("one")[0], again);
     assert!(matches!(store.delete_response("resp_2", "k2").await, Err(StoreError::NotFound)));
     store.delete_response("resp_2", "k1").await.expect("delete");
@@ -1135,10 +1135,10 @@ async fn responses_chain_back_within_their_key_only(db: TestDb) {
 
 async fn expired_responses_are_hidden_then_deleted_in_batches(db: TestDb) {
     let store = db.migrated().await;
-    for i in 0..5 {
-        store.put_response(&response(&format!("old_{i}"), "k", None, 2_000 + i)).await.expect("put old");
-    }
-    store.put_response(&response("new", "k", Some("old_4"), 9_000)).await.expect("put new");
+    // One batch, one transaction.
+    let old: Vec<StoredResponse> = (0..5).map(|i| response(&format!("old_{i}"), "k", None, 2_000 + i)).collect();
+    store.put_responses(&old).await.expect("put old");
+    store.put_responses(&[response("new", "k", Some("old_4"), 9_000)]).await.expect("put new");
     let now = UnixMillis::from_i64(5_000);
     assert!(store.response_chain("old_1", "k", now, 10).await.expect("expired").is_empty());
     let chain = store.response_chain("new", "k", now, 10).await.expect("chain");

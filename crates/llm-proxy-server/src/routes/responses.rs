@@ -14,7 +14,7 @@ use llm_proxy_core::UnixMillis;
 use llm_proxy_core::provider::{ChatInput, ResponsesCall};
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::translate::AnswerIds;
-use llm_proxy_core::translate::responses::{ResponseMeta, input_items, output_items};
+use llm_proxy_core::translate::responses::{ResponseMeta, input_items_text, output_items};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::{ResponsesInput, ResponsesRequest};
 use serde::Deserialize;
@@ -59,7 +59,7 @@ pub async fn create(State(state): State<AppState>, Extension(id): Extension<Requ
     let keep = request.stores().then(|| Keep {
         key_id: owner,
         previous_id: request.previous_response_id.clone(),
-        input: request.input.as_ref().map(|i| Value::Array(input_items(i)).to_string()).unwrap_or_else(|| "[]".into()),
+        input: request.input.as_ref().map(input_items_text).unwrap_or_else(|| "[]".into()),
     });
     let client = ClientSide::Responses(Box::new(ResponsesClient { meta, keep }));
     let max_tokens = request.max_output_tokens;

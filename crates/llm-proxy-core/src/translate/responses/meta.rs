@@ -1,5 +1,7 @@
 //! `ResponseMeta`: what a `response` object repeats of its request, and the object around an output.
 
+use std::sync::Arc;
+
 use llm_proxy_protocol::openai::{ResponsesRequest, TextFormat, TextParam};
 use serde_json::{Map, Value, json};
 
@@ -34,6 +36,18 @@ pub struct ResponseMeta {
     pub tools: Vec<Value>,
     pub top_p: f64,
     pub user: Option<String>,
+    /// The fields above as JSON text, written once: a stream's `response.created`,
+    /// `.in_progress` and `.completed` each repeat them, and tools alone can be tens of KB.
+    echo: Arc<Echo>,
+}
+
+/// The echoed fields of a `response` object as JSON text, in the order OpenAI writes them:
+/// those before `output`, those between it and `usage`, and those after.
+#[derive(Debug, PartialEq)]
+struct Echo {
+    before_output: String,
+    before_usage: String,
+    after_usage: String,
 }
 
 /// Where a response stands, and what the object says about it.
@@ -61,7 +75,7 @@ impl ResponseMeta {
             text.format = Some(TextFormat::Text);
         }
         let tools = r.tools.iter().flatten().map(|t| Value::Object(echoed_tool(t))).collect();
-        Self {
+        let mut meta = Self {
             id: ids.resp_id(),
             created_at,
             model: r.model.clone(),
@@ -79,19 +93,92 @@ impl ResponseMeta {
             tools,
             top_p: r.top_p.unwrap_or(1.0),
             user: r.user.clone(),
-        }
+            echo: Arc::new(Echo {
+                before_output: String::new(),
+                before_usage: String::new(),
+                after_usage: String::new(),
+            }),
+        };
+        meta.echo = Arc::new(meta.echo_text());
+        meta
+    }
+
+    fn echo_text(&self) -> Echo {
+        // Values of string keys always serialise.
+        let text = |v: Value| v.to_string();
+        let field = |out: &mut String, key: &str, v: Value| {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
+            out.push_str(&text(v));
+        };
+        let mut before_output = String::new();
+        field(&mut before_output, "instructions", json!(self.instructions));
+        field(&mut before_output, "max_output_tokens", json!(self.max_output_tokens));
+        field(&mut before_output, "model", json!(self.model));
+        let mut before_usage = String::new();
+        field(&mut before_usage, "parallel_tool_calls", json!(self.parallel_tool_calls));
+        field(&mut before_usage, "previous_response_id", json!(self.previous_response_id));
+        field(
+            &mut before_usage,
+            "reasoning",
+            json!({"effort": self.reasoning_effort, "summary": self.reasoning_summary}),
+        );
+        field(&mut before_usage, "store", json!(self.store));
+        field(&mut before_usage, "temperature", json!(self.temperature));
+        field(&mut before_usage, "text", self.text.clone());
+        field(&mut before_usage, "tool_choice", self.tool_choice.clone());
+        field(&mut before_usage, "tools", Value::Array(self.tools.clone()));
+        field(&mut before_usage, "top_p", json!(self.top_p));
+        // The gateway never drops input to make it fit.
+        field(&mut before_usage, "truncation", json!("disabled"));
+        let mut after_usage = String::new();
+        field(&mut after_usage, "user", json!(self.user));
+        field(&mut after_usage, "metadata", Value::Object(self.metadata.clone()));
+        Echo { before_output, before_usage, after_usage }
+    }
+
+    /// `object` as JSON text, `output` given as its text: written around the echoed fields'
+    /// text rather than built as a tree (a stream writes three of these).
+    pub(super) fn object_text(&self, outcome: Outcome<'_>, output: &str, usage: Option<&TokenUsage>) -> String {
+        let (status, completed_at, error, incomplete) = outcome_fields(outcome);
+        let usage = json!(usage.map(usage_to_wire)).to_string();
+        let e = &self.echo;
+        let mut out = String::with_capacity(
+            160 + e.before_output.len() + e.before_usage.len() + e.after_usage.len() + output.len() + usage.len(),
+        );
+        out.push_str("{\"id\":");
+        crate::translate::push_json_str(&mut out, &self.id);
+        out.push_str(",\"object\":\"response\",\"created_at\":");
+        out.push_str(&seconds(self.created_at).to_string());
+        out.push_str(",\"status\":\"");
+        out.push_str(status);
+        out.push_str("\",\"completed_at\":");
+        out.push_str(&completed_at.to_string());
+        out.push_str(",\"error\":");
+        out.push_str(&error.to_string());
+        out.push_str(",\"incomplete_details\":");
+        out.push_str(&incomplete.to_string());
+        out.push(',');
+        out.push_str(&e.before_output);
+        out.push_str(",\"output\":");
+        out.push_str(output);
+        out.push(',');
+        out.push_str(&e.before_usage);
+        out.push_str(",\"usage\":");
+        out.push_str(&usage);
+        out.push(',');
+        out.push_str(&e.after_usage);
+        out.push('}');
+        out
     }
 
     /// The `response` object: these fields around `output`, in the order OpenAI writes them.
     pub(super) fn object(&self, outcome: Outcome<'_>, output: Vec<Value>, usage: Option<&TokenUsage>) -> Value {
-        let (status, completed_at, error, incomplete) = match outcome {
-            Outcome::InProgress => ("in_progress", Value::Null, Value::Null, Value::Null),
-            Outcome::Completed { at } => ("completed", seconds(at).into(), Value::Null, Value::Null),
-            Outcome::Incomplete { reason } => ("incomplete", Value::Null, Value::Null, json!({"reason": reason})),
-            Outcome::Failed { code, message } => {
-                ("failed", Value::Null, json!({"code": code.as_str(), "message": message}), Value::Null)
-            }
-        };
+        let (status, completed_at, error, incomplete) = outcome_fields(outcome);
         json!({
             "id": self.id,
             "object": "response",
@@ -119,6 +206,18 @@ impl ResponseMeta {
             "user": self.user,
             "metadata": self.metadata,
         })
+    }
+}
+
+/// `status`, `completed_at`, `error` and `incomplete_details` of a response in this state.
+fn outcome_fields(outcome: Outcome<'_>) -> (&'static str, Value, Value, Value) {
+    match outcome {
+        Outcome::InProgress => ("in_progress", Value::Null, Value::Null, Value::Null),
+        Outcome::Completed { at } => ("completed", seconds(at).into(), Value::Null, Value::Null),
+        Outcome::Incomplete { reason } => ("incomplete", Value::Null, Value::Null, json!({"reason": reason})),
+        Outcome::Failed { code, message } => {
+            ("failed", Value::Null, json!({"code": code.as_str(), "message": message}), Value::Null)
+        }
     }
 }
 
@@ -192,6 +291,32 @@ mod tests {
             ("tool_choice", json!("required")),
         ] {
             assert_eq!(o[field], want, "{field}");
+        }
+    }
+
+    #[test]
+    fn the_object_written_as_text_is_the_object() {
+        let r: ResponsesRequest = decode(
+            br#"{"model":"m","input":"x","instructions":"Be \"brief\".","max_output_tokens":50,"metadata":{"k":"v"},
+                "tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],"tool_choice":"required",
+                "reasoning":{"effort":"low"},"text":{"format":{"type":"json_object"}},"user":"u","store":false}"#,
+        )
+        .unwrap();
+        let meta = ResponseMeta::of(&r, UnixMillis::from_millis(1_700_000_000_000), AnswerIds::from_seed("t"));
+        let usage = TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() };
+        let output = vec![json!({"type": "message", "id": "msg_1", "content": []})];
+        let outcomes = || {
+            [
+                Outcome::InProgress,
+                Outcome::Completed { at: UnixMillis::from_millis(1_700_000_001_000) },
+                Outcome::Incomplete { reason: "max_output_tokens" },
+                Outcome::Failed { code: FailureCode::ServerError, message: "upstream \"gone\"" },
+            ]
+        };
+        for (a, b) in outcomes().into_iter().zip(outcomes()) {
+            let text = meta.object_text(a, &Value::Array(output.clone()).to_string(), Some(&usage));
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, meta.object(b, output.clone(), Some(&usage)), "{text}");
         }
     }
 }

@@ -25,7 +25,7 @@ mod stream;
 pub use meta::ResponseMeta;
 pub use request_in::request_to_unified;
 pub use response::response_from_unified;
-pub use scan::{EventScan, scan_event, usage_of_response};
+pub use scan::{EventScan, completed_response, response_id, scan_event, usage_of_response};
 pub use stream::{FailureCode, ResponsesEncoder, failed_event};
 
 use llm_proxy_protocol::openai::{InputTokensDetails, OutputTokensDetails, ResponseUsage, ResponsesInput};
@@ -42,6 +42,26 @@ pub fn input_items(input: &ResponsesInput) -> Vec<Value> {
         }
         // Each item was checked to be a JSON object when the request was decoded.
         ResponsesInput::Items(items) => items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()).collect(),
+    }
+}
+
+/// `input_items` as a JSON array's text, the items' own text kept: what the gateway stores of a
+/// turn, without decoding it.
+pub fn input_items_text(input: &ResponsesInput) -> String {
+    match input {
+        ResponsesInput::Text(_) => Value::Array(input_items(input)).to_string(),
+        ResponsesInput::Items(items) => {
+            let mut out = String::with_capacity(items.text_len() + items.len() + 2);
+            out.push('[');
+            for (i, raw) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(raw.get());
+            }
+            out.push(']');
+            out
+        }
     }
 }
 
@@ -122,5 +142,10 @@ mod tests {
         let response = json!({"id": "resp_1", "output": [{"type": "message", "id": "msg_1"}]});
         assert_eq!(output_items(&response), [json!({"type": "message", "id": "msg_1"})]);
         assert!(output_items(&json!({"status": "failed"})).is_empty());
+        for r in [&text, &items] {
+            let input = r.input.as_ref().unwrap();
+            let parsed: Value = serde_json::from_str(&input_items_text(input)).unwrap();
+            assert_eq!(parsed, Value::Array(input_items(input)), "the same items, as text");
+        }
     }
 }

@@ -58,6 +58,28 @@ pub fn scan_event(event: Option<&str>, data: &str) -> EventScan {
 
 const UNREADABLE: &str = "the upstream reported an error it did not describe";
 
+/// The id of a complete `response` object, read without decoding the rest (the gateway keeps the
+/// object's text as it came).
+pub fn response_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    serde_json::from_slice::<IdOnly>(body).ok().map(|r| r.id)
+}
+
+/// The `response` object of a `response.completed` (or `.incomplete`) event, as its text, with its
+/// id: the answer to keep of a stream.
+pub fn completed_response(data: &str) -> Option<(String, &str)> {
+    #[derive(Deserialize)]
+    struct Completed<'a> {
+        #[serde(borrow)]
+        response: &'a serde_json::value::RawValue,
+    }
+    let raw = serde_json::from_str::<Completed<'_>>(data).ok()?.response.get();
+    Some((response_id(raw.as_bytes())?, raw))
+}
+
 #[derive(Deserialize)]
 struct UsageOnly {
     #[serde(default)]
@@ -86,6 +108,18 @@ struct ErrorScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_to_keep_is_read_off_its_text() {
+        assert_eq!(
+            response_id(br#"{"object":"response","output":[{"id":"msg_1"}],"id":"resp_9"}"#).as_deref(),
+            Some("resp_9")
+        );
+        assert_eq!(response_id(b"[]"), None);
+        let data = r#"{"type":"response.completed","sequence_number":7,"response":{"id":"resp_2","output":[]}}"#;
+        assert_eq!(completed_response(data), Some(("resp_2".to_string(), r#"{"id":"resp_2","output":[]}"#)));
+        assert_eq!(completed_response(r#"{"type":"response.completed"}"#), None);
+    }
 
     #[test]
     fn usage_is_read_off_a_response_without_its_output() {

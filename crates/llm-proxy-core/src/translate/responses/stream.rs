@@ -103,10 +103,11 @@ impl ResponsesEncoder {
             return;
         }
         self.started = true;
-        let response = self.meta.object(Outcome::InProgress, Vec::new(), None);
-        self.frame("response.created", json!({"type": "response.created", "response": response}), out);
-        let response = self.meta.object(Outcome::InProgress, Vec::new(), None);
-        self.frame("response.in_progress", json!({"type": "response.in_progress", "response": response}), out);
+        let response = self.meta.object_text(Outcome::InProgress, "[]", None);
+        for name in ["response.created", "response.in_progress"] {
+            let n = self.next_sequence_number();
+            out.push(response_event(name, &response, n));
+        }
     }
 
     /// Closes the open item unless it is of `kind`, and opens one of `kind` if none is open.
@@ -287,12 +288,10 @@ impl StreamEncoder for ResponsesEncoder {
             _ => ("response.completed", "completed"),
         };
         self.close(item_status, out);
-        let output = std::mem::take(&mut self.output);
-        let response = self.meta.object(outcome, output, self.usage.as_ref());
-        self.frame(name, json!({"type": name, "response": response}), out);
-        if let Some(last) = out.last_mut() {
-            last.usage = self.usage;
-        }
+        let output = Value::Array(std::mem::take(&mut self.output)).to_string();
+        let response = self.meta.object_text(outcome, &output, self.usage.as_ref());
+        let n = self.next_sequence_number();
+        out.push(ChatChunk { usage: self.usage, ..response_event(name, &response, n) });
     }
 }
 
@@ -321,14 +320,22 @@ impl FailureCode {
 /// `response.failed`, the response with `status: "failed"` and its `error`. `sequence_number` is
 /// the number of events the client was sent before it.
 pub fn failed_event(meta: &ResponseMeta, sequence_number: u64, code: FailureCode, message: &str) -> ChatChunk {
-    let response = meta.object(Outcome::Failed { code, message }, Vec::new(), None);
-    let body = json!({"type": "response.failed", "response": response, "sequence_number": sequence_number});
-    ChatChunk {
-        event: Some(Cow::Borrowed("response.failed")),
-        data: body.to_string(),
-        usage: None,
-        kind: ChunkKind::Meta,
-    }
+    let response = meta.object_text(Outcome::Failed { code, message }, "[]", None);
+    response_event("response.failed", &response, sequence_number)
+}
+
+/// An event that carries the whole response (`response.created`, `.completed`, …): `response` is
+/// the object's text.
+fn response_event(name: &'static str, response: &str, sequence_number: u64) -> ChatChunk {
+    let mut data = String::with_capacity(response.len() + name.len() + 64);
+    data.push_str("{\"type\":\"");
+    data.push_str(name);
+    data.push_str("\",\"response\":");
+    data.push_str(response);
+    data.push_str(",\"sequence_number\":");
+    data.push_str(&sequence_number.to_string());
+    data.push('}');
+    ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta }
 }
 
 #[cfg(test)]
