@@ -202,14 +202,15 @@ mod tests {
         rs: Arc<ResponseStore>,
         db: Arc<dyn Store>,
         stop: CancellationToken,
-        writer: tokio::task::JoinHandle<()>,
+        writer: tokio_util::task::TaskTracker,
     }
 
     impl Running {
         /// Stops the writer once it has written everything queued.
         async fn flush(self) -> (Arc<ResponseStore>, Arc<dyn Store>) {
             self.stop.cancel();
-            self.writer.await.unwrap();
+            self.writer.close();
+            self.writer.wait().await;
             (self.rs, self.db)
         }
     }
@@ -219,7 +220,9 @@ mod tests {
         db.migrate().await.unwrap();
         let stop = CancellationToken::new();
         let (rs, writer) = ResponseStore::new(db.clone(), 30, stop.clone());
-        Running { rs, db, stop, writer: tokio::spawn(writer) }
+        let tracker = tokio_util::task::TaskTracker::new();
+        tracker.spawn(writer);
+        Running { rs, db, stop, writer: tracker }
     }
 
     fn answer(rs: &ResponseStore, id: &str, key: &str, previous: Option<&str>) -> StoredResponse {
