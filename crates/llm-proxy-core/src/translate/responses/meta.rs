@@ -1,6 +1,6 @@
 //! `ResponseMeta`: what a `response` object repeats of its request, and the object around an output.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use llm_proxy_protocol::openai::{ResponsesRequest, TextFormat, TextParam};
 use serde_json::{Map, Value, json};
@@ -36,9 +36,10 @@ pub struct ResponseMeta {
     pub tools: Vec<Value>,
     pub top_p: f64,
     pub user: Option<String>,
-    /// The fields above as JSON text, written once: a stream's `response.created`,
-    /// `.in_progress` and `.completed` each repeat them, and tools alone can be tens of KB.
-    echo: Arc<Echo>,
+    /// The fields above as JSON text, written once when first needed: a stream's
+    /// `response.created`, `.in_progress` and `.completed` each repeat them, and tools alone can be
+    /// tens of KB. (A passthrough answer never needs them.)
+    echo: Arc<OnceLock<Echo>>,
 }
 
 /// The echoed fields of a `response` object as JSON text, in the order OpenAI writes them:
@@ -75,7 +76,7 @@ impl ResponseMeta {
             text.format = Some(TextFormat::Text);
         }
         let tools = r.tools.iter().flatten().map(|t| Value::Object(echoed_tool(t))).collect();
-        let mut meta = Self {
+        Self {
             id: ids.resp_id(),
             created_at,
             model: r.model.clone(),
@@ -93,51 +94,44 @@ impl ResponseMeta {
             tools,
             top_p: r.top_p.unwrap_or(1.0),
             user: r.user.clone(),
-            echo: Arc::new(Echo {
-                before_output: String::new(),
-                before_usage: String::new(),
-                after_usage: String::new(),
-            }),
-        };
-        meta.echo = Arc::new(meta.echo_text());
-        meta
+            echo: Arc::default(),
+        }
     }
 
     fn echo_text(&self) -> Echo {
-        // Values of string keys always serialise.
-        let text = |v: Value| v.to_string();
-        let field = |out: &mut String, key: &str, v: Value| {
+        fn field(out: &mut String, key: &str, v: impl serde::Serialize) {
             if !out.is_empty() {
                 out.push(',');
             }
             out.push('"');
             out.push_str(key);
             out.push_str("\":");
-            out.push_str(&text(v));
-        };
+            // Strings, numbers and maps with string keys: these always serialise.
+            out.push_str(&serde_json::to_string(&v).unwrap_or_else(|_| "null".into()));
+        }
         let mut before_output = String::new();
-        field(&mut before_output, "instructions", json!(self.instructions));
-        field(&mut before_output, "max_output_tokens", json!(self.max_output_tokens));
-        field(&mut before_output, "model", json!(self.model));
+        field(&mut before_output, "instructions", &self.instructions);
+        field(&mut before_output, "max_output_tokens", self.max_output_tokens);
+        field(&mut before_output, "model", &self.model);
         let mut before_usage = String::new();
-        field(&mut before_usage, "parallel_tool_calls", json!(self.parallel_tool_calls));
-        field(&mut before_usage, "previous_response_id", json!(self.previous_response_id));
+        field(&mut before_usage, "parallel_tool_calls", self.parallel_tool_calls);
+        field(&mut before_usage, "previous_response_id", &self.previous_response_id);
         field(
             &mut before_usage,
             "reasoning",
             json!({"effort": self.reasoning_effort, "summary": self.reasoning_summary}),
         );
-        field(&mut before_usage, "store", json!(self.store));
-        field(&mut before_usage, "temperature", json!(self.temperature));
-        field(&mut before_usage, "text", self.text.clone());
-        field(&mut before_usage, "tool_choice", self.tool_choice.clone());
-        field(&mut before_usage, "tools", Value::Array(self.tools.clone()));
-        field(&mut before_usage, "top_p", json!(self.top_p));
+        field(&mut before_usage, "store", self.store);
+        field(&mut before_usage, "temperature", self.temperature);
+        field(&mut before_usage, "text", &self.text);
+        field(&mut before_usage, "tool_choice", &self.tool_choice);
+        field(&mut before_usage, "tools", &self.tools);
+        field(&mut before_usage, "top_p", self.top_p);
         // The gateway never drops input to make it fit.
-        field(&mut before_usage, "truncation", json!("disabled"));
+        field(&mut before_usage, "truncation", "disabled");
         let mut after_usage = String::new();
-        field(&mut after_usage, "user", json!(self.user));
-        field(&mut after_usage, "metadata", Value::Object(self.metadata.clone()));
+        field(&mut after_usage, "user", &self.user);
+        field(&mut after_usage, "metadata", &self.metadata);
         Echo { before_output, before_usage, after_usage }
     }
 
@@ -146,7 +140,7 @@ impl ResponseMeta {
     pub(super) fn object_text(&self, outcome: Outcome<'_>, output: &str, usage: Option<&TokenUsage>) -> String {
         let (status, completed_at, error, incomplete) = outcome_fields(outcome);
         let usage = json!(usage.map(usage_to_wire)).to_string();
-        let e = &self.echo;
+        let e = self.echo.get_or_init(|| self.echo_text());
         let mut out = String::with_capacity(
             160 + e.before_output.len() + e.before_usage.len() + e.after_usage.len() + output.len() + usage.len(),
         );
