@@ -87,15 +87,13 @@ impl ResponsesEncoder {
         n
     }
 
-    /// One framing event: `body` is its JSON object, `type` first; the sequence number goes last.
-    fn frame(&mut self, name: &'static str, mut body: Value, out: &mut Vec<ChatChunk>) {
-        body["sequence_number"] = self.next_sequence_number().into();
-        out.push(ChatChunk {
-            event: Some(Cow::Borrowed(name)),
-            data: body.to_string(),
-            usage: None,
-            kind: ChunkKind::Meta,
-        });
+    /// One framing event: `body` is its JSON object, `type` first; the sequence number goes last,
+    /// appended to the text (inserting it into the map first cost as much as writing the event).
+    fn frame(&mut self, name: &'static str, body: Value, out: &mut Vec<ChatChunk>) {
+        let mut data = body.to_string();
+        data.pop();
+        let _ = write!(data, ",\"sequence_number\":{}}}", self.next_sequence_number());
+        out.push(ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta });
     }
 
     fn ensure_started(&mut self, out: &mut Vec<ChatChunk>) {
