@@ -158,6 +158,26 @@ async fn a_chat_model_gets_the_prompt_as_one_user_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_usage_is_counted_from_the_prompt() {
+    let gw = gateway().await;
+    let (_, key) = gw.create_key(&[], None).await;
+    for upstream in ["oai", "claude"] {
+        let prompt = "hello world, hello world";
+        let body = json!({"model": format!("{upstream}/mock-no-usage"), "prompt": prompt, "stream": true});
+        let resp = complete(&gw, &key, &body).await;
+        let rid = request_id(&resp);
+        resp.text().await.unwrap();
+        let row = gw.log_entry(&rid).await;
+        assert!(row.cost_estimated, "{upstream}");
+        let counted = llm_proxy_core::token_estimate::count_text(prompt);
+        assert_eq!(row.prompt_tokens, Some(counted), "{upstream}: the prompt as o200k_base counts it, no chat framing");
+        // One per chunk that went out (a passthrough's finish chunk counts too).
+        assert!(row.completion_tokens.is_some_and(|n| n >= 3), "{upstream}: {:?}", row.completion_tokens);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_chat_model_cannot_do_is_a_clear_400() {
     let gw = gateway().await;
     let (_, key) = gw.create_key(&[], None).await;
