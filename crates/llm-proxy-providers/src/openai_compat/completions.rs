@@ -1,14 +1,13 @@
 //! The Completions API passthrough: every OpenAI-protocol upstream gets a Completions client's body
-//! at `…/completions` with `model` rewritten, and answers as it would a chat request's, scanned
-//! the same way (`convert`): its chunks carry `choices[].finish_reason` and `usage` like chat
+//! at `…/completions` with `model` rewritten, and its answer is scanned as a chat answer is
+//! (`forward`, `convert`): its chunks carry `choices[].finish_reason` and `usage` like chat
 //! chunks do. A server without the endpoint answers 404, which the client sees as the upstream's
 //! error.
 
-use llm_proxy_core::provider::{ChatOutput, CompleteResponse, ProviderError};
+use llm_proxy_core::provider::{ChatOutput, ProviderError};
 use llm_proxy_protocol::openai::CompletionRequest;
 
-use super::{OpenAiCompat, Passthrough, convert};
-use crate::sse_stream::sse_stream;
+use super::OpenAiCompat;
 use crate::upstream::{on_cpu_pool, to_body_sized};
 
 impl OpenAiCompat {
@@ -33,18 +32,6 @@ impl OpenAiCompat {
         }
         let size = request.prompt.text_len();
         let body = on_cpu_pool(size, move || to_body_sized(&request, size)).await?;
-        if !stream {
-            let body = self.upstream.post_for_body(url, self.headers(), body).await?;
-            let usage = convert::complete_usage(&body)?;
-            return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
-        }
-        let resp = self.upstream.post(url, self.headers(), body).await?;
-        let handler = Passthrough {
-            finished: false,
-            secret: self.upstream.secret.clone(),
-            synthesize_usage: !self.dialect.stream_options,
-        };
-        let t = &self.upstream.timeouts;
-        Ok(ChatOutput::Stream(sse_stream(resp, t.first_byte, t.between_chunks, handler)))
+        self.forward(url, body, stream).await
     }
 }

@@ -130,12 +130,18 @@ impl OpenAiCompat {
         // The messages go out as the client's text: re-encoding copies it, no more.
         let size = request.messages.raw().get().len();
         let body = on_cpu_pool(size, move || to_body_sized(&request, size)).await?;
+        self.forward(&self.chat_url, body, stream).await
+    }
+
+    /// Sends a same-protocol `body` to `url`; the answer goes to the client as it came, scanned for
+    /// the usage and the end (a chat answer and a completion are scanned alike: `convert`).
+    async fn forward(&self, url: &http::Uri, body: Vec<u8>, stream: bool) -> Result<ChatOutput, ProviderError> {
         if !stream {
-            let body = self.upstream.post_for_body(&self.chat_url, self.headers(), body).await?;
+            let body = self.upstream.post_for_body(url, self.headers(), body).await?;
             let usage = convert::complete_usage(&body)?;
             return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
         }
-        let resp = self.upstream.post(&self.chat_url, self.headers(), body).await?;
+        let resp = self.upstream.post(url, self.headers(), body).await?;
         let handler = Passthrough {
             finished: false,
             secret: self.upstream.secret.clone(),
