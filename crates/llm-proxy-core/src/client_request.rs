@@ -5,7 +5,7 @@
 
 use llm_proxy_protocol::json::DecodeError;
 use llm_proxy_protocol::openai::{
-    Content, ContentPart, InputItem, MessageRole, ReasoningPart, ResponsesInput, SummaryPart,
+    Content, ContentPart, InputItem, MessageRole, Prompt, ReasoningPart, ResponsesInput, SummaryPart,
 };
 use serde_json::Value;
 
@@ -88,6 +88,12 @@ impl ChatInput {
                 });
                 conversation_key(&["start", &system.unwrap_or_default(), &first.unwrap_or_default()])
             }
+            // The prompt is the first (and only) user message: a chat request of that one message
+            // without a system prompt has the same key.
+            Self::Completions(r) => match r.user.as_deref() {
+                Some(user) => conversation_key(&["user", user]),
+                None => conversation_key(&["start", "", &prompt_key(&r.prompt)]),
+            },
         }
     }
 
@@ -119,6 +125,14 @@ impl ChatInput {
                 }
                 true
             }),
+            Self::Completions(r) => {
+                last = match &r.prompt {
+                    Prompt::Text(text) => Some(text.clone()),
+                    Prompt::Texts(texts) => texts.last().cloned(),
+                    // Token ids are no text to embed.
+                    Prompt::Tokens(_) | Prompt::TokenLists(_) | Prompt::Null => None,
+                }
+            }
         }
         last.filter(|t: &String| !t.trim().is_empty())
     }
@@ -136,6 +150,7 @@ impl ChatInput {
             WireProtocol::Responses => {
                 llm_proxy_protocol::json::decode(body).ok().map(|r| Self::Responses(Box::new(ResponsesCall::new(r))))
             }
+            WireProtocol::Completions => llm_proxy_protocol::json::decode(body).ok().map(Self::Completions),
             _ => None,
         }
     }
@@ -184,6 +199,15 @@ impl ChatInput {
                     true
                 });
             }
+            // A prompt is read as it is, without a chat template's framing.
+            Self::Completions(r) => match &r.prompt {
+                Prompt::Text(text) => n.add_text(text),
+                Prompt::Texts(texts) => texts.iter().for_each(|t| n.add_text(t)),
+                Prompt::Tokens(tokens) => n.add_tokens(tokens.len() as u64),
+                Prompt::TokenLists(lists) => lists.iter().for_each(|l| n.add_tokens(l.len() as u64)),
+                // The document separator the API puts in its place.
+                Prompt::Null => n.add_tokens(1),
+            },
         }
         n.total()
     }
@@ -234,6 +258,17 @@ fn text_of(content: &Content) -> String {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+    }
+}
+
+/// What tells one completion prompt from another: its texts, or its token ids written out.
+fn prompt_key(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Text(text) => text.clone(),
+        Prompt::Texts(texts) => texts.join("\n"),
+        Prompt::Tokens(tokens) => format!("{tokens:?}"),
+        Prompt::TokenLists(lists) => format!("{lists:?}"),
+        Prompt::Null => String::new(),
     }
 }
 
@@ -333,6 +368,25 @@ mod tests {
         assert!(turn2.prompt_tokens() > turn1.prompt_tokens(), "the stored turns count");
         let user = call(serde_json::json!({"model": "m", "user": "u-9", "input": "x"}), vec![]);
         assert_eq!(user.conversation_key(None), conversation_key(&["user", "u-9"]));
+    }
+
+    #[test]
+    fn a_completion_prompt_is_read_as_one_user_message() {
+        let completion = |body: Value| ChatInput::Completions(serde_json::from_value(body).unwrap());
+        let text = completion(serde_json::json!({"model": "m", "prompt": "hello world"}));
+        let chat = openai(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hello world"}]}));
+        assert_eq!(text.conversation_key(None), chat.conversation_key(None), "routed as the same one-message chat");
+        assert_eq!(text.last_user_text().as_deref(), Some("hello world"));
+        let hello = crate::token_estimate::count_text("hello world");
+        assert_eq!(text.prompt_tokens(), hello, "no chat framing");
+        let tokens = completion(serde_json::json!({"model": "m", "prompt": [[1212, 318], [257]], "user": "u-1"}));
+        assert_eq!(tokens.prompt_tokens(), 3, "token ids count as themselves");
+        assert_eq!(tokens.last_user_text(), None);
+        assert_eq!(tokens.conversation_key(None), conversation_key(&["user", "u-1"]));
+        let body = br#"{"model":"m","prompt":["a b","hello world"]}"#;
+        let decoded = ChatInput::decode(crate::unified::WireProtocol::Completions, body).unwrap();
+        assert_eq!(decoded.last_user_text().as_deref(), Some("hello world"));
+        assert_eq!(decoded.prompt_tokens(), crate::token_estimate::count_text("a b") + hello);
     }
 
     #[test]

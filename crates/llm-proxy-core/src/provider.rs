@@ -17,7 +17,9 @@ use futures_util::Stream;
 use llm_proxy_protocol::anthropic::MessagesRequest;
 use std::sync::Arc;
 
-use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest, ResponsesInput, ResponsesRequest};
+use llm_proxy_protocol::openai::{
+    ChatCompletionRequest, CompletionRequest, EmbeddingsRequest, ResponsesInput, ResponsesRequest,
+};
 use serde_json::Value;
 
 use crate::unified::{self, StreamEvent, TranslateError, WireProtocol};
@@ -59,6 +61,8 @@ pub enum ChatInput {
     Anthropic(MessagesRequest),
     /// Boxed: it is several times the size of the others.
     Responses(Box<ResponsesCall>),
+    /// OpenAI's legacy Completions API: a prompt to continue.
+    Completions(CompletionRequest),
 }
 
 /// A Responses API request, with the conversation the gateway kept before it.
@@ -86,6 +90,7 @@ impl ChatInput {
             Self::OpenAi(r) => r.is_stream(),
             Self::Anthropic(r) => r.is_stream(),
             Self::Responses(c) => c.request.is_stream(),
+            Self::Completions(r) => r.is_stream(),
         }
     }
 
@@ -95,6 +100,7 @@ impl ChatInput {
             Self::OpenAi(r) => &r.model,
             Self::Anthropic(r) => &r.model,
             Self::Responses(c) => &c.request.model,
+            Self::Completions(r) => &r.model,
         }
     }
 
@@ -113,6 +119,7 @@ impl ChatInput {
                 // The stored history is values, not text: about as big as its items' text.
                 input + c.history.len() * 256
             }
+            Self::Completions(r) => r.prompt.text_len(),
         }
     }
 
@@ -126,6 +133,7 @@ impl ChatInput {
                 let c = *c;
                 crate::translate::responses::request_to_unified(c.request, &c.history)?
             }
+            Self::Completions(r) => crate::translate::completions::request_to_unified(r)?,
         };
         req.model = model.to_string();
         Ok(req)

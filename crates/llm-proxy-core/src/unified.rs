@@ -86,6 +86,10 @@ pub enum WireProtocol {
     /// that serves it is an OpenAI-protocol provider with `responses_api`; any other is reached
     /// through the unified model.
     Responses,
+    /// OpenAI's legacy Completions API (a prompt in, its continuation out): a protocol clients
+    /// speak. OpenAI-protocol providers serve it themselves; a chat model of any other is reached
+    /// through the unified model, the prompt as one user message.
+    Completions,
 }
 
 #[derive(Debug, Clone, PartialEq)]

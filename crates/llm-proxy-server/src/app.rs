@@ -221,6 +221,7 @@ pub fn app(state: AppState) -> Router {
         state.accounting.ip_rpm.is_some().then(|| middleware::from_fn_with_state(state.clone(), per_ip_limit));
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/completions", post(routes::completions::create))
         .route("/v1/messages", post(routes::messages::messages))
         .route("/v1/messages/count_tokens", post(routes::messages::count_tokens))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))

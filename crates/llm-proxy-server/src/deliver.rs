@@ -8,6 +8,7 @@ use bytes::Bytes;
 use llm_proxy_core::UnixMillis;
 use llm_proxy_core::provider::ChatOutput;
 use llm_proxy_core::stored_response::StoredResponse;
+use llm_proxy_core::translate::completions::{self, CompletionEncoder};
 use llm_proxy_core::translate::responses::{self, ResponseMeta, ResponsesEncoder};
 use llm_proxy_core::translate::{self, AnswerIds, StreamEncoder, anthropic, openai};
 
@@ -19,7 +20,15 @@ use crate::response_store::ResponseStore;
 /// The client's protocol, with what its encoders need.
 #[derive(Debug, Clone)]
 pub enum ClientSide {
-    OpenAi { include_usage: bool },
+    OpenAi {
+        include_usage: bool,
+    },
+    /// The legacy Completions API; `model` is the model as the client named it, which a translated
+    /// answer repeats.
+    Completions {
+        include_usage: bool,
+        model: String,
+    },
     Anthropic,
     Responses(Box<ResponsesClient>),
 }
@@ -70,7 +79,8 @@ impl Keep {
 impl ClientSide {
     fn ending(&self) -> StreamEnding {
         match self {
-            Self::OpenAi { .. } => StreamEnding::OpenAi,
+            // A Completions stream ends and fails as a chat stream does.
+            Self::OpenAi { .. } | Self::Completions { .. } => StreamEnding::OpenAi,
             Self::Anthropic => StreamEnding::Anthropic,
             Self::Responses(r) => {
                 StreamEnding::Responses(Box::new(ResponsesEnding { meta: r.meta.clone(), on_complete: None }))
@@ -83,17 +93,20 @@ impl ClientSide {
 pub async fn deliver(
     output: ChatOutput,
     mut meter: RequestMeter,
-    client: ClientSide,
+    mut client: ClientSide,
     model: &str,
     provider: &str,
     state: &Shared,
 ) -> Response {
     let mut ending = client.ending();
     // Only an OpenAI client may leave the usage chunk out; the others always get their usage.
-    let wants_usage = !matches!(client, ClientSide::OpenAi { include_usage: false });
+    let wants_usage = !matches!(
+        client,
+        ClientSide::OpenAi { include_usage: false } | ClientSide::Completions { include_usage: false, .. }
+    );
     // A passthrough's answer is the upstream's own: it keeps it too, unless told not to.
-    let (keep, upstream_keeps) = match client {
-        ClientSide::Responses(r) => (r.keep, r.meta.store),
+    let (keep, upstream_keeps) = match &mut client {
+        ClientSide::Responses(r) => (r.keep.take(), r.meta.store),
         _ => (None, false),
     };
     let held_by = |passthrough: bool| (passthrough && upstream_keeps).then(|| provider.to_string());
@@ -125,10 +138,13 @@ pub async fn deliver(
             }
             // The answer's id where the upstream named none: the translators make up none themselves.
             let ids = AnswerIds::random();
-            let body = match &ending {
-                StreamEnding::OpenAi => openai::response_from_unified(&answer, now_secs(), ids).to_string(),
-                StreamEnding::Anthropic => anthropic::response_from_unified(&answer, ids).to_string(),
-                StreamEnding::Responses(r) => {
+            let body = match (&client, &ending) {
+                (ClientSide::Completions { model, .. }, _) => {
+                    completions::response_from_unified(&answer, model, now_secs(), ids).to_string()
+                }
+                (_, StreamEnding::OpenAi) => openai::response_from_unified(&answer, now_secs(), ids).to_string(),
+                (_, StreamEnding::Anthropic) => anthropic::response_from_unified(&answer, ids).to_string(),
+                (_, StreamEnding::Responses(r)) => {
                     let body = responses::response_from_unified(&answer, &r.meta, UnixMillis::now(), ids).to_string();
                     if let Some(keep) = &keep {
                         keep.put(&state.responses, r.meta.id.clone(), body.clone(), None);
@@ -146,10 +162,13 @@ pub async fn deliver(
         }
         ChatOutput::UnifiedStream(events) => {
             let ids = AnswerIds::random();
-            let encoder: Box<dyn StreamEncoder> = match &mut ending {
-                StreamEnding::OpenAi => Box::new(openai::ChunkEncoder::new(model, now_secs(), wants_usage, ids)),
-                StreamEnding::Anthropic => Box::new(anthropic::EventEncoder::new(model, ids)),
-                StreamEnding::Responses(r) => {
+            let encoder: Box<dyn StreamEncoder> = match (&client, &mut ending) {
+                (ClientSide::Completions { model, .. }, _) => {
+                    Box::new(CompletionEncoder::new(model, now_secs(), wants_usage, ids))
+                }
+                (_, StreamEnding::OpenAi) => Box::new(openai::ChunkEncoder::new(model, now_secs(), wants_usage, ids)),
+                (_, StreamEnding::Anthropic) => Box::new(anthropic::EventEncoder::new(model, ids)),
+                (_, StreamEnding::Responses(r)) => {
                     if let Some(keep) = keep {
                         r.on_complete = Some(keep.on_complete(state.responses.clone(), None));
                     }

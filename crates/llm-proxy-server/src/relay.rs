@@ -33,7 +33,8 @@ pub fn json_response(body: Bytes) -> Response {
 
 /// How the client's protocol ends a stream, and says that it failed.
 pub enum StreamEnding {
-    /// Chat Completions: `data: [DONE]`; a failure is `data: {"error": …}`.
+    /// Chat Completions and (legacy) Completions: `data: [DONE]`; a failure is
+    /// `data: {"error": …}`.
     OpenAi,
     /// Messages: its own `message_stop`; a failure is `event: error`.
     Anthropic,

@@ -4,6 +4,7 @@
 //! | protocol | paths | base URL an SDK takes | auth |
 //! |---|---|---|---|
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR/v1` | none checked |
+//! | OpenAI Completions (legacy) | `POST /v1/completions` (`text_completion` object, or its chunks and `[DONE]`); a field the API does not document is refused | `http://ADDR/v1` | none checked |
 //! | OpenAI Responses | `POST /v1/responses` (object, or `event:`-named SSE numbered by `sequence_number`, no `[DONE]`); answers are remembered (the last 1024) so `previous_response_id` continues them, and an unknown one is 404 | `http://ADDR/v1` | none checked |
 //! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version` `2023-06-01` or `2026-10-21` (which refuses `temperature`, `top_p`, `top_k`); beta-only fields need their `anthropic-beta` |
 //! | Gemini v1beta | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`, `:countTokens`, `:embedContent`, `:batchEmbedContents`; `GET /v1beta/models/{model}` | `http://ADDR` | `x-goog-api-key` or `?key=` |
@@ -82,6 +83,7 @@
 )]
 
 mod anthropic;
+mod completions;
 pub mod embedding;
 mod faults;
 mod gemini;
@@ -90,6 +92,7 @@ pub mod jwt;
 mod openai;
 mod probe;
 mod record;
+mod refusal;
 mod response_store;
 mod responses;
 mod script;
@@ -314,6 +317,7 @@ pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/responses", post(responses::create))
+        .route("/v1/completions", post(completions::create))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(probe::list))
         .route("/v1/models/{*model}", get(probe::retrieve))

@@ -158,7 +158,7 @@ fn finish_reason(stop: Stop) -> &'static str {
     }
 }
 
-fn usage_json(u: &Usage) -> Value {
+pub(crate) fn usage_json(u: &Usage) -> Value {
     let mut v =
         json!({"prompt_tokens": u.prompt, "completion_tokens": u.completion, "total_tokens": u.prompt + u.completion});
     if u.cache_read > 0 {

@@ -22,10 +22,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::faults::{self, Protocol};
+use crate::refusal::Refusal;
 use crate::script::{Script, Stop, Usage};
 use crate::summary::{Summary, words};
 use crate::{MockState, Recorded, stream};
-use check::{Refusal, item_type};
+use check::item_type;
 
 /// When every answer was created, and, if it completed, completed.
 const CREATED_AT: u64 = 1_700_000_000;

@@ -1,8 +1,8 @@
 //! The ids a translated answer needs that its upstream did not give, chosen by the caller.
 //!
 //! Translators are pure functions of their inputs: the one random value of an answer comes in as an
-//! `AnswerIds`, and every id they make up (`msg_…`, `chatcmpl-…`, `gen-…`, `resp_…`, output item and
-//! tool-call ids) is derived from it. The same input with the same `AnswerIds` gives byte-identical
+//! `AnswerIds`, and every id they make up (`msg_…`, `chatcmpl-…`, `cmpl-…`, `gen-…`, `resp_…`,
+//! output item and tool-call ids) is derived from it. The same input with the same `AnswerIds` gives byte-identical
 //! output.
 
 use uuid::Uuid;
@@ -43,6 +43,11 @@ impl AnswerIds {
     /// `chatcmpl-…`: an OpenAI chat completion id.
     pub(crate) fn completion_id(&self) -> String {
         format!("chatcmpl-{}", self.0.simple())
+    }
+
+    /// `cmpl-…`: the id of a (legacy) text completion.
+    pub(crate) fn text_completion_id(&self) -> String {
+        format!("cmpl-{}", self.0.simple())
     }
 
     /// `gen-…`: the id of a Gemini answer that named none.
@@ -89,6 +94,7 @@ mod tests {
         for (id, prefix) in [
             (ids.message_id(), "msg_"),
             (ids.completion_id(), "chatcmpl-"),
+            (ids.text_completion_id(), "cmpl-"),
             (ids.response_id(), "gen-"),
             (ids.resp_id(), "resp_"),
         ] {

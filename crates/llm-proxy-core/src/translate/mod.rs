@@ -2,13 +2,14 @@
 //!
 //! One module per protocol, each with both directions: the client side (its request → unified,
 //! unified answers → its response body and stream events) and the upstream side (unified → its
-//! request body, its response body and stream events → unified). OpenAI's Responses API has the
-//! client side only: the one upstream that speaks it is OpenAI, which takes it as it came. No I/O and no randomness: the ids
-//! a translator makes up come from the caller's `AnswerIds`. Tested on fixtures from the providers'
-//! API references.
+//! request body, its response body and stream events → unified). OpenAI's Responses API and its
+//! legacy Completions API have the client side only: the upstreams that speak them take them as
+//! they came. No I/O and no randomness: the ids a translator makes up come from the caller's
+//! `AnswerIds`. Tested on fixtures from the providers' API references.
 
 mod answer_ids;
 pub mod anthropic;
+pub mod completions;
 pub mod gemini;
 pub mod openai;
 pub mod responses;

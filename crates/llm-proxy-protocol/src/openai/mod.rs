@@ -1,9 +1,11 @@
-//! The OpenAI API: Chat Completions, Responses, Embeddings, Models and the error body.
+//! The OpenAI API: Chat Completions, Responses, (legacy) Completions, Embeddings, Models and the
+//! error body.
 //!
 //! Request types keep every field they do not know in `extra`, so a same-protocol passthrough
 //! forwards what the client sent with only `model` rewritten.
 
 mod chat;
+mod completions;
 mod embeddings;
 mod error;
 mod models;
@@ -11,6 +13,7 @@ mod responses;
 mod usage;
 
 pub use chat::{ChatCompletionRequest, ChatMessage, ChoiceScan, ChunkScan, StreamOptions};
+pub use completions::{CompletionRequest, Prompt, Stop};
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorDetail};
 pub use models::{ModelList, ModelObject};

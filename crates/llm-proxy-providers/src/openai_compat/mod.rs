@@ -3,10 +3,13 @@
 //! `protocol: openai`.
 //!
 //! An OpenAI client's request is a same-protocol passthrough: its body goes upstream with only
-//! `model` rewritten, and the answer comes back as the upstream sent it. Requests from clients of
-//! other protocols are translated through the unified model (`llm_proxy_core::translate::openai`).
-//! `convert` holds the passthrough scanning, this file the I/O.
+//! `model` rewritten, and the answer comes back as the upstream sent it; so is a Completions
+//! client's (`completions`, except to GLM) and, where the server serves it, a Responses client's
+//! (`responses`). Requests from clients of other protocols are translated through the unified model
+//! (`llm_proxy_core::translate::openai`). `convert` holds the passthrough scanning, this file the
+//! I/O.
 
+mod completions;
 pub mod convert;
 mod responses;
 
@@ -40,6 +43,9 @@ pub struct OpenAiCompat {
     /// Parsed once here: parsing (with IDNA) on every request showed in profiles.
     chat_url: http::Uri,
     embeddings_url: http::Uri,
+    /// `…/completions`, for the legacy Completions API: every server of the OpenAI protocol is
+    /// taken to serve it (GLM, whose own protocol has none, is not).
+    completions_url: Option<http::Uri>,
     /// `…/responses`, for upstreams that serve the Responses API (`responses_api`).
     responses_url: Option<http::Uri>,
     /// `…/models`, for the health probe.
@@ -78,11 +84,16 @@ impl OpenAiCompat {
         };
         let responses_url =
             if config.responses_api { Some(join_uri(&config.base_url, "responses", &config.name)?) } else { None };
+        let completions_url = match config.protocol {
+            Protocol::Glm => None,
+            _ => Some(join_uri(&config.base_url, "completions", &config.name)?),
+        };
         Ok(Self {
             name: config.name.clone(),
             upstream: Upstream::new(config, http, timeouts),
             chat_url: join_uri(&config.base_url, "chat/completions", &config.name)?,
             embeddings_url: join_uri(&config.base_url, "embeddings", &config.name)?,
+            completions_url,
             responses_url,
             models_url: join(&config.base_url, "models", &config.name)?,
             auth,
@@ -119,12 +130,18 @@ impl OpenAiCompat {
         // The messages go out as the client's text: re-encoding copies it, no more.
         let size = request.messages.raw().get().len();
         let body = on_cpu_pool(size, move || to_body_sized(&request, size)).await?;
+        self.forward(&self.chat_url, body, stream).await
+    }
+
+    /// Sends a same-protocol `body` to `url`; the answer goes to the client as it came, scanned for
+    /// the usage and the end (a chat answer and a completion are scanned alike: `convert`).
+    async fn forward(&self, url: &http::Uri, body: Vec<u8>, stream: bool) -> Result<ChatOutput, ProviderError> {
         if !stream {
-            let body = self.upstream.post_for_body(&self.chat_url, self.headers(), body).await?;
+            let body = self.upstream.post_for_body(url, self.headers(), body).await?;
             let usage = convert::complete_usage(&body)?;
             return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
         }
-        let resp = self.upstream.post(&self.chat_url, self.headers(), body).await?;
+        let resp = self.upstream.post(url, self.headers(), body).await?;
         let handler = Passthrough {
             finished: false,
             secret: self.upstream.secret.clone(),
@@ -144,6 +161,7 @@ impl Provider for OpenAiCompat {
         let request = match request {
             ChatInput::OpenAi(r) => return self.passthrough(model, r).await,
             ChatInput::Responses(c) if self.responses_url.is_some() => return self.responses(model, *c).await,
+            ChatInput::Completions(r) if self.completions_url.is_some() => return self.completions(model, r).await,
             other => other,
         };
         let dialect = self.dialect;

@@ -1,5 +1,6 @@
-//! What `/v1/chat/completions` and `/v1/messages` share after their own checks: the chat call
-//! of one attempt, and the answer in the client's protocol.
+//! What the chat endpoints (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`,
+//! `/v1/completions`) share after their own checks: the chat call of one attempt, and the answer
+//! in the client's protocol.
 
 use std::future::Future;
 

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod chat_call;
+pub mod completions;
 pub mod embeddings;
 pub mod health;
 pub mod logs;

@@ -7,6 +7,7 @@
 )]
 
 mod anthropic;
+mod completions;
 mod gemini;
 mod glm;
 mod openai;
