@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+
 
 use super::meta::{Outcome, ResponseMeta};
-use super::response::{function_call_item, message_item, outcome, output_text, reasoning_item};
+use super::response::outcome;
 use crate::provider::{ChatChunk, ChunkKind, TokenUsage};
 use crate::time::UnixMillis;
 use crate::translate::{AnswerIds, StreamEncoder, push_json_str};
@@ -32,7 +32,7 @@ pub struct ResponsesEncoder {
     started: bool,
     finished: bool,
     /// The items closed so far, as the final response lists them.
-    output: Vec<Value>,
+    output: Vec<ClosedItem>,
     open: Option<OpenItem>,
     /// Each tool call's unified index and output index: arguments may come after their item closed.
     calls: Vec<(usize, usize)>,
@@ -48,6 +48,103 @@ struct OpenItem {
     text: String,
     /// A delta event up to its `delta` value.
     delta_head: String,
+}
+
+/// An output item once closed: written out for `response.output_item.done` and again for the
+/// final response (a call's arguments may still grow in between, see `late_arguments`).
+struct ClosedItem {
+    kind: Kind,
+    id: String,
+    status: &'static str,
+    text: String,
+}
+
+impl ClosedItem {
+    /// The item's JSON text, fields in the order OpenAI writes them (`response::*_item`).
+    fn json(&self) -> String {
+        item_json(&self.kind, &self.id, self.status, &self.text)
+    }
+}
+
+/// An output item's JSON text: as open (`status` `in_progress`, no text yet) or closed.
+fn item_json(kind: &Kind, id: &str, status: &str, text: &str) -> String {
+    let mut o = Obj::new(96 + text.len());
+    o.str("id", id);
+    match kind {
+        Kind::Message => {
+            o.str("type", "message").str("status", status).str("role", "assistant");
+            if status == "in_progress" {
+                o.raw("content", "[]");
+            } else {
+                o.raw("content", &format!("[{}]", output_text_json(text)));
+            }
+        }
+        Kind::Reasoning if status == "in_progress" => {
+            o.str("type", "reasoning").raw("summary", "[]");
+        }
+        Kind::Reasoning => {
+            let mut part = Obj::new(48 + text.len());
+            part.str("type", "summary_text").str("text", text);
+            o.str("type", "reasoning").raw("summary", &format!("[{}]", part.end()));
+        }
+        Kind::Call { call_id, name, .. } => {
+            o.str("type", "function_call").str("status", status).str("arguments", text);
+            o.str("call_id", call_id).str("name", name);
+        }
+    }
+    o.end()
+}
+
+/// An `output_text` content part.
+fn output_text_json(text: &str) -> String {
+    let mut o = Obj::new(64 + text.len());
+    o.str("type", "output_text").str("text", text).raw("annotations", "[]").raw("logprobs", "[]");
+    o.end()
+}
+
+/// A JSON object written field by field: the framing events of a stream, written as text like
+/// the deltas (built as trees, they cost more than the rest of a translated stream).
+struct Obj(String);
+
+impl Obj {
+    fn new(capacity: usize) -> Self {
+        let mut s = String::with_capacity(capacity);
+        s.push('{');
+        Self(s)
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        self.0.push('"');
+        self.0.push_str(key);
+        self.0.push_str("\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        push_json_str(&mut self.0, value);
+        self
+    }
+
+    fn num(&mut self, key: &str, value: usize) -> &mut Self {
+        self.key(key);
+        let _ = write!(self.0, "{value}");
+        self
+    }
+
+    /// `value` is JSON text already.
+    fn raw(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        self.0.push_str(value);
+        self
+    }
+
+    fn end(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,13 +184,15 @@ impl ResponsesEncoder {
         n
     }
 
-    /// One framing event: `body` is its JSON object, `type` first; the sequence number goes last,
-    /// appended to the text (inserting it into the map first cost as much as writing the event).
-    fn frame(&mut self, name: &'static str, body: Value, out: &mut Vec<ChatChunk>) {
-        let mut data = body.to_string();
-        data.pop();
-        let _ = write!(data, ",\"sequence_number\":{}}}", self.next_sequence_number());
-        out.push(ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta });
+    /// One framing event: `body` holds its fields after `type`; the sequence number goes last.
+    fn frame(&mut self, name: &'static str, fields: impl FnOnce(&mut Obj), out: &mut Vec<ChatChunk>) {
+        let mut body = Obj::new(256);
+        body.str("type", name);
+        fields(&mut body);
+        let n = self.next_sequence_number();
+        body.key("sequence_number");
+        let _ = write!(body.0, "{n}");
+        out.push(ChatChunk { event: Some(Cow::Borrowed(name)), data: body.end(), usage: None, kind: ChunkKind::Meta });
     }
 
     fn ensure_started(&mut self, out: &mut Vec<ChatChunk>) {
@@ -122,26 +221,31 @@ impl ResponsesEncoder {
             Kind::Call { .. } => ("fc", "response.function_call_arguments.delta"),
         };
         let id = self.ids.item_id(prefix, output_index);
-        let item = match &kind {
-            Kind::Message => {
-                json!({"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []})
-            }
-            Kind::Reasoning => json!({"id": id, "type": "reasoning", "summary": []}),
-            Kind::Call { call_id, name, .. } => function_call_item(&id, "in_progress", call_id, name, ""),
-        };
-        let added = json!({"type": "response.output_item.added", "output_index": output_index, "item": item});
-        self.frame("response.output_item.added", added, out);
+        let item = item_json(&kind, &id, "in_progress", "");
+        self.frame(
+            "response.output_item.added",
+            |o| {
+                o.num("output_index", output_index).raw("item", &item);
+            },
+            out,
+        );
         match &kind {
-            Kind::Message => {
-                let part = json!({"type": "response.content_part.added", "item_id": id, "output_index": output_index,
-                    "content_index": 0, "part": output_text("")});
-                self.frame("response.content_part.added", part, out);
-            }
-            Kind::Reasoning => {
-                let part = json!({"type": "response.reasoning_summary_part.added", "item_id": id,
-                    "output_index": output_index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}});
-                self.frame("response.reasoning_summary_part.added", part, out);
-            }
+            Kind::Message => self.frame(
+                "response.content_part.added",
+                |o| {
+                    o.str("item_id", &id).num("output_index", output_index).num("content_index", 0);
+                    o.raw("part", &output_text_json(""));
+                },
+                out,
+            ),
+            Kind::Reasoning => self.frame(
+                "response.reasoning_summary_part.added",
+                |o| {
+                    o.str("item_id", &id).num("output_index", output_index).num("summary_index", 0);
+                    o.raw("part", r#"{"type":"summary_text","text":""}"#);
+                },
+                out,
+            ),
             Kind::Call { index, .. } => self.calls.push((*index, output_index)),
         }
         let mut delta_head = format!("{{\"type\":\"{delta_type}\",\"item_id\":");
@@ -178,36 +282,68 @@ impl ResponsesEncoder {
 
     /// Closes the open item, if any, with the events that repeat its whole text; `status` is the
     /// item's (`completed`, or `incomplete` when the answer was cut).
-    fn close(&mut self, status: &str, out: &mut Vec<ChatChunk>) {
+    fn close(&mut self, status: &'static str, out: &mut Vec<ChatChunk>) {
         let Some(OpenItem { kind, output_index, id, text, .. }) = self.open.take() else { return };
-        let item = match kind {
+        let head = |o: &mut Obj, index: &str| {
+            o.str("item_id", &id).num("output_index", output_index).num(index, 0);
+        };
+        match &kind {
             Kind::Message => {
-                let done = json!({"type": "response.output_text.done", "item_id": id, "output_index": output_index,
-                    "content_index": 0, "text": text, "logprobs": []});
-                self.frame("response.output_text.done", done, out);
-                let part = json!({"type": "response.content_part.done", "item_id": id, "output_index": output_index,
-                    "content_index": 0, "part": output_text(&text)});
-                self.frame("response.content_part.done", part, out);
-                message_item(&id, status, &text)
+                self.frame(
+                    "response.output_text.done",
+                    |o| {
+                        head(o, "content_index");
+                        o.str("text", &text).raw("logprobs", "[]");
+                    },
+                    out,
+                );
+                self.frame(
+                    "response.content_part.done",
+                    |o| {
+                        head(o, "content_index");
+                        o.raw("part", &output_text_json(&text));
+                    },
+                    out,
+                );
             }
             Kind::Reasoning => {
-                let done = json!({"type": "response.reasoning_summary_text.done", "item_id": id,
-                    "output_index": output_index, "summary_index": 0, "text": text});
-                self.frame("response.reasoning_summary_text.done", done, out);
-                let part = json!({"type": "response.reasoning_summary_part.done", "item_id": id,
-                    "output_index": output_index, "summary_index": 0, "part": {"type": "summary_text", "text": text}});
-                self.frame("response.reasoning_summary_part.done", part, out);
-                reasoning_item(&id, &text)
+                self.frame(
+                    "response.reasoning_summary_text.done",
+                    |o| {
+                        head(o, "summary_index");
+                        o.str("text", &text);
+                    },
+                    out,
+                );
+                let mut part = Obj::new(48 + text.len());
+                part.str("type", "summary_text").str("text", &text);
+                let part = part.end();
+                self.frame(
+                    "response.reasoning_summary_part.done",
+                    |o| {
+                        head(o, "summary_index");
+                        o.raw("part", &part);
+                    },
+                    out,
+                );
             }
-            Kind::Call { call_id, name, .. } => {
-                let done = json!({"type": "response.function_call_arguments.done", "item_id": id,
-                    "output_index": output_index, "name": name, "arguments": text});
-                self.frame("response.function_call_arguments.done", done, out);
-                function_call_item(&id, status, &call_id, &name, &text)
-            }
-        };
-        let done = json!({"type": "response.output_item.done", "output_index": output_index, "item": item});
-        self.frame("response.output_item.done", done, out);
+            Kind::Call { name, .. } => self.frame(
+                "response.function_call_arguments.done",
+                |o| {
+                    o.str("item_id", &id).num("output_index", output_index).str("name", name).str("arguments", &text);
+                },
+                out,
+            ),
+        }
+        let item = ClosedItem { kind, id, status, text };
+        let json = item.json();
+        self.frame(
+            "response.output_item.done",
+            |o| {
+                o.num("output_index", output_index).raw("item", &json);
+            },
+            out,
+        );
         self.output.push(item);
     }
 
@@ -215,12 +351,16 @@ impl ResponsesEncoder {
     /// that item, in the final response and as a delta for clients that follow `output_index`.
     fn late_arguments(&mut self, output_index: usize, fragment: &str, out: &mut Vec<ChatChunk>) {
         let Some(item) = self.output.get_mut(output_index) else { return };
-        let arguments = format!("{}{fragment}", item["arguments"].as_str().unwrap_or_default());
-        item["arguments"] = arguments.into();
-        let delta = json!({"type": "response.function_call_arguments.delta", "item_id": item["id"],
-            "output_index": output_index, "delta": fragment});
+        item.text.push_str(fragment);
+        let id = item.id.clone();
         let mut chunk = Vec::with_capacity(1);
-        self.frame("response.function_call_arguments.delta", delta, &mut chunk);
+        self.frame(
+            "response.function_call_arguments.delta",
+            |o| {
+                o.str("item_id", &id).num("output_index", output_index).str("delta", fragment);
+            },
+            &mut chunk,
+        );
         out.extend(chunk.into_iter().map(|c| ChatChunk { kind: ChunkKind::Content, ..c }));
     }
 }
@@ -286,7 +426,8 @@ impl StreamEncoder for ResponsesEncoder {
             _ => ("response.completed", "completed"),
         };
         self.close(item_status, out);
-        let output = Value::Array(std::mem::take(&mut self.output)).to_string();
+        let items: Vec<String> = self.output.iter().map(ClosedItem::json).collect();
+        let output = format!("[{}]", items.join(","));
         let response = self.meta.object_text(outcome, &output, self.usage.as_ref());
         let n = self.next_sequence_number();
         out.push(ChatChunk { usage: self.usage, ..response_event(name, &response, n) });
@@ -339,6 +480,7 @@ fn response_event(name: &'static str, response: &str, sequence_number: u64) -> C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
     use llm_proxy_protocol::json::decode;
     use proptest::prelude::*;
 
