@@ -57,8 +57,9 @@ pub async fn read_head(headers: &HeaderMap, mut body: Body, limit: usize) -> Res
         match scan.scan(&held, ended) {
             Scan::Found(field) => break field,
             Scan::Missing => {
-                return Err(ApiError::bad_request("The multipart body has no `model` field.")
-                    .with_param(Some("model".into())));
+                return Err(
+                    ApiError::bad_request("The multipart body has no `model` field.").with_param(Some("model".into()))
+                );
             }
             Scan::Malformed(why) => return Err(ApiError::bad_request(format!("Malformed multipart body: {why}."))),
             Scan::More => {}
@@ -118,7 +119,9 @@ fn limited(body: Body, remaining: usize, deadline: Instant, over: Arc<AtomicBool
             let (mut body, remaining) = state?;
             let error = |kind, what: &str| Some((Err(std::io::Error::new(kind, what.to_string())), None));
             match next_data(&mut body, deadline).await {
-                Err(e) if e.status.as_u16() == 408 => error(std::io::ErrorKind::TimedOut, "the client's body timed out"),
+                Err(e) if e.status.as_u16() == 408 => {
+                    error(std::io::ErrorKind::TimedOut, "the client's body timed out")
+                }
                 Err(_) => error(std::io::ErrorKind::UnexpectedEof, "the client's body broke off"),
                 Ok(None) => None,
                 Ok(Some(bytes)) if bytes.len() > remaining => {

@@ -134,7 +134,12 @@ pub(crate) async fn images_generations(
         Err(resp) => return resp,
     };
     let Some(prompt) = body["prompt"].as_str() else { return missing("prompt") };
-    images(body["model"].as_str().unwrap_or(""), prompt, body["n"].as_u64().unwrap_or(1), body["response_format"].as_str())
+    images(
+        body["model"].as_str().unwrap_or(""),
+        prompt,
+        body["n"].as_u64().unwrap_or(1),
+        body["response_format"].as_str(),
+    )
 }
 
 pub(crate) async fn images_edits(State(state): State<Arc<MockState>>, request: axum::extract::Request) -> Response {
@@ -167,10 +172,8 @@ pub(crate) async fn speech(State(state): State<Arc<MockState>>, uri: Uri, header
     if body["stream_format"] == "sse" {
         let b64 = base64::engine::general_purpose::STANDARD;
         let input_tokens = input.split_whitespace().count();
-        let mut events: Vec<Bytes> = pieces
-            .iter()
-            .map(|p| sse(&json!({"type": "speech.audio.delta", "audio": b64.encode(p)})))
-            .collect();
+        let mut events: Vec<Bytes> =
+            pieces.iter().map(|p| sse(&json!({"type": "speech.audio.delta", "audio": b64.encode(p)}))).collect();
         events.push(sse(&json!({"type": "speech.audio.done", "usage": {"input_tokens": input_tokens,
             "output_tokens": pieces.len(), "total_tokens": input_tokens + pieces.len()}})));
         return streamed("text/event-stream", events);
@@ -223,10 +226,8 @@ async fn transcribe(state: &MockState, request: axum::extract::Request, task: &s
         json!({"type": "duration", "seconds": 1})
     };
     if form.get("stream") == Some("true") && task == "transcribe" {
-        let mut events: Vec<Bytes> = text
-            .split_inclusive(' ')
-            .map(|w| sse(&json!({"type": "transcript.text.delta", "delta": w})))
-            .collect();
+        let mut events: Vec<Bytes> =
+            text.split_inclusive(' ').map(|w| sse(&json!({"type": "transcript.text.delta", "delta": w}))).collect();
         events.push(sse(&json!({"type": "transcript.text.done", "text": text, "usage": usage})));
         return streamed("text/event-stream", events);
     }

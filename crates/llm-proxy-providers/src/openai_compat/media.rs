@@ -73,9 +73,8 @@ fn upload_body(upload: &MultipartUpload, model: &str) -> Result<(OutBody, bool),
     match upload.take_rest()? {
         None => Ok((Either::Left(Full::new(Bytes::from(head.concat()))), true)),
         Some(rest) => {
-            let frames = futures_util::stream::iter(head.map(Ok))
-                .chain(rest.map_err(BoxError::from))
-                .map_ok(Frame::data);
+            let frames =
+                futures_util::stream::iter(head.map(Ok)).chain(rest.map_err(BoxError::from)).map_ok(Frame::data);
             Ok((Either::Right(StreamBody::new(frames).boxed_unsync()), false))
         }
     }
