@@ -68,8 +68,15 @@ impl MediaEndpoint {
 
 /// Bytes of a body in flight; an error ends it (the client went away, or past the size limit).
 pub type UploadStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
-/// Bytes of an answer in flight.
-pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
+/// An answer in flight.
+pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<AnswerChunk, ProviderError>> + Send>>;
+
+/// A piece of a streamed answer, as the upstream sent it, and the usage it reported, if it did
+/// (an SSE answer's last event: `transcript.text.done`, `speech.audio.done`).
+pub struct AnswerChunk {
+    pub bytes: Bytes,
+    pub usage: Option<TokenUsage>,
+}
 
 /// A passed-through request: cloned for an attempt that may be followed by another.
 #[derive(Clone)]
@@ -142,6 +149,6 @@ pub struct MediaAnswer {
 pub enum MediaAnswerBody {
     /// A JSON answer, read whole (they are small) and scanned for usage.
     Json { body: Bytes, usage: Option<TokenUsage> },
-    /// Anything else (audio, text, SSE): passed on as it arrives.
+    /// Anything else (audio, text, SSE): passed on as it arrives, an SSE one scanned for usage.
     Stream(AnswerStream),
 }

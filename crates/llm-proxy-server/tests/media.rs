@@ -174,8 +174,11 @@ async fn every_endpoint_answers_as_the_upstream_did_with_the_model_rewritten() {
         form(&[("file", Some("s.mp3"), b"abcd"), ("model", None, b"oai/gpt-4o-transcribe"), ("stream", None, b"true")]);
     let resp = post_form(&gw, &key, "/v1/audio/transcriptions", audio).await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let rid = request_id(&resp);
     let text = resp.text().await.unwrap();
     assert!(text.contains("transcript.text.done") && text.contains("transcribed 4 bytes of s.mp3"), "{text}");
+    let row = gw.log_entry(&rid).await;
+    assert_eq!((row.prompt_tokens, row.completion_tokens), (Some(1), Some(5)), "the usage of the last event");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

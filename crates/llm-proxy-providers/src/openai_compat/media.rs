@@ -8,10 +8,11 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt, Either, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use llm_proxy_core::media::{
-    AnswerStream, MediaAnswer, MediaAnswerBody, MediaBody, MediaEndpoint, MediaRequest, MultipartUpload,
+    AnswerChunk, AnswerStream, MediaAnswer, MediaAnswerBody, MediaBody, MediaEndpoint, MediaRequest, MultipartUpload,
 };
 use llm_proxy_core::provider::{ProviderError, TimeoutPhase, TokenUsage};
 use llm_proxy_protocol::openai::answer_usage;
+use llm_proxy_protocol::sse::SseDecoder;
 
 use super::OpenAiCompat;
 use crate::http_client::{BoxError, OutBody};
@@ -53,14 +54,11 @@ impl OpenAiCompat {
         let json = content_type.as_deref().is_some_and(|t| t.trim_start().starts_with("application/json"));
         let body = if json {
             let body = read_body(resp, self.upstream.timeouts.between_chunks, MAX_RESPONSE_BYTES).await?;
-            let usage = answer_usage(&body).map(|(prompt_tokens, completion_tokens)| TokenUsage {
-                prompt_tokens,
-                completion_tokens,
-                ..TokenUsage::default()
-            });
+            let usage = answer_usage(&body).map(token_usage);
             MediaAnswerBody::Json { body, usage }
         } else {
-            MediaAnswerBody::Stream(answer_stream(resp.into_body(), self.upstream.timeouts.between_chunks))
+            let sse = content_type.as_deref().is_some_and(|t| t.trim_start().starts_with("text/event-stream"));
+            MediaAnswerBody::Stream(answer_stream(resp.into_body(), self.upstream.timeouts.between_chunks, sse))
         };
         Ok(MediaAnswer { status, content_type, body })
     }
@@ -80,21 +78,38 @@ fn upload_body(upload: &MultipartUpload, model: &str) -> Result<(OutBody, bool),
     }
 }
 
-/// An answer's body as it arrives, each read within the between-chunks limit.
-fn answer_stream(body: Incoming, idle: std::time::Duration) -> AnswerStream {
-    Box::pin(futures_util::stream::unfold(Some(body), move |body| async move {
-        let mut body = body?;
+/// An answer's body as it arrives, each read within the between-chunks limit; an SSE one's events
+/// are read for the usage they report.
+fn answer_stream(body: Incoming, idle: std::time::Duration, sse: bool) -> AnswerStream {
+    let events = sse.then(SseDecoder::new);
+    Box::pin(futures_util::stream::unfold(Some((body, events)), move |state| async move {
+        let (mut body, mut events) = state?;
         loop {
             return match tokio::time::timeout(idle, body.frame()).await {
                 Err(_) => Some((Err(ProviderError::Timeout(TimeoutPhase::BetweenChunks)), None)),
                 Ok(None) => None,
                 Ok(Some(Err(e))) => Some((Err(ProviderError::Interrupted(e.to_string())), None)),
                 Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(bytes) => Some((Ok(bytes), Some(body))),
+                    Ok(bytes) => {
+                        let usage = events.as_mut().and_then(|d| usage_in(d, &bytes));
+                        Some((Ok(AnswerChunk { bytes, usage }), Some((body, events))))
+                    }
                     // Trailers carry nothing the client needs.
                     Err(_) => continue,
                 },
             };
         }
     }))
+}
+
+/// The usage reported by an event `bytes` completes, if one does. A line too long to be an
+/// event the gateway reads is passed on unread.
+fn usage_in(decoder: &mut SseDecoder, bytes: &[u8]) -> Option<TokenUsage> {
+    let mut out = Vec::new();
+    decoder.feed(bytes, &mut out).ok()?;
+    out.iter().rev().find_map(|e| answer_usage(e.data.as_bytes())).map(token_usage)
+}
+
+fn token_usage((prompt_tokens, completion_tokens): (u64, u64)) -> TokenUsage {
+    TokenUsage { prompt_tokens, completion_tokens, ..TokenUsage::default() }
 }

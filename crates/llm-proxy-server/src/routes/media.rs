@@ -155,7 +155,12 @@ impl Stream for Metered {
         let polled = self.stream.as_mut().poll_next(cx);
         match polled {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let (Some(u), Some(meter)) = (chunk.usage, self.meter.as_mut()) {
+                    meter.usage(u);
+                }
+                Poll::Ready(Some(Ok(chunk.bytes)))
+            }
             Poll::Ready(None) => {
                 if let Some(meter) = self.meter.take() {
                     meter.succeed(self.status);
