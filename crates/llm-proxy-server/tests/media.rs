@@ -323,3 +323,24 @@ async fn bad_bodies_are_refused_never_a_500() {
     let rid = request_id(&resp);
     assert_eq!(gw.log_entry(&rid).await.status, 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_falls_back_only_while_it_can_be_sent_again() {
+    let routes = "max_body_bytes: 1048576\nroutes:\n  - name: shaky-stt\n    targets: [{ model: oai/mock-fail-500 }]\n    \
+                  retries: 0\n    fallbacks: [oai/whisper-1]";
+    let gw = Gateway::start_with(Backend::Sqlite, routes).await.expect("SQLite always runs");
+    let (_, key) = gw.create_key(&[], None).await;
+    // Read whole before routing (the model comes last): the fallback gets it.
+    let small = form(&[("file", Some("a.mp3"), b"abc"), ("model", None, b"shaky-stt")]);
+    let resp = post_form(&gw, &key, "/v1/audio/transcriptions", small).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-llm-proxy-attempts"], "2");
+    let t: Value = resp.json().await.unwrap();
+    assert_eq!(t["text"], "transcribed 3 bytes of a.mp3");
+    // Streamed upstream after the model: once sent, the failure is final.
+    let file = vec![9u8; 512 * 1024];
+    let big = form(&[("model", None, b"shaky-stt"), ("file", Some("b.mp3"), &file)]);
+    let resp = post_form_streamed(&gw, &key, "/v1/audio/transcriptions", big).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-llm-proxy-attempts"], "1");
+}
