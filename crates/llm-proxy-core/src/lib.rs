@@ -11,6 +11,7 @@ pub mod key_ring;
 pub mod known_provider;
 pub mod limits;
 pub mod log_writer;
+pub mod media;
 pub mod model_catalog;
 pub mod pricing;
 pub mod provider;

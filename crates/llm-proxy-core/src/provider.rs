@@ -243,6 +243,13 @@ pub enum ProviderError {
     /// The upstream's protocol has no such operation (e.g. embeddings on Anthropic).
     #[error("{0}")]
     Unsupported(String),
+    /// The attempt failed after the request's body, which cannot be replayed (a streamed upload),
+    /// went upstream: no other attempt can be made.
+    #[error("{0}")]
+    Spent(Box<ProviderError>),
+    /// The client's body went past the gateway's limit while it was streamed upstream.
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
 }
 
 impl From<TranslateError> for ProviderError {
@@ -270,6 +277,14 @@ pub trait Provider: Send + Sync {
         model: &str,
         request: EmbeddingsRequest,
     ) -> impl Future<Output = Result<CompleteResponse, ProviderError>> + Send;
+
+    /// An OpenAI endpoint passed through as it is (images, audio, moderations), with `model`
+    /// rewritten; adapters of other protocols answer `ProviderError::Unsupported`.
+    fn media(
+        &self,
+        model: &str,
+        request: crate::media::MediaRequest,
+    ) -> impl Future<Output = Result<crate::media::MediaAnswer, ProviderError>> + Send;
 
     /// A cheap health probe that spends no tokens (the provider's model lookup). `Ok` when the
     /// deployment answers and accepts the gateway's credentials, even if it does not know the

@@ -7,5 +7,6 @@ pub mod anthropic;
 pub mod gemini;
 pub mod json;
 pub mod messages;
+pub mod multipart;
 pub mod openai;
 pub mod sse;

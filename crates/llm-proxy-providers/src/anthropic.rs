@@ -139,6 +139,14 @@ impl Provider for Anthropic {
         Err(ProviderError::Unsupported("Anthropic offers no embeddings API".into()))
     }
 
+    async fn media(
+        &self,
+        _model: &str,
+        request: llm_proxy_core::media::MediaRequest,
+    ) -> Result<llm_proxy_core::media::MediaAnswer, ProviderError> {
+        Err(request.endpoint.unsupported("anthropic"))
+    }
+
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(with_segment(&self.models_url, model), self.headers()).await
     }

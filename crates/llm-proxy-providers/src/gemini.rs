@@ -145,6 +145,14 @@ impl Provider for Gemini {
         Ok(CompleteResponse { body: to_body(&out)?.into(), usage: None })
     }
 
+    async fn media(
+        &self,
+        _model: &str,
+        request: llm_proxy_core::media::MediaRequest,
+    ) -> Result<llm_proxy_core::media::MediaAnswer, ProviderError> {
+        Err(request.endpoint.unsupported("gemini"))
+    }
+
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(self.model_url(model)?, self.headers()).await
     }

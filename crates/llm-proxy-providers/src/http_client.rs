@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ACCEPT, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
@@ -27,13 +28,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use llm_proxy_core::config::UpstreamTimeouts;
 use tower_service::Service;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A request body: whole (every JSON call, unboxed), or streamed (an upload passed on as it
+/// arrives).
+pub(crate) type OutBody = Either<Full<Bytes>, UnsyncBoxBody<Bytes, BoxError>>;
 type Stream = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<TimedConnector, Full<Bytes>>,
+    inner: Client<TimedConnector, OutBody>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -70,12 +74,23 @@ impl HttpClient {
         &self,
         method: Method,
         uri: &Uri,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Bytes,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        self.send_body(method, uri, headers, Either::Left(Full::new(body)))
+    }
+
+    /// `send` with a body of either kind.
+    pub(crate) fn send_body(
+        &self,
+        method: Method,
+        uri: &Uri,
+        mut headers: HeaderMap,
+        body: OutBody,
     ) -> hyper_util::client::legacy::ResponseFuture {
         headers.insert(USER_AGENT, HeaderValue::from_static(concat!("llm-proxy/", env!("CARGO_PKG_VERSION"))));
         headers.entry(ACCEPT).or_insert(HeaderValue::from_static("*/*"));
-        let mut req = Request::new(Full::new(body));
+        let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = uri.clone();
         *req.headers_mut() = headers;

@@ -16,6 +16,7 @@ pub use http_client::HttpClient;
 
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
 use llm_proxy_core::known_provider::Protocol;
+use llm_proxy_core::media::{MediaAnswer, MediaRequest};
 use llm_proxy_core::provider::{ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
@@ -81,6 +82,10 @@ impl Provider for ProviderClient {
 
     async fn embeddings(&self, model: &str, request: EmbeddingsRequest) -> Result<CompleteResponse, ProviderError> {
         dispatch!(self, p => p.embeddings(model, request).await)
+    }
+
+    async fn media(&self, model: &str, request: MediaRequest) -> Result<MediaAnswer, ProviderError> {
+        dispatch!(self, p => p.media(model, request).await)
     }
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use http::{Method, Uri};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use llm_proxy_core::config::UpstreamTimeouts;
 use llm_proxy_core::cpu_pool;
@@ -15,6 +15,7 @@ use llm_proxy_core::provider::{ChatInput, Failure, ProviderError, TimeoutPhase};
 use llm_proxy_core::unified::ChatRequest;
 
 use crate::HttpClient;
+use crate::http_client::OutBody;
 use crate::upstream_error;
 
 /// Largest non-streamed answer read into memory.
@@ -60,7 +61,17 @@ impl Upstream {
         body: Vec<u8>,
     ) -> Result<http::Response<Incoming>, ProviderError> {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let send = self.http.send(Method::POST, url, self.with_url_auth(headers), Bytes::from(body));
+        self.post_body(url, headers, Either::Left(Full::new(Bytes::from(body)))).await
+    }
+
+    /// Posts a body of any kind (`headers` say its type) and waits for a successful response head.
+    pub async fn post_body(
+        &self,
+        url: &Uri,
+        headers: HeaderMap,
+        body: OutBody,
+    ) -> Result<http::Response<Incoming>, ProviderError> {
+        let send = self.http.send_body(Method::POST, url, self.with_url_auth(headers), body);
         let resp = match tokio::time::timeout(self.timeouts.first_byte, send).await {
             Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
             Ok(Err(e)) => return Err(transport_error(e)),

@@ -163,7 +163,11 @@ fn verdict(e: &ProviderError) -> Verdict {
             }
             Failure::Auth | Failure::Rejected => Verdict::Final,
         },
-        ProviderError::Untranslatable(_) | ProviderError::Unsupported(_) => Verdict::Final,
+        ProviderError::Untranslatable(_) | ProviderError::Unsupported(_) | ProviderError::BodyTooLarge { .. } => {
+            Verdict::Final
+        }
+        // The body cannot be sent again, wherever the failure came from.
+        ProviderError::Spent(_) => Verdict::Final,
     }
 }
 

@@ -320,6 +320,8 @@ impl ApiError {
                 Self::bad_request(format!("Provider `{provider}` cannot serve this request: {what}."))
                     .with_code("unsupported_by_provider")
             }
+            ProviderError::Spent(cause) => Self::upstream(provider, cause),
+            ProviderError::BodyTooLarge { limit } => Self::body_too_large(*limit),
             ProviderError::Interrupted(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
                 ErrorType::Upstream,

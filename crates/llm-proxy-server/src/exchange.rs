@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use futures_util::future::Either;
+use llm_proxy_core::media::MediaRequest;
 use llm_proxy_core::provider::{ChatInput, ProviderError};
 use llm_proxy_core::unified::WireProtocol;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
@@ -71,6 +72,12 @@ impl Routable for EmbeddingsRequest {
     }
 }
 
+impl Routable for MediaRequest {
+    fn model(&self) -> &str {
+        MediaRequest::model(self)
+    }
+}
+
 impl<'a> Exchange<'a> {
     /// Starts metering a request to `endpoint`, authenticates it with the credentials of the
     /// client's protocol, and reads and decodes its body. `Err` is the finished response.
@@ -85,43 +92,51 @@ impl<'a> Exchange<'a> {
     where
         T: DeserializeOwned + Send + 'static,
     {
+        let mut x = Self::authenticate(state, id, endpoint, protocol, parts)?;
+        let read = state.unless_cut(read_limited(&parts.headers, body, state.max_body_bytes)).await;
+        let bytes = match read {
+            Ok(b) => b,
+            Err(e) => return Err(x.fail(e)),
+        };
+        let request = match decode_body(&bytes).await {
+            Ok(r) => r,
+            Err(e) => return Err(x.fail(e)),
+        };
+        x.body_bytes = bytes.len();
+        // A reference count, not a copy: the prompt is counted from it should the upstream
+        // report no usage.
+        x.meter.keep_body(bytes, protocol);
+        Ok((x, request))
+    }
+
+    /// Starts metering a request to `endpoint` and authenticates it with the credentials of the
+    /// client's protocol, leaving its body to the endpoint (one that streams it). `Err` is the
+    /// finished response.
+    pub fn authenticate(
+        state: &'a Shared,
+        id: &RequestId,
+        endpoint: &'static str,
+        protocol: WireProtocol,
+        parts: &Parts,
+    ) -> Result<Self, Response> {
         let mut meter = RequestMeter::start(state.logs.clone(), &id.0, endpoint);
-        match Self::read(state, protocol, parts, body, &mut meter).await {
-            Ok((principal, request, body_bytes)) => {
-                Ok((Self { state, meter, principal, protocol, body_bytes }, request))
+        let authenticated = match protocol {
+            // Anthropic's SDKs send `x-api-key`; a bearer token is accepted there too.
+            WireProtocol::Anthropic => anthropic_key(&parts.headers),
+            _ => bearer(&parts.headers),
+        }
+        .and_then(|secret| state.authenticate_client(secret, client_ip(&parts.extensions)));
+        match authenticated {
+            Ok(principal) => {
+                meter.set_key(principal.key_id());
+                meter.set_user(principal.user());
+                Ok(Self { state, meter, principal, protocol, body_bytes: 0 })
             }
             Err(e) => {
                 meter.fail(&e);
                 Err(e.into_response_for(protocol))
             }
         }
-    }
-
-    async fn read<T>(
-        state: &Shared,
-        protocol: WireProtocol,
-        parts: &Parts,
-        body: Body,
-        meter: &mut RequestMeter,
-    ) -> Result<(Principal, T, usize), ApiError>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
-        let secret = match protocol {
-            // Anthropic's SDKs send `x-api-key`; a bearer token is accepted there too.
-            WireProtocol::Anthropic => anthropic_key(&parts.headers)?,
-            _ => bearer(&parts.headers)?,
-        };
-        let principal = state.authenticate_client(secret, client_ip(&parts.extensions))?;
-        meter.set_key(principal.key_id());
-        meter.set_user(principal.user());
-        let bytes = state.unless_cut(read_limited(&parts.headers, body, state.max_body_bytes)).await?;
-        let request = decode_body(&bytes).await?;
-        let len = bytes.len();
-        // A reference count, not a copy: the prompt is counted from it should the upstream
-        // report no usage.
-        meter.keep_body(bytes, protocol);
-        Ok((principal, request, len))
     }
 
     pub fn state(&self) -> &'a Shared {
@@ -136,6 +151,11 @@ impl<'a> Exchange<'a> {
     /// Bytes of the request body.
     pub fn body_bytes(&self) -> usize {
         self.body_bytes
+    }
+
+    /// Bytes of a body the endpoint read itself (as far as it did).
+    pub fn set_body_bytes(&mut self, n: usize) {
+        self.body_bytes = n;
     }
 
     /// The model and whether the client asked for a stream, for the log.

@@ -23,3 +23,4 @@ pub mod response_store;
 pub mod route_sync;
 pub mod routes;
 pub mod serve;
+pub mod upload;

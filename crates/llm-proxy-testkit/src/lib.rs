@@ -4,6 +4,7 @@
 //! | protocol | paths | base URL an SDK takes | auth |
 //! |---|---|---|---|
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR/v1` | none checked |
+//! | OpenAI images, audio, moderations | `POST /v1/images/generations`, `/v1/images/edits`, `/v1/audio/speech`, `/v1/audio/transcriptions`, `/v1/audio/translations`, `/v1/moderations` ([`media`]: a PNG, audio bytes sized by the model name, `transcribed <n> bytes of <file>`) | `http://ADDR/v1` | none checked |
 //! | OpenAI Completions (legacy) | `POST /v1/completions` (`text_completion` object, or its chunks and `[DONE]`); a field the API does not document is refused | `http://ADDR/v1` | none checked |
 //! | OpenAI Responses | `POST /v1/responses` (object, or `event:`-named SSE numbered by `sequence_number`, no `[DONE]`); answers are remembered (the last 1024) so `previous_response_id` continues them, and an unknown one is 404 | `http://ADDR/v1` | none checked |
 //! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version` `2023-06-01` or `2026-10-21` (which refuses `temperature`, `top_p`, `top_k`); beta-only fields need their `anthropic-beta` |
@@ -89,6 +90,7 @@ mod faults;
 mod gemini;
 mod glm;
 pub mod jwt;
+pub mod media;
 mod openai;
 mod probe;
 mod record;
@@ -319,6 +321,12 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/v1/responses", post(responses::create))
         .route("/v1/completions", post(completions::create))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/images/generations", post(media::images_generations))
+        .route("/v1/images/edits", post(media::images_edits))
+        .route("/v1/audio/speech", post(media::speech))
+        .route("/v1/audio/transcriptions", post(media::transcriptions))
+        .route("/v1/audio/translations", post(media::translations))
+        .route("/v1/moderations", post(media::moderations))
         .route("/v1/models", get(probe::list))
         .route("/v1/models/{*model}", get(probe::retrieve))
         .route("/v1/messages", post(anthropic::messages))

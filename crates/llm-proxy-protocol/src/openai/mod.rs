@@ -1,5 +1,5 @@
-//! The OpenAI API: Chat Completions, Responses, (legacy) Completions, Embeddings, Models and the
-//! error body.
+//! The OpenAI API: Chat Completions, Responses, (legacy) Completions, Embeddings, Models, the
+//! passed-through endpoints (images, audio, moderations: `media`) and the error body.
 //!
 //! Request types keep every field they do not know in `extra`, so a same-protocol passthrough
 //! forwards what the client sent with only `model` rewritten.
@@ -8,6 +8,7 @@ mod chat;
 mod completions;
 mod embeddings;
 mod error;
+mod media;
 mod models;
 mod responses;
 mod usage;
@@ -16,6 +17,7 @@ pub use chat::{ChatCompletionRequest, ChatMessage, ChoiceScan, ChunkScan, Stream
 pub use completions::{CompletionRequest, Prompt, Stop};
 pub use embeddings::EmbeddingsRequest;
 pub use error::{ErrorBody, ErrorDetail};
+pub use media::{ModelledBody, answer_usage};
 pub use models::{ModelList, ModelObject};
 pub use responses::{
     Content, ContentPart, FunctionCallItem, FunctionCallOutputItem, FunctionTool, InputItem, InputItems,

@@ -5,12 +5,13 @@
 //! An OpenAI client's request is a same-protocol passthrough: its body goes upstream with only
 //! `model` rewritten, and the answer comes back as the upstream sent it; so is a Completions
 //! client's (`completions`, except to GLM) and, where the server serves it, a Responses client's
-//! (`responses`). Requests from clients of other protocols are translated through the unified model
+//! (`responses`); so are the images, audio and moderations endpoints (`media`). Requests from clients of other protocols are translated through the unified model
 //! (`llm_proxy_core::translate::openai`). `convert` holds the passthrough scanning, this file the
 //! I/O.
 
 mod completions;
 pub mod convert;
+mod media;
 mod responses;
 
 use std::collections::VecDeque;
@@ -18,6 +19,7 @@ use std::collections::VecDeque;
 use http::header::{AUTHORIZATION, HeaderMap};
 use llm_proxy_core::config::{ProviderConfig, UpstreamTimeouts};
 use llm_proxy_core::known_provider::Protocol;
+use llm_proxy_core::media::{MediaAnswer, MediaEndpoint, MediaRequest};
 use llm_proxy_core::provider::{
     ChatChunk, ChatInput, ChatOutput, ChunkKind, CompleteResponse, Provider, ProviderError,
 };
@@ -48,6 +50,8 @@ pub struct OpenAiCompat {
     completions_url: Option<http::Uri>,
     /// `…/responses`, for upstreams that serve the Responses API (`responses_api`).
     responses_url: Option<http::Uri>,
+    /// The passed-through endpoints' URLs (images, audio, moderations); GLM serves none.
+    media_urls: Option<media::MediaUrls>,
     /// `…/models`, for the health probe.
     models_url: url::Url,
     auth: Auth,
@@ -88,8 +92,17 @@ impl OpenAiCompat {
             Protocol::Glm => None,
             _ => Some(join_uri(&config.base_url, "completions", &config.name)?),
         };
+        let media_urls = match config.protocol {
+            Protocol::Glm => None,
+            _ => {
+                let urls = MediaEndpoint::ALL.map(|e| join_uri(&config.base_url, e.path(), &config.name));
+                let [a, b, c, d, e, f] = urls;
+                Some([a?, b?, c?, d?, e?, f?])
+            }
+        };
         Ok(Self {
             name: config.name.clone(),
+            media_urls,
             upstream: Upstream::new(config, http, timeouts),
             chat_url: join_uri(&config.base_url, "chat/completions", &config.name)?,
             embeddings_url: join_uri(&config.base_url, "embeddings", &config.name)?,
@@ -187,6 +200,10 @@ impl Provider for OpenAiCompat {
         let body = self.upstream.post_for_body(&self.embeddings_url, self.headers(), to_body(&request)?).await?;
         let usage = convert::complete_usage(&body)?;
         Ok(CompleteResponse { usage, body })
+    }
+
+    async fn media(&self, model: &str, request: MediaRequest) -> Result<MediaAnswer, ProviderError> {
+        self.media_call(model, request).await
     }
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {

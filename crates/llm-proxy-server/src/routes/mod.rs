@@ -6,6 +6,7 @@ pub mod completions;
 pub mod embeddings;
 pub mod health;
 pub mod logs;
+pub mod media;
 pub mod messages;
 pub mod models;
 pub mod providers;
