@@ -171,6 +171,12 @@ fn verdict(e: &ProviderError) -> Verdict {
     }
 }
 
+/// A streamed upload is not tried again, whatever failed; but when what failed was the deployment
+/// (down, overloaded, cut off), its breaker still hears of it.
+fn spent_on_an_unhealthy_deployment(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::Spent(cause) if matches!(verdict(cause), Verdict::Retry { unhealthy: true, .. }))
+}
+
 fn backoff(retry: u32) -> Duration {
     let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.min(10)).min(BACKOFF_CAP);
     ceiling.mul_f64(rand::thread_rng().r#gen::<f64>())
@@ -261,8 +267,12 @@ where
                 match verdict(&e) {
                     Verdict::Final => {
                         if let Some(h) = candidate.health() {
-                            // It answered: the deployment is up, whatever it thought of the request.
-                            h.record_success(UnixMillis::now(), None);
+                            if spent_on_an_unhealthy_deployment(&e) {
+                                h.record_failure(UnixMillis::now());
+                            } else {
+                                // It answered: the deployment is up, whatever it thought of the request.
+                                h.record_success(UnixMillis::now(), None);
+                            }
                         }
                         return (Err(err), attempts);
                     }
@@ -393,6 +403,10 @@ mod tests {
         ));
         assert!(matches!(verdict(&status(429, Failure::RateLimited)), Verdict::Retry { .. }));
         assert!(matches!(verdict(&status(400, Failure::Rejected)), Verdict::Final));
+        let spent = |e: ProviderError| ProviderError::Spent(Box::new(e));
+        assert!(matches!(verdict(&spent(status(503, Failure::Unavailable))), Verdict::Final), "never sent again");
+        assert!(spent_on_an_unhealthy_deployment(&spent(status(503, Failure::Unavailable))));
+        assert!(!spent_on_an_unhealthy_deployment(&spent(status(400, Failure::Rejected))));
         assert!(matches!(verdict(&status(400, Failure::Auth)), Verdict::Final));
         assert!(matches!(verdict(&status(400, Failure::ContextOverflow)), Verdict::ContextWindow));
         assert!(matches!(verdict(&ProviderError::Connect("refused".into())), Verdict::Retry { .. }));

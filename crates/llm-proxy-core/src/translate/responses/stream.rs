@@ -3,8 +3,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-
-
 use super::meta::{Outcome, ResponseMeta};
 use super::response::outcome;
 use crate::provider::{ChatChunk, ChunkKind, TokenUsage};
@@ -480,9 +478,9 @@ fn response_event(name: &'static str, response: &str, sequence_number: u64) -> C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
     use llm_proxy_protocol::json::decode;
     use proptest::prelude::*;
+    use serde_json::{Value, json};
 
     fn encoder() -> ResponsesEncoder {
         let r = decode(br#"{"model":"smart","input":"x","stream":true}"#).unwrap();
