@@ -57,7 +57,7 @@ health_check: {{enabled: false}}
 providers:
   mock: {{protocol: openai, base_url: "http://127.0.0.1:{mport}/v1", api_key: k, models: [mock-a, mock-chunks-20]}}
   anth: {{protocol: anthropic, base_url: "http://127.0.0.1:{mport}", api_key: k, models: [mock-chunks-20]}}
-  mockr: {{protocol: openai, base_url: "http://127.0.0.1:{mport}/v1", api_key: k, models: [mock-a], responses_api: true}}
+  mockr: {{protocol: openai, base_url: "http://127.0.0.1:{mport}/v1", api_key: k, responses_api: true}}
 """
     with open(f"{d}/c.yaml", "w") as f:
         f.write(cfg)
