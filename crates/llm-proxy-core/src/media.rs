@@ -57,6 +57,16 @@ impl MediaEndpoint {
         }
     }
 
+    /// The model OpenAI uses when a JSON request names none (its reference's defaults); the other
+    /// endpoints require one.
+    pub fn default_model(self) -> Option<&'static str> {
+        match self {
+            Self::ImagesGenerations => Some("dall-e-2"),
+            Self::Moderations => Some("omni-moderation-latest"),
+            _ => None,
+        }
+    }
+
     /// What an adapter of another protocol answers, naming the endpoint the client called.
     pub fn unsupported(self, protocol: &str) -> ProviderError {
         ProviderError::Unsupported(format!(

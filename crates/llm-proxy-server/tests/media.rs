@@ -301,17 +301,23 @@ async fn bad_bodies_are_refused_never_a_500() {
         let resp = post_form(&gw, &key, "/v1/audio/transcriptions", broken.to_vec()).await;
         assert_eq!(resp.status(), 400, "{}", String::from_utf8_lossy(broken));
     }
-    for body in ["{}", "not json", "{\"model\": 3}"] {
+    for (path, body) in
+        [("/v1/audio/speech", "{}"), ("/v1/moderations", "not json"), ("/v1/moderations", "{\"model\": 3}")]
+    {
         let resp = reqwest::Client::new()
-            .post(gw.url("/v1/moderations"))
+            .post(gw.url(path))
             .bearer_auth(&key)
             .header("content-type", "application/json")
             .body(body)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 400, "{body}");
+        assert_eq!(resp.status(), 400, "{path} {body}");
     }
+    // Where OpenAI has a default model, a request without one gets it, routed like any name.
+    let resp = post_json(&gw, &key, "/v1/moderations", &serde_json::json!({"input": "hi"})).await;
+    let rid = request_id(&resp);
+    assert_eq!(gw.log_entry(&rid).await.model.as_deref(), Some("omni-moderation-latest"));
     // Past the 64 KiB limit: with the model after the file, while it is held; with the model
     // first, while the rest streams upstream.
     let file = vec![1u8; 100 * 1024];

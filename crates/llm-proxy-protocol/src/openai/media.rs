@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 /// client wrote it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelledBody {
+    /// Empty when the client named none (some endpoints have a default: see the server).
+    #[serde(default)]
     pub model: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,

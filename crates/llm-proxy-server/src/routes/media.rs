@@ -79,10 +79,18 @@ async fn pass(
         return serve(x, request, &parts.headers, Some((head.over_limit, state.max_body_bytes))).await;
     }
     let accepted = Exchange::accept(&state, &id, name, WireProtocol::OpenAi, &parts, body).await;
-    let (mut x, body): (_, ModelledBody) = match accepted {
+    let (mut x, mut body): (_, ModelledBody) = match accepted {
         Ok(a) => a,
         Err(resp) => return resp,
     };
+    if body.model.is_empty() {
+        match endpoint.default_model() {
+            Some(model) => body.model = model.to_string(),
+            None => {
+                return x.fail(ApiError::bad_request("`model` is required.").with_param(Some("model".into())));
+            }
+        }
+    }
     // Speech answers in SSE when asked (`stream_format: "sse"`); the other JSON endpoints never stream.
     let stream = body.extra.get("stream_format").and_then(|v| v.as_str()) == Some("sse");
     x.set_model(&body.model, stream);
