@@ -49,7 +49,14 @@ pub fn input_items(input: &ResponsesInput) -> Vec<Value> {
 /// turn, without decoding it.
 pub fn input_items_text(input: &ResponsesInput) -> String {
     match input {
-        ResponsesInput::Text(_) => Value::Array(input_items(input)).to_string(),
+        // The user message a text input stands for (`input_items`), written directly.
+        ResponsesInput::Text(text) => {
+            let mut out = String::with_capacity(text.len() + 80);
+            out.push_str(r#"[{"type":"message","role":"user","content":[{"type":"input_text","text":"#);
+            crate::translate::push_json_str(&mut out, text);
+            out.push_str("}]}]");
+            out
+        }
         ResponsesInput::Items(items) => {
             let mut out = String::with_capacity(items.text_len() + items.len() + 2);
             out.push('[');
@@ -142,7 +149,8 @@ mod tests {
         let response = json!({"id": "resp_1", "output": [{"type": "message", "id": "msg_1"}]});
         assert_eq!(output_items(&response), [json!({"type": "message", "id": "msg_1"})]);
         assert!(output_items(&json!({"status": "failed"})).is_empty());
-        for r in [&text, &items] {
+        let tricky: ResponsesRequest = decode(br#"{"model":"m","input":"say \"hi\"\n\u00e9\\"}"#).unwrap();
+        for r in [&text, &items, &tricky] {
             let input = r.input.as_ref().unwrap();
             let parsed: Value = serde_json::from_str(&input_items_text(input)).unwrap();
             assert_eq!(parsed, Value::Array(input_items(input)), "the same items, as text");
