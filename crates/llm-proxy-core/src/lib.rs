@@ -24,6 +24,7 @@ pub mod time;
 pub mod token_estimate;
 pub mod translate;
 pub mod unified;
+pub mod upstream_object;
 pub mod virtual_key;
 
 pub use time::UnixMillis;

@@ -286,6 +286,13 @@ pub trait Provider: Send + Sync {
         request: crate::media::MediaRequest,
     ) -> impl Future<Output = Result<crate::media::MediaAnswer, ProviderError>> + Send;
 
+    /// A call to the provider's Files or Batches API, passed through as it is; adapters of
+    /// protocols without them answer `ProviderError::Unsupported`.
+    fn pass(
+        &self,
+        request: crate::upstream_object::PassRequest,
+    ) -> impl Future<Output = Result<crate::media::MediaAnswer, ProviderError>> + Send;
+
     /// A cheap health probe that spends no tokens (the provider's model lookup). `Ok` when the
     /// deployment answers and accepts the gateway's credentials, even if it does not know the
     /// model by that route (some servers have no per-model lookup).

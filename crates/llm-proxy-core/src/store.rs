@@ -7,6 +7,7 @@ use crate::UnixMillis;
 use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::stored_response::StoredResponse;
+use crate::upstream_object::{ObjectQuery, UpstreamObject};
 use crate::virtual_key::{KeyRecord, NewKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -197,5 +198,26 @@ pub trait Store: Send + Sync + 'static {
     /// Retention: deletes at most `limit` answers expired before `now`, and says how many went.
     async fn delete_expired_responses(&self, _now: UnixMillis, _limit: u32) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    // Files and batches made through the gateway (`crate::upstream_object`). Both databases
+    // implement them; the defaults describe a store that keeps none.
+
+    /// Records `object`; recording an id again updates its `object` (and a missing purpose) if
+    /// the same key owns it, and changes nothing otherwise.
+    async fn put_upstream_object(&self, _object: &UpstreamObject) -> Result<(), StoreError> {
+        Err(StoreError::Other("this store does not keep files or batches".into()))
+    }
+    /// The object `id` if `key_id` owns it.
+    async fn upstream_object(&self, _id: &str, _key_id: &str) -> Result<Option<UpstreamObject>, StoreError> {
+        Ok(None)
+    }
+    /// A page of a key's objects of one kind, in the query's order.
+    async fn list_upstream_objects(&self, _query: &ObjectQuery) -> Result<Vec<UpstreamObject>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Forgets the object `id` of `key_id`; `NotFound` when there is none.
+    async fn delete_upstream_object(&self, _id: &str, _key_id: &str) -> Result<(), StoreError> {
+        Err(StoreError::NotFound)
     }
 }

@@ -147,6 +147,13 @@ impl Provider for Anthropic {
         Err(request.endpoint.unsupported("anthropic"))
     }
 
+    async fn pass(
+        &self,
+        _request: llm_proxy_core::upstream_object::PassRequest,
+    ) -> Result<llm_proxy_core::media::MediaAnswer, ProviderError> {
+        Err(llm_proxy_core::upstream_object::unsupported("anthropic"))
+    }
+
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(with_segment(&self.models_url, model), self.headers()).await
     }

@@ -153,6 +153,13 @@ impl Provider for Gemini {
         Err(request.endpoint.unsupported("gemini"))
     }
 
+    async fn pass(
+        &self,
+        _request: llm_proxy_core::upstream_object::PassRequest,
+    ) -> Result<llm_proxy_core::media::MediaAnswer, ProviderError> {
+        Err(llm_proxy_core::upstream_object::unsupported("gemini"))
+    }
+
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {
         self.upstream.probe(self.model_url(model)?, self.headers()).await
     }

@@ -19,6 +19,7 @@ use llm_proxy_core::known_provider::Protocol;
 use llm_proxy_core::media::{MediaAnswer, MediaRequest};
 use llm_proxy_core::provider::{ChatInput, ChatOutput, CompleteResponse, Provider, ProviderError};
 use llm_proxy_core::unified::WireProtocol;
+use llm_proxy_core::upstream_object::PassRequest;
 use llm_proxy_protocol::openai::EmbeddingsRequest;
 
 pub use anthropic::Anthropic;
@@ -86,6 +87,10 @@ impl Provider for ProviderClient {
 
     async fn media(&self, model: &str, request: MediaRequest) -> Result<MediaAnswer, ProviderError> {
         dispatch!(self, p => p.media(model, request).await)
+    }
+
+    async fn pass(&self, request: PassRequest) -> Result<MediaAnswer, ProviderError> {
+        dispatch!(self, p => p.pass(request).await)
     }
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {

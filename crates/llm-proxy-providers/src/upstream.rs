@@ -71,7 +71,18 @@ impl Upstream {
         headers: HeaderMap,
         body: OutBody,
     ) -> Result<http::Response<Incoming>, ProviderError> {
-        let send = self.http.send_body(Method::POST, url, self.with_url_auth(headers), body);
+        self.send(Method::POST, url, headers, body).await
+    }
+
+    /// Sends a request of any method and waits for a successful response head.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &Uri,
+        headers: HeaderMap,
+        body: OutBody,
+    ) -> Result<http::Response<Incoming>, ProviderError> {
+        let send = self.http.send_body(method, url, self.with_url_auth(headers), body);
         let resp = match tokio::time::timeout(self.timeouts.first_byte, send).await {
             Err(_) => return Err(ProviderError::Timeout(TimeoutPhase::FirstByte)),
             Ok(Err(e)) => return Err(transport_error(e)),

@@ -192,6 +192,27 @@ impl Accounting {
         Ok(Admission { specs, headers, slot, prices, settles: Some(self.settles.clone()), estimated_tokens })
     }
 
+    /// The first limit of one of `kinds` that applies to `principal`'s requests whatever their
+    /// model, described ("the key's daily budget ($10.00)"); `None` when none does.
+    pub fn spend_limit(&self, principal: &Principal, kinds: &[LimitKind]) -> Option<String> {
+        let key = match principal {
+            Principal::Key(k) => Some(k.as_ref()),
+            Principal::Master => None,
+        };
+        let facts = RequestFacts {
+            key_id: key.map(|k| k.id.as_str()),
+            key_limits: key.map(|k| &k.limits).filter(|l| !l.is_empty()),
+            user: key.and_then(|k| k.user.as_deref()),
+            model: "",
+            deployment: None,
+            deployment_limits: None,
+            estimated_tokens: 0,
+            estimated_cost_micros: 0,
+            now: UnixMillis::now(),
+        };
+        self.policy.limits_for(&facts).into_iter().find(|s| kinds.contains(&s.kind)).map(|s| s.describe())
+    }
+
     /// Reserves one call (and `tokens`) against a deployment's own limits, before an attempt is
     /// made on it. Refused: the deployment is skipped like one with an open breaker.
     pub async fn admit_deployment(

@@ -143,6 +143,11 @@ impl<'a> Exchange<'a> {
         self.state
     }
 
+    /// The meter and who asked, for an endpoint with its own pipeline (`crate::object_call`).
+    pub fn into_parts(self) -> (RequestMeter, Principal) {
+        (self.meter, self.principal)
+    }
+
     /// Who asked: the virtual key's id, or `MASTER_OWNER` for the master key.
     pub fn owner(&self) -> &str {
         self.principal.key_id().unwrap_or(MASTER_OWNER)

@@ -18,6 +18,7 @@ pub mod exchange;
 pub mod health_check;
 pub mod listener;
 pub mod meter;
+pub mod object_call;
 pub mod relay;
 pub mod response_store;
 pub mod route_sync;

@@ -89,6 +89,11 @@ impl RequestMeter {
         self.entry.upstream_model = Some(upstream_model.to_string());
     }
 
+    /// The provider a call without a model went to (the Files and Batches APIs).
+    pub fn set_provider(&mut self, provider: &str) {
+        self.entry.provider = Some(provider.to_string());
+    }
+
     pub fn set_attempts(&mut self, attempts: Vec<AttemptRecord>) {
         self.entry.attempts = attempts;
     }

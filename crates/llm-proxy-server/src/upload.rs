@@ -94,6 +94,31 @@ pub async fn read_head(headers: &HeaderMap, mut body: Body, limit: usize) -> Res
     Ok(UploadHead { upload, read, over_limit })
 }
 
+/// A multipart upload sent on whole, as it arrives (a file for the Files API, which has no model
+/// to read first): 400 when it is not multipart, 413 when its length says it is past `limit` —
+/// and past `limit` on its way, it is cut. `BODY_READ_TIMEOUT` bounds the whole body.
+pub fn whole(headers: &HeaderMap, body: Body, limit: usize) -> Result<WholeUpload, ApiError> {
+    let content_type = content_type(headers).unwrap_or_default();
+    if boundary(content_type).is_none() {
+        return Err(ApiError::bad_request("Expected a `multipart/form-data` body with a boundary."));
+    }
+    let content_length = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if content_length.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = limited(body, limit, Instant::now() + BODY_READ_TIMEOUT, over_limit.clone());
+    Ok(WholeUpload { content_type: content_type.to_string(), content_length, body, over_limit })
+}
+
+pub struct WholeUpload {
+    pub content_type: String,
+    pub content_length: Option<u64>,
+    pub body: UploadStream,
+    /// Set when the body went past the limit on its way upstream (it was then cut).
+    pub over_limit: Arc<AtomicBool>,
+}
+
 /// The next data frame of the client's body; `None` at its end.
 async fn next_data(body: &mut Body, deadline: Instant) -> Result<Option<Bytes>, ApiError> {
     loop {

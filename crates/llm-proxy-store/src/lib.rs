@@ -237,11 +237,57 @@ macro_rules! impl_store {
                 .map_err(map_sqlx)?;
             Ok(done.rows_affected())
         }
+
+        async fn put_upstream_object(&self, o: &UpstreamObject) -> Result<(), StoreError> {
+            sqlx::query(object_rows::PUT_OBJECT)
+                .bind(&o.id)
+                .bind(o.kind.as_str())
+                .bind(&o.provider)
+                .bind(&o.key_id)
+                .bind(&o.purpose)
+                .bind(o.created_at.to_i64())
+                .bind(&o.object)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(())
+        }
+
+        async fn upstream_object(&self, id: &str, key_id: &str) -> Result<Option<UpstreamObject>, StoreError> {
+            let row: Option<object_rows::ObjectRow> = sqlx::query_as(object_rows::GET_OBJECT)
+                .bind(id)
+                .bind(key_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            row.map(UpstreamObject::try_from).transpose()
+        }
+
+        async fn list_upstream_objects(&self, q: &ObjectQuery) -> Result<Vec<UpstreamObject>, StoreError> {
+            let sql = if q.descending { object_rows::LIST_OBJECTS_DESC } else { object_rows::LIST_OBJECTS_ASC };
+            let rows: Vec<object_rows::ObjectRow> = sqlx::query_as(sql)
+                .bind(&q.key_id)
+                .bind(q.kind.as_str())
+                .bind(&q.purpose)
+                .bind(&q.after)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            object_rows::objects_from_rows(rows)
+        }
+
+        async fn delete_upstream_object(&self, id: &str, key_id: &str) -> Result<(), StoreError> {
+            let done =
+                sqlx::query(object_rows::DELETE_OBJECT).bind(id).bind(key_id).execute(&self.pool).await.map_err(map_sqlx)?;
+            if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        }
         }
     };
 }
 pub(crate) use impl_store;
 
+mod object_rows;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -27,6 +27,7 @@ use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::stored_response::StoredResponse;
+use llm_proxy_core::upstream_object::{ObjectKind, ObjectQuery, UpstreamObject};
 use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey, hash_key};
 use llm_proxy_store::connect;
 use serde_json::json;
@@ -1154,7 +1155,85 @@ async fn expired_responses_are_hidden_then_deleted_in_batches(db: TestDb) {
     assert_eq!(store.response_chain("new", "k", long_ago, 10).await.expect("new").len(), 1, "the live one stays");
 }
 
+fn object(id: &str, kind: ObjectKind, key: &str, purpose: Option<&str>, created_at: i64) -> UpstreamObject {
+    UpstreamObject {
+        id: id.into(),
+        kind,
+        provider: "openai".into(),
+        key_id: key.into(),
+        purpose: purpose.map(Into::into),
+        created_at: UnixMillis::from_i64(created_at),
+        object: format!(r#"{{"id":"{id}","object":"{}","filename":"é.jsonl"}}"#, kind.as_str()),
+    }
+}
+
+fn object_ids(page: &[UpstreamObject]) -> Vec<&str> {
+    page.iter().map(|o| o.id.as_str()).collect()
+}
+
+async fn files_and_batches_belong_to_their_key_and_page_in_order(db: TestDb) {
+    let store = db.migrated().await;
+    for i in 1..=5 {
+        store
+            .put_upstream_object(&object(&format!("file-{i}"), ObjectKind::File, "k1", Some("batch"), 1_000 + i))
+            .await
+            .expect("put");
+    }
+    // Two made in the same millisecond still page in a fixed order (by id).
+    store
+        .put_upstream_object(&object("file-6b", ObjectKind::File, "k1", Some("assistants"), 1_006))
+        .await
+        .expect("put");
+    store
+        .put_upstream_object(&object("file-6a", ObjectKind::File, "k1", Some("assistants"), 1_006))
+        .await
+        .expect("put");
+    store.put_upstream_object(&object("batch_1", ObjectKind::Batch, "k1", None, 1_007)).await.expect("put");
+    store.put_upstream_object(&object("file-x", ObjectKind::File, "k2", Some("batch"), 1_008)).await.expect("put");
+
+    let query = |after: Option<&str>, limit: u32, descending: bool, purpose: Option<&str>| ObjectQuery {
+        key_id: "k1".into(),
+        kind: ObjectKind::File,
+        purpose: purpose.map(Into::into),
+        after: after.map(Into::into),
+        limit,
+        descending,
+    };
+    let first = store.list_upstream_objects(&query(None, 3, true, None)).await.expect("page 1");
+    assert_eq!(
+        object_ids(&first),
+        ["file-6b", "file-6a", "file-5"],
+        "newest first, the other key's and the batch left out"
+    );
+    let second = store.list_upstream_objects(&query(Some("file-5"), 3, true, None)).await.expect("page 2");
+    assert_eq!(object_ids(&second), ["file-4", "file-3", "file-2"]);
+    let asc = store.list_upstream_objects(&query(Some("file-5"), 10, false, None)).await.expect("asc");
+    assert_eq!(object_ids(&asc), ["file-6a", "file-6b"]);
+    let assistants = store.list_upstream_objects(&query(None, 10, true, Some("assistants"))).await.expect("purpose");
+    assert_eq!(object_ids(&assistants), ["file-6b", "file-6a"]);
+    let foreign_cursor = store.list_upstream_objects(&query(Some("file-x"), 10, true, None)).await.expect("cursor");
+    assert!(foreign_cursor.is_empty(), "another key's id is no cursor");
+
+    let got = store.upstream_object("file-3", "k1").await.expect("get").expect("k1's");
+    assert_eq!(got, object("file-3", ObjectKind::File, "k1", Some("batch"), 1_003), "every field round-trips");
+    assert_eq!(store.upstream_object("file-3", "k2").await.expect("get"), None, "not another key's");
+
+    // Seen again, an object's description is updated, never its owner.
+    let mut again = object("batch_1", ObjectKind::Batch, "k1", None, 9_999);
+    again.object = r#"{"id":"batch_1","status":"completed"}"#.into();
+    store.put_upstream_object(&again).await.expect("update");
+    let batch = store.upstream_object("batch_1", "k1").await.expect("get").expect("k1's");
+    assert_eq!((batch.object.as_str(), batch.created_at), (again.object.as_str(), UnixMillis::from_i64(1_007)));
+    store.put_upstream_object(&object("file-3", ObjectKind::File, "k2", None, 1)).await.expect("no-op");
+    assert_eq!(store.upstream_object("file-3", "k2").await.expect("get"), None, "a record is not taken over");
+
+    assert!(matches!(store.delete_upstream_object("file-3", "k2").await, Err(StoreError::NotFound)));
+    store.delete_upstream_object("file-3", "k1").await.expect("delete");
+    assert_eq!(store.upstream_object("file-3", "k1").await.expect("get"), None);
+}
+
 store_suite!(
+    files_and_batches_belong_to_their_key_and_page_in_order,
     responses_chain_back_within_their_key_only,
     expired_responses_are_hidden_then_deleted_in_batches,
     migrating_twice_is_harmless,

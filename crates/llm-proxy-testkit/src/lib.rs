@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR/v1` | none checked |
 //! | OpenAI images, audio, moderations | `POST /v1/images/generations`, `/v1/images/edits`, `/v1/audio/speech`, `/v1/audio/transcriptions`, `/v1/audio/translations`, `/v1/moderations` ([`media`]: a PNG, audio bytes sized by the model name, `transcribed <n> bytes of <file>`) | `http://ADDR/v1` | none checked |
+//! | OpenAI Files and Batches | `POST/GET /v1/files`, `GET/DELETE /v1/files/{id}`, `GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel` ([`files`]: in memory; a batch completes when first asked for, answering each chat request `batch: <last user text>`) | `http://ADDR/v1` | none checked |
 //! | OpenAI Completions (legacy) | `POST /v1/completions` (`text_completion` object, or its chunks and `[DONE]`); a field the API does not document is refused | `http://ADDR/v1` | none checked |
 //! | OpenAI Responses | `POST /v1/responses` (object, or `event:`-named SSE numbered by `sequence_number`, no `[DONE]`); answers are remembered (the last 1024) so `previous_response_id` continues them, and an unknown one is 404 | `http://ADDR/v1` | none checked |
 //! | Anthropic Messages | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`, `GET /v1/models/{model}` | `http://ADDR` | `x-api-key` + `anthropic-version` `2023-06-01` or `2026-10-21` (which refuses `temperature`, `top_p`, `top_k`); beta-only fields need their `anthropic-beta` |
@@ -87,6 +88,7 @@ mod anthropic;
 mod completions;
 pub mod embedding;
 mod faults;
+pub mod files;
 mod gemini;
 mod glm;
 pub mod jwt;
@@ -101,7 +103,7 @@ mod script;
 mod stream;
 mod summary;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,7 +114,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub use anthropic::ANTHROPIC_VERSION;
 pub use record::{Recorded, RecordedHeaders};
@@ -163,6 +165,9 @@ pub struct MockState {
     down: Mutex<HashSet<String>>,
     /// The Responses API answers given, for `previous_response_id`.
     responses: response_store::ResponseStore,
+    /// Files (`/v1/files`) and batches (`/v1/batches`, with their requests).
+    files: Mutex<HashMap<String, files::MockFile>>,
+    batches: Mutex<HashMap<String, (Value, Vec<Value>)>>,
     config: MockConfig,
     /// Streams started.
     pub streams_started: AtomicU64,
@@ -237,6 +242,14 @@ impl MockState {
         let n = counts.entry(model.to_string()).or_insert(0);
         *n += 1;
         *n
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, files::MockFile>> {
+        self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn batches(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Value, Vec<Value>)>> {
+        self.batches.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn record(&self, recorded: Recorded) {
@@ -327,6 +340,12 @@ pub fn router(state: Arc<MockState>) -> Router {
         .route("/v1/audio/transcriptions", post(media::transcriptions))
         .route("/v1/audio/translations", post(media::translations))
         .route("/v1/moderations", post(media::moderations))
+        .route("/v1/files", post(files::upload))
+        .route("/v1/files/{id}", get(files::retrieve).delete(files::delete))
+        .route("/v1/files/{id}/content", get(files::content))
+        .route("/v1/batches", post(files::create_batch))
+        .route("/v1/batches/{id}", get(files::retrieve_batch))
+        .route("/v1/batches/{id}/cancel", post(files::cancel_batch))
         .route("/v1/models", get(probe::list))
         .route("/v1/models/{*model}", get(probe::retrieve))
         .route("/v1/messages", post(anthropic::messages))

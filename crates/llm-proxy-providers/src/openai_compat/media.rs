@@ -49,6 +49,12 @@ impl OpenAiCompat {
                 sent.map_err(|e| if replayable { e } else { ProviderError::Spent(Box::new(e)) })?
             }
         };
+        self.answer(resp).await
+    }
+
+    /// A passed-through answer with its status and content type: a JSON one read whole and
+    /// scanned for usage, anything else passed on as it arrives.
+    pub(super) async fn answer(&self, resp: http::Response<Incoming>) -> Result<MediaAnswer, ProviderError> {
         let status = resp.status().as_u16();
         let content_type = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
         let json = content_type.as_deref().is_some_and(|t| t.trim_start().starts_with("application/json"));

@@ -11,6 +11,7 @@
 
 mod completions;
 pub mod convert;
+mod files;
 mod media;
 mod responses;
 
@@ -26,6 +27,7 @@ use llm_proxy_core::provider::{
 use llm_proxy_core::translate::AnswerIds;
 use llm_proxy_core::translate::openai::{ChunkDecoder, Dialect, request_from_unified, response_to_unified};
 use llm_proxy_core::unified::WireProtocol;
+use llm_proxy_core::upstream_object::PassRequest;
 use llm_proxy_protocol::openai::{ChatCompletionRequest, EmbeddingsRequest};
 use llm_proxy_protocol::sse::SseEvent;
 use secrecy::ExposeSecret;
@@ -52,6 +54,8 @@ pub struct OpenAiCompat {
     responses_url: Option<http::Uri>,
     /// The passed-through endpoints' URLs (images, audio, moderations); GLM serves none.
     media_urls: Option<media::MediaUrls>,
+    /// The base URL the Files and Batches APIs' paths go under; GLM serves neither.
+    files_base: Option<url::Url>,
     /// `…/models`, for the health probe.
     models_url: url::Url,
     auth: Auth,
@@ -100,9 +104,14 @@ impl OpenAiCompat {
                 Some([a?, b?, c?, d?, e?, f?])
             }
         };
+        let files_base = match config.protocol {
+            Protocol::Glm => None,
+            _ => Some(join(&config.base_url, "", &config.name)?),
+        };
         Ok(Self {
             name: config.name.clone(),
             media_urls,
+            files_base,
             upstream: Upstream::new(config, http, timeouts),
             chat_url: join_uri(&config.base_url, "chat/completions", &config.name)?,
             embeddings_url: join_uri(&config.base_url, "embeddings", &config.name)?,
@@ -204,6 +213,10 @@ impl Provider for OpenAiCompat {
 
     async fn media(&self, model: &str, request: MediaRequest) -> Result<MediaAnswer, ProviderError> {
         self.media_call(model, request).await
+    }
+
+    async fn pass(&self, request: PassRequest) -> Result<MediaAnswer, ProviderError> {
+        self.pass_call(request).await
     }
 
     async fn probe(&self, model: &str) -> Result<(), ProviderError> {

@@ -125,7 +125,7 @@ async fn serve(
 }
 
 /// The upstream's answer with its status and content type; a streamed one is metered to its end.
-fn respond(answer: MediaAnswer, mut meter: RequestMeter, provider: String) -> Response {
+pub(crate) fn respond(answer: MediaAnswer, mut meter: RequestMeter, provider: String) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let body = match answer.body {
         MediaAnswerBody::Json { body, usage } => {

@@ -1,9 +1,11 @@
 //! HTTP handlers, one module per resource.
 
+pub mod batches;
 pub mod chat;
 pub mod chat_call;
 pub mod completions;
 pub mod embeddings;
+pub mod files;
 pub mod health;
 pub mod logs;
 pub mod media;
