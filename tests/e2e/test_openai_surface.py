@@ -8,6 +8,7 @@ protocol is refused by name.
 from __future__ import annotations
 
 import base64
+import json
 
 import openai
 import pytest
@@ -76,3 +77,83 @@ def test_other_protocols_are_refused_by_name(client: openai.OpenAI, upstream: st
     with pytest.raises(openai.BadRequestError) as e:
         client.audio.speech.create(model=f"{upstream}/mock-text", voice="alloy", input="hi")
     assert f"`{upstream}`" in str(e.value) and "/v1/audio/speech" in str(e.value)
+
+
+def _client_with(stack: Stack, key: str) -> openai.OpenAI:
+    """The SDK on a key of its own, sending new files to provider `oai` (the e2e gateway has several
+    OpenAI-protocol providers, none named `openai`)."""
+    return openai.OpenAI(
+        base_url=stack.base_url,
+        api_key=key,
+        max_retries=0,
+        timeout=30,
+        default_headers={"x-llm-proxy-provider": "oai"},
+    )
+
+
+def test_files_and_a_batch_through_the_sdk_are_the_keys_alone(stack: Stack):
+    owner = _client_with(stack, stack.create_key("e2e-batch-owner")["key"])
+    stranger = _client_with(stack, stack.create_key("e2e-batch-stranger")["key"])
+    lines = "".join(
+        json.dumps(
+            {
+                "custom_id": f"q{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"question {i}"}]},
+            }
+        )
+        + "\n"
+        for i in range(3)
+    ).encode()
+    raw = owner.files.with_raw_response.create(file=("input.jsonl", lines, "application/jsonl"), purpose="batch")
+    uploaded = raw.parse()
+    assert (uploaded.purpose, uploaded.bytes, uploaded.filename) == ("batch", len(lines), "input.jsonl")
+    assert raw.headers["x-llm-proxy-provider"] == "oai"
+    stack.expect_log(raw.headers.get("x-request-id"), status=200)
+
+    batch = owner.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"job": "e2e"},
+    )
+    assert batch.status == "validating" and batch.metadata == {"job": "e2e"}
+    done = owner.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.request_counts.completed == 3
+    answers = [json.loads(line) for line in owner.files.content(done.output_file_id).text.splitlines()]
+    assert [a["custom_id"] for a in answers] == ["q0", "q1", "q2"]
+    assert answers[2]["response"]["body"]["choices"][0]["message"]["content"] == "batch: question 2"
+
+    # The SDK's auto-pagination walks the gateway's lists.
+    assert batch.id in [b.id for b in owner.batches.list(limit=1)]
+    assert uploaded.id in [f.id for f in owner.files.list(purpose="batch")]
+
+    # To another key none of it exists.
+    for call in (
+        lambda: stranger.files.retrieve(uploaded.id),
+        lambda: stranger.files.content(done.output_file_id),
+        lambda: stranger.batches.retrieve(batch.id),
+        lambda: stranger.batches.cancel(batch.id),
+        lambda: stranger.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        ),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            call()
+    assert list(stranger.files.list()) == [] and list(stranger.batches.list()) == []
+
+    deleted = owner.files.delete(uploaded.id)
+    assert deleted.deleted and deleted.id == uploaded.id
+    with pytest.raises(openai.NotFoundError):
+        owner.files.retrieve(uploaded.id)
+
+
+def test_files_refuse_a_provider_of_another_protocol_by_name(client: openai.OpenAI):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.files.create(
+            file=("a.jsonl", b"{}\n", "application/jsonl"),
+            purpose="batch",
+            extra_headers={"x-llm-proxy-provider": "claude"},
+        )
+    assert "`claude` speaks the anthropic protocol" in str(e.value)

@@ -77,6 +77,11 @@ impl RequestMeter {
         self.entry.stream = stream;
     }
 
+    /// The answer turned out a stream (an upload's `stream` field is not read before it is sent).
+    pub fn set_streamed(&mut self) {
+        self.entry.stream = true;
+    }
+
     pub fn set_target(&mut self, target: &Resolved) {
         self.entry.provider = Some(target.provider_name.clone());
         self.entry.upstream_model = Some(target.upstream_model.clone());

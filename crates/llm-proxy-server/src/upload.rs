@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::HeaderMap;
@@ -38,8 +39,8 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Reads `body` up to the end of its `model` field: 400 when it has none or is not multipart, 413
-/// past `limit`, 408 when the client takes longer than `BODY_READ_TIMEOUT` (which bounds the rest
-/// of the body too).
+/// past `limit`, 408 when the client takes longer than `BODY_READ_TIMEOUT` (after which the rest
+/// of the body must keep up `MIN_UPLOAD_RATE`).
 pub async fn read_head(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<UploadHead, ApiError> {
     let content_type = content_type(headers).unwrap_or_default();
     let Some(boundary) = boundary(content_type) else {
@@ -96,7 +97,8 @@ pub async fn read_head(headers: &HeaderMap, mut body: Body, limit: usize) -> Res
 
 /// A multipart upload sent on whole, as it arrives (a file for the Files API, which has no model
 /// to read first): 400 when it is not multipart, 413 when its length says it is past `limit` —
-/// and past `limit` on its way, it is cut. `BODY_READ_TIMEOUT` bounds the whole body.
+/// and past `limit` on its way, it is cut. It must keep up `MIN_UPLOAD_RATE` after its first
+/// `BODY_READ_TIMEOUT`.
 pub fn whole(headers: &HeaderMap, body: Body, limit: usize) -> Result<WholeUpload, ApiError> {
     let content_type = content_type(headers).unwrap_or_default();
     if boundary(content_type).is_none() {
@@ -135,15 +137,22 @@ async fn next_data(body: &mut Body, deadline: Instant) -> Result<Option<Bytes>, 
     }
 }
 
+/// The slowest a streamed upload may arrive once its first `BODY_READ_TIMEOUT` is over: each byte
+/// past that extends its deadline by `1 / MIN_UPLOAD_RATE` s. A file of hundreds of megabytes
+/// cannot arrive within a fixed minute, while a client that trickles a byte now and then is
+/// still cut off.
+const MIN_UPLOAD_RATE: u64 = 64 * 1024;
+
 /// The rest of the body, ended with an error (which aborts the upstream request) past `remaining`
-/// bytes, setting `over`, or past `deadline`.
+/// bytes, setting `over`, or past `deadline` extended by the bytes streamed so far
+/// (`MIN_UPLOAD_RATE`).
 fn limited(body: Body, remaining: usize, deadline: Instant, over: Arc<AtomicBool>) -> UploadStream {
-    Box::pin(futures_util::stream::unfold(Some((body, remaining)), move |state| {
+    Box::pin(futures_util::stream::unfold(Some((body, remaining, 0u64)), move |state| {
         let over = over.clone();
         async move {
-            let (mut body, remaining) = state?;
+            let (mut body, remaining, streamed) = state?;
             let error = |kind, what: &str| Some((Err(std::io::Error::new(kind, what.to_string())), None));
-            match next_data(&mut body, deadline).await {
+            match next_data(&mut body, extended(deadline, streamed)).await {
                 Err(e) if e.status.as_u16() == 408 => {
                     error(std::io::ErrorKind::TimedOut, "the client's body timed out")
                 }
@@ -155,14 +164,34 @@ fn limited(body: Body, remaining: usize, deadline: Instant, over: Arc<AtomicBool
                 }
                 Ok(Some(bytes)) => {
                     let remaining = remaining - bytes.len();
-                    Some((Ok(bytes), Some((body, remaining))))
+                    let streamed = streamed + bytes.len() as u64;
+                    Some((Ok(bytes), Some((body, remaining, streamed))))
                 }
             }
         }
     }))
 }
 
+/// `deadline` extended by the time `streamed` bytes may take at `MIN_UPLOAD_RATE`.
+fn extended(deadline: Instant, streamed: u64) -> Instant {
+    deadline + Duration::from_millis(streamed.saturating_mul(1000) / MIN_UPLOAD_RATE)
+}
+
 /// Whether the rest of an upload went past the limit.
 pub fn went_over(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Acquire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_keeping_up_the_minimum_rate_is_never_cut() {
+        let start = Instant::now();
+        assert_eq!(extended(start, 0), start);
+        // 256 MiB may take 4096 s past the first minute; a trickle gains next to nothing.
+        assert_eq!(extended(start, 256 * 1024 * 1024), start + Duration::from_secs(4096));
+        assert_eq!(extended(start, 10), start);
+    }
 }

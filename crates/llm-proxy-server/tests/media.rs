@@ -179,6 +179,7 @@ async fn every_endpoint_answers_as_the_upstream_did_with_the_model_rewritten() {
     assert!(text.contains("transcript.text.done") && text.contains("transcribed 4 bytes of s.mp3"), "{text}");
     let row = gw.log_entry(&rid).await;
     assert_eq!((row.prompt_tokens, row.completion_tokens), (Some(1), Some(5)), "the usage of the last event");
+    assert!(row.stream, "an answer in SSE is logged as a stream, whatever the upload's fields");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

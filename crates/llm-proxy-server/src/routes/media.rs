@@ -136,6 +136,9 @@ pub(crate) fn respond(answer: MediaAnswer, mut meter: RequestMeter, provider: St
             Body::from(body)
         }
         MediaAnswerBody::Stream(stream) => {
+            if answer.content_type.as_deref().is_some_and(|t| t.trim_start().starts_with("text/event-stream")) {
+                meter.set_streamed();
+            }
             Body::from_stream(Metered { stream, meter: Some(meter), status: status.as_u16(), provider })
         }
     };
