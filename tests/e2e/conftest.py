@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 # never appear either).
 PROVIDER_KEY = "sk-canary-provider-0123456789"
 ANTHROPIC_KEY = "sk-ant-canary-0123456789"
+ADMIN_PASSWORD = "canary-admin-password-0123"
 GEMINI_KEY = "AIza-canary-0123456789"
 GLM_KEY = "canaryid.canary-glm-secret-0123456789"
 
@@ -268,7 +269,9 @@ def _config_yaml(db_path: Path, port: int, master_key: str, mock_addr: str) -> s
 listen_addr: "127.0.0.1:{port}"
 log_level: debug
 database_url: "sqlite://{db_path}"
+data_dir: "{db_path.parent}"
 master_key: "{master_key}"
+default_admin_password: "{ADMIN_PASSWORD}"
 shutdown_grace_secs: 5
 providers:
   mock:
@@ -372,6 +375,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         s.secrets["Gemini key"] = GEMINI_KEY
         s.secrets["GLM key secret"] = GLM_KEY.split(".", 1)[1]
         s.secrets["master key"] = master_key
+        s.secrets["admin password"] = ADMIN_PASSWORD
 
         # 3. The virtual key, created before the server starts (the CLI migrates the database).
         created = s.create_key("e2e", wait=False)

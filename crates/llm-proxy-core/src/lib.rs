@@ -25,6 +25,7 @@ pub mod token_estimate;
 pub mod translate;
 pub mod unified;
 pub mod upstream_object;
+pub mod user;
 pub mod virtual_key;
 
 pub use time::UnixMillis;

@@ -181,6 +181,8 @@ pub struct LogQuery {
     pub cursor: Option<LogCursor>,
     pub limit: u32,
     pub key_id: Option<String>,
+    /// Only the requests of keys of this user.
+    pub user: Option<String>,
 }
 
 /// Position in the newest-first order: `(created_at, request_id)` of the last row seen.

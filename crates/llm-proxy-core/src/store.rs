@@ -8,6 +8,7 @@ use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::stored_response::StoredResponse;
 use crate::upstream_object::{ObjectQuery, UpstreamObject};
+use crate::user::{NewUser, SessionRecord, UserRecord};
 use crate::virtual_key::{KeyRecord, NewKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,8 @@ pub struct StatsQuery {
     pub to: UnixMillis,
     pub group_by: StatsGroup,
     pub key_id: Option<String>,
+    /// Only the usage of keys of this user.
+    pub user: Option<String>,
 }
 
 /// The dimension [`Store::usage_stats`] groups by.
@@ -219,5 +222,42 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the object `id` of `key_id`; `NotFound` when there is none.
     async fn delete_upstream_object(&self, _id: &str, _key_id: &str) -> Result<(), StoreError> {
         Err(StoreError::NotFound)
+    }
+
+    // Users and sessions (`crate::user`). Both databases implement them; the defaults describe a
+    // store that has none.
+
+    /// Adds a user; `Conflict` when the username is taken.
+    async fn insert_user(&self, _user: &NewUser, _now: UnixMillis) -> Result<UserRecord, StoreError> {
+        Err(StoreError::Other("this store does not keep users".into()))
+    }
+    async fn user_by_name(&self, _username: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(None)
+    }
+    async fn user_by_id(&self, _id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(None)
+    }
+    /// Every user, by username.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Replaces a user's password hash and voids its sessions made before `now`; `NotFound` when
+    /// there is no such user.
+    async fn set_user_password(&self, _id: &str, _hash: &str, _now: UnixMillis) -> Result<(), StoreError> {
+        Err(StoreError::NotFound)
+    }
+    async fn insert_session(&self, _session: &SessionRecord) -> Result<(), StoreError> {
+        Err(StoreError::Other("this store does not keep sessions".into()))
+    }
+    async fn session(&self, _id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(None)
+    }
+    /// Revokes a session (logout); revoking it again changes nothing.
+    async fn revoke_session(&self, _id: &str, _now: UnixMillis) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Deletes at most `limit` sessions expired before `now`, and says how many went.
+    async fn delete_expired_sessions(&self, _now: UnixMillis, _limit: u32) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }

@@ -65,6 +65,10 @@ pub struct Shared {
     /// Failed admin-API authentications, for the per-address lock-out.
     pub admin_failures: llm_proxy_core::limits::AuthFailures,
     pub admin_auth_failures_per_minute: u64,
+    /// Signs and checks session cookies and CSRF tokens.
+    pub sessions: crate::sessions::Sessions,
+    /// Failed logins per username, for the login lock-out.
+    pub login_failures: crate::admin_auth::LoginFailures,
     /// Fires when the shutdown grace period is over: requests still running end themselves
     /// (503 / an error event), so their log rows are written before the final flush.
     pub cut: CancellationToken,
@@ -246,6 +250,9 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/api/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
+        .route("/api/auth/login", post(routes::auth::login))
+        .route("/api/auth/logout", post(routes::auth::logout))
+        .route("/api/auth/me", get(routes::auth::me))
         .route("/api/logs", get(routes::logs::list_logs))
         .route("/api/providers", get(routes::providers::list_providers))
         .route("/api/stats", get(routes::stats::stats))

@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use llm_proxy_core::UnixMillis;
 use llm_proxy_core::key_ring::KeyRejection;
 use llm_proxy_core::model_catalog::{ModelCatalog, Resolved};
@@ -128,33 +127,5 @@ impl Shared {
     /// request-log row: see `RequestMeter::fail`).
     pub fn authenticate_client(&self, secret: Option<&str>, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
         self.authenticate(secret).inspect_err(|_| self.auth_failures.record(ip, UnixMillis::now()))
-    }
-
-    /// Only the master key may use the admin API. An address that failed
-    /// `admin_auth_failures_per_minute` times within a minute is refused (429) until it falls
-    /// back under, whatever it sends: the master key cannot be guessed at speed.
-    pub fn authenticate_admin(&self, parts: &Parts) -> Result<(), ApiError> {
-        let ip = client_ip(&parts.extensions);
-        if let Some(ip) = ip
-            && let Some(wait) =
-                self.admin_failures.locked_out(ip, UnixMillis::now(), self.admin_auth_failures_per_minute)
-        {
-            return Err(ApiError::rate_limited(
-                "Too many failed authentications from this address; wait before trying again.",
-                "too_many_auth_failures",
-                wait,
-            ));
-        }
-        let principal = bearer(&parts.headers).and_then(|secret| self.authenticate(secret));
-        let principal = principal.inspect_err(|_| {
-            self.auth_failures.record(ip, UnixMillis::now());
-            self.admin_failures.record(ip, UnixMillis::now());
-        })?;
-        match principal {
-            Principal::Master => Ok(()),
-            Principal::Key(_) => {
-                Err(ApiError::forbidden("This endpoint needs the master key.").with_code("admin_only"))
-            }
-        }
     }
 }

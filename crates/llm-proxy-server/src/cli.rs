@@ -53,6 +53,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage the users of the admin API and dashboard.
+    Users {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(flatten)]
@@ -71,6 +78,33 @@ enum Command {
         config: ConfigArg,
         /// Part of a `provider/model` name, e.g. `gpt-4o` or `anthropic/`; empty lists all.
         query: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user. Its password is read from stdin with --password-stdin, else generated and
+    /// printed once, as the last line.
+    Create {
+        name: String,
+        #[arg(long, default_value = "member", value_parser = ["admin", "viewer", "member"])]
+        role: String,
+        /// Read the password from stdin (its first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (its sessions end): from stdin with --password-stdin, else generated
+    /// and printed once.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users (never their passwords).
+    List {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -247,6 +281,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime(Some(1))?.block_on(keys(&config, command))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Users { config, command } => {
+            let config = load(&config, &Overrides::default())?;
+            init_tracing("warn");
+            runtime(Some(1))?.block_on(users(&config, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -317,6 +357,62 @@ fn describe_limits(l: &KeyLimits) -> String {
         }
     }
     if parts.is_empty() { "-".into() } else { parts.join(" ") }
+}
+
+/// The password for `users create`/`passwd`: stdin's first line, or a generated one (and whether
+/// it was generated, so it is printed).
+fn password_for(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((crate::passwords::generate(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
+}
+
+async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    let store = serve::open_store(config).await?;
+    match command {
+        UsersCommand::Create { name, role, password_stdin } => {
+            let role = llm_proxy_core::user::Role::parse(&role).context("--role is admin, viewer or member")?;
+            let (password, generated) = password_for(password_stdin)?;
+            let user = crate::users::create(store.as_ref(), &name, role, &password).await?;
+            println!("created user `{}` ({}), id {}", user.username, user.role.as_str(), user.id);
+            if generated {
+                println!("password (shown once):");
+                println!("{password}");
+            }
+        }
+        UsersCommand::Passwd { name, password_stdin } => {
+            let (password, generated) = password_for(password_stdin)?;
+            crate::users::set_password(store.as_ref(), &name, &password).await?;
+            println!("password of `{name}` changed; its sessions have ended");
+            if generated {
+                println!("password (shown once):");
+                println!("{password}");
+            }
+        }
+        UsersCommand::List { json } => {
+            let users = store.list_users().await?;
+            if json {
+                for u in &users {
+                    println!("{}", crate::users::view(u));
+                }
+            } else {
+                println!("{:<32} {:<8} {:<36} CREATED", "USERNAME", "ROLE", "ID");
+                for u in &users {
+                    println!(
+                        "{:<32} {:<8} {:<36} {}",
+                        u.username,
+                        u.role.as_str(),
+                        u.id,
+                        format_time(Some(u.created_at))
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {

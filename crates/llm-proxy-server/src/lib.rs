@@ -4,6 +4,7 @@
 //! owns everything HTTP. `app::app` builds the router without a socket, so tests can drive it.
 
 pub mod accounting;
+pub mod admin_auth;
 pub mod app;
 pub mod attempts;
 pub mod auth;
@@ -19,9 +20,12 @@ pub mod health_check;
 pub mod listener;
 pub mod meter;
 pub mod object_call;
+pub mod passwords;
 pub mod relay;
 pub mod response_store;
 pub mod route_sync;
 pub mod routes;
 pub mod serve;
+pub mod sessions;
 pub mod upload;
+pub mod users;

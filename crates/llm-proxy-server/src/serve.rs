@@ -55,6 +55,18 @@ pub async fn run(
     on_ready: impl FnOnce() + Send,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    crate::users::bootstrap_admin(store.as_ref(), &config).await?;
+    let secret = crate::sessions::load_or_create_key(
+        config.secret_key.as_ref().map(|k| k.expose_secret()),
+        &config.data_dir,
+        "secret_key",
+    )
+    .context("the session signing key")?;
+    let sessions = crate::sessions::Sessions::new(
+        secret,
+        Duration::from_secs(config.session_expire_hours.saturating_mul(3600)),
+        config.secure_cookies,
+    );
     let (keys, watermark) = KeyRing::load(store.as_ref()).await.context("loading virtual keys")?;
     let keys = Arc::new(keys);
 
@@ -96,6 +108,8 @@ pub async fn run(
         auth_failures: Default::default(),
         admin_failures: Default::default(),
         admin_auth_failures_per_minute: config.admin_auth_failures_per_minute,
+        sessions,
+        login_failures: Default::default(),
         cut: cut.clone(),
     }));
 
@@ -216,8 +230,8 @@ pub async fn retain_logs_once(store: &dyn Store, days: u32) -> Result<u64, llm_p
     }
 }
 
-/// Deletes expired stored Responses API answers, at start and then hourly, in batches. (They are
-/// unreadable from the moment they expire; this frees their space.)
+/// Deletes expired stored Responses API answers and expired sessions, at start and then hourly, in
+/// batches. (They are unusable from the moment they expire; this frees their space.)
 async fn retain_responses(store: Arc<dyn Store>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(RETENTION_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -244,6 +258,12 @@ async fn retain_responses(store: Arc<dyn Store>, stop: CancellationToken) {
         }
         if deleted > 0 {
             tracing::info!(deleted, "response retention: deleted expired stored responses");
+        }
+        // Expired sessions are worthless (their cookies fail the expiry check): only their rows go.
+        match store.delete_expired_sessions(now, RETENTION_BATCH).await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "deleted expired sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "deleting expired sessions failed; retrying next hour"),
         }
     }
 }

@@ -402,3 +402,117 @@ async fn a_connection_flood_under_a_small_file_limit_is_queued_not_fatal() {
     assert!(err.contains("connection limit reached"), "{err}");
     assert!(!err.contains("Too many open files"), "{err}");
 }
+
+/// `users create | passwd | list` on the command line: a password from stdin or generated and
+/// printed once, never listed; a short password or a taken name refused.
+#[test]
+fn users_are_created_listed_and_given_new_passwords() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = llm_proxy(dir.path())
+        .args(["users", "create", "ada", "--role", "viewer", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"ada-password-0123\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("created user `ada` (viewer)") && !stdout(&out).contains("ada-password"));
+
+    let out = run(llm_proxy(dir.path()).args(["users", "create", "bob"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let generated = stdout(&out).lines().last().unwrap().to_string();
+    assert_eq!(generated.len(), 20, "the generated password is the last line: {}", stdout(&out));
+
+    let out = run(llm_proxy(dir.path()).args(["users", "list"]));
+    let listing = stdout(&out);
+    assert!(
+        listing.contains("ada") && listing.contains("viewer") && listing.contains("bob") && listing.contains("member")
+    );
+    assert!(!listing.contains(&generated) && !listing.contains("argon2"), "{listing}");
+    let out = run(llm_proxy(dir.path()).args(["users", "list", "--json"]));
+    let first: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!((first["username"].as_str(), first["role"].as_str()), (Some("ada"), Some("viewer")));
+
+    let out = run(llm_proxy(dir.path()).args(["users", "passwd", "bob"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(stdout(&out).lines().last().unwrap(), generated, "a new password");
+    let out = run(llm_proxy(dir.path()).args(["users", "create", "bob"]));
+    assert!(!out.status.success() && stderr(&out).contains("a user named `bob` exists"), "{}", stderr(&out));
+    let out = run(llm_proxy(dir.path()).args(["users", "passwd", "nobody"]));
+    assert!(!out.status.success() && stderr(&out).contains("no user is named `nobody`"), "{}", stderr(&out));
+    let out = run(llm_proxy(dir.path()).args(["users", "create", "../x"]));
+    assert!(!out.status.success() && stderr(&out).contains("username"), "{}", stderr(&out));
+}
+
+/// The first start makes the first admin: with `LLM_PROXY_DEFAULT_ADMIN_PASSWORD` that password
+/// logs in; without it a generated one is printed once on stderr (never in a later start), and
+/// the session key is generated and kept 0600 under `data/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_makes_the_first_admin_with_no_default_password() {
+    async fn start(dir: &Path, env: &[(&str, &str)]) -> (Child, u16, std::path::PathBuf) {
+        let port = free_port();
+        let log = dir.join(format!("stderr-{port}.log"));
+        let mut cmd = llm_proxy(dir);
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        wait_healthy(&mut child, port).await;
+        (child, port, log)
+    }
+    async fn login(port: u16, user: &str, password: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/auth/login"))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, log) = start(dir.path(), &[]).await;
+    let printed = std::fs::read_to_string(&log).unwrap();
+    let password = printed
+        .lines()
+        .skip_while(|l| !l.contains("created the first admin user `admin` with the password"))
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains("created the first admin"))
+        .unwrap_or_else(|| panic!("no password printed: {printed}"))
+        .to_string();
+    assert_eq!(login(port, "admin", &password).await, 200);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/secret_key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the generated session key is the owner's alone");
+    }
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let (mut child, port, log) = start(dir.path(), &[]).await;
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(&password), "printed once only");
+    assert_eq!(login(port, "admin", &password).await, 200, "the same admin, and the same session key");
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let env =
+        [("LLM_PROXY_DEFAULT_ADMIN_USERNAME", "root"), ("LLM_PROXY_DEFAULT_ADMIN_PASSWORD", "configured-password-1")];
+    let (mut child, port, log) = start(dir.path(), &env).await;
+    assert!(
+        !std::fs::read_to_string(&log).unwrap().contains("configured-password-1"),
+        "a configured one is never printed"
+    );
+    assert_eq!(login(port, "root", "configured-password-1").await, 200);
+    assert_eq!(login(port, "admin", "configured-password-1").await, 401);
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+}

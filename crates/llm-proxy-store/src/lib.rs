@@ -277,6 +277,92 @@ macro_rules! impl_store {
             object_rows::objects_from_rows(rows)
         }
 
+        async fn insert_user(&self, user: &NewUser, now: UnixMillis) -> Result<UserRecord, StoreError> {
+            let done = sqlx::query(user_rows::INSERT_USER)
+                .bind(&user.id)
+                .bind(&user.username)
+                .bind(user.role.as_str())
+                .bind(&user.password_hash)
+                .bind(now.to_i64())
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!("a user named `{}` exists", user.username)));
+            }
+            Ok(UserRecord {
+                id: user.id.clone(),
+                username: user.username.clone(),
+                role: user.role,
+                password_hash: user.password_hash.clone(),
+                created_at: now,
+                updated_at: now,
+                sessions_after: now,
+            })
+        }
+
+        async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+            let row: Option<user_rows::UserRow> =
+                sqlx::query_as(user_rows::USER_BY_NAME).bind(username).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+            row.map(UserRecord::try_from).transpose()
+        }
+
+        async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+            let row: Option<user_rows::UserRow> =
+                sqlx::query_as(user_rows::USER_BY_ID).bind(id).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+            row.map(UserRecord::try_from).transpose()
+        }
+
+        async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+            let rows: Vec<user_rows::UserRow> =
+                sqlx::query_as(user_rows::LIST_USERS).fetch_all(&self.pool).await.map_err(map_sqlx)?;
+            rows.into_iter().map(UserRecord::try_from).collect()
+        }
+
+        async fn set_user_password(&self, id: &str, hash: &str, now: UnixMillis) -> Result<(), StoreError> {
+            let done = sqlx::query(user_rows::SET_PASSWORD)
+                .bind(id)
+                .bind(hash)
+                .bind(now.to_i64())
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        }
+
+        async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+            sqlx::query(user_rows::INSERT_SESSION)
+                .bind(&s.id)
+                .bind(&s.user_id)
+                .bind(s.created_at.to_i64())
+                .bind(s.expires_at.to_i64())
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(())
+        }
+
+        async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+            let row: Option<user_rows::SessionRow> =
+                sqlx::query_as(user_rows::SESSION_BY_ID).bind(id).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+            Ok(row.map(SessionRecord::from))
+        }
+
+        async fn revoke_session(&self, id: &str, now: UnixMillis) -> Result<(), StoreError> {
+            sqlx::query(user_rows::REVOKE_SESSION).bind(id).bind(now.to_i64()).execute(&self.pool).await.map_err(map_sqlx)?;
+            Ok(())
+        }
+
+        async fn delete_expired_sessions(&self, now: UnixMillis, limit: u32) -> Result<u64, StoreError> {
+            let done = sqlx::query(user_rows::DELETE_EXPIRED_SESSIONS)
+                .bind(now.to_i64())
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(done.rows_affected())
+        }
+
         async fn delete_upstream_object(&self, id: &str, key_id: &str) -> Result<(), StoreError> {
             let done =
                 sqlx::query(object_rows::DELETE_OBJECT).bind(id).bind(key_id).execute(&self.pool).await.map_err(map_sqlx)?;
@@ -291,6 +377,7 @@ mod object_rows;
 mod postgres;
 mod rows;
 mod sqlite;
+mod user_rows;
 
 use std::sync::{Arc, Mutex};
 

@@ -9,14 +9,15 @@ use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::upstream_object::{ObjectQuery, UpstreamObject};
+use llm_proxy_core::user::{NewUser, SessionRecord, UserRecord};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::object_rows;
 use crate::rows::{self, KeyRow, LogRow, RouteRow};
 use crate::{LogConnection, map_migrate, map_sqlx, missing_migrations};
+use crate::{object_rows, user_rows};
 
 /// How long a caller waits for a pooled connection (or a new one) before `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -617,6 +617,9 @@ where
     if let Some(key_id) = &query.key_id {
         qb.push(" AND key_id = ").push_bind(key_id.as_str());
     }
+    if let Some(user) = &query.user {
+        qb.push(" AND user_name = ").push_bind(user.as_str());
+    }
     // Without a group the aggregate has no GROUP BY, so it yields its one row even when empty.
     if let Some(group) = group {
         qb.push(" GROUP BY ").push(group).push(" ORDER BY ").push(group);
@@ -653,6 +656,9 @@ where
     let mut qb = QueryBuilder::new(concat!("SELECT ", log_columns!(), " FROM request_logs WHERE 1 = 1"));
     if let Some(key_id) = &query.key_id {
         qb.push(" AND key_id = ").push_bind(key_id.as_str());
+    }
+    if let Some(user) = &query.user {
+        qb.push(" AND user_name = ").push_bind(user.as_str());
     }
     if let Some(cursor) = &query.cursor {
         qb.push(" AND (created_at, request_id) < (")

@@ -9,14 +9,15 @@ use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::upstream_object::{ObjectQuery, UpstreamObject};
+use llm_proxy_core::user::{NewUser, SessionRecord, UserRecord};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::object_rows;
 use crate::rows::{self, KeyRow, LogRow, RouteRow};
 use crate::{LogConnection, map_migrate, map_sqlx, missing_migrations};
+use crate::{object_rows, user_rows};
 
 /// How long a statement waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -28,6 +28,7 @@ use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLog
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::upstream_object::{ObjectKind, ObjectQuery, UpstreamObject};
+use llm_proxy_core::user::{NewUser, Role, SessionRecord};
 use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey, hash_key};
 use llm_proxy_store::connect;
 use serde_json::json;
@@ -258,7 +259,7 @@ async fn all_logs(store: &dyn Store, key_id: Option<&str>) -> Vec<RequestLogEntr
     let mut cursor = None;
     loop {
         let page = store
-            .list_logs(&LogQuery { cursor, limit: 1000, key_id: key_id.map(str::to_string) })
+            .list_logs(&LogQuery { cursor, limit: 1000, key_id: key_id.map(str::to_string), user: None })
             .await
             .expect("list_logs");
         out.extend(page.entries);
@@ -430,7 +431,10 @@ async fn logs_page_newest_first_without_gaps_or_overlap(db: TestDb) {
     let mut cursor: Option<LogCursor> = None;
     let mut sizes = Vec::new();
     loop {
-        let page = store.list_logs(&LogQuery { cursor: cursor.clone(), limit: 10, key_id: None }).await.expect("page");
+        let page = store
+            .list_logs(&LogQuery { cursor: cursor.clone(), limit: 10, key_id: None, user: None })
+            .await
+            .expect("page");
         sizes.push(page.entries.len());
         if let Some(next) = &page.next {
             let last = page.entries.last().expect("a page with a cursor has rows");
@@ -488,7 +492,10 @@ async fn logs_filter_by_key(db: TestDb) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list_logs(&LogQuery { cursor, limit: 2, key_id: Some("alpha".into()) }).await.expect("page");
+        let page = store
+            .list_logs(&LogQuery { cursor, limit: 2, key_id: Some("alpha".into()), user: None })
+            .await
+            .expect("page");
         seen.extend(page.entries);
         match page.next {
             Some(next) => cursor = Some(next),
@@ -752,6 +759,7 @@ async fn stats(
             to: UnixMillis::from_i64(to_ms),
             group_by,
             key_id: key_id.map(str::to_string),
+            user: None,
         })
         .await
         .expect("usage_stats")
@@ -1232,7 +1240,56 @@ async fn files_and_batches_belong_to_their_key_and_page_in_order(db: TestDb) {
     assert_eq!(store.upstream_object("file-3", "k1").await.expect("get"), None);
 }
 
+async fn users_and_sessions_round_trip_and_a_password_change_voids_sessions(db: TestDb) {
+    let store = db.migrated().await;
+    let new = |id: &str, name: &str, role: Role| NewUser {
+        id: id.into(),
+        username: name.into(),
+        role,
+        password_hash: format!("$argon2id$hash-of-{name}"),
+    };
+    let ada = store.insert_user(&new("u1", "ada", Role::Admin), UnixMillis::from_i64(1_000)).await.expect("ada");
+    store.insert_user(&new("u2", "bob", Role::Member), UnixMillis::from_i64(2_000)).await.expect("bob");
+    assert!(matches!(
+        store.insert_user(&new("u3", "ada", Role::Viewer), UnixMillis::from_i64(3_000)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.user_by_name("ada").await.expect("get"), Some(ada.clone()), "every field round-trips");
+    assert_eq!(store.user_by_id("u1").await.expect("get"), Some(ada.clone()));
+    assert_eq!(store.user_by_name("nobody").await.expect("get"), None);
+    let names: Vec<String> = store.list_users().await.expect("list").into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["ada", "bob"]);
+
+    let session = SessionRecord {
+        id: "s1".into(),
+        user_id: "u1".into(),
+        created_at: UnixMillis::from_i64(5_000),
+        expires_at: UnixMillis::from_i64(50_000),
+        revoked_at: None,
+    };
+    store.insert_session(&session).await.expect("session");
+    assert_eq!(store.session("s1").await.expect("get"), Some(session.clone()));
+    assert!(session.is_live(&ada, UnixMillis::from_i64(6_000)));
+
+    store.set_user_password("u1", "$argon2id$new", UnixMillis::from_i64(7_000)).await.expect("passwd");
+    let changed = store.user_by_id("u1").await.expect("get").expect("ada");
+    assert_eq!(
+        (changed.password_hash.as_str(), changed.sessions_after),
+        ("$argon2id$new", UnixMillis::from_i64(7_000))
+    );
+    assert!(!session.is_live(&changed, UnixMillis::from_i64(8_000)), "made before the change");
+    assert!(matches!(store.set_user_password("nope", "x", UnixMillis::from_i64(1)).await, Err(StoreError::NotFound)));
+
+    store.revoke_session("s1", UnixMillis::from_i64(9_000)).await.expect("revoke");
+    store.revoke_session("s1", UnixMillis::from_i64(9_999)).await.expect("again");
+    assert_eq!(store.session("s1").await.expect("get").expect("s1").revoked_at, Some(UnixMillis::from_i64(9_000)));
+    assert_eq!(store.delete_expired_sessions(UnixMillis::from_i64(49_999), 10).await.expect("none yet"), 0);
+    assert_eq!(store.delete_expired_sessions(UnixMillis::from_i64(50_000), 10).await.expect("expired"), 1);
+    assert_eq!(store.session("s1").await.expect("get"), None);
+}
+
 store_suite!(
+    users_and_sessions_round_trip_and_a_password_change_voids_sessions,
     files_and_batches_belong_to_their_key_and_page_in_order,
     responses_chain_back_within_their_key_only,
     expired_responses_are_hidden_then_deleted_in_batches,

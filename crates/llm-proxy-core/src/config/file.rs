@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     pub(super) secret_key: Option<String>,
     pub(super) encryption_key: Option<String>,
     pub(super) session_expire_hours: Option<u64>,
+    pub(super) data_dir: Option<String>,
+    pub(super) secure_cookies: Option<bool>,
     pub(super) default_admin_username: Option<String>,
     pub(super) default_admin_password: Option<String>,
     pub(super) health_check: Option<RawHealthCheck>,

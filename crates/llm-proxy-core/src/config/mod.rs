@@ -61,6 +61,11 @@ pub struct Config {
     /// 32 bytes, for encrypting provider keys stored in the database.
     pub encryption_key: Option<SecretString>,
     pub session_expire_hours: u64,
+    /// Where generated secrets are kept (`secret_key`, `encryption_key` when unset), 0600.
+    pub data_dir: std::path::PathBuf,
+    /// Whether the session cookie is marked `Secure` (set it when clients reach the gateway over
+    /// HTTPS, e.g. behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
     pub default_admin_username: String,
     pub default_admin_password: Option<SecretString>,
     pub health_check: HealthCheck,
@@ -363,6 +368,8 @@ fn build(
     }
     let session_expire_hours =
         env_parse(env, "SESSION_EXPIRE_HOURS", errors).or(raw.session_expire_hours).unwrap_or(24);
+    let data_dir = env_string(env, "DATA_DIR").or(non_empty(raw.data_dir)).unwrap_or_else(|| "data".into());
+    let secure_cookies = env_parse(env, "SECURE_COOKIES", errors).or(raw.secure_cookies).unwrap_or(false);
     let default_admin_username =
         env_string(env, "DEFAULT_ADMIN_USERNAME").or(raw.default_admin_username).unwrap_or_else(|| "admin".into());
     let default_admin_password = env_string(env, "DEFAULT_ADMIN_PASSWORD").or(non_empty(raw.default_admin_password));
@@ -471,6 +478,8 @@ fn build(
         secret_key: secret_key.map(Into::into),
         encryption_key: encryption_key.map(Into::into),
         session_expire_hours,
+        data_dir: data_dir.into(),
+        secure_cookies,
         default_admin_username,
         default_admin_password: default_admin_password.map(Into::into),
         health_check,

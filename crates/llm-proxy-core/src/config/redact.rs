@@ -29,6 +29,8 @@ impl Config {
         m.insert("secret_key".into(), secret(&self.secret_key));
         m.insert("encryption_key".into(), secret(&self.encryption_key));
         m.insert("session_expire_hours".into(), self.session_expire_hours.into());
+        m.insert("data_dir".into(), self.data_dir.display().to_string().into());
+        m.insert("secure_cookies".into(), self.secure_cookies.into());
         m.insert("default_admin_username".into(), self.default_admin_username.clone().into());
         m.insert("default_admin_password".into(), secret(&self.default_admin_password));
         let mut hc = Mapping::new();

@@ -1,4 +1,5 @@
-//! `GET /api/logs`: the request log, newest first, paged by cursor. Master key only.
+//! `GET /api/logs`: the request log, newest first, paged by cursor. Admins and viewers read every
+//! row; a member reads the rows of its own keys only.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -16,6 +17,7 @@ pub struct LogParams {
     cursor: Option<String>,
     limit: Option<u32>,
     key_id: Option<String>,
+    user: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -31,11 +33,13 @@ pub async fn list_logs(
     parts: Parts,
     params: Result<Query<LogParams>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = state.authenticate_admin(&parts) {
-        return e.into_response();
-    }
+    let caller = match state.admin_caller(&parts).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let Ok(Query(params)) = params else {
-        return ApiError::bad_request("Query parameters are `cursor`, `limit` (1-1000) and `key_id`.").into_response();
+        return ApiError::bad_request("Query parameters are `cursor`, `limit` (1-1000), `key_id` and `user`.")
+            .into_response();
     };
     let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
@@ -46,7 +50,9 @@ pub async fn list_logs(
             }
         },
     };
-    let query = LogQuery { cursor, limit: params.limit.unwrap_or(100).clamp(1, 1000), key_id: params.key_id };
+    // A member's own rows, whatever it asks for.
+    let user = caller.own_user().map(str::to_string).or(params.user);
+    let query = LogQuery { cursor, limit: params.limit.unwrap_or(100).clamp(1, 1000), key_id: params.key_id, user };
     match state.store.list_logs(&query).await {
         Ok(page) => {
             let data: Vec<LogView> = page

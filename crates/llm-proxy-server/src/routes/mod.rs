@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
+pub mod auth;
 pub mod batches;
 pub mod chat;
 pub mod chat_call;

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 
 pub async fn list_providers(State(state): State<AppState>, parts: Parts) -> Response {
-    if let Err(e) = state.authenticate_admin(&parts) {
+    // Deployments and their health are the operators' business, not a member's.
+    if let Err(e) = state.admin_caller(&parts).await.and_then(|c| c.require(llm_proxy_core::user::Role::Viewer)) {
         return e.into_response();
     }
     let live = state.live.load_full();

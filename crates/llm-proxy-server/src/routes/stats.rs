@@ -1,5 +1,5 @@
 //! `GET /api/stats`: requests, errors, tokens and cost over a time range, per key, user, model or
-//! provider. Master key only.
+//! provider. Admins and viewers read everyone's; a member its own keys' only.
 //!
 //! It reads the hourly aggregates the store keeps as it writes the log, never the log itself, so
 //! its cost grows with the number of hours and groups, not with traffic. Hours are the grain: the
@@ -32,6 +32,7 @@ pub struct StatsParams {
     to: Option<String>,
     group_by: Option<String>,
     key_id: Option<String>,
+    user: Option<String>,
 }
 
 pub async fn stats(
@@ -39,16 +40,21 @@ pub async fn stats(
     parts: Parts,
     params: Result<Query<StatsParams>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = state.authenticate_admin(&parts) {
-        return e.into_response();
-    }
-    let Ok(Query(params)) = params else {
-        return ApiError::bad_request("Query parameters are `from`, `to`, `group_by` and `key_id`.").into_response();
+    let caller = match state.admin_caller(&parts).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
-    let query = match stats_query(params, UnixMillis::now()) {
+    let Ok(Query(params)) = params else {
+        return ApiError::bad_request("Query parameters are `from`, `to`, `group_by`, `key_id` and `user`.")
+            .into_response();
+    };
+    let mut query = match stats_query(params, UnixMillis::now()) {
         Ok(query) => query,
         Err(e) => return e.into_response(),
     };
+    if let Some(own) = caller.own_user() {
+        query.user = Some(own.to_string());
+    }
     match state.store.usage_stats(&query).await {
         Ok(rows) => {
             let mut total = StatsRow::default();
@@ -113,6 +119,7 @@ fn stats_query(params: StatsParams, now: UnixMillis) -> Result<StatsQuery, ApiEr
         to: UnixMillis::from_i64(to_ms),
         group_by,
         key_id: present(params.key_id.as_deref()).map(str::to_string),
+        user: present(params.user.as_deref()).map(str::to_string),
     })
 }
 
@@ -175,6 +182,7 @@ mod tests {
             to: to.map(str::to_string),
             group_by: group_by.map(str::to_string),
             key_id: None,
+            user: None,
         }
     }
 

@@ -24,6 +24,8 @@ use llm_proxy_testkit::{MockConfig, MockUpstream};
 use tokio_util::sync::CancellationToken;
 
 pub const MASTER_KEY: &str = "test-master-key-0123456789";
+/// The first admin's password (`default_admin_password`) in every test gateway.
+pub const ADMIN_PASSWORD: &str = "test-admin-password-0123";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -150,6 +152,8 @@ impl Gateway {
 listen_addr: 127.0.0.1:0
 database_url: "{database_url}"
 master_key: {MASTER_KEY}
+data_dir: "{data_dir}"
+default_admin_password: "{ADMIN_PASSWORD}"
 {body_limit}
 upstream_timeouts: {{ connect_secs: 2, first_byte_secs: 2, between_chunks_secs: 2 }}
 providers:
@@ -211,6 +215,7 @@ providers:
 {extra}
 "#,
             base = mock.base_url(),
+            data_dir = dir.path().display(),
             anthropic = mock.anthropic_base_url(),
             gemini = mock.gemini_base_url(),
             glm = mock.glm_base_url(),
