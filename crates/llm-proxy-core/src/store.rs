@@ -8,7 +8,7 @@ use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::stored_response::StoredResponse;
 use crate::upstream_object::{ObjectQuery, UpstreamObject};
-use crate::user::{NewUser, SessionRecord, UserRecord};
+use crate::user::{NewUser, Role, SessionRecord, UserRecord};
 use crate::virtual_key::{KeyRecord, NewKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +244,14 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a user's password hash and voids its sessions made before `now`; `NotFound` when
     /// there is no such user.
     async fn set_user_password(&self, _id: &str, _hash: &str, _now: UnixMillis) -> Result<(), StoreError> {
+        Err(StoreError::NotFound)
+    }
+    /// Changes a user's role; `NotFound` when there is no such user.
+    async fn set_user_role(&self, _id: &str, _role: Role, _now: UnixMillis) -> Result<(), StoreError> {
+        Err(StoreError::NotFound)
+    }
+    /// Deletes a user and its sessions; `NotFound` when there is no such user.
+    async fn delete_user(&self, _id: &str) -> Result<(), StoreError> {
         Err(StoreError::NotFound)
     }
     async fn insert_session(&self, _session: &SessionRecord) -> Result<(), StoreError> {

@@ -86,6 +86,28 @@ impl KeyLimits {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// The first field that cannot be a limit, and why: a count of 0 (leave it out for none) or
+    /// a budget that is not a positive amount.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        for (field, zero) in
+            [("rpm", self.rpm == Some(0)), ("tpm", self.tpm == Some(0)), ("max_parallel", self.max_parallel == Some(0))]
+        {
+            if zero {
+                return Err((field, "must be at least 1 (leave it out for no limit)"));
+            }
+        }
+        for (field, v) in [
+            ("budget_hourly", self.budget_hourly),
+            ("budget_daily", self.budget_daily),
+            ("budget_monthly", self.budget_monthly),
+        ] {
+            if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
+                return Err((field, "must be a positive amount in USD"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl KeyRecord {

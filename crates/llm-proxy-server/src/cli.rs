@@ -163,32 +163,18 @@ struct KeyLimitArgs {
 
 impl KeyLimitArgs {
     fn into_limits(self) -> anyhow::Result<KeyLimits> {
-        for (flag, zero) in [
-            ("--rpm", self.rpm == Some(0)),
-            ("--tpm", self.tpm == Some(0)),
-            ("--max-parallel", self.max_parallel == Some(0)),
-        ] {
-            if zero {
-                bail!("{flag} must be at least 1 (leave it out for no limit)");
-            }
-        }
-        for (flag, v) in [
-            ("--budget-hourly", self.budget_hourly),
-            ("--budget-daily", self.budget_daily),
-            ("--budget-monthly", self.budget_monthly),
-        ] {
-            if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
-                bail!("{flag} must be a positive amount in USD");
-            }
-        }
-        Ok(KeyLimits {
+        let limits = KeyLimits {
             rpm: self.rpm,
             tpm: self.tpm,
             max_parallel: self.max_parallel,
             budget_hourly: self.budget_hourly,
             budget_daily: self.budget_daily,
             budget_monthly: self.budget_monthly,
-        })
+        };
+        if let Err((field, why)) = limits.check() {
+            bail!("--{} {why}", field.replace('_', "-"));
+        }
+        Ok(limits)
     }
 }
 

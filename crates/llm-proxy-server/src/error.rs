@@ -129,6 +129,12 @@ impl ApiError {
         .with_code("request_too_large")
     }
 
+    /// What the client asked to make exists already (a username).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, ErrorType::InvalidRequest, ErrorKind::InvalidRequest, message)
+            .with_code("conflict")
+    }
+
     /// Something the client named that does not exist for it (a stored response of another key
     /// included: which is which is not told).
     pub fn not_found(message: impl Into<String>) -> Self {

@@ -137,13 +137,15 @@ impl<'a> ObjectCall<'a> {
         {
             return Err(ApiError::forbidden(
                 "This API key is restricted to some models; a batch runs models the gateway cannot check, so it may not create one.",
-            ));
+            )
+            .with_code("batch_not_allowed"));
         }
         if let Some(limit) = self.state.accounting.spend_limit(&self.principal, &[LimitKind::Tokens, LimitKind::Spend])
         {
             return Err(ApiError::forbidden(format!(
                 "A batch runs outside the gateway's per-request limits, and {limit} applies to this caller: it may not create one."
-            )));
+            ))
+            .with_code("batch_not_allowed"));
         }
         Ok(())
     }

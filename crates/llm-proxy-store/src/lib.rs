@@ -330,6 +330,27 @@ macro_rules! impl_store {
             if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         }
 
+        async fn set_user_role(&self, id: &str, role: Role, now: UnixMillis) -> Result<(), StoreError> {
+            let done = sqlx::query(user_rows::SET_ROLE)
+                .bind(id)
+                .bind(role.as_str())
+                .bind(now.to_i64())
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        }
+
+        async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+            sqlx::query(user_rows::DELETE_USER_SESSIONS).bind(id).execute(&mut *tx).await.map_err(map_sqlx)?;
+            let done = sqlx::query(user_rows::DELETE_USER).bind(id).execute(&mut *tx).await.map_err(map_sqlx)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await.map_err(map_sqlx)
+        }
+
         async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
             sqlx::query(user_rows::INSERT_SESSION)
                 .bind(&s.id)

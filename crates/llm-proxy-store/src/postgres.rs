@@ -9,7 +9,7 @@ use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::upstream_object::{ObjectQuery, UpstreamObject};
-use llm_proxy_core::user::{NewUser, SessionRecord, UserRecord};
+use llm_proxy_core::user::{NewUser, Role, SessionRecord, UserRecord};
 use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;

@@ -23,6 +23,10 @@ pub(crate) const LIST_USERS: &str = concat!("SELECT ", user_columns!(), " FROM u
 pub(crate) const SET_PASSWORD: &str =
     "UPDATE users SET password_hash = $2, updated_at = $3, sessions_after = $3 WHERE id = $1";
 
+pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1";
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+
 pub(crate) const INSERT_SESSION: &str =
     "INSERT INTO sessions (id, user_id, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, NULL)";
 pub(crate) const SESSION_BY_ID: &str =

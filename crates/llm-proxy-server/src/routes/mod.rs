@@ -1,5 +1,7 @@
 //! HTTP handlers, one module per resource.
 
+pub mod admin_json;
+pub mod apikeys;
 pub mod auth;
 pub mod batches;
 pub mod chat;
@@ -15,6 +17,7 @@ pub mod models;
 pub mod providers;
 pub mod responses;
 pub mod stats;
+pub mod users;
 
 use crate::app::Shared;
 use crate::error::ApiError;

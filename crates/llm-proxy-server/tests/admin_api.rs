@@ -1,0 +1,207 @@
+//! The admin API's keys and users through the real server: a key made over HTTP answers on the
+//! very next request and is refused once revoked; two members never see, read or revoke each
+//! other's keys (404, not 403); a viewer reads all and writes nothing; nothing a body adds can
+//! set what its sender may not; users are made, changed and deleted by admins, a member changes
+//! only its own password and only with the current one.
+
+#![expect(
+    clippy::disallowed_methods,
+    clippy::expect_used,
+    reason = "tests are clients, not the gateway: their own HTTP clients are fine, and they assert by expecting"
+)]
+
+mod common;
+
+use common::{Backend, Gateway, MASTER_KEY};
+use llm_proxy_core::user::Role;
+use serde_json::{Value, json};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// How a request authenticates: the master key, or a session's cookie and CSRF token.
+enum As {
+    Master,
+    Session { cookie: String, csrf: String },
+}
+
+async fn log_in(gw: &Gateway, username: &str, password: &str) -> As {
+    let resp = client()
+        .post(gw.url("/api/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 200, "{username} logs in");
+    let cookie = resp.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_string();
+    let body: Value = resp.json().await.expect("json");
+    As::Session { cookie, csrf: body["csrf_token"].as_str().expect("csrf").to_string() }
+}
+
+async fn call(gw: &Gateway, who: &As, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = client().request(method, gw.url(path));
+    req = match who {
+        As::Master => req.bearer_auth(MASTER_KEY),
+        As::Session { cookie, csrf } => req.header("cookie", cookie).header("x-csrf-token", csrf),
+    };
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn member(gw: &Gateway, name: &str, role: Role) -> As {
+    let password = format!("{name}-password-0123");
+    llm_proxy_server::users::create(gw.store.as_ref(), name, role, &password).await.expect("user");
+    log_in(gw, name, &password).await
+}
+
+fn chat() -> Value {
+    json!({"model": "mock-a", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_over_http_answers_at_once_and_stops_when_revoked() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let asked =
+        json!({"name": "app", "user": "ada", "models": ["mock-a"], "rpm": 100, "budget_daily": 5.0, "expires": "30d"});
+    let (status, created) = call(&gw, &As::Master, reqwest::Method::POST, "/api/apikeys", Some(asked)).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["key"].as_str().expect("the secret, once").to_string();
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!((created["limits"]["rpm"].as_u64(), created["user"].as_str()), (Some(100), Some("ada")));
+    assert!(created["expires_at"].is_number());
+
+    assert_eq!(gw.chat(&secret, chat()).await.status(), 200, "the very next request");
+
+    let (_, listed) = call(&gw, &As::Master, reqwest::Method::GET, "/api/apikeys", None).await;
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+    assert!(!listed.to_string().contains(&secret[8..]), "a list never shows a secret");
+    let (status, one) = call(&gw, &As::Master, reqwest::Method::GET, &format!("/api/apikeys/{id}"), None).await;
+    assert_eq!((status, one.get("key")), (200, None));
+
+    let (status, revoked) = call(&gw, &As::Master, reqwest::Method::DELETE, &format!("/api/apikeys/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert!(revoked["revoked_at"].is_number());
+    assert_eq!(gw.chat(&secret, chat()).await.status(), 401, "refused on the next request");
+
+    for bad in [
+        json!({"name": "x", "id": "chosen"}),
+        json!({"name": "x", "revoked_at": 1}),
+        json!({"name": ""}),
+        json!({"name": "x", "rpm": 0}),
+        json!({"name": "x", "budget_daily": -1}),
+        json!({"name": "x", "expires": "soon"}),
+        json!({"name": "x", "user": "../etc"}),
+        json!({"name": 7}),
+    ] {
+        let (status, err) = call(&gw, &As::Master, reqwest::Method::POST, "/api/apikeys", Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad} → {err}");
+        assert!(err["error"]["message"].is_string());
+    }
+    let huge = "x".repeat(70 * 1024);
+    let (status, _) = call(&gw, &As::Master, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": huge}))).await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_never_see_each_others_keys_and_a_viewer_writes_nothing() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let (alice, bob, val) = (
+        member(&gw, "alice", Role::Member).await,
+        member(&gw, "bob", Role::Member).await,
+        member(&gw, "val", Role::Viewer).await,
+    );
+
+    let (status, a_key) = call(&gw, &alice, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": "a"}))).await;
+    assert_eq!((status, a_key["user"].as_str()), (201, Some("alice")), "a member's key is its own");
+    let a_id = a_key["id"].as_str().expect("id");
+    let (status, _) =
+        call(&gw, &alice, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": "b", "user": "bob"}))).await;
+    assert_eq!(status, 403, "not for someone else");
+    let (_, b_key) = call(&gw, &bob, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": "b"}))).await;
+
+    let (_, bobs) = call(&gw, &bob, reqwest::Method::GET, "/api/apikeys", None).await;
+    let ids: Vec<&str> = bobs["data"].as_array().expect("list").iter().map(|k| k["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, [b_key["id"].as_str().expect("id")]);
+    let (_, filtered) = call(&gw, &bob, reqwest::Method::GET, "/api/apikeys?user=alice", None).await;
+    assert_eq!(filtered["data"], json!([]), "asking for another's keys shows none");
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let (status, err) = call(&gw, &bob, method, &format!("/api/apikeys/{a_id}"), None).await;
+        assert_eq!(status, 404, "another's key does not exist for it: {err}");
+    }
+    assert_eq!(gw.chat(a_key["key"].as_str().expect("secret"), chat()).await.status(), 200, "still alive");
+
+    let (_, all) = call(&gw, &val, reqwest::Method::GET, "/api/apikeys", None).await;
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(2));
+    let (status, _) = call(&gw, &val, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": "v"}))).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&gw, &val, reqwest::Method::DELETE, &format!("/api/apikeys/{a_id}"), None).await;
+    assert_eq!(status, 403);
+
+    // A cookie request that changes something needs the session's CSRF token.
+    let As::Session { cookie, .. } = &alice else { unreachable!("a session") };
+    let resp = client()
+        .post(gw.url("/api/apikeys"))
+        .header("cookie", cookie)
+        .json(&json!({"name": "no-token"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_managed_by_admins_and_a_member_changes_only_its_own_password() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let asked = json!({"username": "mia", "password": "mia-password-0123", "role": "member"});
+    let (status, mia) = call(&gw, &As::Master, reqwest::Method::POST, "/api/users", Some(asked.clone())).await;
+    assert_eq!((status, mia["role"].as_str()), (201, Some("member")), "{mia}");
+    assert!(mia.get("password_hash").is_none() && !mia.to_string().contains("argon2"));
+    let mia_id = mia["id"].as_str().expect("id").to_string();
+    assert_eq!(call(&gw, &As::Master, reqwest::Method::POST, "/api/users", Some(asked)).await.0, 409);
+    for bad in [
+        json!({"username": "x y", "password": "long-enough-pass", "role": "member"}),
+        json!({"username": "short", "password": "short", "role": "member"}),
+        json!({"username": "king", "password": "long-enough-pass", "role": "king"}),
+        json!({"username": "sneaky", "password": "long-enough-pass", "role": "member", "id": "mine"}),
+    ] {
+        assert_eq!(
+            call(&gw, &As::Master, reqwest::Method::POST, "/api/users", Some(bad.clone())).await.0,
+            400,
+            "{bad}"
+        );
+    }
+
+    let session = log_in(&gw, "mia", "mia-password-0123").await;
+    let (_, listed) = call(&gw, &session, reqwest::Method::GET, "/api/users", None).await;
+    let names: Vec<&str> =
+        listed["data"].as_array().expect("list").iter().map(|u| u["username"].as_str().expect("name")).collect();
+    assert_eq!(names, ["mia"], "a member sees itself only");
+    let admin = gw.store.user_by_name("admin").await.expect("store").expect("the first admin");
+    let (status, _) = call(&gw, &session, reqwest::Method::GET, &format!("/api/users/{}", admin.id), None).await;
+    assert_eq!(status, 404);
+    let me = format!("/api/users/{mia_id}");
+    let (status, _) = call(&gw, &session, reqwest::Method::PATCH, &me, Some(json!({"role": "admin"}))).await;
+    assert_eq!(status, 403, "a member cannot raise its own role");
+    let (status, _) = call(&gw, &session, reqwest::Method::POST, "/api/users", Some(json!({}))).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        call(&gw, &session, reqwest::Method::PATCH, &me, Some(json!({"password": "a-new-password-01"}))).await;
+    assert_eq!(status, 403, "not without the current password");
+    let change = json!({"password": "a-new-password-01", "current_password": "mia-password-0123"});
+    let (status, _) = call(&gw, &session, reqwest::Method::PATCH, &me, Some(change)).await;
+    assert_eq!(status, 200);
+    assert_eq!(call(&gw, &session, reqwest::Method::GET, "/api/auth/me", None).await.0, 401, "its sessions ended");
+
+    let (status, promoted) = call(&gw, &As::Master, reqwest::Method::PATCH, &me, Some(json!({"role": "viewer"}))).await;
+    assert_eq!((status, promoted["role"].as_str()), (200, Some("viewer")));
+    let session = log_in(&gw, "mia", "a-new-password-01").await;
+    assert_eq!(call(&gw, &As::Master, reqwest::Method::DELETE, &me, None).await.0, 204);
+    assert_eq!(call(&gw, &session, reqwest::Method::GET, "/api/auth/me", None).await.0, 401, "deleted, logged out");
+    assert_eq!(call(&gw, &As::Master, reqwest::Method::GET, &me, None).await.0, 404);
+}
