@@ -4,6 +4,7 @@
 //! Depends on `llm-proxy-protocol` only. It must never depend on axum, reqwest or sqlx: the server,
 //! the provider adapters and the storage backends plug in from above through the traits here.
 
+pub mod audit;
 pub mod client_request;
 pub mod config;
 pub mod cpu_pool;

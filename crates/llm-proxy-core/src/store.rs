@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::UnixMillis;
+use crate::audit::{AuditEntry, AuditQuery};
 use crate::config::RouteConfig;
 use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::stored_response::StoredResponse;
@@ -245,6 +246,14 @@ pub trait Store: Send + Sync + 'static {
     /// there is no such user.
     async fn set_user_password(&self, _id: &str, _hash: &str, _now: UnixMillis) -> Result<(), StoreError> {
         Err(StoreError::NotFound)
+    }
+    /// Appends to the audit log (there is no way to change or remove an entry).
+    async fn insert_audit(&self, _entry: &AuditEntry) -> Result<(), StoreError> {
+        Err(StoreError::Other("this store keeps no audit log".into()))
+    }
+    /// A page of the audit log, newest first.
+    async fn list_audit(&self, _query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(Vec::new())
     }
     /// Changes a user's role; `NotFound` when there is no such user.
     async fn set_user_role(&self, _id: &str, _role: Role, _now: UnixMillis) -> Result<(), StoreError> {

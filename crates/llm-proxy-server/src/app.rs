@@ -257,6 +257,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/apikeys/{id}", get(routes::apikeys::get).delete(routes::apikeys::revoke))
         .route("/api/users", post(routes::users::create).get(routes::users::list))
         .route("/api/users/{id}", get(routes::users::get).patch(routes::users::change).delete(routes::users::delete))
+        .route("/api/audit", get(routes::audit::list))
         .route("/api/logs", get(routes::logs::list_logs))
         .route("/api/providers", get(routes::providers::list_providers))
         .route("/api/stats", get(routes::stats::stats))

@@ -10,6 +10,7 @@ use llm_proxy_core::config::{Config, Overrides, ProcessEnv};
 use llm_proxy_core::request_log::escape_controls;
 use llm_proxy_core::virtual_key::{KeyLimits, NewKey, generate_key, parse_duration};
 
+use crate::audit::{self, Actor};
 use crate::serve;
 
 /// The file read when `--config` is not given, if it exists.
@@ -363,6 +364,8 @@ async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
             let role = llm_proxy_core::user::Role::parse(&role).context("--role is admin, viewer or member")?;
             let (password, generated) = password_for(password_stdin)?;
             let user = crate::users::create(store.as_ref(), &name, role, &password).await?;
+            let after = crate::users::view(&user);
+            audit::record(store.as_ref(), &Actor::cli(), "user.create", Some(&user.id), None, Some(&after)).await;
             println!("created user `{}` ({}), id {}", user.username, user.role.as_str(), user.id);
             if generated {
                 println!("password (shown once):");
@@ -372,6 +375,8 @@ async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Passwd { name, password_stdin } => {
             let (password, generated) = password_for(password_stdin)?;
             crate::users::set_password(store.as_ref(), &name, &password).await?;
+            let after = serde_json::json!({"username": name, "password": "changed"});
+            audit::record(store.as_ref(), &Actor::cli(), "user.update", Some(&name), None, Some(&after)).await;
             println!("password of `{name}` changed; its sessions have ended");
             if generated {
                 println!("password (shown once):");
@@ -443,6 +448,9 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                     expires_at,
                 })
                 .await?;
+            let after = serde_json::json!({"id": record.id, "name": record.name, "user": record.user,
+                                           "models": record.models, "limits": record.limits});
+            audit::record(store.as_ref(), &Actor::cli(), "key.create", Some(&record.id), None, Some(&after)).await;
             if json {
                 println!(
                     "{}",
@@ -494,7 +502,11 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { id } => match store.revoke_key(&id).await {
-            Ok(k) => println!("Revoked key {:?} ({}).", k.name, k.id),
+            Ok(k) => {
+                let after = serde_json::json!({"id": k.id, "name": k.name, "revoked_at": k.revoked_at});
+                audit::record(store.as_ref(), &Actor::cli(), "key.revoke", Some(&k.id), None, Some(&after)).await;
+                println!("Revoked key {:?} ({}).", k.name, k.id)
+            }
             Err(llm_proxy_core::store::StoreError::NotFound) => bail!("no key with id {id}"),
             Err(e) => return Err(e.into()),
         },

@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod admin_auth;
 pub mod app;
 pub mod attempts;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod cli;

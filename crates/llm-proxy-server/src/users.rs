@@ -75,6 +75,8 @@ pub async fn bootstrap_admin(store: &dyn Store, config: &Config) -> anyhow::Resu
                 );
             }
             tracing::info!(username = %user.username, "created the first admin user");
+            let actor = crate::audit::Actor { name: "(startup)".into(), role: Role::Admin.as_str().into(), ip: None };
+            crate::audit::record(store, &actor, "user.create", Some(&user.id), None, Some(&view(&user))).await;
             Ok(())
         }
         // Another instance made it first (or a user of that name is not an admin: said below).

@@ -205,3 +205,65 @@ async fn users_are_managed_by_admins_and_a_member_changes_only_its_own_password(
     assert_eq!(call(&gw, &session, reqwest::Method::GET, "/api/auth/me", None).await.0, 401, "deleted, logged out");
     assert_eq!(call(&gw, &As::Master, reqwest::Method::GET, &me, None).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_and_login_is_in_the_audit_log_with_no_secret() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let (_, created) =
+        call(&gw, &As::Master, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": "audited"}))).await;
+    let secret = created["key"].as_str().expect("secret").to_string();
+    let key_id = created["id"].as_str().expect("id").to_string();
+    call(&gw, &As::Master, reqwest::Method::DELETE, &format!("/api/apikeys/{key_id}"), None).await;
+    let asked = json!({"username": "aud", "password": "aud-password-0123", "role": "member"});
+    let (_, user) = call(&gw, &As::Master, reqwest::Method::POST, "/api/users", Some(asked)).await;
+    let user_id = user["id"].as_str().expect("id").to_string();
+    let change = json!({"password": "aud-password-4567"});
+    call(&gw, &As::Master, reqwest::Method::PATCH, &format!("/api/users/{user_id}"), Some(change)).await;
+    let failed = client()
+        .post(gw.url("/api/auth/login"))
+        .json(&json!({"username": "aud", "password": "wrong-guess-999"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(failed.status(), 401);
+    let member = log_in(&gw, "aud", "aud-password-4567").await;
+    assert_eq!(call(&gw, &member, reqwest::Method::GET, "/api/audit", None).await.0, 403, "admins only");
+
+    let (status, page) = call(&gw, &As::Master, reqwest::Method::GET, "/api/audit", None).await;
+    assert_eq!(status, 200);
+    let entries = page["data"].as_array().expect("entries");
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().expect("action")).collect();
+    assert_eq!(
+        actions,
+        ["login", "login.failed", "user.update", "user.create", "key.revoke", "key.create", "user.create"],
+        "newest first, back to the first admin made at start-up"
+    );
+    let find = |action: &str| entries.iter().find(|e| e["action"] == action).expect("entry");
+    let create = find("key.create");
+    assert_eq!((create["actor"].as_str(), create["target"].as_str()), (Some("(master key)"), Some(key_id.as_str())));
+    assert_eq!(create["after"]["name"], "audited");
+    assert!(create["ip"].as_str().is_some_and(|ip| ip.starts_with("127.")), "{create}");
+    assert!(find("key.revoke")["after"]["revoked_at"].is_number());
+    assert_eq!(find("user.update")["after"]["password"], "changed");
+    let failed = find("login.failed");
+    assert_eq!((failed["actor"].as_str(), failed["target"].as_str()), (Some("aud"), Some("aud")));
+    let text = page.to_string();
+    for secret_text in [&secret[8..], "aud-password-0123", "aud-password-4567", "wrong-guess-999", "argon2"] {
+        assert!(!text.contains(secret_text), "the audit log holds {secret_text}");
+    }
+
+    // Paged by cursor, and exported as JSON lines.
+    let (_, first) = call(&gw, &As::Master, reqwest::Method::GET, "/api/audit?limit=4", None).await;
+    let cursor = first["next"].as_str().expect("a next page");
+    let (_, second) =
+        call(&gw, &As::Master, reqwest::Method::GET, &format!("/api/audit?limit=4&cursor={cursor}"), None).await;
+    let rest: Vec<&str> =
+        second["data"].as_array().expect("entries").iter().map(|e| e["action"].as_str().expect("a")).collect();
+    assert_eq!(rest, ["key.revoke", "key.create", "user.create"]);
+    let resp = client().get(gw.url("/api/audit?format=jsonl")).bearer_auth(MASTER_KEY).send().await.expect("answers");
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> =
+        resp.text().await.expect("text").lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[6]["actor"], "(startup)");
+}

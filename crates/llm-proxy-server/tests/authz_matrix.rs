@@ -73,6 +73,7 @@ const TABLE: &[Row] = &[
     Row { method: "GET", route: "/api/users/{id}", path: "/api/users/nope", member: 404, viewer: 404, admin: 404 },
     Row { method: "PATCH", route: "/api/users/{id}", path: "/api/users/nope", member: 404, viewer: 404, admin: 404 },
     Row { method: "DELETE", route: "/api/users/{id}", path: "/api/users/nope", member: 403, viewer: 403, admin: 404 },
+    Row { method: "GET", route: "/api/audit", path: "/api/audit", member: 403, viewer: 403, admin: 200 },
     Row { method: "GET", route: "/api/logs", path: "/api/logs", member: 200, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/providers", path: "/api/providers", member: 403, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/stats", path: "/api/stats", member: 200, viewer: 200, admin: 200 },

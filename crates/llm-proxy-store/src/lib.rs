@@ -330,6 +330,33 @@ macro_rules! impl_store {
             if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         }
 
+        async fn insert_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+            sqlx::query(audit_rows::INSERT_AUDIT)
+                .bind(&e.id)
+                .bind(e.at.to_i64())
+                .bind(&e.actor)
+                .bind(&e.actor_role)
+                .bind(&e.ip)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(&e.before)
+                .bind(&e.after)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(())
+        }
+
+        async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+            let rows: Vec<audit_rows::AuditRow> = sqlx::query_as(audit_rows::LIST_AUDIT)
+                .bind(&q.cursor)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(rows.into_iter().map(AuditEntry::from).collect())
+        }
+
         async fn set_user_role(&self, id: &str, role: Role, now: UnixMillis) -> Result<(), StoreError> {
             let done = sqlx::query(user_rows::SET_ROLE)
                 .bind(id)
@@ -394,6 +421,7 @@ macro_rules! impl_store {
 }
 pub(crate) use impl_store;
 
+mod audit_rows;
 mod object_rows;
 mod postgres;
 mod rows;

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use llm_proxy_core::UnixMillis;
+use llm_proxy_core::audit::{AuditEntry, AuditQuery};
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{LogPage, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute};
@@ -17,7 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::rows::{self, KeyRow, LogRow, RouteRow};
 use crate::{LogConnection, map_migrate, map_sqlx, missing_migrations};
-use crate::{object_rows, user_rows};
+use crate::{audit_rows, object_rows, user_rows};
 
 /// How long a statement waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

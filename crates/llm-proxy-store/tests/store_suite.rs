@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 use llm_proxy_core::UnixMillis;
+use llm_proxy_core::audit::{AuditEntry, AuditQuery};
 use llm_proxy_core::config::RouteConfig;
 use llm_proxy_core::request_log::{AttemptRecord, LogCursor, LogQuery, RequestLogEntry};
 use llm_proxy_core::store::{StatsGroup, StatsQuery, StatsRow, Store, StoreError, StoredRoute};
@@ -1288,7 +1289,34 @@ async fn users_and_sessions_round_trip_and_a_password_change_voids_sessions(db: 
     assert_eq!(store.session("s1").await.expect("get"), None);
 }
 
+async fn the_audit_log_pages_newest_first(db: TestDb) {
+    let store = db.migrated().await;
+    for i in 0..5 {
+        let entry = AuditEntry {
+            id: format!("a{i}"),
+            at: UnixMillis::from_i64(1_000 + i),
+            actor: "ada".into(),
+            actor_role: "admin".into(),
+            ip: Some("127.0.0.1".into()),
+            action: "key.create".into(),
+            target: Some(format!("k{i}")),
+            before: None,
+            after: Some(format!(r#"{{"name":"é{i}"}}"#)),
+        };
+        store.insert_audit(&entry).await.expect("insert");
+    }
+    let page = |cursor: Option<&str>| AuditQuery { cursor: cursor.map(String::from), limit: 2 };
+    let first = store.list_audit(&page(None)).await.expect("page 1");
+    assert_eq!(first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a4", "a3"]);
+    assert_eq!(first[0].after.as_deref(), Some(r#"{"name":"é4"}"#), "round-trips");
+    let second = store.list_audit(&page(Some("a3"))).await.expect("page 2");
+    assert_eq!(second.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a2", "a1"]);
+    let last = store.list_audit(&page(Some("a1"))).await.expect("page 3");
+    assert_eq!(last.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a0"]);
+}
+
 store_suite!(
+    the_audit_log_pages_newest_first,
     users_and_sessions_round_trip_and_a_password_change_voids_sessions,
     files_and_batches_belong_to_their_key_and_page_in_order,
     responses_chain_back_within_their_key_only,

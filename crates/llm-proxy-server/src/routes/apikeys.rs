@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::admin_auth::AdminCaller;
 use crate::app::{AppState, Shared};
+use crate::audit;
 use crate::error::ApiError;
 use crate::routes::admin_json::{PageParams, page, read_json};
 
@@ -80,12 +81,19 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Response
         Err(e) => return e.into_response(),
     };
     match create_key(&state, &caller, asked).await {
-        Ok(resp) => resp,
+        Ok(record) => {
+            let (body, secret) = record;
+            let mut shown = body.clone();
+            audit::record_change(&state, &caller, &parts, "key.create", body["id"].as_str(), None, Some(&body)).await;
+            shown["key"] = json!(secret);
+            (StatusCode::CREATED, Json(shown)).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
 
-async fn create_key(state: &Shared, caller: &AdminCaller, asked: CreateKey) -> Result<Response, ApiError> {
+/// Makes the key: its view (no secret) and the secret, to be shown once.
+async fn create_key(state: &Shared, caller: &AdminCaller, asked: CreateKey) -> Result<(Value, String), ApiError> {
     let user = match caller.role() {
         Role::Admin => asked.user,
         Role::Member => match (asked.user, caller.own_user()) {
@@ -142,9 +150,7 @@ async fn create_key(state: &Shared, caller: &AdminCaller, asked: CreateKey) -> R
     let record = state.store.insert_key(&new).await.map_err(|e| unavailable(&e))?;
     // This instance knows it at once; the others at their next poll.
     state.keys.apply(vec![record.clone()]);
-    let mut body = view(&record);
-    body["key"] = json!(generated.secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((view(&record), generated.secret))
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
@@ -218,6 +224,16 @@ pub async fn revoke(State(state): State<AppState>, parts: Parts, Path(id): Path<
             Err(e) => return Err(unavailable(&e)),
         };
         state.keys.apply(vec![revoked.clone()]);
+        audit::record_change(
+            &state,
+            &caller,
+            &parts,
+            "key.revoke",
+            Some(&key.id),
+            Some(&view(&key)),
+            Some(&view(&revoked)),
+        )
+        .await;
         Ok(revoked)
     }
     .await;

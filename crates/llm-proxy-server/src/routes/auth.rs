@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::admin_auth::{AdminCaller, unavailable};
 use crate::app::AppState;
+use crate::audit::{self, Actor};
 use crate::auth::client_ip;
 use crate::body::read_limited;
 use crate::error::ApiError;
@@ -59,7 +60,10 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         let ip = client_ip(&parts.extensions);
         state.login_failures.record(&login.username, now);
         state.admin_failures.record(ip, now);
-        tracing::info!(username = %llm_proxy_core::request_log::clean_text(&login.username, 64), "a login failed");
+        let attempted = llm_proxy_core::request_log::clean_text(&login.username, 64);
+        tracing::info!(username = %attempted, "a login failed");
+        let actor = Actor { name: attempted.clone(), role: "-".into(), ip: ip.map(|ip| ip.to_string()) };
+        audit::record(state.store.as_ref(), &actor, "login.failed", Some(&attempted), None, None).await;
         return ApiError::unauthorized("Invalid username or password.")
             .with_code("invalid_credentials")
             .into_response();
@@ -76,6 +80,12 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         return unavailable(&e).into_response();
     }
     tracing::info!(username = %user.username, "logged in");
+    let actor = Actor {
+        name: user.username.clone(),
+        role: user.role.as_str().into(),
+        ip: client_ip(&parts.extensions).map(|ip| ip.to_string()),
+    };
+    audit::record(state.store.as_ref(), &actor, "login", Some(&user.id), None, None).await;
     let token = state.sessions.token(&session.id, session.expires_at);
     let body = json!({
         "user": users::view(&user),
@@ -90,10 +100,12 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
 /// Ends the caller's session (the row is revoked, so the cookie is worthless even if kept).
 pub async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
     match state.admin_caller(&parts).await {
-        Ok(AdminCaller::User { session, .. }) => {
-            if let Err(e) = state.store.revoke_session(&session, UnixMillis::now()).await {
+        Ok(caller @ AdminCaller::User { .. }) => {
+            let AdminCaller::User { session, user } = &caller else { unreachable!("matched above") };
+            if let Err(e) = state.store.revoke_session(session, UnixMillis::now()).await {
                 return unavailable(&e).into_response();
             }
+            audit::record_change(&state, &caller, &parts, "logout", Some(&user.id), None, None).await;
             let mut resp = StatusCode::NO_CONTENT.into_response();
             resp.headers_mut().insert(header::SET_COOKIE, state.sessions.clear_cookie());
             resp

@@ -2,6 +2,7 @@
 
 pub mod admin_json;
 pub mod apikeys;
+pub mod audit;
 pub mod auth;
 pub mod batches;
 pub mod chat;

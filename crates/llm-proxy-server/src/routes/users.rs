@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::admin_auth::{AdminCaller, unavailable};
 use crate::app::{AppState, Shared};
+use crate::audit;
 use crate::error::ApiError;
 use crate::routes::admin_json::{PageParams, page, read_json};
 use crate::users::{self, UserError, view};
@@ -58,9 +59,14 @@ fn user_error(e: UserError) -> ApiError {
 pub async fn create(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let result = async {
-        state.admin_caller(&parts).await?.require(Role::Admin)?;
+        let caller = state.admin_caller(&parts).await?;
+        caller.require(Role::Admin)?;
         let asked: CreateUser = read_json(&parts.headers, body).await?;
-        users::create(state.store.as_ref(), &asked.username, asked.role, &asked.password).await.map_err(user_error)
+        let user = users::create(state.store.as_ref(), &asked.username, asked.role, &asked.password)
+            .await
+            .map_err(user_error)?;
+        audit::record_change(&state, &caller, &parts, "user.create", Some(&user.id), None, Some(&view(&user))).await;
+        Ok::<_, ApiError>(user)
     }
     .await;
     match result {
@@ -141,6 +147,7 @@ pub async fn change(State(state): State<AppState>, Path(id): Path<String>, reque
             }
             state.store.set_user_role(&user.id, role, UnixMillis::now()).await.map_err(|e| unavailable(&e))?;
         }
+        let password_changed = asked.password.is_some();
         if let Some(password) = asked.password {
             if caller.role() != Role::Admin {
                 let current = asked.current_password.unwrap_or_default();
@@ -152,7 +159,16 @@ pub async fn change(State(state): State<AppState>, Path(id): Path<String>, reque
             }
             users::set_password(state.store.as_ref(), &user.username, &password).await.map_err(user_error)?;
         }
-        state.store.user_by_id(&user.id).await.map_err(|e| unavailable(&e))?.ok_or_else(|| user_not_found(&id))
+        let after =
+            state.store.user_by_id(&user.id).await.map_err(|e| unavailable(&e))?.ok_or_else(|| user_not_found(&id))?;
+        let mut shown = view(&after);
+        if password_changed {
+            // Recorded as changed, never as text.
+            shown["password"] = json!("changed");
+        }
+        audit::record_change(&state, &caller, &parts, "user.update", Some(&user.id), Some(&view(&user)), Some(&shown))
+            .await;
+        Ok(after)
     }
     .await;
     match result {
@@ -173,7 +189,11 @@ pub async fn delete(State(state): State<AppState>, parts: Parts, Path(id): Path<
             return Err(ApiError::bad_request("A user cannot delete itself."));
         }
         match state.store.delete_user(&user.id).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                audit::record_change(&state, &caller, &parts, "user.delete", Some(&user.id), Some(&view(&user)), None)
+                    .await;
+                Ok(())
+            }
             Err(StoreError::NotFound) => Err(user_not_found(&id)),
             Err(e) => Err(unavailable(&e)),
         }
