@@ -258,6 +258,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/users", post(routes::users::create).get(routes::users::list))
         .route("/api/users/{id}", get(routes::users::get).patch(routes::users::change).delete(routes::users::delete))
         .route("/api/audit", get(routes::audit::list))
+        .route("/api/routes", post(routes::stored_routes::create).get(routes::stored_routes::list))
+        .route(
+            "/api/routes/{name}",
+            get(routes::stored_routes::get).put(routes::stored_routes::replace).delete(routes::stored_routes::delete),
+        )
         .route("/api/logs", get(routes::logs::list_logs))
         .route("/api/providers", get(routes::providers::list_providers))
         .route("/api/stats", get(routes::stats::stats))

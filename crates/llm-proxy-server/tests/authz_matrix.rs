@@ -74,6 +74,18 @@ const TABLE: &[Row] = &[
     Row { method: "PATCH", route: "/api/users/{id}", path: "/api/users/nope", member: 404, viewer: 404, admin: 404 },
     Row { method: "DELETE", route: "/api/users/{id}", path: "/api/users/nope", member: 403, viewer: 403, admin: 404 },
     Row { method: "GET", route: "/api/audit", path: "/api/audit", member: 403, viewer: 403, admin: 200 },
+    Row { method: "POST", route: "/api/routes", path: "/api/routes", member: 403, viewer: 403, admin: 400 },
+    Row { method: "GET", route: "/api/routes", path: "/api/routes", member: 403, viewer: 200, admin: 200 },
+    Row { method: "GET", route: "/api/routes/{name}", path: "/api/routes/nope", member: 403, viewer: 404, admin: 404 },
+    Row { method: "PUT", route: "/api/routes/{name}", path: "/api/routes/nope", member: 403, viewer: 403, admin: 404 },
+    Row {
+        method: "DELETE",
+        route: "/api/routes/{name}",
+        path: "/api/routes/nope",
+        member: 403,
+        viewer: 403,
+        admin: 404,
+    },
     Row { method: "GET", route: "/api/logs", path: "/api/logs", member: 200, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/providers", path: "/api/providers", member: 403, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/stats", path: "/api/stats", member: 200, viewer: 200, admin: 200 },
@@ -104,7 +116,7 @@ fn declared() -> Vec<(String, String)> {
     let source = include_str!("../src/app.rs");
     let mut found = Vec::new();
     for piece in source.split(".route(").skip(1) {
-        let Some(path) = piece.strip_prefix('"').and_then(|p| p.split('"').next()) else { continue };
+        let Some(path) = piece.trim_start().strip_prefix('"').and_then(|p| p.split('"').next()) else { continue };
         if !path.starts_with("/api") {
             continue;
         }

@@ -18,6 +18,7 @@ pub mod models;
 pub mod providers;
 pub mod responses;
 pub mod stats;
+pub mod stored_routes;
 pub mod users;
 
 use crate::app::Shared;
