@@ -175,7 +175,7 @@ fn escape_char(c: char) -> Option<String> {
 }
 
 /// Which page of the log to read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogQuery {
     /// Opaque cursor from the previous page's `next`.
     pub cursor: Option<LogCursor>,
@@ -183,6 +183,16 @@ pub struct LogQuery {
     pub key_id: Option<String>,
     /// Only the requests of keys of this user.
     pub user: Option<String>,
+    /// Only requests made at or after `from` and before `to`.
+    pub from: Option<UnixMillis>,
+    pub to: Option<UnixMillis>,
+    /// The model as the client named it.
+    pub model: Option<String>,
+    /// The provider that served it (or was tried last).
+    pub provider: Option<String>,
+    /// Statuses in this range, both ends included (`429`, or `500..=599` for `5xx`).
+    pub status: Option<(u16, u16)>,
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// Position in the newest-first order: `(created_at, request_id)` of the last row seen.

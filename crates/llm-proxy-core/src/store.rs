@@ -141,6 +141,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_logs(&self, entries: &[RequestLogEntry]) -> Result<(), StoreError>;
     /// A page of the log, newest first.
     async fn list_logs(&self, query: &LogQuery) -> Result<LogPage, StoreError>;
+    /// One request's log row, by its request id.
+    async fn log_entry(&self, _request_id: &str) -> Result<Option<RequestLogEntry>, StoreError> {
+        Ok(None)
+    }
+    /// Deletes the rows the query's filters select (cursor and limit aside); says how many went.
+    async fn delete_logs(&self, _query: &LogQuery) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     /// Deletes at most `limit` request-log rows created before `before`, oldest first, and
     /// says how many went (log retention; called repeatedly until it deletes fewer than `limit`,
     /// so no single statement holds the database for long). The hourly aggregates are kept.

@@ -263,7 +263,8 @@ pub fn app(state: AppState) -> Router {
             "/api/routes/{name}",
             get(routes::stored_routes::get).put(routes::stored_routes::replace).delete(routes::stored_routes::delete),
         )
-        .route("/api/logs", get(routes::logs::list_logs))
+        .route("/api/logs", get(routes::logs::list_logs).delete(routes::logs::delete_logs))
+        .route("/api/logs/{request_id}", get(routes::logs::get_log))
         .route("/api/providers", get(routes::providers::list_providers))
         .route("/api/stats", get(routes::stats::stats))
         .fallback(|| async { ApiError::not_found_route() })

@@ -87,6 +87,15 @@ const TABLE: &[Row] = &[
         admin: 404,
     },
     Row { method: "GET", route: "/api/logs", path: "/api/logs", member: 200, viewer: 200, admin: 200 },
+    Row { method: "DELETE", route: "/api/logs", path: "/api/logs?model=none", member: 403, viewer: 403, admin: 200 },
+    Row {
+        method: "GET",
+        route: "/api/logs/{request_id}",
+        path: "/api/logs/nope",
+        member: 404,
+        viewer: 404,
+        admin: 404,
+    },
     Row { method: "GET", route: "/api/providers", path: "/api/providers", member: 403, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/stats", path: "/api/stats", member: 200, viewer: 200, admin: 200 },
 ];

@@ -129,6 +129,17 @@ macro_rules! impl_store {
             rows::log_page(rows, limit)
         }
 
+        async fn log_entry(&self, request_id: &str) -> Result<Option<RequestLogEntry>, StoreError> {
+            let row: Option<LogRow> =
+                sqlx::query_as(rows::LOG_BY_ID).bind(request_id).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+            row.map(RequestLogEntry::try_from).transpose()
+        }
+
+        async fn delete_logs(&self, query: &LogQuery) -> Result<u64, StoreError> {
+            let done = rows::delete_logs_query(query).build().execute(&self.pool).await.map_err(map_sqlx)?;
+            Ok(done.rows_affected())
+        }
+
         async fn delete_logs_before(&self, before: UnixMillis, limit: u32) -> Result<u64, StoreError> {
             let done = sqlx::query(rows::DELETE_OLD_LOGS)
                 .bind(before.to_i64())

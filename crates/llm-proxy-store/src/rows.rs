@@ -657,9 +657,7 @@ where
     if let Some(key_id) = &query.key_id {
         qb.push(" AND key_id = ").push_bind(key_id.as_str());
     }
-    if let Some(user) = &query.user {
-        qb.push(" AND user_name = ").push_bind(user.as_str());
-    }
+    push_log_filters(&mut qb, query);
     if let Some(cursor) = &query.cursor {
         qb.push(" AND (created_at, request_id) < (")
             .push_bind(cursor.created_at.to_i64())
@@ -670,6 +668,55 @@ where
     qb.push(" ORDER BY created_at DESC, request_id DESC LIMIT ").push_bind(i64::from(limit));
     qb
 }
+
+/// The conditions of a log query other than its cursor, after a `WHERE`.
+fn push_log_filters<'a, DB>(qb: &mut QueryBuilder<'a, DB>, query: &'a LogQuery)
+where
+    DB: Database,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    if let Some(user) = &query.user {
+        qb.push(" AND user_name = ").push_bind(user.as_str());
+    }
+    if let Some(from) = query.from {
+        qb.push(" AND created_at >= ").push_bind(from.to_i64());
+    }
+    if let Some(to) = query.to {
+        qb.push(" AND created_at < ").push_bind(to.to_i64());
+    }
+    if let Some(model) = &query.model {
+        qb.push(" AND model = ").push_bind(model.as_str());
+    }
+    if let Some(provider) = &query.provider {
+        qb.push(" AND provider = ").push_bind(provider.as_str());
+    }
+    if let Some((low, high)) = query.status {
+        qb.push(" AND status >= ").push_bind(i64::from(low)).push(" AND status <= ").push_bind(i64::from(high));
+    }
+    if let Some(kind) = query.error_kind {
+        qb.push(" AND error_kind = ").push_bind(kind.as_str());
+    }
+}
+
+/// Deletes the rows a query's filters select (its cursor and limit aside). The hourly usage
+/// aggregates stay: statistics do not change when the log is pruned.
+pub(crate) fn delete_logs_query<'a, DB>(query: &'a LogQuery) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new("DELETE FROM request_logs WHERE 1 = 1");
+    if let Some(key_id) = &query.key_id {
+        qb.push(" AND key_id = ").push_bind(key_id.as_str());
+    }
+    push_log_filters(&mut qb, query);
+    qb
+}
+
+pub(crate) const LOG_BY_ID: &str = concat!("SELECT ", log_columns!(), " FROM request_logs WHERE request_id = $1");
 
 pub(crate) fn log_page(rows: Vec<LogRow>, limit: u32) -> Result<LogPage, StoreError> {
     let entries = rows.into_iter().map(RequestLogEntry::try_from).collect::<Result<Vec<_>, _>>()?;

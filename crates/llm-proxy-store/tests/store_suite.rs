@@ -260,7 +260,7 @@ async fn all_logs(store: &dyn Store, key_id: Option<&str>) -> Vec<RequestLogEntr
     let mut cursor = None;
     loop {
         let page = store
-            .list_logs(&LogQuery { cursor, limit: 1000, key_id: key_id.map(str::to_string), user: None })
+            .list_logs(&LogQuery { cursor, limit: 1000, key_id: key_id.map(str::to_string), ..Default::default() })
             .await
             .expect("list_logs");
         out.extend(page.entries);
@@ -432,10 +432,8 @@ async fn logs_page_newest_first_without_gaps_or_overlap(db: TestDb) {
     let mut cursor: Option<LogCursor> = None;
     let mut sizes = Vec::new();
     loop {
-        let page = store
-            .list_logs(&LogQuery { cursor: cursor.clone(), limit: 10, key_id: None, user: None })
-            .await
-            .expect("page");
+        let page =
+            store.list_logs(&LogQuery { cursor: cursor.clone(), limit: 10, ..Default::default() }).await.expect("page");
         sizes.push(page.entries.len());
         if let Some(next) = &page.next {
             let last = page.entries.last().expect("a page with a cursor has rows");
@@ -494,7 +492,7 @@ async fn logs_filter_by_key(db: TestDb) {
     let mut cursor = None;
     loop {
         let page = store
-            .list_logs(&LogQuery { cursor, limit: 2, key_id: Some("alpha".into()), user: None })
+            .list_logs(&LogQuery { cursor, limit: 2, key_id: Some("alpha".into()), ..Default::default() })
             .await
             .expect("page");
         seen.extend(page.entries);

@@ -129,7 +129,7 @@ fn present(param: Option<&str>) -> Option<&str> {
 }
 
 /// Milliseconds since the epoch, an RFC 3339 time, or a date (its UTC midnight).
-fn parse_time(value: &str, param: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(value: &str, param: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = value.parse::<i64>() {
         return Ok(ms);
     }

@@ -1,0 +1,109 @@
+//! `/api/logs` filters, one row by id, and deletion by filter through the real server, on SQLite
+//! and PostgreSQL: each filter selects exactly its rows, a member reads only its own rows (another's
+//! is 404), and a deletion removes what its filter names and leaves usage statistics as they were.
+
+#![expect(
+    clippy::disallowed_methods,
+    clippy::expect_used,
+    reason = "tests are clients, not the gateway: their own HTTP clients are fine, and they assert by expecting"
+)]
+
+mod common;
+
+use common::{Backend, Gateway, MASTER_KEY, request_id};
+use llm_proxy_core::user::Role;
+use serde_json::{Value, json};
+
+async fn get(gw: &Gateway, auth: &str, path: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new().get(gw.url(path)).bearer_auth(auth).send().await.expect("answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    let mut ids: Vec<String> =
+        page["data"].as_array().expect("rows").iter().map(|r| r["request_id"].as_str().expect("id").into()).collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+async fn filters_select_their_rows_and_deletion_keeps_statistics(backend: Backend) {
+    let Some(gw) = Gateway::start(backend).await else { return };
+    llm_proxy_server::users::create(gw.store.as_ref(), "mia", Role::Member, "mia-password-0123").await.expect("user");
+    let (_, mias) = gw.create_key_with(&[], None, Default::default(), Some("mia")).await;
+    let (_, other) = gw.create_key(&[], None).await;
+    let ask = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let ok_a = request_id(&gw.chat(&mias, ask("mock-a")).await);
+    let limited = request_id(&gw.chat(&other, ask("mock-fail-429")).await);
+    let ok_b = request_id(&gw.chat(&other, ask("mock-b")).await);
+    for id in [&ok_a, &limited, &ok_b] {
+        gw.log_entry(id).await;
+    }
+
+    for (query, want) in [
+        ("model=mock-b", vec![ok_b.clone()]),
+        ("status=429", vec![limited.clone()]),
+        ("status=4xx", vec![limited.clone()]),
+        ("status=2xx", vec![ok_a.clone(), ok_b.clone()]),
+        ("error_kind=upstream_status", vec![limited.clone()]),
+        ("provider=mock", vec![ok_a.clone(), limited.clone(), ok_b.clone()]),
+        ("user=mia", vec![ok_a.clone()]),
+        ("from=2999-01-01", vec![]),
+        ("to=2000-01-01", vec![]),
+        ("model=mock-a&status=2xx", vec![ok_a.clone()]),
+    ] {
+        let (status, page) = get(&gw, MASTER_KEY, &format!("/api/logs?{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(ids(&page), sorted(want), "{query}");
+    }
+    for bad in ["status=6xx", "error_kind=nonsense", "from=yesterday", "cursor=zzz"] {
+        assert_eq!(get(&gw, MASTER_KEY, &format!("/api/logs?{bad}")).await.0, 400, "{bad}");
+    }
+
+    let (status, row) = get(&gw, MASTER_KEY, &format!("/api/logs/{limited}")).await;
+    assert_eq!((status, row["status"].as_u64(), row["error_kind"].as_str()), (200, Some(429), Some("upstream_status")));
+    let resp = reqwest::Client::new()
+        .post(gw.url("/api/auth/login"))
+        .json(&json!({"username": "mia", "password": "mia-password-0123"}))
+        .send()
+        .await
+        .expect("answers");
+    let cookie = resp.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("cookie").to_string();
+    let as_mia = |path: String| {
+        let cookie = cookie.clone();
+        let url = gw.url(&path);
+        async move { reqwest::Client::new().get(url).header("cookie", cookie).send().await.expect("answers").status() }
+    };
+    assert_eq!(as_mia(format!("/api/logs/{ok_a}")).await, 200);
+    assert_eq!(as_mia(format!("/api/logs/{limited}")).await, 404, "another's row does not exist for it");
+
+    let delete = |query: &'static str| {
+        let url = gw.url(&format!("/api/logs{query}"));
+        async move {
+            let resp = reqwest::Client::new().delete(url).bearer_auth(MASTER_KEY).send().await.expect("answers");
+            (resp.status().as_u16(), resp.json::<Value>().await.expect("json"))
+        }
+    };
+    assert_eq!(delete("").await.0, 400, "a bare DELETE names no rows");
+    assert_eq!(delete("?model=mock-b").await, (200, json!({"deleted": 1})));
+    let (_, left) = get(&gw, MASTER_KEY, "/api/logs").await;
+    assert_eq!(ids(&left), sorted(vec![ok_a.clone(), limited.clone()]));
+    let (_, stats) = get(&gw, MASTER_KEY, "/api/stats").await;
+    assert_eq!(stats["total"]["requests"], 3, "statistics keep what the log no longer has");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_their_rows_and_deletion_keeps_statistics_on_sqlite() {
+    filters_select_their_rows_and_deletion_keeps_statistics(Backend::Sqlite).await;
+}
+
+#[llm_proxy_testkit_macros::needs_postgres]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_their_rows_and_deletion_keeps_statistics_on_postgres() {
+    filters_select_their_rows_and_deletion_keeps_statistics(Backend::Postgres).await;
+}
