@@ -8,6 +8,7 @@ pub mod audit;
 pub mod client_request;
 pub mod config;
 pub mod cpu_pool;
+pub mod key_miss;
 pub mod key_ring;
 pub mod known_provider;
 pub mod limits;

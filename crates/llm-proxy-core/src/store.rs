@@ -10,7 +10,7 @@ use crate::request_log::{LogPage, LogQuery, RequestLogEntry};
 use crate::stored_response::StoredResponse;
 use crate::upstream_object::{ObjectQuery, UpstreamObject};
 use crate::user::{NewUser, Role, SessionRecord, UserRecord};
-use crate::virtual_key::{KeyRecord, NewKey};
+use crate::virtual_key::{KeyHash, KeyRecord, NewKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,6 +133,10 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_key(&self, id: &str) -> Result<KeyRecord, StoreError>;
     /// Keys whose `updated_at` is at or after `since`: what the in-memory key ring polls.
     async fn keys_updated_since(&self, since: UnixMillis) -> Result<Vec<KeyRecord>, StoreError>;
+    /// The key whose secret hashes to `hash`, revoked or not (a key ring miss asks this).
+    async fn key_by_hash(&self, _hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(None)
+    }
 
     /// Inserts a batch in one transaction, and adds the rows it inserted to the hourly usage
     /// aggregates in that same transaction. Re-inserting a `request_id` already present is a

@@ -69,7 +69,7 @@ impl Shared {
         };
         let presented = bearer(&parts.headers).inspect_err(|_| failed())?;
         if let Some(secret) = presented {
-            return match self.authenticate(Some(secret)).inspect_err(|_| failed())? {
+            return match self.authenticate(Some(secret)).await.inspect_err(|_| failed())? {
                 Principal::Master => Ok(AdminCaller::Master),
                 Principal::Key(_) => {
                     Err(ApiError::forbidden("A virtual key cannot use the admin API; use the master key or log in.")

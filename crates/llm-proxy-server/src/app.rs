@@ -53,6 +53,8 @@ pub struct Shared {
     pub route_inputs: RouteInputs,
     pub accounting: crate::accounting::Accounting,
     pub keys: Arc<KeyRing>,
+    /// Key ring misses asked of the database.
+    pub key_misses: llm_proxy_core::key_miss::KeyMisses,
     pub store: Arc<dyn Store>,
     /// Responses API answers kept for `previous_response_id` and `/v1/responses/{id}`.
     pub responses: Arc<crate::response_store::ResponseStore>,

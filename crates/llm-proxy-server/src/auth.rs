@@ -102,8 +102,11 @@ pub fn client_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
 }
 
 impl Shared {
-    /// Authenticates a presented secret without touching the database.
-    pub fn authenticate(&self, secret: Option<&str>) -> Result<Principal, ApiError> {
+    /// Authenticates a presented secret: the master key, or a key of the in-memory ring; a key
+    /// the ring does not know is asked of the database (`KeyMisses`: single flight, negatively
+    /// cached, rate-limited), so a key made a moment ago elsewhere works at once. A known key
+    /// never waits for the database.
+    pub async fn authenticate(&self, secret: Option<&str>) -> Result<Principal, ApiError> {
         let Some(secret) = secret else {
             return Err(ApiError::unauthorized(
                 "Missing API key. Send it as `Authorization: Bearer <key>` (or `x-api-key: <key>` on /v1/messages); create one with `llm-proxy keys create`.",
@@ -115,7 +118,15 @@ impl Shared {
         {
             return Ok(Principal::Master);
         }
-        match self.keys.authenticate(secret, UnixMillis::now()) {
+        let now = UnixMillis::now();
+        let mut known = self.keys.authenticate(secret, now);
+        if known == Err(KeyRejection::Unknown)
+            && let Some(found) = self.key_misses.lookup(self.store.as_ref(), hash_key(secret), now).await
+        {
+            self.keys.apply(vec![found]);
+            known = self.keys.authenticate(secret, now);
+        }
+        match known {
             Ok(k) => Ok(Principal::Key(k)),
             Err(KeyRejection::Unknown) => Err(ApiError::unauthorized("Invalid API key.")),
             Err(KeyRejection::Revoked) => Err(ApiError::unauthorized("This API key has been revoked.")),
@@ -125,7 +136,7 @@ impl Shared {
 
     /// Authenticates a client of `/v1`; a failure is counted for its address (and leaves no
     /// request-log row: see `RequestMeter::fail`).
-    pub fn authenticate_client(&self, secret: Option<&str>, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
-        self.authenticate(secret).inspect_err(|_| self.auth_failures.record(ip, UnixMillis::now()))
+    pub async fn authenticate_client(&self, secret: Option<&str>, ip: Option<IpAddr>) -> Result<Principal, ApiError> {
+        self.authenticate(secret).await.inspect_err(|_| self.auth_failures.record(ip, UnixMillis::now()))
     }
 }

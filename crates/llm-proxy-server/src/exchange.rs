@@ -92,7 +92,7 @@ impl<'a> Exchange<'a> {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let mut x = Self::authenticate(state, id, endpoint, protocol, parts)?;
+        let mut x = Self::authenticate(state, id, endpoint, protocol, parts).await?;
         let read = state.unless_cut(read_limited(&parts.headers, body, state.max_body_bytes)).await;
         let bytes = match read {
             Ok(b) => b,
@@ -112,7 +112,7 @@ impl<'a> Exchange<'a> {
     /// Starts metering a request to `endpoint` and authenticates it with the credentials of the
     /// client's protocol, leaving its body to the endpoint (one that streams it). `Err` is the
     /// finished response.
-    pub fn authenticate(
+    pub async fn authenticate(
         state: &'a Shared,
         id: &RequestId,
         endpoint: &'static str,
@@ -120,12 +120,15 @@ impl<'a> Exchange<'a> {
         parts: &Parts,
     ) -> Result<Self, Response> {
         let mut meter = RequestMeter::start(state.logs.clone(), &id.0, endpoint);
-        let authenticated = match protocol {
+        let presented = match protocol {
             // Anthropic's SDKs send `x-api-key`; a bearer token is accepted there too.
             WireProtocol::Anthropic => anthropic_key(&parts.headers),
             _ => bearer(&parts.headers),
-        }
-        .and_then(|secret| state.authenticate_client(secret, client_ip(&parts.extensions)));
+        };
+        let authenticated = match presented {
+            Ok(secret) => state.authenticate_client(secret, client_ip(&parts.extensions)).await,
+            Err(e) => Err(e),
+        };
         match authenticated {
             Ok(principal) => {
                 meter.set_key(principal.key_id());

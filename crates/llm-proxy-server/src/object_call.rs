@@ -60,8 +60,13 @@ pub struct Done {
 impl<'a> ObjectCall<'a> {
     /// Starts metering a call to `endpoint` and authenticates it (a bearer key, as OpenAI's SDKs
     /// send). `Err` is the finished response.
-    pub fn start(state: &'a Shared, id: &RequestId, endpoint: &'static str, parts: &Parts) -> Result<Self, Response> {
-        let x = Exchange::authenticate(state, id, endpoint, WireProtocol::OpenAi, parts)?;
+    pub async fn start(
+        state: &'a Shared,
+        id: &RequestId,
+        endpoint: &'static str,
+        parts: &Parts,
+    ) -> Result<Self, Response> {
+        let x = Exchange::authenticate(state, id, endpoint, WireProtocol::OpenAi, parts).await?;
         let (meter, principal) = x.into_parts();
         Ok(Self { state, meter, principal, cut_at: None })
     }
@@ -271,9 +276,9 @@ pub async fn record(
 
 /// The key (or master key) calling an endpoint the gateway answers from its records alone, as
 /// its owner name.
-pub fn owner_of(state: &Shared, parts: &Parts) -> Result<String, ApiError> {
+pub async fn owner_of(state: &Shared, parts: &Parts) -> Result<String, ApiError> {
     let secret = crate::auth::bearer(&parts.headers)?;
-    let principal = state.authenticate_client(secret, crate::auth::client_ip(&parts.extensions))?;
+    let principal = state.authenticate_client(secret, crate::auth::client_ip(&parts.extensions)).await?;
     Ok(principal.key_id().unwrap_or(MASTER_OWNER).to_string())
 }
 

@@ -99,6 +99,7 @@ pub async fn run(
         route_inputs,
         accounting,
         keys: keys.clone(),
+        key_misses: Default::default(),
         responses,
         store,
         logs: logs.clone(),

@@ -267,3 +267,30 @@ async fn every_change_and_login_is_in_the_audit_log_with_no_secret() {
     assert_eq!(lines.len(), 7);
     assert_eq!(lines[6]["actor"], "(startup)");
 }
+
+/// A key written to the database by another process (the CLI, another instance) answers on its
+/// very first request, before any poll could have brought it: the key ring miss asks the
+/// database. Random keys stay 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_elsewhere_works_on_its_first_request() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let generated = llm_proxy_core::virtual_key::generate_key();
+    gw.store
+        .insert_key(&llm_proxy_core::virtual_key::NewKey {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: "elsewhere".into(),
+            hash: generated.hash,
+            display: generated.display,
+            models: Vec::new(),
+            user: None,
+            expires_at: None,
+            limits: Default::default(),
+        })
+        .await
+        .expect("inserted");
+    // No wait for the poll.
+    assert_eq!(gw.chat(&generated.secret, chat()).await.status(), 200);
+    for i in 0..50 {
+        assert_eq!(gw.chat(&format!("sk-llmp-random-guess-{i:040}"), chat()).await.status(), 401);
+    }
+}

@@ -50,6 +50,12 @@ macro_rules! impl_store {
             row.ok_or(StoreError::NotFound)?.try_into()
         }
 
+        async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+            let row: Option<KeyRow> =
+                sqlx::query_as(rows::KEY_BY_HASH).bind(&hash[..]).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+            row.map(KeyRecord::try_from).transpose()
+        }
+
         async fn keys_updated_since(&self, since: UnixMillis) -> Result<Vec<KeyRecord>, StoreError> {
             let rows: Vec<KeyRow> = sqlx::query_as(rows::KEYS_UPDATED_SINCE)
                 .bind(since.to_i64())

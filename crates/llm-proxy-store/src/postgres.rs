@@ -11,7 +11,7 @@ use llm_proxy_core::store::{StatsQuery, StatsRow, Store, StoreError, StoredRoute
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::upstream_object::{ObjectQuery, UpstreamObject};
 use llm_proxy_core::user::{NewUser, Role, SessionRecord, UserRecord};
-use llm_proxy_core::virtual_key::{KeyRecord, NewKey};
+use llm_proxy_core::virtual_key::{KeyHash, KeyRecord, NewKey};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

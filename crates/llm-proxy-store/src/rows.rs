@@ -81,6 +81,8 @@ pub(crate) const INSERT_KEY: &str =
 pub(crate) const LIST_KEYS: &str =
     concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at DESC, id DESC");
 
+pub(crate) const KEY_BY_HASH: &str = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE key_hash = $1");
+
 pub(crate) const KEYS_UPDATED_SINCE: &str =
     concat!("SELECT ", key_columns!(), " FROM api_keys WHERE updated_at >= $1 ORDER BY updated_at, id");
 

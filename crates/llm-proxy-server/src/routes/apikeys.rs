@@ -148,8 +148,10 @@ async fn create_key(state: &Shared, caller: &AdminCaller, asked: CreateKey) -> R
         limits,
     };
     let record = state.store.insert_key(&new).await.map_err(|e| unavailable(&e))?;
-    // This instance knows it at once; the others at their next poll.
+    // This instance knows it at once; the others at their next poll, or at its first use there
+    // (a key ring miss asks the database).
     state.keys.apply(vec![record.clone()]);
+    state.key_misses.forget(&record.hash);
     Ok((view(&record), generated.secret))
 }
 

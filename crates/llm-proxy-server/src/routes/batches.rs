@@ -26,7 +26,7 @@ const MAX_LIMIT: u32 = 100;
 /// provider holding it, with the body as it came.
 pub async fn create(State(state): State<AppState>, Extension(id): Extension<RequestId>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let call = match ObjectCall::start(&state, &id, "batches.create", &parts) {
+    let call = match ObjectCall::start(&state, &id, "batches.create", &parts).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -134,7 +134,7 @@ async fn about(
     method: PassMethod,
     suffix: &str,
 ) -> Response {
-    let call = match ObjectCall::start(state, id, endpoint, parts) {
+    let call = match ObjectCall::start(state, id, endpoint, parts).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -169,7 +169,7 @@ pub async fn list(
         return ApiError::bad_request("Query parameters are `limit` (1-100), `order` (asc, desc) and `after`.")
             .into_response();
     };
-    let owner = match object_call::owner_of(&state, &parts) {
+    let owner = match object_call::owner_of(&state, &parts).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };

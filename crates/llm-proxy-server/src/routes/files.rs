@@ -20,7 +20,7 @@ const MAX_LIMIT: u32 = 10_000;
 /// `POST /v1/files`: a multipart upload (`file`, `purpose`), streamed to the provider.
 pub async fn create(State(state): State<AppState>, Extension(id): Extension<RequestId>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let mut call = match ObjectCall::start(&state, &id, "files.create", &parts) {
+    let mut call = match ObjectCall::start(&state, &id, "files.create", &parts).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -80,7 +80,7 @@ pub async fn list(
         return ApiError::bad_request("Query parameters are `purpose`, `limit`, `order` (asc, desc) and `after`.")
             .into_response();
     };
-    let owner = match object_call::owner_of(&state, &parts) {
+    let owner = match object_call::owner_of(&state, &parts).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -100,7 +100,7 @@ pub async fn retrieve(
     parts: Parts,
     Path(file): Path<String>,
 ) -> Response {
-    let call = match ObjectCall::start(&state, &id, "files.retrieve", &parts) {
+    let call = match ObjectCall::start(&state, &id, "files.retrieve", &parts).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -126,7 +126,7 @@ pub async fn delete(
     parts: Parts,
     Path(file): Path<String>,
 ) -> Response {
-    let call = match ObjectCall::start(&state, &id, "files.delete", &parts) {
+    let call = match ObjectCall::start(&state, &id, "files.delete", &parts).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -162,7 +162,7 @@ pub async fn content(
     parts: Parts,
     Path(file): Path<String>,
 ) -> Response {
-    let call = match ObjectCall::start(&state, &id, "files.content", &parts) {
+    let call = match ObjectCall::start(&state, &id, "files.content", &parts).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };

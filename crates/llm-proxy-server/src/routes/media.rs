@@ -65,7 +65,7 @@ async fn pass(
     let (parts, body) = request.into_parts();
     let name = endpoint.log_name();
     if upload::is_multipart(&parts.headers) {
-        let mut x = match Exchange::authenticate(&state, &id, name, WireProtocol::OpenAi, &parts) {
+        let mut x = match Exchange::authenticate(&state, &id, name, WireProtocol::OpenAi, &parts).await {
             Ok(x) => x,
             Err(resp) => return resp,
         };

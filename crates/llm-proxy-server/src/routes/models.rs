@@ -11,7 +11,7 @@ use crate::auth::{Principal, bearer, client_ip};
 use crate::error::ApiError;
 
 pub async fn list_models(State(state): State<AppState>, parts: Parts) -> Response {
-    let principal = match caller(&state, &parts) {
+    let principal = match caller(&state, &parts).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -29,7 +29,7 @@ pub async fn list_models(State(state): State<AppState>, parts: Parts) -> Respons
 /// One model by any name a client may use for it (alias, `provider/model` or bare id). A model the
 /// key may not use is reported as not found, like one that does not exist.
 pub async fn retrieve_model(State(state): State<AppState>, parts: Parts, Path(id): Path<String>) -> Response {
-    let principal = match caller(&state, &parts) {
+    let principal = match caller(&state, &parts).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -42,6 +42,6 @@ pub async fn retrieve_model(State(state): State<AppState>, parts: Parts, Path(id
     }
 }
 
-fn caller(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
-    state.authenticate_client(bearer(&parts.headers)?, client_ip(&parts.extensions))
+async fn caller(state: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+    state.authenticate_client(bearer(&parts.headers)?, client_ip(&parts.extensions)).await
 }

@@ -106,8 +106,8 @@ fn conversation(chain: &[Arc<StoredResponse>]) -> Vec<Value> {
 }
 
 /// The key (or master key) calling one of the read endpoints, as its owner name.
-fn owner(state: &Shared, parts: &Parts) -> Result<String, ApiError> {
-    let principal = state.authenticate_client(bearer(&parts.headers)?, client_ip(&parts.extensions))?;
+async fn owner(state: &Shared, parts: &Parts) -> Result<String, ApiError> {
+    let principal = state.authenticate_client(bearer(&parts.headers)?, client_ip(&parts.extensions)).await?;
     Ok(principal.key_id().unwrap_or(MASTER_OWNER).to_string())
 }
 
@@ -123,7 +123,7 @@ fn unavailable(e: &llm_proxy_core::store::StoreError) -> ApiError {
 
 /// `GET /v1/responses/{id}`: the response object as the client received it.
 pub async fn retrieve(State(state): State<AppState>, parts: Parts, Path(id): Path<String>) -> Response {
-    let found = match owner(&state, &parts) {
+    let found = match owner(&state, &parts).await {
         Ok(owner) => state.responses.get(&id, &owner).await.map_err(|e| unavailable(&e)),
         Err(e) => Err(e),
     };
@@ -136,7 +136,7 @@ pub async fn retrieve(State(state): State<AppState>, parts: Parts, Path(id): Pat
 
 /// `DELETE /v1/responses/{id}`.
 pub async fn delete(State(state): State<AppState>, parts: Parts, Path(id): Path<String>) -> Response {
-    let owner = match owner(&state, &parts) {
+    let owner = match owner(&state, &parts).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -178,7 +178,7 @@ pub async fn input_items_list(
         }
     };
     let limit = params.limit.unwrap_or(20).clamp(1, 100) as usize;
-    let owner = match owner(&state, &parts) {
+    let owner = match owner(&state, &parts).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
