@@ -185,21 +185,19 @@ macro_rules! impl_store {
         }
 
         async fn put_responses(&self, batch: &[StoredResponse]) -> Result<(), StoreError> {
-            // One statement, prepared once per connection, run per row in one transaction.
+            let rows = rows::unique_responses(batch);
+            // A few statement shapes, each prepared once per connection and cached.
+            let mut chunks = rows::statement_chunks(&rows, rows::RESPONSE_ROWS_PER_UPSERT).peekable();
+            let Some(first) = chunks.next() else { return Ok(()) };
+            if chunks.peek().is_none() {
+                // One statement is atomic by itself: no `BEGIN` and `COMMIT`, which cost more than
+                // the insert.
+                rows::put_responses_query(first).build().execute(&self.pool).await.map_err(map_sqlx)?;
+                return Ok(());
+            }
             let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-            for r in batch {
-                sqlx::query(rows::PUT_RESPONSE)
-                    .bind(&r.id)
-                    .bind(&r.key_id)
-                    .bind(r.created_at.to_i64())
-                    .bind(r.expires_at.to_i64())
-                    .bind(&r.previous_id)
-                    .bind(&r.upstream)
-                    .bind(&r.input)
-                    .bind(&r.response)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
+            for chunk in std::iter::once(first).chain(chunks) {
+                rows::put_responses_query(chunk).build().execute(&mut *tx).await.map_err(map_sqlx)?;
             }
             tx.commit().await.map_err(map_sqlx)
         }
