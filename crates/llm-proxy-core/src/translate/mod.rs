@@ -208,6 +208,24 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends `n` in decimal: events carry several numbers each, and `write!` goes through the
+/// formatting machinery for every one.
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// The ids of the tool calls a decoded stream starts, in order: for the tests of each decoder.
 #[cfg(test)]
 pub(crate) fn tool_call_ids(events: &[StreamEvent]) -> Vec<String> {

@@ -1,13 +1,12 @@
 //! Unified stream events → the Responses API's events, for a Responses client of any upstream.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use super::meta::{Outcome, ResponseMeta};
 use super::response::outcome;
 use crate::provider::{ChatChunk, ChunkKind, TokenUsage};
 use crate::time::UnixMillis;
-use crate::translate::{AnswerIds, StreamEncoder, push_json_str};
+use crate::translate::{AnswerIds, StreamEncoder, push_json_str, push_u64};
 use crate::unified::{StopReason, StreamEvent};
 
 /// Encodes a unified event stream as OpenAI streams a response: `response.created` and
@@ -36,7 +35,13 @@ pub struct ResponsesEncoder {
     calls: Vec<(usize, usize)>,
     stop: Option<StopReason>,
     usage: Option<TokenUsage>,
+    /// Given the final response, once: the answer to keep.
+    keep: Option<KeepAnswer>,
 }
+
+/// Called with the id and text of the final response (completed or incomplete), as it goes out:
+/// the answer kept is the text the client receives, without reading the event back.
+pub type KeepAnswer = Box<dyn FnOnce(&str, &str) + Send>;
 
 struct OpenItem {
     kind: Kind,
@@ -128,7 +133,7 @@ impl Obj {
 
     fn num(&mut self, key: &str, value: usize) -> &mut Self {
         self.key(key);
-        let _ = write!(self.0, "{value}");
+        push_u64(&mut self.0, value as u64);
         self
     }
 
@@ -173,7 +178,14 @@ impl ResponsesEncoder {
             calls: Vec::new(),
             stop: None,
             usage: None,
+            keep: None,
         }
+    }
+
+    /// Keeps the final response with `keep`.
+    pub fn keeping(mut self, keep: KeepAnswer) -> Self {
+        self.keep = Some(keep);
+        self
     }
 
     fn next_sequence_number(&mut self) -> u64 {
@@ -189,7 +201,7 @@ impl ResponsesEncoder {
         fields(&mut body);
         let n = self.next_sequence_number();
         body.key("sequence_number");
-        let _ = write!(body.0, "{n}");
+        push_u64(&mut body.0, n);
         out.push(ChatChunk { event: Some(Cow::Borrowed(name)), data: body.end(), usage: None, kind: ChunkKind::Meta });
     }
 
@@ -248,7 +260,9 @@ impl ResponsesEncoder {
         }
         let mut delta_head = format!("{{\"type\":\"{delta_type}\",\"item_id\":");
         push_json_str(&mut delta_head, &id);
-        let _ = write!(delta_head, ",\"output_index\":{output_index},");
+        delta_head.push_str(",\"output_index\":");
+        push_u64(&mut delta_head, output_index as u64);
+        delta_head.push(',');
         delta_head.push_str(match kind {
             Kind::Message => "\"content_index\":0,\"delta\":",
             Kind::Reasoning => "\"summary_index\":0,\"delta\":",
@@ -269,7 +283,9 @@ impl ResponsesEncoder {
         if open.kind == Kind::Message {
             data.push_str(",\"logprobs\":[]");
         }
-        let _ = write!(data, ",\"sequence_number\":{sequence_number}}}");
+        data.push_str(",\"sequence_number\":");
+        push_u64(&mut data, sequence_number);
+        data.push('}');
         let name = match open.kind {
             Kind::Message => "response.output_text.delta",
             Kind::Reasoning => "response.reasoning_summary_text.delta",
@@ -427,6 +443,9 @@ impl StreamEncoder for ResponsesEncoder {
         let items: Vec<String> = self.output.iter().map(ClosedItem::json).collect();
         let output = format!("[{}]", items.join(","));
         let response = self.meta.object_text(outcome, &output, self.usage.as_ref());
+        if let Some(keep) = self.keep.take() {
+            keep(&self.meta.id, &response);
+        }
         let n = self.next_sequence_number();
         out.push(ChatChunk { usage: self.usage, ..response_event(name, &response, n) });
     }
@@ -470,7 +489,7 @@ fn response_event(name: &'static str, response: &str, sequence_number: u64) -> C
     data.push_str("\",\"response\":");
     data.push_str(response);
     data.push_str(",\"sequence_number\":");
-    data.push_str(&sequence_number.to_string());
+    push_u64(&mut data, sequence_number);
     data.push('}');
     ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta }
 }
