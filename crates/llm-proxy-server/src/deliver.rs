@@ -36,7 +36,8 @@ pub enum ClientSide {
 /// A Responses API client: what its answer repeats of the request, and how to keep the answer.
 #[derive(Debug, Clone)]
 pub struct ResponsesClient {
-    pub meta: ResponseMeta,
+    /// Shared, not copied, with the encoder and the stream's ending (tools alone can be tens of KB).
+    pub meta: Arc<ResponseMeta>,
     /// `None` when the client sent `store: false`.
     pub keep: Option<Keep>,
 }

@@ -1,6 +1,7 @@
 //! Unified stream events → the Responses API's events, for a Responses client of any upstream.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::meta::{Outcome, ResponseMeta};
 use super::response::outcome;
@@ -21,7 +22,8 @@ use crate::unified::{StopReason, StreamEvent};
 /// `.done` events and the final response repeat it; a closed item is written once, for its
 /// `response.output_item.done` and the final response.
 pub struct ResponsesEncoder {
-    meta: ResponseMeta,
+    /// Shared with the stream's ending, which writes `response.failed` from it.
+    meta: Arc<ResponseMeta>,
     /// Names the output items.
     ids: AnswerIds,
     /// When the response completed, read at the end.
@@ -185,9 +187,9 @@ enum Kind {
 impl ResponsesEncoder {
     /// `meta` is the request's (its id names the response); `ids` names the output items; `clock`
     /// tells when the response completed (`UnixMillis::now`, or a fixed time in tests).
-    pub fn new(meta: ResponseMeta, ids: AnswerIds, clock: fn() -> UnixMillis) -> Self {
+    pub fn new(meta: impl Into<Arc<ResponseMeta>>, ids: AnswerIds, clock: fn() -> UnixMillis) -> Self {
         Self {
-            meta,
+            meta: meta.into(),
             ids,
             clock,
             sequence_number: 0,
