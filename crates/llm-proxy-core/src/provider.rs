@@ -145,6 +145,9 @@ impl ChatInput {
 pub struct CompleteResponse {
     pub body: Bytes,
     pub usage: Option<TokenUsage>,
+    /// The answer's id, read in the same pass as its usage where the gateway keeps answers
+    /// (the Responses API); `None` elsewhere.
+    pub id: Option<String>,
 }
 
 /// What one streamed chunk is, for metering and for what the client asked to see.

@@ -82,7 +82,7 @@ impl Anthropic {
         if !stream {
             let body = self.upstream.post_for_body(&self.messages_url, headers, body).await?;
             let usage = usage_of_message(&body)?;
-            return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
+            return Ok(ChatOutput::Complete(CompleteResponse { usage, body, id: None }));
         }
         let resp = self.upstream.post(&self.messages_url, headers, body).await?;
         let handler = Passthrough {

@@ -142,7 +142,7 @@ impl Provider for Gemini {
         let body = self.upstream.post_for_body(&self.url(model, "batchEmbedContents")?, self.headers(), body).await?;
         let out = embeddings_response(&body, model, base64)?;
         // Gemini reports no token counts for embeddings.
-        Ok(CompleteResponse { body: to_body(&out)?.into(), usage: None })
+        Ok(CompleteResponse { body: to_body(&out)?.into(), usage: None, id: None })
     }
 
     async fn media(

@@ -9,7 +9,7 @@ use llm_proxy_core::UnixMillis;
 use llm_proxy_core::provider::ChatOutput;
 use llm_proxy_core::stored_response::StoredResponse;
 use llm_proxy_core::translate::completions::{self, CompletionEncoder};
-use llm_proxy_core::translate::responses::{self, ResponseMeta, ResponsesEncoder};
+use llm_proxy_core::translate::responses::{self, KeepAnswer, ResponseMeta, ResponsesEncoder};
 use llm_proxy_core::translate::{self, AnswerIds, StreamEncoder, anthropic, openai};
 
 use crate::app::Shared;
@@ -36,7 +36,8 @@ pub enum ClientSide {
 /// A Responses API client: what its answer repeats of the request, and how to keep the answer.
 #[derive(Debug, Clone)]
 pub struct ResponsesClient {
-    pub meta: ResponseMeta,
+    /// Shared, not copied, with the encoder and the stream's ending (tools alone can be tens of KB).
+    pub meta: Arc<ResponseMeta>,
     /// `None` when the client sent `store: false`.
     pub keep: Option<Keep>,
 }
@@ -67,7 +68,12 @@ impl Keep {
         });
     }
 
-    /// For a stream: keeps the answer of its `response.completed` event.
+    /// For a translated stream: keeps the final response the encoder wrote.
+    fn on_encoded(self, store: Arc<ResponseStore>) -> KeepAnswer {
+        Box::new(move |id: &str, response: &str| self.put(&store, id.to_string(), response.to_string(), None))
+    }
+
+    /// For a passthrough stream: keeps the answer of its `response.completed` event.
     fn on_complete(self, store: Arc<ResponseStore>, held_by: Option<String>) -> OnComplete {
         Box::new(move |data: &str| match responses::completed_response(data) {
             Some((id, response)) => self.put(&store, id, response.to_string(), held_by.as_deref()),
@@ -117,7 +123,8 @@ pub async fn deliver(
                 meter.usage(u);
             }
             if let Some(keep) = &keep {
-                match (responses::response_id(&done.body), std::str::from_utf8(&done.body)) {
+                // The id was read with the usage, in the adapter's one pass over the body.
+                match (done.id, std::str::from_utf8(&done.body)) {
                     (Some(id), Ok(text)) => keep.put(&state.responses, id, text.to_string(), held_by(true).as_deref()),
                     _ => tracing::warn!("an upstream Responses answer without a readable id cannot be kept"),
                 }
@@ -169,10 +176,12 @@ pub async fn deliver(
                 (_, StreamEnding::OpenAi) => Box::new(openai::ChunkEncoder::new(model, now_secs(), wants_usage, ids)),
                 (_, StreamEnding::Anthropic) => Box::new(anthropic::EventEncoder::new(model, ids)),
                 (_, StreamEnding::Responses(r)) => {
-                    if let Some(keep) = keep {
-                        r.on_complete = Some(keep.on_complete(state.responses.clone(), None));
+                    let encoder = ResponsesEncoder::new(r.meta.clone(), ids, UnixMillis::now);
+                    match keep {
+                        // The encoder hands over the response it writes: nothing to read back.
+                        Some(keep) => Box::new(encoder.keeping(keep.on_encoded(state.responses.clone()))),
+                        None => Box::new(encoder),
                     }
-                    Box::new(ResponsesEncoder::new(r.meta.clone(), ids, UnixMillis::now))
                 }
             };
             // The encoder already leaves out what the client did not ask for.

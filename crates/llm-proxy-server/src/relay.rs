@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::HeaderValue;
@@ -44,7 +45,7 @@ pub enum StreamEnding {
 
 pub struct ResponsesEnding {
     /// What a `response.failed` says of the response.
-    pub meta: ResponseMeta,
+    pub meta: Arc<ResponseMeta>,
     pub on_complete: Option<OnComplete>,
 }
 

@@ -25,6 +25,10 @@ const BATCH: usize = 64;
 /// Tries of one batch, and the wait before the first retry (doubling).
 const WRITE_TRIES: u32 = 4;
 const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// How long the writer lets a batch gather once it has one answer, as the request log's writer
+/// does: a write per answer (a statement, a commit and a wake-up of the database's thread) cost
+/// more than the rest of a passthrough request. Reads find the waiting answers in memory.
+const BATCH_LINGER: Duration = Duration::from_millis(50);
 
 pub struct ResponseStore {
     store: Arc<dyn Store>,
@@ -83,7 +87,24 @@ impl ResponseStore {
         loop {
             tokio::select! {
                 biased;
-                n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    // A full batch is written at once; a shutdown cuts the wait short.
+                    if batch.len() < BATCH {
+                        tokio::select! {
+                            () = stop.cancelled() => {}
+                            () = tokio::time::sleep(BATCH_LINGER) => {}
+                        }
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(r) => batch.push(r),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 () = stop.cancelled() => {
                     // Shutting down: what is queued is written, then the writer ends.
                     rx.close();

@@ -9,8 +9,8 @@
 /// The `Store` methods whose SQL and binding are the same on both backends (the SQL is in `rows`).
 /// A macro rather than a generic over `sqlx::Database`, whose bounds would outweigh the code.
 /// `impl_store!(Type { backend-specific methods })` writes the whole `impl Store`, so that
-/// `async_trait` sees every method. Expects `self.pool`, `self.log_conn` (a [`LogConnection`]) and
-/// `self.clock()` (the clock that stamps key and route changes).
+/// `async_trait` sees every method. Expects `self.pool`, `self.log_conn` and `self.response_conn`
+/// (each a [`KeptConnection`]) and `self.clock()` (the clock that stamps key and route changes).
 macro_rules! impl_store {
     ($store:ty { $($own:tt)* }) => {
         #[async_trait::async_trait]
@@ -202,23 +202,31 @@ macro_rules! impl_store {
         }
 
         async fn put_responses(&self, batch: &[StoredResponse]) -> Result<(), StoreError> {
-            // One statement, prepared once per connection, run per row in one transaction.
-            let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-            for r in batch {
-                sqlx::query(rows::PUT_RESPONSE)
-                    .bind(&r.id)
-                    .bind(&r.key_id)
-                    .bind(r.created_at.to_i64())
-                    .bind(r.expires_at.to_i64())
-                    .bind(&r.previous_id)
-                    .bind(&r.upstream)
-                    .bind(&r.input)
-                    .bind(&r.response)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_sqlx)?;
+            let rows = rows::unique_responses(batch);
+            // A few statement shapes, each prepared once per connection and cached: on the
+            // connection the writer keeps, they are parsed once.
+            let mut chunks = rows::statement_chunks(&rows, rows::RESPONSE_ROWS_PER_UPSERT).peekable();
+            let Some(first) = chunks.next() else { return Ok(()) };
+            let mut conn = self.response_conn.take(&self.pool).await.map_err(map_sqlx)?;
+            let written = if chunks.peek().is_none() {
+                // One statement is atomic by itself: no `BEGIN` and `COMMIT`, which cost more than
+                // the insert.
+                rows::put_responses_query(first).build().execute(&mut *conn).await.map(|_| ()).map_err(map_sqlx)
+            } else {
+                async {
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_sqlx)?;
+                    for chunk in std::iter::once(first).chain(chunks) {
+                        rows::put_responses_query(chunk).build().execute(&mut *tx).await.map_err(map_sqlx)?;
+                    }
+                    tx.commit().await.map_err(map_sqlx)
+                }
+                .await
+            };
+            if written.is_ok() {
+                // A connection that failed goes back to the pool, which checks it before reuse.
+                self.response_conn.put_back(conn);
             }
-            tx.commit().await.map_err(map_sqlx)
+            written
         }
 
         async fn response_chain(
@@ -472,19 +480,30 @@ pub async fn connect(database_url: &str, max_open: u32, max_idle: u32) -> Result
     }
 }
 
-/// The connection the request-log writer used last, kept for its next batch. The pool hands its
-/// idle connections out in turn and each has its own statement cache, so without this a batch
-/// mostly lands on a connection that has not prepared the log statements yet and parses them
-/// again, which cost more than writing the rows. Not kept when the pool has one connection only:
-/// everything else needs it.
-pub(crate) struct LogConnection<DB: Database> {
+/// The connection a writer (of the request log, of the kept Responses answers) used last, kept for
+/// its next batch. The pool hands its idle connections out in turn and each has its own statement
+/// cache, so without this a batch mostly lands on a connection that has not prepared the writer's
+/// statements yet and parses them again, which cost more than writing the rows. Kept only while
+/// the pool has more than `keep_above` connections: the rest of the gateway needs one at least.
+pub(crate) struct KeptConnection<DB: Database> {
     held: Mutex<Option<PoolConnection<DB>>>,
     keep: bool,
 }
 
-impl<DB: Database> LogConnection<DB> {
-    pub(crate) fn new(pool: &Pool<DB>) -> Self {
-        Self { held: Mutex::new(None), keep: pool.options().get_max_connections() > 1 }
+impl<DB: Database> KeptConnection<DB> {
+    /// The request-log writer's: kept when the pool has two connections or more.
+    pub(crate) fn for_log(pool: &Pool<DB>) -> Self {
+        Self::new(pool, 1)
+    }
+
+    /// The Responses writer's: kept when the pool has three or more, so that with the log
+    /// writer's one held too, one at least is left for reads (a follow-up's history, auth).
+    pub(crate) fn for_responses(pool: &Pool<DB>) -> Self {
+        Self::new(pool, 2)
+    }
+
+    fn new(pool: &Pool<DB>, keep_above: u32) -> Self {
+        Self { held: Mutex::new(None), keep: pool.options().get_max_connections() > keep_above }
     }
 
     /// The kept connection, or one from the pool.

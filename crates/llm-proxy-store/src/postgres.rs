@@ -17,7 +17,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::rows::{self, KeyRow, LogRow, RouteRow};
-use crate::{LogConnection, map_migrate, map_sqlx, missing_migrations};
+use crate::{KeptConnection, map_migrate, map_sqlx, missing_migrations};
 use crate::{audit_rows, object_rows, user_rows};
 
 /// How long a caller waits for a pooled connection (or a new one) before `Unavailable`.
@@ -38,7 +38,8 @@ fn migrator() -> Migrator {
 
 pub struct PostgresStore {
     pool: PgPool,
-    log_conn: LogConnection<sqlx::Postgres>,
+    log_conn: KeptConnection<sqlx::Postgres>,
+    response_conn: KeptConnection<sqlx::Postgres>,
 }
 
 impl PostgresStore {
@@ -65,7 +66,11 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await;
         match pool {
-            Ok(pool) => Ok(Self { log_conn: LogConnection::new(&pool), pool }),
+            Ok(pool) => Ok(Self {
+                log_conn: KeptConnection::for_log(&pool),
+                response_conn: KeptConnection::for_responses(&pool),
+                pool,
+            }),
             Err(sqlx::Error::PoolTimedOut) => Err(StoreError::Unavailable(format!(
                 "cannot connect to PostgreSQL within {}s: {}",
                 ACQUIRE_TIMEOUT.as_secs(),

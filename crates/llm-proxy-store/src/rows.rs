@@ -126,12 +126,50 @@ macro_rules! response_columns {
     };
 }
 
-pub(crate) const PUT_RESPONSE: &str = concat!(
-    "INSERT INTO responses (id, key_id, created_at, expires_at, previous_id, upstream, input, response) ",
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, ",
-    "created_at = excluded.created_at, expires_at = excluded.expires_at, previous_id = excluded.previous_id, ",
-    "upstream = excluded.upstream, input = excluded.input, response = excluded.response"
-);
+/// Columns per `responses` row, and most rows per upsert (a power of two: see [`statement_chunks`]).
+const RESPONSE_COLUMNS: usize = 8;
+pub(crate) const RESPONSE_ROWS_PER_UPSERT: usize = 64;
+const _: () =
+    assert!(RESPONSE_ROWS_PER_UPSERT.is_power_of_two() && RESPONSE_COLUMNS * RESPONSE_ROWS_PER_UPSERT <= 32_766);
+
+/// The answers of a batch, each id once: the last put of an id wins, as it would written one by
+/// one (PostgreSQL refuses an upsert that touches one row twice).
+pub(crate) fn unique_responses(batch: &[StoredResponse]) -> Vec<&StoredResponse> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut rows: Vec<&StoredResponse> = batch.iter().rev().filter(|r| seen.insert(r.id.as_str())).collect();
+    rows.reverse();
+    rows
+}
+
+/// One multi-row upsert for up to [`RESPONSE_ROWS_PER_UPSERT`] answers of distinct ids.
+pub(crate) fn put_responses_query<'a, DB>(batch: &[&'a StoredResponse]) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO responses (id, key_id, created_at, expires_at, previous_id, upstream, input, response) ",
+    );
+    qb.push_values(batch.iter().copied(), |mut row, r| {
+        row.push_bind(r.id.as_str())
+            .push_bind(r.key_id.as_str())
+            .push_bind(r.created_at.to_i64())
+            .push_bind(r.expires_at.to_i64())
+            .push_bind(r.previous_id.as_deref())
+            .push_bind(r.upstream.as_deref())
+            .push_bind(r.input.as_str())
+            .push_bind(r.response.as_str());
+    });
+    qb.push(concat!(
+        " ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, created_at = excluded.created_at, ",
+        "expires_at = excluded.expires_at, previous_id = excluded.previous_id, upstream = excluded.upstream, ",
+        "input = excluded.input, response = excluded.response"
+    ));
+    qb
+}
 
 /// `$1`'s chain back through `previous_id`, newest `$4` answers, all of key `$2` and unexpired at
 /// `$3`; oldest first. One statement, whatever the length (both databases have recursive CTEs).

@@ -17,7 +17,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::rows::{self, KeyRow, LogRow, RouteRow};
-use crate::{LogConnection, map_migrate, map_sqlx, missing_migrations};
+use crate::{KeptConnection, map_migrate, map_sqlx, missing_migrations};
 use crate::{audit_rows, object_rows, user_rows};
 
 /// How long a statement waits for another connection's write lock before giving up.
@@ -34,7 +34,8 @@ fn migrator() -> Migrator {
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    log_conn: LogConnection<sqlx::Sqlite>,
+    log_conn: KeptConnection<sqlx::Sqlite>,
+    response_conn: KeptConnection<sqlx::Sqlite>,
     /// Serialises `migrate` within this process. SQLite has no advisory lock, so two processes
     /// migrating at once are handled in `migrate` itself.
     migrating: tokio::sync::Mutex<()>,
@@ -89,7 +90,12 @@ impl SqliteStore {
                 Err(e) => return Err(map_sqlx(e)),
             }
         };
-        Ok(Self { log_conn: LogConnection::new(&pool), pool, migrating: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            log_conn: KeptConnection::for_log(&pool),
+            response_conn: KeptConnection::for_responses(&pool),
+            pool,
+            migrating: tokio::sync::Mutex::new(()),
+        })
     }
 }
 

@@ -161,7 +161,7 @@ impl OpenAiCompat {
         if !stream {
             let body = self.upstream.post_for_body(url, self.headers(), body).await?;
             let usage = convert::complete_usage(&body)?;
-            return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
+            return Ok(ChatOutput::Complete(CompleteResponse { usage, body, id: None }));
         }
         let resp = self.upstream.post(url, self.headers(), body).await?;
         let handler = Passthrough {
@@ -208,7 +208,7 @@ impl Provider for OpenAiCompat {
         request.model = model.to_string();
         let body = self.upstream.post_for_body(&self.embeddings_url, self.headers(), to_body(&request)?).await?;
         let usage = convert::complete_usage(&body)?;
-        Ok(CompleteResponse { usage, body })
+        Ok(CompleteResponse { usage, body, id: None })
     }
 
     async fn media(&self, model: &str, request: MediaRequest) -> Result<MediaAnswer, ProviderError> {

@@ -1,6 +1,6 @@
 //! The Responses API passthrough, for upstreams that serve it (`responses_api`): the client's body
 //! goes to `…/responses` with `model` rewritten, and the answer comes back as sent, read in passing
-//! for its usage (`llm_proxy_core::translate::responses::scan_event`).
+//! for its id and usage (`llm_proxy_core::translate::responses::{scan_response, scan_event}`).
 //!
 //! A conversation the gateway stored is sent as what the upstream can read: its
 //! `previous_response_id` when this upstream holds that conversation itself, else its items
@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use llm_proxy_core::provider::{ChatChunk, ChatOutput, CompleteResponse, ProviderError, ResponsesCall};
-use llm_proxy_core::translate::responses::{input_items, scan_event, usage_of_response};
+use llm_proxy_core::translate::responses::{input_items, scan_event, scan_response};
 use llm_proxy_protocol::openai::{InputItems, ResponsesInput};
 use llm_proxy_protocol::sse::SseEvent;
 
@@ -43,8 +43,8 @@ impl OpenAiCompat {
         })?;
         if !stream {
             let body = self.upstream.post_for_body(url, self.headers(), body).await?;
-            let usage = usage_of_response(&body)?;
-            return Ok(ChatOutput::Complete(CompleteResponse { usage, body }));
+            let scan = scan_response(&body)?;
+            return Ok(ChatOutput::Complete(CompleteResponse { usage: scan.usage, id: scan.id, body }));
         }
         let resp = self.upstream.post(url, self.headers(), body).await?;
         let handler = Passthrough { finished: false, secret: self.upstream.secret.clone() };

@@ -55,7 +55,7 @@ pub async fn create(State(state): State<AppState>, Extension(id): Extension<Requ
             }
         },
     };
-    let meta = ResponseMeta::of(&request, UnixMillis::now(), AnswerIds::random());
+    let meta = Arc::new(ResponseMeta::of(&request, UnixMillis::now(), AnswerIds::random()));
     let keep = request.stores().then(|| Keep {
         key_id: owner,
         previous_id: request.previous_response_id.clone(),

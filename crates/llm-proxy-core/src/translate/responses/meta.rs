@@ -9,7 +9,7 @@ use super::stream::FailureCode;
 use super::usage_to_wire;
 use crate::provider::TokenUsage;
 use crate::time::UnixMillis;
-use crate::translate::AnswerIds;
+use crate::translate::{AnswerIds, push_json_str, push_u64};
 
 /// The fields of a `response` object that come from its request, with OpenAI's defaults where the
 /// client left them out. Taken from the request before it is translated (which consumes it).
@@ -136,26 +136,50 @@ impl ResponseMeta {
     }
 
     /// `object` as JSON text, `output` given as its text: written around the echoed fields'
-    /// text rather than built as a tree (a stream writes three of these).
+    /// text rather than built as a tree (a stream writes three of these), numbers and the
+    /// outcome's fields written directly.
     pub(super) fn object_text(&self, outcome: Outcome<'_>, output: &str, usage: Option<&TokenUsage>) -> String {
-        let (status, completed_at, error, incomplete) = outcome_fields(outcome);
-        let usage = json!(usage.map(usage_to_wire)).to_string();
         let e = self.echo.get_or_init(|| self.echo_text());
         let mut out = String::with_capacity(
-            160 + e.before_output.len() + e.before_usage.len() + e.after_usage.len() + output.len() + usage.len(),
+            400 + e.before_output.len() + e.before_usage.len() + e.after_usage.len() + output.len(),
         );
         out.push_str("{\"id\":");
-        crate::translate::push_json_str(&mut out, &self.id);
+        push_json_str(&mut out, &self.id);
         out.push_str(",\"object\":\"response\",\"created_at\":");
-        out.push_str(&seconds(self.created_at).to_string());
+        push_u64(&mut out, seconds(self.created_at));
+        let (status, completed_at) = match outcome {
+            Outcome::InProgress => ("in_progress", None),
+            Outcome::Completed { at } => ("completed", Some(seconds(at))),
+            Outcome::Incomplete { .. } => ("incomplete", None),
+            Outcome::Failed { .. } => ("failed", None),
+        };
         out.push_str(",\"status\":\"");
         out.push_str(status);
         out.push_str("\",\"completed_at\":");
-        out.push_str(&completed_at.to_string());
+        match completed_at {
+            Some(at) => push_u64(&mut out, at),
+            None => out.push_str("null"),
+        }
         out.push_str(",\"error\":");
-        out.push_str(&error.to_string());
+        match outcome {
+            Outcome::Failed { code, message } => {
+                out.push_str("{\"code\":\"");
+                out.push_str(code.as_str());
+                out.push_str("\",\"message\":");
+                push_json_str(&mut out, message);
+                out.push('}');
+            }
+            _ => out.push_str("null"),
+        }
         out.push_str(",\"incomplete_details\":");
-        out.push_str(&incomplete.to_string());
+        match outcome {
+            Outcome::Incomplete { reason } => {
+                out.push_str("{\"reason\":");
+                push_json_str(&mut out, reason);
+                out.push('}');
+            }
+            _ => out.push_str("null"),
+        }
         out.push(',');
         out.push_str(&e.before_output);
         out.push_str(",\"output\":");
@@ -163,7 +187,10 @@ impl ResponseMeta {
         out.push(',');
         out.push_str(&e.before_usage);
         out.push_str(",\"usage\":");
-        out.push_str(&usage);
+        match usage {
+            Some(u) => push_usage(&mut out, u),
+            None => out.push_str("null"),
+        }
         out.push(',');
         out.push_str(&e.after_usage);
         out.push('}');
@@ -213,6 +240,23 @@ fn outcome_fields(outcome: Outcome<'_>) -> (&'static str, Value, Value, Value) {
             ("failed", Value::Null, json!({"code": code.as_str(), "message": message}), Value::Null)
         }
     }
+}
+
+/// The usage object as `usage_to_wire` has it, every detail present as OpenAI sends it.
+fn push_usage(out: &mut String, u: &TokenUsage) {
+    out.push_str("{\"input_tokens\":");
+    push_u64(out, u.prompt_tokens);
+    out.push_str(",\"input_tokens_details\":{\"cached_tokens\":");
+    push_u64(out, u.cached_tokens);
+    out.push_str(",\"cache_write_tokens\":");
+    push_u64(out, u.cache_write_tokens);
+    out.push_str("},\"output_tokens\":");
+    push_u64(out, u.completion_tokens);
+    out.push_str(",\"output_tokens_details\":{\"reasoning_tokens\":");
+    push_u64(out, u.reasoning_tokens);
+    out.push_str("},\"total_tokens\":");
+    push_u64(out, u.prompt_tokens + u.completion_tokens);
+    out.push('}');
 }
 
 /// Seconds since the epoch, as the Responses API counts time.
@@ -297,7 +341,13 @@ mod tests {
         )
         .unwrap();
         let meta = ResponseMeta::of(&r, UnixMillis::from_millis(1_700_000_000_000), AnswerIds::from_seed("t"));
-        let usage = TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() };
+        let usage = TokenUsage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cached_tokens: 3,
+            cache_write_tokens: 2,
+            reasoning_tokens: u64::MAX / 4,
+        };
         let output = vec![json!({"type": "message", "id": "msg_1", "content": []})];
         let outcomes = || {
             [
@@ -307,10 +357,12 @@ mod tests {
                 Outcome::Failed { code: FailureCode::ServerError, message: "upstream \"gone\"" },
             ]
         };
-        for (a, b) in outcomes().into_iter().zip(outcomes()) {
-            let text = meta.object_text(a, &Value::Array(output.clone()).to_string(), Some(&usage));
-            let parsed: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(parsed, meta.object(b, output.clone(), Some(&usage)), "{text}");
+        for usage in [Some(&usage), None] {
+            for (a, b) in outcomes().into_iter().zip(outcomes()) {
+                let text = meta.object_text(a, &Value::Array(output.clone()).to_string(), usage);
+                let parsed: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(parsed, meta.object(b, output.clone(), usage), "{text}");
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 //! object (`response_from_unified`) or its stream of events (`ResponsesEncoder`, `failed_event`).
 //! What the answer repeats of the request (`instructions`, `tools`, `temperature`...) is taken
 //! from it beforehand, in a `ResponseMeta`. Same protocol on both sides: nothing is translated,
-//! and `usage_of_response` and `scan_event` read the usage off the answer in passing.
+//! and `scan_response` and `scan_event` read the id and usage off the answer in passing.
 //!
 //! The translated request keeps none of the Responses fields without a unified meaning (`store`,
 //! `include`, `truncation`, `prompt_cache_key`...): they do not exist in Chat Completions, which is
@@ -25,8 +25,8 @@ mod stream;
 pub use meta::ResponseMeta;
 pub use request_in::request_to_unified;
 pub use response::response_from_unified;
-pub use scan::{EventScan, completed_response, response_id, scan_event, usage_of_response};
-pub use stream::{FailureCode, ResponsesEncoder, failed_event};
+pub use scan::{EventScan, ResponseScan, completed_response, response_id, scan_event, scan_response};
+pub use stream::{FailureCode, KeepAnswer, ResponsesEncoder, failed_event};
 
 use llm_proxy_protocol::openai::{InputTokensDetails, OutputTokensDetails, ResponseUsage, ResponsesInput};
 use serde_json::{Value, json};

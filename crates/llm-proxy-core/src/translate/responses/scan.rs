@@ -8,11 +8,33 @@ use super::usage_from_wire;
 use crate::provider::{ChunkKind, ProviderError, TokenUsage};
 use crate::translate::leading_type;
 
-/// The usage of a complete `response` object, read without decoding its output.
-pub fn usage_of_response(body: &[u8]) -> Result<Option<TokenUsage>, ProviderError> {
-    let r: UsageOnly = serde_json::from_slice(body)
+/// What the gateway reads of a complete `response` object: its id (the answer to keep is named
+/// by it) and usage, in one pass that skips the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseScan {
+    pub id: Option<String>,
+    pub usage: Option<TokenUsage>,
+}
+
+pub fn scan_response(body: &[u8]) -> Result<ResponseScan, ProviderError> {
+    #[derive(Deserialize)]
+    struct IdAndUsage {
+        /// An id that is not a string leaves the answer unkept, not the request failed.
+        #[serde(default, deserialize_with = "string_or_none")]
+        id: Option<String>,
+        #[serde(default)]
+        usage: Option<ResponseUsage>,
+    }
+    let r: IdAndUsage = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("not a Responses API response: {e}")))?;
-    Ok(r.usage.as_ref().map(usage_from_wire))
+    Ok(ResponseScan { id: r.id, usage: r.usage.as_ref().map(usage_from_wire) })
+}
+
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 /// What one forwarded event says.
@@ -81,12 +103,6 @@ pub fn completed_response(data: &str) -> Option<(String, &str)> {
 }
 
 #[derive(Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<ResponseUsage>,
-}
-
-#[derive(Deserialize)]
 struct Ending {
     response: EndingResponse,
 }
@@ -122,11 +138,13 @@ mod tests {
     }
 
     #[test]
-    fn usage_is_read_off_a_response_without_its_output() {
+    fn id_and_usage_are_read_off_a_response_without_its_output() {
         let body = br#"{"id":"resp_1","output":[{"type":"anything","deep":[[[]]]}],"usage":{"input_tokens":328,
             "input_tokens_details":{"cached_tokens":300,"cache_write_tokens":0},"output_tokens":52,
             "output_tokens_details":{"reasoning_tokens":10},"total_tokens":380}}"#;
-        let u = usage_of_response(body).unwrap().unwrap();
+        let scan = scan_response(body).unwrap();
+        assert_eq!(scan.id.as_deref(), Some("resp_1"));
+        let u = scan.usage.unwrap();
         assert_eq!(
             u,
             TokenUsage {
@@ -137,8 +155,9 @@ mod tests {
                 reasoning_tokens: 10
             }
         );
-        assert_eq!(usage_of_response(br#"{"usage":null}"#).unwrap(), None);
-        assert!(matches!(usage_of_response(b"{"), Err(ProviderError::Protocol(_))));
+        assert_eq!(scan_response(br#"{"usage":null}"#).unwrap(), ResponseScan { id: None, usage: None });
+        assert!(matches!(scan_response(b"{"), Err(ProviderError::Protocol(_))));
+        assert_eq!(scan_response(br#"{"id":7,"usage":null}"#).unwrap().id, None);
     }
 
     #[test]

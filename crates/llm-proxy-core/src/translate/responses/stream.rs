@@ -1,13 +1,13 @@
 //! Unified stream events → the Responses API's events, for a Responses client of any upstream.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use super::meta::{Outcome, ResponseMeta};
 use super::response::outcome;
 use crate::provider::{ChatChunk, ChunkKind, TokenUsage};
 use crate::time::UnixMillis;
-use crate::translate::{AnswerIds, StreamEncoder, push_json_str};
+use crate::translate::{AnswerIds, StreamEncoder, push_json_str, push_u64};
 use crate::unified::{StopReason, StreamEvent};
 
 /// Encodes a unified event stream as OpenAI streams a response: `response.created` and
@@ -18,10 +18,12 @@ use crate::unified::{StopReason, StreamEvent};
 /// `sequence_number`, counting from 0.
 ///
 /// Deltas go out as they come, each written by hand around a head formatted once per item: this
-/// runs for every token. The text of the open item is kept, as the `.done` events and the final
-/// response repeat it.
+/// runs for every token. The text of the open item is kept as the deltas wrote it, escaped, as the
+/// `.done` events and the final response repeat it; a closed item is written once, for its
+/// `response.output_item.done` and the final response.
 pub struct ResponsesEncoder {
-    meta: ResponseMeta,
+    /// Shared with the stream's ending, which writes `response.failed` from it.
+    meta: Arc<ResponseMeta>,
     /// Names the output items.
     ids: AnswerIds,
     /// When the response completed, read at the end.
@@ -36,35 +38,46 @@ pub struct ResponsesEncoder {
     calls: Vec<(usize, usize)>,
     stop: Option<StopReason>,
     usage: Option<TokenUsage>,
+    /// Given the final response, once: the answer to keep.
+    keep: Option<KeepAnswer>,
 }
+
+/// Called with the id and text of the final response (completed or incomplete), as it goes out:
+/// the answer kept is the text the client receives, without reading the event back.
+pub type KeepAnswer = Box<dyn FnOnce(&str, &str) + Send>;
 
 struct OpenItem {
     kind: Kind,
     output_index: usize,
     id: String,
-    /// The text, summary or arguments so far.
-    text: String,
+    /// The text, summary or arguments so far, escaped as inside a JSON string: escaping goes
+    /// character by character, so the deltas' escaped fragments joined are the whole text's.
+    escaped: String,
     /// A delta event up to its `delta` value.
     delta_head: String,
 }
 
-/// An output item once closed: written out for `response.output_item.done` and again for the
+/// An output item once closed: its JSON text, for `response.output_item.done` and again for the
 /// final response (a call's arguments may still grow in between, see `late_arguments`).
 struct ClosedItem {
     kind: Kind,
     id: String,
     status: &'static str,
-    text: String,
+    /// As in [`OpenItem::escaped`].
+    escaped: String,
+    json: String,
 }
 
 impl ClosedItem {
-    /// The item's JSON text, fields in the order OpenAI writes them (`response::*_item`).
-    fn json(&self) -> String {
-        item_json(&self.kind, &self.id, self.status, &self.text)
+    fn new(kind: Kind, id: String, status: &'static str, escaped: String) -> Self {
+        let json = item_json(&kind, &id, status, &escaped);
+        Self { kind, id, status, escaped, json }
     }
 }
 
-/// An output item's JSON text: as open (`status` `in_progress`, no text yet) or closed.
+/// An output item's JSON text, fields in the order OpenAI writes them (`response::*_item`): as
+/// open (`status` `in_progress`, no text yet) or closed. `text` is escaped (see
+/// [`OpenItem::escaped`]).
 fn item_json(kind: &Kind, id: &str, status: &str, text: &str) -> String {
     let mut o = Obj::new(96 + text.len());
     o.str("id", id);
@@ -81,22 +94,27 @@ fn item_json(kind: &Kind, id: &str, status: &str, text: &str) -> String {
             o.str("type", "reasoning").raw("summary", "[]");
         }
         Kind::Reasoning => {
-            let mut part = Obj::new(48 + text.len());
-            part.str("type", "summary_text").str("text", text);
-            o.str("type", "reasoning").raw("summary", &format!("[{}]", part.end()));
+            o.str("type", "reasoning").raw("summary", &format!("[{}]", summary_text_json(text)));
         }
         Kind::Call { call_id, name, .. } => {
-            o.str("type", "function_call").str("status", status).str("arguments", text);
+            o.str("type", "function_call").str("status", status).escaped("arguments", text);
             o.str("call_id", call_id).str("name", name);
         }
     }
     o.end()
 }
 
-/// An `output_text` content part.
+/// An `output_text` content part; `text` is escaped.
 fn output_text_json(text: &str) -> String {
     let mut o = Obj::new(64 + text.len());
-    o.str("type", "output_text").str("text", text).raw("annotations", "[]").raw("logprobs", "[]");
+    o.str("type", "output_text").escaped("text", text).raw("annotations", "[]").raw("logprobs", "[]");
+    o.end()
+}
+
+/// A `summary_text` part of a reasoning item; `text` is escaped.
+fn summary_text_json(text: &str) -> String {
+    let mut o = Obj::new(48 + text.len());
+    o.str("type", "summary_text").escaped("text", text);
     o.end()
 }
 
@@ -128,7 +146,16 @@ impl Obj {
 
     fn num(&mut self, key: &str, value: usize) -> &mut Self {
         self.key(key);
-        let _ = write!(self.0, "{value}");
+        push_u64(&mut self.0, value as u64);
+        self
+    }
+
+    /// `value` is a string's text escaped already (see [`OpenItem::escaped`]).
+    fn escaped(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        self.0.push('"');
+        self.0.push_str(value);
+        self.0.push('"');
         self
     }
 
@@ -160,9 +187,9 @@ enum Kind {
 impl ResponsesEncoder {
     /// `meta` is the request's (its id names the response); `ids` names the output items; `clock`
     /// tells when the response completed (`UnixMillis::now`, or a fixed time in tests).
-    pub fn new(meta: ResponseMeta, ids: AnswerIds, clock: fn() -> UnixMillis) -> Self {
+    pub fn new(meta: impl Into<Arc<ResponseMeta>>, ids: AnswerIds, clock: fn() -> UnixMillis) -> Self {
         Self {
-            meta,
+            meta: meta.into(),
             ids,
             clock,
             sequence_number: 0,
@@ -173,7 +200,14 @@ impl ResponsesEncoder {
             calls: Vec::new(),
             stop: None,
             usage: None,
+            keep: None,
         }
+    }
+
+    /// Keeps the final response with `keep`.
+    pub fn keeping(mut self, keep: KeepAnswer) -> Self {
+        self.keep = Some(keep);
+        self
     }
 
     fn next_sequence_number(&mut self) -> u64 {
@@ -189,7 +223,7 @@ impl ResponsesEncoder {
         fields(&mut body);
         let n = self.next_sequence_number();
         body.key("sequence_number");
-        let _ = write!(body.0, "{n}");
+        push_u64(&mut body.0, n);
         out.push(ChatChunk { event: Some(Cow::Borrowed(name)), data: body.end(), usage: None, kind: ChunkKind::Meta });
     }
 
@@ -248,13 +282,15 @@ impl ResponsesEncoder {
         }
         let mut delta_head = format!("{{\"type\":\"{delta_type}\",\"item_id\":");
         push_json_str(&mut delta_head, &id);
-        let _ = write!(delta_head, ",\"output_index\":{output_index},");
+        delta_head.push_str(",\"output_index\":");
+        push_u64(&mut delta_head, output_index as u64);
+        delta_head.push(',');
         delta_head.push_str(match kind {
             Kind::Message => "\"content_index\":0,\"delta\":",
             Kind::Reasoning => "\"summary_index\":0,\"delta\":",
             Kind::Call { .. } => "\"delta\":",
         });
-        self.open = Some(OpenItem { kind, output_index, id, text: String::new(), delta_head });
+        self.open = Some(OpenItem { kind, output_index, id, escaped: String::new(), delta_head });
     }
 
     /// A delta of the open item.
@@ -262,14 +298,18 @@ impl ResponsesEncoder {
         let Some(open) = self.open.as_mut() else { return };
         let sequence_number = self.sequence_number;
         self.sequence_number += 1;
-        open.text.push_str(fragment);
         let mut data = String::with_capacity(open.delta_head.len() + fragment.len() + 48);
         data.push_str(&open.delta_head);
+        let start = data.len();
         push_json_str(&mut data, fragment);
+        // Without its quotes.
+        open.escaped.push_str(&data[start + 1..data.len() - 1]);
         if open.kind == Kind::Message {
             data.push_str(",\"logprobs\":[]");
         }
-        let _ = write!(data, ",\"sequence_number\":{sequence_number}}}");
+        data.push_str(",\"sequence_number\":");
+        push_u64(&mut data, sequence_number);
+        data.push('}');
         let name = match open.kind {
             Kind::Message => "response.output_text.delta",
             Kind::Reasoning => "response.reasoning_summary_text.delta",
@@ -281,7 +321,7 @@ impl ResponsesEncoder {
     /// Closes the open item, if any, with the events that repeat its whole text; `status` is the
     /// item's (`completed`, or `incomplete` when the answer was cut).
     fn close(&mut self, status: &'static str, out: &mut Vec<ChatChunk>) {
-        let Some(OpenItem { kind, output_index, id, text, .. }) = self.open.take() else { return };
+        let Some(OpenItem { kind, output_index, id, escaped: text, .. }) = self.open.take() else { return };
         let head = |o: &mut Obj, index: &str| {
             o.str("item_id", &id).num("output_index", output_index).num(index, 0);
         };
@@ -291,7 +331,7 @@ impl ResponsesEncoder {
                     "response.output_text.done",
                     |o| {
                         head(o, "content_index");
-                        o.str("text", &text).raw("logprobs", "[]");
+                        o.escaped("text", &text).raw("logprobs", "[]");
                     },
                     out,
                 );
@@ -309,13 +349,11 @@ impl ResponsesEncoder {
                     "response.reasoning_summary_text.done",
                     |o| {
                         head(o, "summary_index");
-                        o.str("text", &text);
+                        o.escaped("text", &text);
                     },
                     out,
                 );
-                let mut part = Obj::new(48 + text.len());
-                part.str("type", "summary_text").str("text", &text);
-                let part = part.end();
+                let part = summary_text_json(&text);
                 self.frame(
                     "response.reasoning_summary_part.done",
                     |o| {
@@ -328,17 +366,19 @@ impl ResponsesEncoder {
             Kind::Call { name, .. } => self.frame(
                 "response.function_call_arguments.done",
                 |o| {
-                    o.str("item_id", &id).num("output_index", output_index).str("name", name).str("arguments", &text);
+                    o.str("item_id", &id)
+                        .num("output_index", output_index)
+                        .str("name", name)
+                        .escaped("arguments", &text);
                 },
                 out,
             ),
         }
-        let item = ClosedItem { kind, id, status, text };
-        let json = item.json();
+        let item = ClosedItem::new(kind, id, status, text);
         self.frame(
             "response.output_item.done",
             |o| {
-                o.num("output_index", output_index).raw("item", &json);
+                o.num("output_index", output_index).raw("item", &item.json);
             },
             out,
         );
@@ -349,7 +389,10 @@ impl ResponsesEncoder {
     /// that item, in the final response and as a delta for clients that follow `output_index`.
     fn late_arguments(&mut self, output_index: usize, fragment: &str, out: &mut Vec<ChatChunk>) {
         let Some(item) = self.output.get_mut(output_index) else { return };
-        item.text.push_str(fragment);
+        let mut quoted = String::with_capacity(fragment.len() + 2);
+        push_json_str(&mut quoted, fragment);
+        item.escaped.push_str(&quoted[1..quoted.len() - 1]);
+        item.json = item_json(&item.kind, &item.id, item.status, &item.escaped);
         let id = item.id.clone();
         let mut chunk = Vec::with_capacity(1);
         self.frame(
@@ -424,9 +467,19 @@ impl StreamEncoder for ResponsesEncoder {
             _ => ("response.completed", "completed"),
         };
         self.close(item_status, out);
-        let items: Vec<String> = self.output.iter().map(ClosedItem::json).collect();
-        let output = format!("[{}]", items.join(","));
+        let mut output = String::with_capacity(2 + self.output.iter().map(|i| i.json.len() + 1).sum::<usize>());
+        output.push('[');
+        for (i, item) in self.output.iter().enumerate() {
+            if i > 0 {
+                output.push(',');
+            }
+            output.push_str(&item.json);
+        }
+        output.push(']');
         let response = self.meta.object_text(outcome, &output, self.usage.as_ref());
+        if let Some(keep) = self.keep.take() {
+            keep(&self.meta.id, &response);
+        }
         let n = self.next_sequence_number();
         out.push(ChatChunk { usage: self.usage, ..response_event(name, &response, n) });
     }
@@ -470,7 +523,7 @@ fn response_event(name: &'static str, response: &str, sequence_number: u64) -> C
     data.push_str("\",\"response\":");
     data.push_str(response);
     data.push_str(",\"sequence_number\":");
-    data.push_str(&sequence_number.to_string());
+    push_u64(&mut data, sequence_number);
     data.push('}');
     ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta }
 }
