@@ -252,6 +252,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/api/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
+        .route("/api/openapi.json", get(routes::openapi::document))
         .route("/api/auth/login", post(routes::auth::login))
         .route("/api/auth/logout", post(routes::auth::logout))
         .route("/api/auth/me", get(routes::auth::me))

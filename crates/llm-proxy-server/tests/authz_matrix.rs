@@ -54,6 +54,7 @@ struct Row {
 /// except where `open` (no authentication at all) says otherwise.
 const TABLE: &[Row] = &[
     Row { method: "GET", route: "/api/health", path: "/api/health", member: 200, viewer: 200, admin: 200 },
+    Row { method: "GET", route: "/api/openapi.json", path: "/api/openapi.json", member: 200, viewer: 200, admin: 200 },
     Row { method: "POST", route: "/api/auth/login", path: "/api/auth/login", member: 401, viewer: 401, admin: 401 },
     Row { method: "POST", route: "/api/auth/logout", path: "/api/auth/logout", member: 204, viewer: 204, admin: 204 },
     Row { method: "GET", route: "/api/auth/me", path: "/api/auth/me", member: 200, viewer: 200, admin: 200 },
@@ -102,7 +103,7 @@ const TABLE: &[Row] = &[
 
 /// Routes needing no authentication at all, and what anyone gets.
 fn open(route: &str) -> bool {
-    route == "/api/health" || route == "/api/auth/login"
+    matches!(route, "/api/health" | "/api/auth/login" | "/api/openapi.json")
 }
 
 fn expected(row: &Row, caller: Caller) -> u16 {
@@ -157,6 +158,24 @@ fn every_declared_admin_route_has_a_row() {
             row.route
         );
     }
+}
+
+#[test]
+fn the_openapi_document_describes_every_declared_route_and_no_other() {
+    let doc: Value = serde_json::from_str(llm_proxy_server::routes::openapi::DOCUMENT).expect("valid JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut declared = declared();
+    declared.sort();
+    documented.sort();
+    assert_eq!(documented, declared, "the OpenAPI document and app.rs disagree");
 }
 
 async fn login(gw: &Gateway, username: &str, password: &str) -> (String, String) {

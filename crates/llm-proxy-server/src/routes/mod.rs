@@ -15,6 +15,7 @@ pub mod logs;
 pub mod media;
 pub mod messages;
 pub mod models;
+pub mod openapi;
 pub mod providers;
 pub mod responses;
 pub mod stats;
