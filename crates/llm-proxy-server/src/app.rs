@@ -269,6 +269,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logs", get(routes::logs::list_logs).delete(routes::logs::delete_logs))
         .route("/api/logs/{request_id}", get(routes::logs::get_log))
         .route("/api/providers", get(routes::providers::list_providers))
+        .route("/api/models", get(routes::catalog::list))
         .route("/api/stats", get(routes::stats::stats))
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

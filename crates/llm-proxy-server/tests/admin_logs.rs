@@ -107,3 +107,18 @@ async fn filters_select_their_rows_and_deletion_keeps_statistics_on_sqlite() {
 async fn filters_select_their_rows_and_deletion_keeps_statistics_on_postgres() {
     filters_select_their_rows_and_deletion_keeps_statistics(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_lists_every_model_with_its_price() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let (status, page) = get(&gw, MASTER_KEY, "/api/models?limit=1000").await;
+    assert_eq!(status, 200);
+    let models = page["data"].as_array().expect("models");
+    let by_id = |id: &str| models.iter().find(|m| m["id"] == id).unwrap_or_else(|| panic!("{id} listed: {page}"));
+    let default = by_id("default");
+    assert_eq!((default["provider"].as_str(), default["upstream_model"].as_str()), (Some("mock"), Some("mock-a")));
+    assert!(models.iter().all(|m| m.get("price").is_some()), "every model says its price, or null");
+    let (_, first) = get(&gw, MASTER_KEY, "/api/models?limit=1").await;
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(1));
+    assert!(first["next"].is_string(), "more than one model: a next page");
+}

@@ -98,6 +98,7 @@ const TABLE: &[Row] = &[
         admin: 404,
     },
     Row { method: "GET", route: "/api/providers", path: "/api/providers", member: 403, viewer: 200, admin: 200 },
+    Row { method: "GET", route: "/api/models", path: "/api/models", member: 200, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/stats", path: "/api/stats", member: 200, viewer: 200, admin: 200 },
 ];
 

@@ -5,6 +5,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod batches;
+pub mod catalog;
 pub mod chat;
 pub mod chat_call;
 pub mod completions;
