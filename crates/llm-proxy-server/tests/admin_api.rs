@@ -201,7 +201,12 @@ async fn users_are_managed_by_admins_and_a_member_changes_only_its_own_password(
     let (status, promoted) = call(&gw, &As::Master, reqwest::Method::PATCH, &me, Some(json!({"role": "viewer"}))).await;
     assert_eq!((status, promoted["role"].as_str()), (200, Some("viewer")));
     let session = log_in(&gw, "mia", "a-new-password-01").await;
+    let (_, key) =
+        call(&gw, &As::Master, reqwest::Method::POST, "/api/apikeys", Some(json!({"name": "m", "user": "mia"}))).await;
+    let secret = key["key"].as_str().expect("secret").to_string();
+    assert_eq!(gw.chat(&secret, chat()).await.status(), 200);
     assert_eq!(call(&gw, &As::Master, reqwest::Method::DELETE, &me, None).await.0, 204);
+    assert_eq!(gw.chat(&secret, chat()).await.status(), 401, "a deleted user's keys are revoked with it");
     assert_eq!(call(&gw, &session, reqwest::Method::GET, "/api/auth/me", None).await.0, 401, "deleted, logged out");
     assert_eq!(call(&gw, &As::Master, reqwest::Method::GET, &me, None).await.0, 404);
 }

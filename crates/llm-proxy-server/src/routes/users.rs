@@ -177,7 +177,20 @@ pub async fn change(State(state): State<AppState>, Path(id): Path<String>, reque
     }
 }
 
-/// `DELETE /api/users/{id}` (admins): the user and its sessions go; its keys stay, revocable.
+/// A deleted user's keys are revoked with it: a key never outlives its owner's rights.
+async fn revoke_keys_of(state: &Shared, caller: &AdminCaller, parts: &Parts, username: &str) -> Result<(), ApiError> {
+    let keys = state.store.list_keys().await.map_err(|e| unavailable(&e))?;
+    for key in keys.into_iter().filter(|k| k.user.as_deref() == Some(username) && k.revoked_at.is_none()) {
+        let revoked = state.store.revoke_key(&key.id).await.map_err(|e| unavailable(&e))?;
+        state.keys.apply(vec![revoked.clone()]);
+        let after =
+            json!({"id": revoked.id, "name": revoked.name, "user": revoked.user, "revoked_at": revoked.revoked_at});
+        audit::record_change(state, caller, parts, "key.revoke", Some(&revoked.id), None, Some(&after)).await;
+    }
+    Ok(())
+}
+
+/// `DELETE /api/users/{id}` (admins): the user, its sessions and its keys (revoked) go.
 pub async fn delete(State(state): State<AppState>, parts: Parts, Path(id): Path<String>) -> Response {
     let result = async {
         let caller = state.admin_caller(&parts).await?;
@@ -192,6 +205,7 @@ pub async fn delete(State(state): State<AppState>, parts: Parts, Path(id): Path<
             Ok(()) => {
                 audit::record_change(&state, &caller, &parts, "user.delete", Some(&user.id), Some(&view(&user)), None)
                     .await;
+                revoke_keys_of(&state, &caller, &parts, &user.username).await?;
                 Ok(())
             }
             Err(StoreError::NotFound) => Err(user_not_found(&id)),
