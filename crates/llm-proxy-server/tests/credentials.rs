@@ -32,6 +32,9 @@ async fn provider_urls_are_listed_without_their_credentials() {
         |name: &str| listed["data"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["base_url"].clone();
     assert_eq!(url("vault"), "http://user:***@127.0.0.1:9/v1?token=***&region=eu");
     assert_eq!(url("bare"), "https://***@127.0.0.1:9/v1");
+    let mock = listed["data"].as_array().unwrap().iter().find(|p| p["name"] == "mock").unwrap();
+    // The harness's provider key is `sk-upstream-canary-0000`: its last four only.
+    assert_eq!((mock["key_last4"].as_str(), mock["source"].as_str()), (Some("0000"), Some("file")));
     gw.stop().await;
 }
 
