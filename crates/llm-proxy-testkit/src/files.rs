@@ -9,7 +9,8 @@
 //! | `GET /v1/batches/{id}` | the batch, which completes when it is first asked for: one output line per input line, a chat completion answering `batch: <last user text>`, and `request_counts` and `usage` |
 //! | `POST /v1/batches/{id}/cancel` | `cancelled` (409 once completed) |
 //!
-//! An unknown id is 404 `No such File object: <id>` (`Batch`), as OpenAI says it.
+//! An unknown id is 404 `No such File object: <id>` (`Batch`), as OpenAI says it. A request without
+//! a body is recorded as `{}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -99,7 +100,7 @@ pub(crate) async fn retrieve(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    state.record(Recorded::new(uri.path(), &headers, None, Value::Null));
+    state.record(Recorded::new(uri.path(), &headers, None, json!({})));
     match state.files().get(&id) {
         Some(f) => Json(f.object.clone()).into_response(),
         None => missing("File", &id),
@@ -112,7 +113,7 @@ pub(crate) async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    state.record(Recorded::new(uri.path(), &headers, None, Value::Null));
+    state.record(Recorded::new(uri.path(), &headers, None, json!({})));
     match state.files().remove(&id) {
         Some(_) => Json(json!({"id": id, "object": "file", "deleted": true})).into_response(),
         None => missing("File", &id),
@@ -125,7 +126,7 @@ pub(crate) async fn content(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    state.record(Recorded::new(uri.path(), &headers, None, Value::Null));
+    state.record(Recorded::new(uri.path(), &headers, None, json!({})));
     match state.files().get(&id) {
         Some(f) => ([(header::CONTENT_TYPE, "application/octet-stream")], f.content.clone()).into_response(),
         None => missing("File", &id),
@@ -192,7 +193,7 @@ pub(crate) async fn retrieve_batch(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    state.record(Recorded::new(uri.path(), &headers, None, Value::Null));
+    state.record(Recorded::new(uri.path(), &headers, None, json!({})));
     let mut batches = state.batches();
     let Some((batch, requests)) = batches.get_mut(&id) else { return missing("Batch", &id) };
     if batch["status"] == "validating" {
@@ -207,7 +208,7 @@ pub(crate) async fn cancel_batch(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    state.record(Recorded::new(uri.path(), &headers, None, Value::Null));
+    state.record(Recorded::new(uri.path(), &headers, None, json!({})));
     let mut batches = state.batches();
     let Some((batch, _)) = batches.get_mut(&id) else { return missing("Batch", &id) };
     if batch["status"] != "validating" {
