@@ -299,3 +299,80 @@ async fn a_key_made_elsewhere_works_on_its_first_request() {
         assert_eq!(gw.chat(&format!("sk-llmp-random-guess-{i:040}"), chat()).await.status(), 401);
     }
 }
+
+/// Whatever a body holds, the admin API's writes (and `/v1/batches`) answer a success or an error
+/// in the API's shape — never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_body_on_the_admin_api_gets_a_500() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let (_, mia) = call(
+        &gw,
+        &As::Master,
+        reqwest::Method::POST,
+        "/api/users",
+        Some(json!({"username": "fuzz", "password": "fuzz-password-0123", "role": "member"})),
+    )
+    .await;
+    let user_path = format!("/api/users/{}", mia["id"].as_str().expect("id"));
+
+    fn random_json(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
+        match rng.gen_range(0..if depth > 2 { 6 } else { 8 }) {
+            0 => Value::Null,
+            1 => json!(rng.r#gen::<bool>()),
+            2 => json!(rng.r#gen::<i64>()),
+            3 => json!((0..rng.gen_range(0..16)).map(|_| rng.r#gen::<char>()).collect::<String>()),
+            4 => json!(rng.r#gen::<f64>() * 1e300),
+            5 => json!(["admin", "member", "viewer", "30d", "mock-a", "", "x/y"][rng.gen_range(0..7)]),
+            6 => Value::Array((0..rng.gen_range(0..4)).map(|_| random_json(rng, depth + 1)).collect()),
+            _ => Value::Object(
+                (0..rng.gen_range(0..3)).map(|i| (format!("k{i}"), random_json(rng, depth + 1))).collect(),
+            ),
+        }
+    }
+    let targets: [(reqwest::Method, &str, &[&str]); 5] = [
+        (
+            reqwest::Method::POST,
+            "/api/apikeys",
+            &["name", "user", "models", "rpm", "tpm", "max_parallel", "budget_daily", "expires"],
+        ),
+        (reqwest::Method::POST, "/api/users", &["username", "password", "role"]),
+        (reqwest::Method::PATCH, user_path.as_str(), &["role", "password", "current_password"]),
+        (
+            reqwest::Method::POST,
+            "/api/routes",
+            &["name", "targets", "strategy", "fallbacks", "retries", "timeout_secs"],
+        ),
+        (reqwest::Method::POST, "/v1/batches", &["input_file_id", "endpoint", "completion_window", "metadata"]),
+    ];
+    for case in 0..250 {
+        let (method, path, fields) = &targets[case % targets.len()];
+        let body = if case % 7 == 0 {
+            (0..rng.gen_range(0..200)).map(|_| rng.r#gen::<u8>()).collect::<Vec<u8>>()
+        } else {
+            let mut obj = serde_json::Map::new();
+            for _ in 0..rng.gen_range(0..4) {
+                obj.insert(fields[rng.gen_range(0..fields.len())].to_string(), random_json(&mut rng, 0));
+            }
+            serde_json::to_vec(&Value::Object(obj)).expect("json")
+        };
+        let resp = client()
+            .request(method.clone(), gw.url(path))
+            .bearer_auth(MASTER_KEY)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        assert!(status < 500, "case {case}: {status} for {method} {path} {}: {text}", String::from_utf8_lossy(&body));
+        if status >= 400 {
+            let err: Value = serde_json::from_str(&text).unwrap_or_default();
+            assert!(err["error"]["message"].is_string(), "case {case}: {text}");
+        }
+    }
+}
