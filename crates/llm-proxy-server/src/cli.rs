@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use llm_proxy_core::UnixMillis;
 use llm_proxy_core::config::{Config, Overrides, ProcessEnv};
 use llm_proxy_core::request_log::escape_controls;
-use llm_proxy_core::virtual_key::{KeyLimits, NewKey, generate_key, parse_duration};
+use llm_proxy_core::virtual_key::{KeyLimits, parse_duration};
 
 use crate::audit::{self, Actor};
 use crate::serve;
@@ -433,21 +433,8 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                         })?,
                 ),
             };
-            let generated = generate_key();
-            let models: Vec<String> =
-                models.into_iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
-            let record = store
-                .insert_key(&NewKey {
-                    limits,
-                    id: uuid::Uuid::now_v7().to_string(),
-                    name,
-                    hash: generated.hash,
-                    display: generated.display,
-                    models,
-                    user,
-                    expires_at,
-                })
-                .await?;
+            let spec = crate::keys::KeySpec { name, models, user, expires_at, limits };
+            let (record, secret) = crate::keys::create(store.as_ref(), spec).await?;
             let after = serde_json::json!({"id": record.id, "name": record.name, "user": record.user,
                                            "models": record.models, "limits": record.limits});
             audit::record(store.as_ref(), &Actor::cli(), "key.create", Some(&record.id), None, Some(&after)).await;
@@ -455,7 +442,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({
-                        "id": record.id, "name": record.name, "key": generated.secret, "display": record.display,
+                        "id": record.id, "name": record.name, "key": secret, "display": record.display,
                         "models": record.models, "user": record.user, "expires_at": record.expires_at,
                         "limits": record.limits,
                     })
@@ -463,7 +450,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             } else {
                 println!("Created key {:?} (id {}).", record.name, record.id);
                 println!("Store it now: it is shown only this once.");
-                println!("{}", generated.secret);
+                println!("{}", secret);
             }
         }
         KeysCommand::List { json } => {

@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod error;
 pub mod exchange;
 pub mod health_check;
+pub mod keys;
 pub mod listener;
 pub mod meter;
 pub mod object_call;

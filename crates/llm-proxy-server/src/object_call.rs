@@ -313,6 +313,21 @@ pub struct ListParams {
     pub purpose: Option<String>,
 }
 
+/// The page a list endpoint asks for, of the calling key's objects of `kind` (`params` as the
+/// endpoint's query gave them; `usage` says them when they are malformed), and that key's owner name.
+pub async fn caller_page(
+    state: &Shared,
+    parts: &Parts,
+    params: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    kind: ObjectKind,
+    (default_limit, max, usage): (u32, u32, &str),
+) -> Result<(String, Vec<UpstreamObject>, bool), ApiError> {
+    let Ok(axum::extract::Query(params)) = params else { return Err(ApiError::bad_request(usage)) };
+    let owner = owner_of(state, parts).await?;
+    let (objects, has_more) = page(state, &owner, kind, params, default_limit, max).await?;
+    Ok((owner, objects, has_more))
+}
+
 /// A page of `owner`'s objects of `kind` as OpenAI's lists are: `{object: "list", data, first_id,
 /// last_id, has_more}`, each object as the provider last described it. `max` bounds `limit`.
 pub async fn page(

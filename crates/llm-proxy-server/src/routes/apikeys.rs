@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use llm_proxy_core::UnixMillis;
 use llm_proxy_core::store::StoreError;
 use llm_proxy_core::user::{Role, valid_username};
-use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, NewKey, generate_key, parse_duration};
+use llm_proxy_core::virtual_key::{KeyLimits, KeyRecord, parse_duration};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -136,23 +136,13 @@ async fn create_key(state: &Shared, caller: &AdminCaller, asked: CreateKey) -> R
             None => return Err(invalid("expires", "`expires` is a number and one of s, m, h, d, w (e.g. `30d`).")),
         },
     };
-    let generated = generate_key();
-    let new = NewKey {
-        id: uuid::Uuid::now_v7().to_string(),
-        name,
-        hash: generated.hash,
-        display: generated.display,
-        models,
-        user,
-        expires_at,
-        limits,
-    };
-    let record = state.store.insert_key(&new).await.map_err(|e| unavailable(&e))?;
+    let spec = crate::keys::KeySpec { name, models, user, expires_at, limits };
+    let (record, secret) = crate::keys::create(state.store.as_ref(), spec).await.map_err(|e| unavailable(&e))?;
     // This instance knows it at once; the others at their next poll, or at its first use there
     // (a key ring miss asks the database).
     state.keys.apply(vec![record.clone()]);
     state.key_misses.forget(&record.hash);
-    Ok((view(&record), generated.secret))
+    Ok((view(&record), secret))
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {

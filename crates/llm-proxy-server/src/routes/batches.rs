@@ -165,16 +165,10 @@ pub async fn list(
     parts: Parts,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(params)) = params else {
-        return ApiError::bad_request("Query parameters are `limit` (1-100), `order` (asc, desc) and `after`.")
-            .into_response();
-    };
-    let owner = match object_call::owner_of(&state, &parts).await {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    let (batches, has_more) =
-        match object_call::page(&state, &owner, ObjectKind::Batch, params, DEFAULT_LIMIT, MAX_LIMIT).await {
+    let usage = "Query parameters are `limit` (1-100), `order` (asc, desc) and `after`.";
+    let limits = (DEFAULT_LIMIT, MAX_LIMIT, usage);
+    let (owner, batches, has_more) =
+        match object_call::caller_page(&state, &parts, params, ObjectKind::Batch, limits).await {
             Ok(p) => p,
             Err(e) => return e.into_response(),
         };

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use llm_proxy_core::upstream_object::{ObjectKind, PassBody, PassMethod, PassRequest};
 
 use crate::app::{AppState, RequestId};
-use crate::error::ApiError;
 use crate::object_call::{self, ListParams, ObjectCall};
 use crate::upload;
 
@@ -76,16 +75,9 @@ pub async fn list(
     parts: Parts,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(params)) = params else {
-        return ApiError::bad_request("Query parameters are `purpose`, `limit`, `order` (asc, desc) and `after`.")
-            .into_response();
-    };
-    let owner = match object_call::owner_of(&state, &parts).await {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    match object_call::page(&state, &owner, ObjectKind::File, params, DEFAULT_LIMIT, MAX_LIMIT).await {
-        Ok((objects, has_more)) => {
+    let usage = "Query parameters are `purpose`, `limit`, `order` (asc, desc) and `after`.";
+    match object_call::caller_page(&state, &parts, params, ObjectKind::File, (DEFAULT_LIMIT, MAX_LIMIT, usage)).await {
+        Ok((_, objects, has_more)) => {
             let data = objects.iter().map(object_call::stored_json).collect();
             axum::Json(object_call::list_body(data, has_more)).into_response()
         }
