@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::usage_from_wire;
 use crate::provider::{ChunkKind, ProviderError, TokenUsage};
-use crate::translate::leading_type;
+use crate::translate::{leading_type, needs_escape};
 
 /// What the gateway reads of a complete `response` object: its id (the answer to keep is named
 /// by it) and usage, in one pass that skips the output.
@@ -17,6 +17,16 @@ pub struct ResponseScan {
 }
 
 pub fn scan_response(body: &[u8]) -> Result<ResponseScan, ProviderError> {
+    // The quick pass answers for nearly every body; anything it is unsure of (an escaped key, an
+    // id that is not a plain string, a body serde would refuse) is read by serde, so what is
+    // accepted, what is refused and the error's text are serde's.
+    match quick_scan(body) {
+        Some(scan) => Ok(scan),
+        None => serde_scan(body),
+    }
+}
+
+fn serde_scan(body: &[u8]) -> Result<ResponseScan, ProviderError> {
     #[derive(Deserialize)]
     struct IdAndUsage {
         /// An id that is not a string leaves the answer unkept, not the request failed.
@@ -28,6 +38,235 @@ pub fn scan_response(body: &[u8]) -> Result<ResponseScan, ProviderError> {
     let r: IdAndUsage = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("not a Responses API response: {e}")))?;
     Ok(ResponseScan { id: r.id, usage: r.usage.as_ref().map(usage_from_wire) })
+}
+
+/// `scan_response` without serde's per-byte walk: a JSON validator as strict as serde's (stricter
+/// where that is simpler) that reads the top-level `id` when it is a plain string and hands only
+/// `usage` to serde. `None`: not sure, let serde read it.
+fn quick_scan(body: &[u8]) -> Option<ResponseScan> {
+    let mut r = Reader { b: body, i: 0 };
+    r.ws();
+    r.eat(b'{')?;
+    let (mut id, mut usage) = (None, None);
+    let (mut seen_id, mut seen_usage) = (false, false);
+    r.ws();
+    if r.peek() == Some(b'}') {
+        r.i += 1;
+    } else {
+        loop {
+            r.ws();
+            r.eat(b'"')?;
+            let start = r.i;
+            r.string()?;
+            let key = &body[start..r.i - 1];
+            r.ws();
+            r.eat(b':')?;
+            r.ws();
+            let value_start = r.i;
+            match key {
+                b"id" => {
+                    if std::mem::replace(&mut seen_id, true) || r.peek() != Some(b'"') {
+                        return None;
+                    }
+                    r.i += 1;
+                    r.string()?;
+                    let text = &body[value_start + 1..r.i - 1];
+                    if text.contains(&b'\\') {
+                        return None;
+                    }
+                    id = Some(std::str::from_utf8(text).ok()?.to_string());
+                }
+                b"usage" => {
+                    if std::mem::replace(&mut seen_usage, true) {
+                        return None;
+                    }
+                    r.value()?;
+                    let text = &body[value_start..r.i];
+                    usage = serde_json::from_slice::<Option<ResponseUsage>>(text).ok()?;
+                }
+                // serde matches keys after unescaping and refuses keys that are not UTF-8.
+                _ if key.contains(&b'\\') || std::str::from_utf8(key).is_err() => return None,
+                _ => r.value()?,
+            }
+            r.ws();
+            match r.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    r.ws();
+    (r.i == body.len()).then(|| ResponseScan { id, usage: usage.as_ref().map(usage_from_wire) })
+}
+
+/// The byte-level reader of `quick_scan`; every method returns `None` where serde would not
+/// accept what it reads (or where it is not worth being sure).
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// JSON's whitespace, as serde has it.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// The rest of a string whose opening quote was read, up to and past its closing quote:
+    /// control characters refused, escapes checked; other bytes pass, as serde's skip of a
+    /// string lets them.
+    fn string(&mut self) -> Option<()> {
+        loop {
+            if let Some(word) = self.b.get(self.i..self.i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
+                && !needs_escape(u64::from_le_bytes(word))
+            {
+                self.i += 8;
+                continue;
+            }
+            match self.next()? {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let hex = self.b.get(self.i..self.i + 4)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        self.i += 4;
+                    }
+                    _ => return None,
+                },
+                0x00..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Digits after a number's first, as serde's `ignore_integer` reads them.
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' if matches!(self.peek(), Some(b'0'..=b'9')) => return None,
+            b'0' => {}
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// One value of any depth, with no recursion (serde's skip of a value has no depth limit
+    /// either): `open` holds whether each enclosing container is an object.
+    fn value(&mut self) -> Option<()> {
+        let mut open: Vec<bool> = Vec::new();
+        loop {
+            // A value.
+            match self.peek()? {
+                b'"' => {
+                    self.i += 1;
+                    self.string()?;
+                }
+                b'n' => self.literal(b"null")?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                c @ (b'{' | b'[') => {
+                    self.i += 1;
+                    self.ws();
+                    let closer = if c == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(closer) {
+                        self.i += 1;
+                    } else {
+                        open.push(c == b'{');
+                        if c == b'{' {
+                            self.key()?;
+                        }
+                        self.ws();
+                        continue;
+                    }
+                }
+                _ => return None,
+            }
+            // After a value: the next one in its container, or the ends of containers.
+            loop {
+                let Some(&object) = open.last() else { return Some(()) };
+                self.ws();
+                match self.next()? {
+                    b',' => {
+                        self.ws();
+                        if object {
+                            self.key()?;
+                            self.ws();
+                        }
+                        break;
+                    }
+                    b'}' if object => {
+                        open.pop();
+                    }
+                    b']' if !object => {
+                        open.pop();
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// An object's key and its colon.
+    fn key(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        self.string()?;
+        self.ws();
+        self.eat(b':')
+    }
 }
 
 fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -158,6 +397,95 @@ mod tests {
         assert_eq!(scan_response(br#"{"usage":null}"#).unwrap(), ResponseScan { id: None, usage: None });
         assert!(matches!(scan_response(b"{"), Err(ProviderError::Protocol(_))));
         assert_eq!(scan_response(br#"{"id":7,"usage":null}"#).unwrap().id, None);
+    }
+
+    /// What the quick pass accepts, serde accepts with the same reading; what it is unsure of,
+    /// serde reads.
+    fn agrees(body: &[u8]) -> bool {
+        let quick = quick_scan(body);
+        let serde = serde_scan(body);
+        if let Some(q) = &quick {
+            assert_eq!(Some(q), serde.as_ref().ok(), "{}", String::from_utf8_lossy(body));
+        }
+        quick.is_some()
+    }
+
+    #[test]
+    fn the_quick_pass_reads_what_serde_reads() {
+        let usual = br#" {"id":"resp_1","object":"response","created_at":1741476542,"status":"completed",
+            "error":null,"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant",
+            "content":[{"type":"output_text","text":"Hi \"there\"\n\u00e9 \/","annotations":[],"logprobs":[]}]}],
+            "temperature":1.0,"top_p":-0.5e-3,"n":0,"big":12E+2,"t":true,"f":false,"tools":[],"metadata":{},
+            "usage":{"input_tokens":3,"input_tokens_details":{"cached_tokens":1},"output_tokens":2,"extra":[{}],
+            "output_tokens_details":{"reasoning_tokens":0},"total_tokens":5}}
+            "#;
+        assert!(agrees(usual));
+        for body in [
+            &b"{}"[..],
+            br#"{"usage":null}"#,
+            br#"{"id":"resp_1"}"#,
+            br#"{"a":[[],[{}],{"b":[1,2]}]}"#,
+            b"{\"id\":\"r\xc3\xa9\",\"a\":\"\xc3\xa9\"}",
+        ] {
+            assert!(agrees(body), "{}", String::from_utf8_lossy(body));
+        }
+        // Refused by both, or left to serde.
+        for body in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"null",
+            br#"{"id":"a"} x"#,
+            br#"{"id":"a",}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":{"b":1,}}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":1e}"#,
+            br#"{"a":-}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":"\x"}"#,
+            br#"{"a":"\u12g4"}"#,
+            b"{\"a\":\"tab\there\"}",
+            br#"{"a" 1}"#,
+            br#"{"a":1 "b":2}"#,
+            br#"{"a":[1}"#,
+            br#"{"a":{"b"}}"#,
+            br#"{1:2}"#,
+            br#"{"id":"a","id":"b"}"#,
+            br#"{"usage":null,"usage":null}"#,
+            br#"{"usage":"many"}"#,
+            br#"{"usage":{"input_tokens":-1}}"#,
+            br#"{"i\u0064":"x"}"#,
+            br#"{"id":"a\"b"}"#,
+            br#"{"id":7}"#,
+            b"{\"id\":\"\xff\"}",
+            b"{\"\xff\":1}",
+        ] {
+            assert!(!agrees(body), "{}", String::from_utf8_lossy(body));
+        }
+        // Left to serde, which reads them as before.
+        assert_eq!(scan_response(br#"{"i\u0064":"x"}"#).unwrap().id.as_deref(), Some("x"));
+        assert_eq!(scan_response(br#"{"id":"a\"b"}"#).unwrap().id.as_deref(), Some("a\"b"));
+        assert_eq!(scan_response(br#"{"id":7}"#).unwrap().id, None);
+        assert!(scan_response(br#"{"id":"a","id":"b"}"#).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_quick_pass_never_disagrees_with_serde(body in proptest::collection::vec(proptest::sample::select(
+            b"{}[]\",:01-.eE+ \n\tnultrfasidug\\x\xc3\xa9".to_vec()), 0..40)) {
+            agrees(&body);
+        }
+
+        #[test]
+        fn a_body_one_byte_off_is_read_as_serde_reads_it(at in 0usize..200, byte in proptest::sample::select(
+            b"{}[]\",:01-.eE+ \n\tnultrfasidug\\x\xff".to_vec()), insert: bool) {
+            let mut body = br#"{"id":"resp_1","output":[{"t":"x\"y","n":[1.5e3,-0,true,null,{}]}],"usage":{"input_tokens":3,"output_tokens":2},"z":false}"#.to_vec();
+            let at = at % body.len();
+            if insert { body.insert(at, byte) } else { body[at] = byte }
+            agrees(&body);
+        }
     }
 
     #[test]
