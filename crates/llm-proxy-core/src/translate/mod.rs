@@ -228,7 +228,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether any of the eight bytes in `w` needs escaping in a JSON string: a control character, `"`
 /// or `\`. (Each test is exact for the word as a whole, which is all that is asked.)
-pub(crate) fn needs_escape(w: u64) -> bool {
+fn needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;

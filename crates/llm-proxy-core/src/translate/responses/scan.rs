@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::usage_from_wire;
 use crate::provider::{ChunkKind, ProviderError, TokenUsage};
-use crate::translate::{leading_type, needs_escape};
+use crate::translate::leading_type;
 
 /// What the gateway reads of a complete `response` object: its id (the answer to keep is named
 /// by it) and usage, in one pass that skips the output.
@@ -134,13 +134,12 @@ impl Reader<'_> {
     /// string lets them.
     fn string(&mut self) -> Option<()> {
         loop {
-            if let Some(word) = self.b.get(self.i..self.i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
-                && !needs_escape(u64::from_le_bytes(word))
-            {
-                self.i += 8;
-                continue;
-            }
-            match self.next()? {
+            // Most strings are short (keys, ids): a table lookup per byte beats a word test that
+            // needs eight bytes before it can skip any.
+            let rest = self.b.get(self.i..)?;
+            let at = rest.iter().position(|&c| STOPS_STRING[usize::from(c)])?;
+            self.i += at + 1;
+            match rest[at] {
                 b'"' => return Some(()),
                 b'\\' => match self.next()? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
@@ -153,8 +152,8 @@ impl Reader<'_> {
                     }
                     _ => return None,
                 },
-                0x00..=0x1f => return None,
-                _ => {}
+                // A control character.
+                _ => return None,
             }
         }
     }
@@ -203,10 +202,11 @@ impl Reader<'_> {
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
     }
 
-    /// One value of any depth, with no recursion (serde's skip of a value has no depth limit
-    /// either): `open` holds whether each enclosing container is an object.
+    /// One value, with no recursion (serde's skip of a value has no depth limit).
     fn value(&mut self) -> Option<()> {
-        let mut open: Vec<bool> = Vec::new();
+        // Bit `n` of `objects`: whether the container `n` deep is an object. Deeper than 64 is left
+        // to serde (no allocation for the stack).
+        let (mut objects, mut depth) = (0u64, 0u32);
         loop {
             // A value.
             match self.peek()? {
@@ -225,7 +225,11 @@ impl Reader<'_> {
                     if self.peek() == Some(closer) {
                         self.i += 1;
                     } else {
-                        open.push(c == b'{');
+                        if depth == u64::BITS {
+                            return None;
+                        }
+                        objects = (objects << 1) | u64::from(c == b'{');
+                        depth += 1;
                         if c == b'{' {
                             self.key()?;
                         }
@@ -237,7 +241,10 @@ impl Reader<'_> {
             }
             // After a value: the next one in its container, or the ends of containers.
             loop {
-                let Some(&object) = open.last() else { return Some(()) };
+                if depth == 0 {
+                    return Some(());
+                }
+                let object = objects & 1 == 1;
                 self.ws();
                 match self.next()? {
                     b',' => {
@@ -248,12 +255,8 @@ impl Reader<'_> {
                         }
                         break;
                     }
-                    b'}' if object => {
-                        open.pop();
-                    }
-                    b']' if !object => {
-                        open.pop();
-                    }
+                    b'}' if object => (objects, depth) = (objects >> 1, depth - 1),
+                    b']' if !object => (objects, depth) = (objects >> 1, depth - 1),
                     _ => return None,
                 }
             }
@@ -268,6 +271,19 @@ impl Reader<'_> {
         self.eat(b':')
     }
 }
+
+/// The bytes that end a run of a string's plain text: `"`, `\\` and control characters.
+const STOPS_STRING: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
@@ -464,6 +480,12 @@ mod tests {
         ] {
             assert!(!agrees(body), "{}", String::from_utf8_lossy(body));
         }
+        // Deeper than the quick pass keeps count of: serde's skip has no limit.
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(70), "]".repeat(70));
+        assert!(!agrees(deep.as_bytes()));
+        assert!(scan_response(deep.as_bytes()).is_ok());
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(64), "]".repeat(64));
+        assert!(agrees(deep.as_bytes()));
         // Left to serde, which reads them as before.
         assert_eq!(scan_response(br#"{"i\u0064":"x"}"#).unwrap().id.as_deref(), Some("x"));
         assert_eq!(scan_response(br#"{"id":"a\"b"}"#).unwrap().id.as_deref(), Some("a\"b"));
