@@ -30,7 +30,8 @@ pub struct ResponseMeta {
     pub store: bool,
     pub temperature: f64,
     /// `text` as OpenAI repeats it: the format (plain text unless asked otherwise) and verbosity.
-    pub text: Value,
+    /// Kept as the wire type and written only when an object is (a passthrough never writes one).
+    pub text: TextParam,
     pub tool_choice: Value,
     /// The tools as sent, function tools with `strict` filled in as OpenAI does (on by default).
     pub tools: Vec<Value>,
@@ -89,7 +90,7 @@ impl ResponseMeta {
             reasoning_summary: reasoning.and_then(|x| x.summary.clone()),
             store: r.stores(),
             temperature: r.temperature.unwrap_or(1.0),
-            text: text_value(&text),
+            text,
             tool_choice: r.tool_choice.clone().unwrap_or_else(|| "auto".into()),
             tools,
             top_p: r.top_p.unwrap_or(1.0),
@@ -99,28 +100,40 @@ impl ResponseMeta {
     }
 
     fn echo_text(&self) -> Echo {
-        fn field(out: &mut String, key: &str, v: impl serde::Serialize) {
+        /// Appends `"key":value`, the value as serde writes it, into one buffer: no string per field.
+        fn field(out: &mut Vec<u8>, key: &str, v: impl serde::Serialize) {
             if !out.is_empty() {
-                out.push(',');
+                out.push(b',');
             }
-            out.push('"');
-            out.push_str(key);
-            out.push_str("\":");
-            // Strings, numbers and maps with string keys: these always serialise.
-            out.push_str(&serde_json::to_string(&v).unwrap_or_else(|_| "null".into()));
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            value(out, v);
         }
-        let mut before_output = String::new();
+        fn value(out: &mut Vec<u8>, v: impl serde::Serialize) {
+            let start = out.len();
+            // Strings, numbers and maps with string keys: these always serialise.
+            if serde_json::to_writer(&mut *out, &v).is_err() {
+                out.truncate(start);
+                out.extend_from_slice(b"null");
+            }
+        }
+        // serde writes UTF-8 (the `null` above too): never lossy.
+        let text =
+            |out: Vec<u8>| String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into());
+        let mut before_output = Vec::with_capacity(128);
         field(&mut before_output, "instructions", &self.instructions);
         field(&mut before_output, "max_output_tokens", self.max_output_tokens);
         field(&mut before_output, "model", &self.model);
-        let mut before_usage = String::new();
+        let mut before_usage = Vec::with_capacity(384);
         field(&mut before_usage, "parallel_tool_calls", self.parallel_tool_calls);
         field(&mut before_usage, "previous_response_id", &self.previous_response_id);
-        field(
-            &mut before_usage,
-            "reasoning",
-            json!({"effort": self.reasoning_effort, "summary": self.reasoning_summary}),
-        );
+        // `{"effort":…,"summary":…}` without building the map.
+        before_usage.extend_from_slice(b",\"reasoning\":{\"effort\":");
+        value(&mut before_usage, &self.reasoning_effort);
+        before_usage.extend_from_slice(b",\"summary\":");
+        value(&mut before_usage, &self.reasoning_summary);
+        before_usage.push(b'}');
         field(&mut before_usage, "store", self.store);
         field(&mut before_usage, "temperature", self.temperature);
         field(&mut before_usage, "text", &self.text);
@@ -129,24 +142,46 @@ impl ResponseMeta {
         field(&mut before_usage, "top_p", self.top_p);
         // The gateway never drops input to make it fit.
         field(&mut before_usage, "truncation", "disabled");
-        let mut after_usage = String::new();
+        let mut after_usage = Vec::with_capacity(64);
         field(&mut after_usage, "user", &self.user);
         field(&mut after_usage, "metadata", &self.metadata);
-        Echo { before_output, before_usage, after_usage }
+        Echo { before_output: text(before_output), before_usage: text(before_usage), after_usage: text(after_usage) }
     }
 
     /// `object` as JSON text, `output` given as its text: written around the echoed fields'
     /// text rather than built as a tree (a stream writes three of these), numbers and the
     /// outcome's fields written directly.
+    #[cfg(test)]
     pub(super) fn object_text(&self, outcome: Outcome<'_>, output: &str, usage: Option<&TokenUsage>) -> String {
-        let e = self.echo.get_or_init(|| self.echo_text());
-        let mut out = String::with_capacity(
-            400 + e.before_output.len() + e.before_usage.len() + e.after_usage.len() + output.len(),
-        );
+        let mut out = String::with_capacity(self.object_len(output));
+        self.write_object(&mut out, outcome, output, usage);
+        out
+    }
+
+    /// About how long the object's text is with `output`: what to reserve for it.
+    pub(super) fn object_len(&self, output: &str) -> usize {
+        let e = self.echo();
+        400 + e.before_output.len() + e.before_usage.len() + e.after_usage.len() + output.len()
+    }
+
+    fn echo(&self) -> &Echo {
+        self.echo.get_or_init(|| self.echo_text())
+    }
+
+    /// [`Self::object_text`] appended to `out`: an event that carries the object is written
+    /// around it in one buffer.
+    pub(super) fn write_object(
+        &self,
+        out: &mut String,
+        outcome: Outcome<'_>,
+        output: &str,
+        usage: Option<&TokenUsage>,
+    ) {
+        let e = self.echo();
         out.push_str("{\"id\":");
-        push_json_str(&mut out, &self.id);
+        push_json_str(out, &self.id);
         out.push_str(",\"object\":\"response\",\"created_at\":");
-        push_u64(&mut out, seconds(self.created_at));
+        push_u64(out, seconds(self.created_at));
         let (status, completed_at) = match outcome {
             Outcome::InProgress => ("in_progress", None),
             Outcome::Completed { at } => ("completed", Some(seconds(at))),
@@ -157,7 +192,7 @@ impl ResponseMeta {
         out.push_str(status);
         out.push_str("\",\"completed_at\":");
         match completed_at {
-            Some(at) => push_u64(&mut out, at),
+            Some(at) => push_u64(out, at),
             None => out.push_str("null"),
         }
         out.push_str(",\"error\":");
@@ -166,7 +201,7 @@ impl ResponseMeta {
                 out.push_str("{\"code\":\"");
                 out.push_str(code.as_str());
                 out.push_str("\",\"message\":");
-                push_json_str(&mut out, message);
+                push_json_str(out, message);
                 out.push('}');
             }
             _ => out.push_str("null"),
@@ -175,7 +210,7 @@ impl ResponseMeta {
         match outcome {
             Outcome::Incomplete { reason } => {
                 out.push_str("{\"reason\":");
-                push_json_str(&mut out, reason);
+                push_json_str(out, reason);
                 out.push('}');
             }
             _ => out.push_str("null"),
@@ -188,13 +223,12 @@ impl ResponseMeta {
         out.push_str(&e.before_usage);
         out.push_str(",\"usage\":");
         match usage {
-            Some(u) => push_usage(&mut out, u),
+            Some(u) => push_usage(out, u),
             None => out.push_str("null"),
         }
         out.push(',');
         out.push_str(&e.after_usage);
         out.push('}');
-        out
     }
 
     /// The `response` object: these fields around `output`, in the order OpenAI writes them.
@@ -217,7 +251,7 @@ impl ResponseMeta {
             "reasoning": {"effort": self.reasoning_effort, "summary": self.reasoning_summary},
             "store": self.store,
             "temperature": self.temperature,
-            "text": self.text,
+            "text": text_value(&self.text),
             "tool_choice": self.tool_choice,
             "tools": self.tools,
             "top_p": self.top_p,

@@ -1,6 +1,7 @@
 //! Unified stream events → the Responses API's events, for a Responses client of any upstream.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::meta::{Outcome, ResponseMeta};
@@ -232,11 +233,15 @@ impl ResponsesEncoder {
             return;
         }
         self.started = true;
-        let response = self.meta.object_text(Outcome::InProgress, "[]", None);
-        for name in ["response.created", "response.in_progress"] {
-            let n = self.next_sequence_number();
-            out.push(response_event(name, &response, n));
-        }
+        let n = self.next_sequence_number();
+        let (created, object) = response_event("response.created", n, self.meta.object_len("[]"), |o| {
+            self.meta.write_object(o, Outcome::InProgress, "[]", None);
+        });
+        let n = self.next_sequence_number();
+        let in_progress = response_event("response.in_progress", n, object.len(), |o| {
+            o.push_str(&created.data[object]);
+        });
+        out.extend([created, in_progress.0]);
     }
 
     /// Closes the open item unless it is of `kind`, and opens one of `kind` if none is open.
@@ -476,12 +481,14 @@ impl StreamEncoder for ResponsesEncoder {
             output.push_str(&item.json);
         }
         output.push(']');
-        let response = self.meta.object_text(outcome, &output, self.usage.as_ref());
-        if let Some(keep) = self.keep.take() {
-            keep(&self.meta.id, &response);
-        }
         let n = self.next_sequence_number();
-        out.push(ChatChunk { usage: self.usage, ..response_event(name, &response, n) });
+        let (event, object) = response_event(name, n, self.meta.object_len(&output), |o| {
+            self.meta.write_object(o, outcome, &output, self.usage.as_ref());
+        });
+        if let Some(keep) = self.keep.take() {
+            keep(&self.meta.id, &event.data[object]);
+        }
+        out.push(ChatChunk { usage: self.usage, ..event });
     }
 }
 
@@ -510,22 +517,33 @@ impl FailureCode {
 /// `response.failed`, the response with `status: "failed"` and its `error`. `sequence_number` is
 /// the number of events the client was sent before it.
 pub fn failed_event(meta: &ResponseMeta, sequence_number: u64, code: FailureCode, message: &str) -> ChatChunk {
-    let response = meta.object_text(Outcome::Failed { code, message }, "[]", None);
-    response_event("response.failed", &response, sequence_number)
+    let failed = Outcome::Failed { code, message };
+    response_event("response.failed", sequence_number, meta.object_len("[]"), |o| {
+        meta.write_object(o, failed, "[]", None);
+    })
+    .0
 }
 
-/// An event that carries the whole response (`response.created`, `.completed`, …): `response` is
-/// the object's text.
-fn response_event(name: &'static str, response: &str, sequence_number: u64) -> ChatChunk {
-    let mut data = String::with_capacity(response.len() + name.len() + 64);
+/// An event that carries the whole response (`response.created`, `.completed`, …): `object`
+/// writes the object's text (about `len` bytes) into the event's, and where it lies there is
+/// returned with the event (the answer kept, the next event that repeats it).
+fn response_event(
+    name: &'static str,
+    sequence_number: u64,
+    len: usize,
+    object: impl FnOnce(&mut String),
+) -> (ChatChunk, Range<usize>) {
+    let mut data = String::with_capacity(len + name.len() + 64);
     data.push_str("{\"type\":\"");
     data.push_str(name);
     data.push_str("\",\"response\":");
-    data.push_str(response);
+    let start = data.len();
+    object(&mut data);
+    let end = data.len();
     data.push_str(",\"sequence_number\":");
     push_u64(&mut data, sequence_number);
     data.push('}');
-    ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta }
+    (ChatChunk { event: Some(Cow::Borrowed(name)), data, usage: None, kind: ChunkKind::Meta }, start..end)
 }
 
 #[cfg(test)]
