@@ -164,11 +164,20 @@ impl<'a> ObjectCall<'a> {
             let client = client(state, provider)?;
             let admission = state.accounting.admit(&principal, "", provider, "", Demand::RequestOnly).await?;
             meter.admit(admission);
-            let sent = client.pass(request).await.map_err(|e| match cut_at {
-                Some((over, limit)) if crate::upload::went_over(&over) => ProviderError::BodyTooLarge { limit },
-                _ => e,
-            });
-            state.unless_cut(async { sent.map_err(|e| ApiError::upstream(provider, &e)) }).await
+            // Shutdown's grace period ending cuts the call short, as it does every upstream call.
+            state
+                .unless_cut(async {
+                    client.pass(request).await.map_err(|e| {
+                        let e = match &cut_at {
+                            Some((over, limit)) if crate::upload::went_over(over) => {
+                                ProviderError::BodyTooLarge { limit: *limit }
+                            }
+                            _ => e,
+                        };
+                        ApiError::upstream(provider, &e)
+                    })
+                })
+                .await
         }
         .await;
         match result {
