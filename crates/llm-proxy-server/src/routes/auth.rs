@@ -99,9 +99,12 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
 
 /// Ends the caller's session (the row is revoked, so the cookie is worthless even if kept).
 pub async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
-    match state.admin_caller(&parts).await {
-        Ok(caller @ AdminCaller::User { .. }) => {
-            let AdminCaller::User { session, user } = &caller else { unreachable!("matched above") };
+    let caller = match state.admin_caller(&parts).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match &caller {
+        AdminCaller::User { session, user } => {
             if let Err(e) = state.store.revoke_session(session, UnixMillis::now()).await {
                 return unavailable(&e).into_response();
             }
@@ -110,8 +113,7 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
             resp.headers_mut().insert(header::SET_COOKIE, state.sessions.clear_cookie());
             resp
         }
-        Ok(AdminCaller::Master) => ApiError::bad_request("The master key has no session to end.").into_response(),
-        Err(e) => e.into_response(),
+        AdminCaller::Master => ApiError::bad_request("The master key has no session to end.").into_response(),
     }
 }
 
