@@ -67,6 +67,8 @@ pub struct Shared {
     /// Failed admin-API authentications, for the per-address lock-out.
     pub admin_failures: llm_proxy_core::limits::AuthFailures,
     pub admin_auth_failures_per_minute: u64,
+    /// The effective configuration, secrets redacted (`GET /api/settings`).
+    pub settings: Arc<serde_json::Value>,
     /// Signs and checks session cookies and CSRF tokens.
     pub sessions: crate::sessions::Sessions,
     /// Failed logins per username, for the login lock-out.
@@ -270,6 +272,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logs/{request_id}", get(routes::logs::get_log))
         .route("/api/providers", get(routes::providers::list_providers))
         .route("/api/models", get(routes::catalog::list))
+        .route("/api/settings", get(routes::settings::get))
         .route("/api/stats", get(routes::stats::stats))
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -109,6 +109,7 @@ pub async fn run(
         auth_failures: Default::default(),
         admin_failures: Default::default(),
         admin_auth_failures_per_minute: config.admin_auth_failures_per_minute,
+        settings: Arc::new(config.redacted_json()),
         sessions,
         login_failures: Default::default(),
         cut: cut.clone(),

@@ -122,3 +122,16 @@ async fn the_catalog_lists_every_model_with_its_price() {
     assert_eq!(first["data"].as_array().map(Vec::len), Some(1));
     assert!(first["next"].is_string(), "more than one model: a next page");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_show_the_running_configuration_without_a_secret() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let (status, settings) = get(&gw, MASTER_KEY, "/api/settings").await;
+    assert_eq!(status, 200);
+    let effective = &settings["effective"];
+    assert_eq!((effective["master_key"].as_str(), effective["max_body_bytes"].as_u64()), (Some("***"), Some(65536)));
+    let text = settings.to_string();
+    for secret in [MASTER_KEY, common::ADMIN_PASSWORD, "sk-upstream-canary-0000"] {
+        assert!(!text.contains(secret), "the settings show {secret}");
+    }
+}

@@ -7,6 +7,15 @@ use super::Config;
 impl Config {
     /// The effective config as YAML, every secret replaced by `"***"`.
     pub fn redacted_yaml(&self) -> String {
+        serde_yaml::to_string(&self.redacted()).unwrap_or_default()
+    }
+
+    /// The effective config as JSON (`GET /api/settings`), every secret replaced by `"***"`.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.redacted()).unwrap_or_default()
+    }
+
+    fn redacted(&self) -> serde_yaml::Value {
         use serde_yaml::{Mapping, Value};
         fn secret(s: &Option<SecretString>) -> Value {
             match s {
@@ -104,7 +113,7 @@ impl Config {
         if !self.routes.is_empty() {
             m.insert("routes".into(), serde_yaml::to_value(&self.routes).unwrap_or(Value::Null));
         }
-        serde_yaml::to_string(&Value::Mapping(m)).unwrap_or_default()
+        Value::Mapping(m)
     }
 }
 

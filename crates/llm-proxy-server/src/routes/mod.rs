@@ -19,6 +19,7 @@ pub mod models;
 pub mod openapi;
 pub mod providers;
 pub mod responses;
+pub mod settings;
 pub mod stats;
 pub mod stored_routes;
 pub mod users;
