@@ -259,6 +259,14 @@ pub trait Store: Send + Sync + 'static {
     async fn set_user_password(&self, _id: &str, _hash: &str, _now: UnixMillis) -> Result<(), StoreError> {
         Err(StoreError::NotFound)
     }
+    /// A setting stored in the database, with when it was last put.
+    async fn setting(&self, _name: &str) -> Result<Option<(String, UnixMillis)>, StoreError> {
+        Ok(None)
+    }
+    /// Stores a setting (replacing it).
+    async fn put_setting(&self, _name: &str, _value: &str, _now: UnixMillis) -> Result<(), StoreError> {
+        Err(StoreError::Other("this store keeps no settings".into()))
+    }
     /// Appends to the audit log (there is no way to change or remove an entry).
     async fn insert_audit(&self, _entry: &AuditEntry) -> Result<(), StoreError> {
         Err(StoreError::Other("this store keeps no audit log".into()))

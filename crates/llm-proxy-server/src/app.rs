@@ -69,6 +69,8 @@ pub struct Shared {
     pub admin_auth_failures_per_minute: u64,
     /// The effective configuration, secrets redacted (`GET /api/settings`).
     pub settings: Arc<serde_json::Value>,
+    /// The price table's layers: registry, stored overrides, the overrides file.
+    pub price_layers: crate::price_layers::PriceLayers,
     /// Signs and checks session cookies and CSRF tokens.
     pub sessions: crate::sessions::Sessions,
     /// Failed logins per username, for the login lock-out.
@@ -272,6 +274,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/logs/{request_id}", get(routes::logs::get_log))
         .route("/api/providers", get(routes::providers::list_providers))
         .route("/api/models", get(routes::catalog::list))
+        .route("/api/models/overrides", get(routes::catalog::overrides).put(routes::catalog::put_overrides))
         .route("/api/settings", get(routes::settings::get))
         .route("/api/stats", get(routes::stats::stats))
         .fallback(|| async { ApiError::not_found_route() })

@@ -23,6 +23,7 @@ pub mod listener;
 pub mod meter;
 pub mod object_call;
 pub mod passwords;
+pub mod price_layers;
 pub mod relay;
 pub mod response_store;
 pub mod route_sync;

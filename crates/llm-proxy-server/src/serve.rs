@@ -87,6 +87,10 @@ pub async fn run(
     let counters = counters(&config).await?;
     let overrides = pricing_overrides(&config)?;
     let prices = PricingSource::initial(overrides.as_deref()).map_err(|e| anyhow::anyhow!("pricing: {e}"))?;
+    let price_layers = crate::price_layers::PriceLayers::new(
+        llm_proxy_core::pricing::PriceTable::bundled().clone(),
+        overrides.clone(),
+    );
     let (accounting, settles) = Accounting::new(&config, counters.clone(), prices);
     tracker.spawn(Accounting::settle_worker(counters, settles));
     let in_flight = crate::listener::InFlight::new(config.connections.max_in_flight);
@@ -110,12 +114,14 @@ pub async fn run(
         admin_failures: Default::default(),
         admin_auth_failures_per_minute: config.admin_auth_failures_per_minute,
         settings: Arc::new(config.redacted_json()),
+        price_layers,
         sessions,
         login_failures: Default::default(),
         cut: cut.clone(),
     }));
 
     tracker.spawn(route_sync::poll(state.0.clone(), routes_since, stop.clone()));
+    tracker.spawn(crate::price_layers::poll(state.0.clone(), stop.clone()));
     if let Some(url) = config.pricing.refresh_url.clone().filter(|u| !u.trim().is_empty()) {
         tracker.spawn(refresh_prices(state.0.clone(), http.clone(), url, config.clone(), stop.clone()));
     }
@@ -289,12 +295,13 @@ async fn refresh_prices(state: Arc<Shared>, http: HttpClient, url: String, confi
                 continue;
             }
         };
-        let overrides = pricing_overrides(&config).ok().flatten();
-        match PricingSource::prepare(&body, overrides.as_deref()) {
-            Ok(table) => {
-                tracing::info!(models = table.len(), "pricing registry refreshed");
-                state.accounting.prices.store(Arc::new(table));
-            }
+        // The stored and file overrides go on top of the fresh registry.
+        let file = pricing_overrides(&config).ok().flatten();
+        let fetched = llm_proxy_core::pricing::PriceTable::from_json(&body)
+            .map_err(|e| format!("refreshed price table rejected: {e}"))
+            .and_then(|table| state.price_layers.set_registry(table, file, &state.accounting));
+        match fetched {
+            Ok(models) => tracing::info!(models, "pricing registry refreshed"),
             Err(e) => tracing::warn!(error = %e, "pricing refresh rejected; keeping the current prices"),
         }
     }

@@ -135,3 +135,44 @@ async fn the_settings_show_the_running_configuration_without_a_secret() {
         assert!(!text.contains(secret), "the settings show {secret}");
     }
 }
+
+/// Price overrides stored over HTTP price the very next request, show in the catalog, are refused
+/// whole when any entry does not apply, and are removed with `{}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn price_overrides_put_over_http_price_the_next_request() {
+    let gw = Gateway::start(Backend::Sqlite).await.expect("SQLite");
+    let put = |body: Value| {
+        let url = gw.url("/api/models/overrides");
+        async move {
+            let resp =
+                reqwest::Client::new().put(url).bearer_auth(MASTER_KEY).json(&body).send().await.expect("answers");
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let prices = json!({"mock/mock-a": {"input_per_mtok": 1_000_000.0, "output_per_mtok": 2_000_000.0}});
+    let (status, stored) = put(prices.clone()).await;
+    assert_eq!((status, &stored["overrides"]), (200, &prices), "{stored}");
+
+    let (_, models) = get(&gw, MASTER_KEY, "/api/models?limit=1000").await;
+    let default = models["data"].as_array().expect("models").iter().find(|m| m["id"] == "default").expect("listed");
+    assert_eq!(default["price"]["input_cost_per_token"], 1.0, "{default}");
+    let asked = json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]});
+    let id = request_id(&gw.chat(MASTER_KEY, asked).await);
+    let row = gw.log_entry(&id).await;
+    let want = row.prompt_tokens.expect("prompt") as f64 + 2.0 * row.completion_tokens.expect("completion") as f64;
+    assert_eq!(row.cost_usd, Some(want), "the next request is priced by the stored overrides");
+
+    let (status, err) = put(json!({"mock/mock-a": {"input_per_mtok": 1.0, "bogus": 3}})).await;
+    assert_eq!(status, 400, "{err}");
+    let (_, still) = get(&gw, MASTER_KEY, "/api/models/overrides").await;
+    assert_eq!(still["overrides"], prices, "a refused change changes nothing");
+
+    assert_eq!(put(json!({})).await.0, 200);
+    let (_, models) = get(&gw, MASTER_KEY, "/api/models?limit=1000").await;
+    let default = models["data"].as_array().expect("models").iter().find(|m| m["id"] == "default").expect("listed");
+    assert_eq!(default["price"], Value::Null, "removed: the mock model has no registry price");
+    let (_, audit) = get(&gw, MASTER_KEY, "/api/audit").await;
+    let actions: Vec<&str> =
+        audit["data"].as_array().expect("entries").iter().map(|e| e["action"].as_str().expect("action")).collect();
+    assert_eq!(&actions[..2], ["prices.update", "prices.update"]);
+}

@@ -99,6 +99,22 @@ const TABLE: &[Row] = &[
     },
     Row { method: "GET", route: "/api/providers", path: "/api/providers", member: 403, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/models", path: "/api/models", member: 200, viewer: 200, admin: 200 },
+    Row {
+        method: "GET",
+        route: "/api/models/overrides",
+        path: "/api/models/overrides",
+        member: 403,
+        viewer: 200,
+        admin: 200,
+    },
+    Row {
+        method: "PUT",
+        route: "/api/models/overrides",
+        path: "/api/models/overrides",
+        member: 403,
+        viewer: 403,
+        admin: 400,
+    },
     Row { method: "GET", route: "/api/settings", path: "/api/settings", member: 403, viewer: 200, admin: 200 },
     Row { method: "GET", route: "/api/stats", path: "/api/stats", member: 200, viewer: 200, admin: 200 },
 ];

@@ -355,6 +355,23 @@ macro_rules! impl_store {
             if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         }
 
+        async fn setting(&self, name: &str) -> Result<Option<(String, UnixMillis)>, StoreError> {
+            let row: Option<(String, i64)> =
+                sqlx::query_as(rows::GET_SETTING).bind(name).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+            Ok(row.map(|(value, at)| (value, UnixMillis::from_i64(at))))
+        }
+
+        async fn put_setting(&self, name: &str, value: &str, now: UnixMillis) -> Result<(), StoreError> {
+            sqlx::query(rows::PUT_SETTING)
+                .bind(name)
+                .bind(value)
+                .bind(now.to_i64())
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(())
+        }
+
         async fn insert_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
             sqlx::query(audit_rows::INSERT_AUDIT)
                 .bind(&e.id)

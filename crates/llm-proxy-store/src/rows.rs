@@ -81,6 +81,10 @@ pub(crate) const INSERT_KEY: &str =
 pub(crate) const LIST_KEYS: &str =
     concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at DESC, id DESC");
 
+pub(crate) const GET_SETTING: &str = "SELECT value, updated_at FROM settings WHERE name = $1";
+pub(crate) const PUT_SETTING: &str = "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
 pub(crate) const KEY_BY_HASH: &str = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE key_hash = $1");
 
 pub(crate) const KEYS_UPDATED_SINCE: &str =
